@@ -1,0 +1,95 @@
+//! Error types, one enum per boundary. Messages are lowercase and name the offending value.
+
+use std::time::Duration;
+
+use crate::task::{TaskId, TaskState, TransitionError};
+
+/// A field of a submitted task (or of a configuration) was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct ValidationError {
+    /// The name of the offending field.
+    pub field: &'static str,
+    /// Why it was rejected: "expected X, got Y".
+    pub reason: String,
+}
+
+impl ValidationError {
+    /// A rejection of `field` for `reason`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Why a submit was refused. Nothing is enqueued when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// A field was invalid.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// No handler is registered for the kind.
+    #[error("unknown task kind {0:?}: no handler is registered for it")]
+    UnknownKind(String),
+    /// The queue does not exist.
+    #[error("unknown queue {0:?}")]
+    UnknownQueue(String),
+    /// The queue is at its bound; retry later.
+    #[error("queue {queue:?} is full ({bound} tasks waiting); retry later")]
+    Overloaded {
+        /// The full queue.
+        queue: String,
+        /// Its bound.
+        bound: usize,
+    },
+    /// The system is shutting down and takes no new tasks.
+    #[error("the task system is shutting down")]
+    ShuttingDown,
+}
+
+/// Errors of the task handle's queries and commands.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// No task with that id is known (never existed, or pruned after retention).
+    #[error("task {0} not found")]
+    NotFound(TaskId),
+    /// The task has already ended.
+    #[error("task {id} is already {state}")]
+    AlreadyTerminal {
+        /// The task.
+        id: TaskId,
+        /// Its terminal state.
+        state: TaskState,
+    },
+    /// The requested change is not allowed from the task's state.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// Waiting for the task took longer than allowed.
+    #[error("timed out after {0:?} waiting for the task")]
+    WaitTimeout(Duration),
+    /// The system stopped before the task ended.
+    #[error("the task system stopped before the task ended")]
+    SystemStopped,
+}
+
+/// Errors starting or stopping a task system.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    /// The configuration was rejected.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// An actor failed to start.
+    #[error("failed to start {what}: {source}")]
+    Spawn {
+        /// Which actor.
+        what: String,
+        /// Why.
+        #[source]
+        source: ractor::SpawnErr,
+    },
+    /// A service did not answer in time.
+    #[error("{0} did not answer within the deadline")]
+    Unresponsive(String),
+}

@@ -1,0 +1,17 @@
+//! The task model: what a unit of work is, how it is validated, and the states it moves
+//! through.
+//!
+//! A [`Task`] is plain, serialisable data: it can be persisted by a store or sent to a
+//! worker on another node. Its id is ours (uuid v7, time-ordered), never an actor id.
+//!
+//! - [`TaskState`] and [`transition`] form the pure state machine.
+//! - [`Backoff`] computes retry delays with full jitter.
+//! - [`NewTask`] is the builder users submit; [`Limits`] bounds what is accepted.
+
+mod backoff;
+mod model;
+mod state;
+
+pub use backoff::Backoff;
+pub use model::{Limits, Metadata, NewTask, Priority, Task, TaskId};
+pub use state::{transition, Event, TaskState, TransitionError};

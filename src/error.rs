@@ -52,6 +52,9 @@ pub enum SubmitError {
 /// Errors of the task handle's queries and commands.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
+    /// The submit itself was refused.
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
     /// No task with that id is known (never existed, or pruned after retention).
     #[error("task {0} not found")]
     NotFound(TaskId),

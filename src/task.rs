@@ -13,5 +13,6 @@ mod model;
 mod state;
 
 pub use backoff::Backoff;
+pub(crate) use model::millis;
 pub use model::{Limits, Metadata, NewTask, Priority, Task, TaskId};
 pub use state::{transition, Event, TaskState, TransitionError};

@@ -1,0 +1,285 @@
+//! The pool actor of a queue (the DynamicSupervisor role): keeps between `min_workers`
+//! and `max_workers` workers, grows with the queue's backlog, retires idle workers,
+//! replaces stuck or dead ones, and escalates when restarts exceed the intensity.
+//!
+//! ractor's factory is not used: it routes every job through the factory actor, which
+//! tops out near 0.5 M jobs/s on two cores, whereas workers here pull from the queue
+//! directly. See `docs/ARCHITECTURE.md`.
+
+mod scaling;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ractor::concurrency::JoinHandle;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor_cluster::RactorMessage;
+use tokio::time::Instant;
+
+use crate::health::{HealthStatus, ServiceHealth};
+use crate::queue::QueueShared;
+use crate::runtime::{settle, AttemptOutcome, FailureKind, Shared};
+use crate::worker::{Worker, WorkerMsg, WorkerSlot, WorkerState};
+use scaling::{target_workers, Intensity};
+
+/// Messages of a pool.
+#[derive(RactorMessage)]
+pub(crate) enum PoolMsg {
+    /// Periodic check: load, idleness, stuck workers, gauges.
+    Tick,
+    /// A submit found no idle worker: grow now rather than at the next tick.
+    Grow,
+    /// Start a replacement worker after the restart backoff.
+    Respawn,
+    /// Health check.
+    Health(RpcReplyPort<ServiceHealth>),
+}
+
+/// The pool actor.
+pub(crate) struct Pool;
+
+/// What a pool starts with.
+pub(crate) struct PoolArgs {
+    pub shared: Arc<Shared>,
+    pub queue: Arc<QueueShared>,
+}
+
+struct Member {
+    actor: ActorRef<WorkerMsg>,
+    slot: Arc<WorkerSlot>,
+}
+
+/// A pool's state.
+pub(crate) struct PoolState {
+    shared: Arc<Shared>,
+    queue: Arc<QueueShared>,
+    workers: HashMap<ActorId, Member>,
+    /// Workers the pool stopped on purpose; their exit is not a failure.
+    retiring: HashSet<ActorId>,
+    restarts: Intensity,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl Actor for Pool {
+    type Msg = PoolMsg;
+    type State = PoolState;
+    type Arguments = PoolArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PoolMsg>,
+        args: PoolArgs,
+    ) -> Result<PoolState, ActorProcessingErr> {
+        let cfg = &args.queue.config;
+        let mut state = PoolState {
+            restarts: Intensity::new(cfg.max_restarts, cfg.restart_window),
+            shared: args.shared,
+            queue: args.queue,
+            workers: HashMap::new(),
+            retiring: HashSet::new(),
+            ticker: None,
+        };
+        state.recover_orphans();
+        for _ in 0..state.queue.config.min_workers {
+            state.spawn_worker(&myself).await?;
+        }
+        state.queue.set_pool(Some(myself.clone()));
+        let tick = state.queue.config.tick;
+        state.ticker = Some(myself.send_interval(tick, || PoolMsg::Tick));
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<PoolMsg>,
+        msg: PoolMsg,
+        state: &mut PoolState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PoolMsg::Tick => state.tick(&myself).await?,
+            PoolMsg::Grow => {
+                state.queue.growth_seen();
+                state.grow(&myself).await?;
+            }
+            PoolMsg::Respawn => {
+                if state.workers.len() < state.queue.config.max_workers {
+                    state.spawn_worker(&myself).await?;
+                }
+            }
+            PoolMsg::Health(reply) => {
+                let _ = reply.send(state.health());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<PoolMsg>,
+        evt: SupervisionEvent,
+        state: &mut PoolState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (id, reason) = match evt {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell.get_id(), reason.unwrap_or_else(|| "stopped".into()))
+            }
+            SupervisionEvent::ActorFailed(cell, err) => (cell.get_id(), err.to_string()),
+            _ => return Ok(()),
+        };
+        state.worker_exited(&myself, id, &reason)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<PoolMsg>,
+        state: &mut PoolState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(t) = state.ticker.take() {
+            t.abort();
+        }
+        state.queue.set_pool(None);
+        for (id, m) in state.workers.drain() {
+            state.retiring.insert(id);
+            let _ = m.actor.kill_and_wait(None).await;
+        }
+        state.queue.workers.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl PoolState {
+    async fn spawn_worker(&mut self, myself: &ActorRef<PoolMsg>) -> Result<(), ActorProcessingErr> {
+        let slot = Arc::new(WorkerSlot::new());
+        let args = WorkerState {
+            shared: self.shared.clone(),
+            queue: self.queue.clone(),
+            slot: slot.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, Worker, args, myself.get_cell()).await?;
+        self.queue.register_slot(slot.clone());
+        self.queue.workers.fetch_add(1, Ordering::Relaxed);
+        self.workers.insert(actor.get_id(), Member { actor, slot });
+        Ok(())
+    }
+
+    /// Settles attempts left running by workers of a previous incarnation of this pool.
+    fn recover_orphans(&self) {
+        for slot in self.queue.take_slots() {
+            if let Some(cur) = slot.take() {
+                let why = "the pool restarted while the attempt ran".to_string();
+                let outcome = AttemptOutcome::Failed(FailureKind::Crashed, why);
+                settle(&self.shared, &self.queue, &cur.cell, cur.attempt, outcome);
+            }
+        }
+    }
+
+    async fn tick(&mut self, myself: &ActorRef<PoolMsg>) -> Result<(), ActorProcessingErr> {
+        let now = Instant::now();
+        self.replace_stuck(now);
+        self.grow(myself).await?;
+        self.retire_idle(now);
+        self.queue.sample_gauges();
+        Ok(())
+    }
+
+    async fn grow(&mut self, myself: &ActorRef<PoolMsg>) -> Result<(), ActorProcessingErr> {
+        let cfg = &self.queue.config;
+        let idle = self.queue.idle_ids().len();
+        let want = target_workers(
+            self.workers.len(),
+            self.queue.ready_len(),
+            idle,
+            cfg.min_workers,
+            cfg.max_workers,
+        );
+        while self.workers.len() < want {
+            self.spawn_worker(myself).await?;
+        }
+        Ok(())
+    }
+
+    /// Retires workers idle longer than the idle timeout, down to the minimum.
+    fn retire_idle(&mut self, now: Instant) {
+        let cfg = &self.queue.config;
+        for id in self.queue.idle_ids() {
+            if self.workers.len() - self.retiring.len() <= cfg.min_workers {
+                return;
+            }
+            let Some(m) = self.workers.get(&id) else { continue };
+            if now.duration_since(m.slot.last_active()) < cfg.idle_timeout {
+                continue;
+            }
+            if self.queue.take_idle(id) {
+                self.retiring.insert(id);
+                m.actor.stop(Some("idle".into()));
+            }
+        }
+    }
+
+    /// Kills workers whose attempt outlived its timeout, grace and the stuck margin. The
+    /// attempt is settled as timed out; the exit is then handled as a crash.
+    fn replace_stuck(&mut self, now: Instant) {
+        let margin = self.queue.config.stuck_after;
+        for m in self.workers.values() {
+            let Some(cur) = m.slot.current() else { continue };
+            if now < cur.deadline + margin {
+                continue;
+            }
+            if let Some(cur) = m.slot.take() {
+                let why = format!("worker stuck: attempt ran {} ms past its deadline; worker replaced", margin.as_millis());
+                settle(&self.shared, &self.queue, &cur.cell, cur.attempt, AttemptOutcome::Failed(FailureKind::TimedOut, why));
+            }
+            m.actor.kill();
+        }
+    }
+
+    fn worker_exited(&mut self, myself: &ActorRef<PoolMsg>, id: ActorId, reason: &str) -> Result<(), ActorProcessingErr> {
+        let Some(m) = self.workers.remove(&id) else {
+            return Ok(());
+        };
+        self.queue.workers.fetch_sub(1, Ordering::Relaxed);
+        self.queue.forget_worker(id);
+        self.queue.unregister_slot(&m.slot);
+        if self.retiring.remove(&id) {
+            return Ok(());
+        }
+        if let Some(cur) = m.slot.take() {
+            let outcome = AttemptOutcome::Failed(FailureKind::Crashed, format!("worker died: {reason}"));
+            settle(&self.shared, &self.queue, &cur.cell, cur.attempt, outcome);
+        }
+        tracing::warn!(queue = %self.queue.name, reason, "worker replaced");
+        let now = Instant::now();
+        let Some(delay) = self.restarts.admit(now) else {
+            let cfg = &self.queue.config;
+            return Err(format!(
+                "pool {}: restart intensity exceeded: more than {} restarts in {} s",
+                self.queue.name, cfg.max_restarts, cfg.restart_window.as_secs()
+            )
+            .into());
+        };
+        myself.send_after(delay, || PoolMsg::Respawn);
+        Ok(())
+    }
+
+    fn health(&self) -> ServiceHealth {
+        let cfg = &self.queue.config;
+        let restarts = self.restarts.recent(Instant::now());
+        let status = if restarts > 0 || self.workers.len() < cfg.min_workers {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Healthy
+        };
+        let detail = format!(
+            "workers {} ({}..{}), idle {}, depth {}, running {}, restarts {}",
+            self.workers.len(),
+            cfg.min_workers,
+            cfg.max_workers,
+            self.queue.idle_ids().len(),
+            self.queue.depth(),
+            self.queue.running(),
+            restarts
+        );
+        ServiceHealth::new(format!("pool:{}", self.queue.name), status, detail)
+    }
+}

@@ -1,0 +1,16 @@
+//! The live state of tasks inside one system: task cells, the task table, running an
+//! attempt and settling its outcome. Everything here is shared by the actors through
+//! [`Shared`]; nothing is global.
+
+mod attempt;
+mod cell;
+pub(crate) mod settle;
+mod shared;
+mod table;
+
+pub use cell::{AttemptError, FailureKind, TaskResult, TaskStatus};
+pub(crate) use attempt::{run_attempt, AttemptOutcome};
+pub(crate) use cell::{Status, TaskCell};
+pub(crate) use settle::{begin_attempt, settle, Started};
+pub(crate) use shared::{HandlerEntry, Shared};
+pub(crate) use table::TaskTable;

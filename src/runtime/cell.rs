@@ -1,0 +1,185 @@
+//! A task and its mutable status, shared between the table, the queue and the worker.
+
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Progress;
+use crate::task::{Priority, Task, TaskId, TaskState};
+
+/// How an attempt failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The handler returned an error.
+    Failed,
+    /// The handler panicked.
+    Panicked,
+    /// The attempt ran past its timeout.
+    TimedOut,
+    /// The worker running it died, or the system stopped under it.
+    Crashed,
+}
+
+impl FailureKind {
+    /// The snake_case name used in JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::Panicked => "panicked",
+            Self::TimedOut => "timed_out",
+            Self::Crashed => "crashed",
+        }
+    }
+}
+
+/// The error of a failed attempt. A task that ends as failed keeps its last one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptError {
+    /// Which attempt failed.
+    pub attempt: u32,
+    /// How it failed.
+    pub kind: FailureKind,
+    /// The error message (for a panic, the panic message).
+    pub message: String,
+}
+
+/// How a task ended, as delivered to `submit_and_wait`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// The task.
+    pub id: TaskId,
+    /// Its terminal state.
+    pub state: TaskState,
+    /// Attempts made.
+    pub attempt: u32,
+    /// The handler's value, when it succeeded.
+    pub result: Option<serde_json::Value>,
+    /// The last attempt's error, when one failed.
+    pub error: Option<AttemptError>,
+    /// Why it was cancelled, when it was.
+    pub cancel_reason: Option<String>,
+}
+
+/// A snapshot of a task as a caller sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    /// The task's id.
+    pub id: TaskId,
+    /// Its kind.
+    pub kind: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its priority.
+    pub priority: Priority,
+    /// Its state now.
+    pub state: TaskState,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// Attempts allowed (a snooze adds one).
+    pub max_attempts: u32,
+    /// The handler's value, when it succeeded.
+    pub result: Option<serde_json::Value>,
+    /// The last attempt's error.
+    pub error: Option<AttemptError>,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<String>,
+    /// The last progress report.
+    pub progress: Option<Progress>,
+    /// When it was accepted.
+    pub created_at: SystemTime,
+    /// When its state last changed.
+    pub updated_at: SystemTime,
+}
+
+/// The mutable part of a task.
+pub(crate) struct Status {
+    pub state: TaskState,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<AttemptError>,
+    pub cancel_reason: Option<String>,
+    pub progress: Option<Progress>,
+    pub updated_at: SystemTime,
+    /// When the task last became ready to run; the base of submit→start latency.
+    pub ready_at: Instant,
+    /// Fires to stop the running attempt.
+    pub token: Option<CancellationToken>,
+    pub waiters: Vec<oneshot::Sender<TaskResult>>,
+}
+
+/// A task and its status.
+pub(crate) struct TaskCell {
+    pub task: Task,
+    pub status: Mutex<Status>,
+}
+
+impl TaskCell {
+    pub fn new(task: Task, state: TaskState, max_attempts: u32) -> Self {
+        let updated_at = task.created_at;
+        Self {
+            task,
+            status: Mutex::new(Status {
+                state,
+                attempt: 0,
+                max_attempts,
+                result: None,
+                error: None,
+                cancel_reason: None,
+                progress: None,
+                updated_at,
+                ready_at: Instant::now(),
+                token: None,
+                waiters: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn snapshot(&self) -> TaskStatus {
+        let s = self.status.lock();
+        TaskStatus {
+            id: self.task.id,
+            kind: self.task.kind.to_string(),
+            queue: self.task.queue.to_string(),
+            priority: self.task.priority,
+            state: s.state,
+            attempt: s.attempt,
+            max_attempts: s.max_attempts,
+            result: s.result.clone(),
+            error: s.error.clone(),
+            cancel_reason: s.cancel_reason.clone(),
+            progress: s.progress.clone(),
+            created_at: self.task.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+impl Status {
+    pub fn result_of(&self, id: TaskId) -> TaskResult {
+        TaskResult {
+            id,
+            state: self.state,
+            attempt: self.attempt,
+            result: self.result.clone(),
+            error: self.error.clone(),
+            cancel_reason: self.cancel_reason.clone(),
+        }
+    }
+
+    /// Sends the final result to everyone waiting.
+    pub fn notify_waiters(&mut self, id: TaskId) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let result = self.result_of(id);
+        for w in self.waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! What every actor of one system shares: the task table, handlers and queues.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::TaskTable;
+use crate::breaker::CircuitBreaker;
+use crate::handler::{ErasedHandler, HandlerDefaults};
+use crate::queue::QueueShared;
+use crate::ratelimit::Limiter;
+use crate::registry::Namespace;
+use crate::task::Limits;
+
+/// A registered handler with its defaults and per-kind gates.
+pub(crate) struct HandlerEntry {
+    /// The kind, shared by every task of it.
+    pub kind: std::sync::Arc<str>,
+    pub handler: Arc<dyn ErasedHandler>,
+    pub defaults: HandlerDefaults,
+    pub breaker: Option<CircuitBreaker>,
+    pub limiter: Option<Limiter>,
+}
+
+/// The state of one task system, shared by its handle and its actors.
+pub(crate) struct Shared {
+    pub namespace: Namespace,
+    pub table: TaskTable,
+    pub handlers: HashMap<String, HandlerEntry>,
+    pub queues: HashMap<String, Arc<QueueShared>>,
+    pub limits: Limits,
+    /// How long a cancelled or timed-out handler gets to wind down before it is aborted.
+    pub grace: Duration,
+    accepting: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(
+        namespace: Namespace,
+        table: TaskTable,
+        handlers: HashMap<String, HandlerEntry>,
+        queues: HashMap<String, Arc<QueueShared>>,
+        limits: Limits,
+        grace: Duration,
+    ) -> Self {
+        Self {
+            namespace,
+            table,
+            handlers,
+            queues,
+            limits,
+            grace,
+            accepting: AtomicBool::new(true),
+        }
+    }
+
+    pub fn table_retention(&self) -> Duration {
+        self.table.keep_for()
+    }
+
+    pub fn accepting(&self) -> bool {
+        self.accepting.load(Ordering::Acquire)
+    }
+
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::Release);
+    }
+}

@@ -1,0 +1,190 @@
+//! Configuring and starting a task system.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::handle::TaskSystem;
+use super::tree;
+use crate::breaker::{BreakerConfig, CircuitBreaker};
+use crate::error::{SystemError, ValidationError};
+use crate::handler::{ErasedHandler, Handler};
+use crate::queue::{QueueConfig, QueueShared};
+use crate::ratelimit::{Limiter, RateLimit};
+use crate::registry::Namespace;
+use crate::runtime::{HandlerEntry, Shared, TaskTable};
+use crate::task::Limits;
+
+/// Per-kind gates for a handler.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[must_use]
+pub struct HandlerOptions {
+    /// Opens after consecutive failures; the kind's tasks then wait for a probe.
+    pub breaker: Option<BreakerConfig>,
+    /// Attempts of this kind started per second.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl HandlerOptions {
+    /// Adds a circuit breaker.
+    pub fn breaker(mut self, cfg: BreakerConfig) -> Self {
+        self.breaker = Some(cfg);
+        self
+    }
+    /// Adds a rate limit.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+}
+
+/// Builds a [`TaskSystem`]. Every setting has a default except the handlers.
+#[must_use]
+pub struct TaskSystemBuilder {
+    namespace: String,
+    queues: Vec<QueueConfig>,
+    handlers: Vec<(&'static str, Arc<dyn ErasedHandler>, HandlerOptions)>,
+    limits: Limits,
+    cancel_grace: Duration,
+    retention: Duration,
+    retention_max: usize,
+}
+
+impl Default for TaskSystemBuilder {
+    fn default() -> Self {
+        Self {
+            namespace: "taskmesh".into(),
+            queues: Vec::new(),
+            handlers: Vec::new(),
+            limits: Limits::default(),
+            cancel_grace: Duration::from_secs(5),
+            retention: Duration::from_secs(300),
+            retention_max: 100_000,
+        }
+    }
+}
+
+impl TaskSystemBuilder {
+    /// The namespace that prefixes every actor name and group (default `taskmesh`). Two
+    /// systems in one process need different namespaces.
+    pub fn namespace(mut self, ns: impl Into<String>) -> Self {
+        self.namespace = ns.into();
+        self
+    }
+    /// Adds a queue. A queue named `default` exists even if not added.
+    pub fn queue(mut self, queue: QueueConfig) -> Self {
+        self.queues.push(queue);
+        self
+    }
+    /// Registers a handler for its kind.
+    pub fn handler<H: Handler>(self, handler: H) -> Self {
+        self.handler_with(handler, HandlerOptions::default())
+    }
+    /// Registers a handler with a circuit breaker or rate limit.
+    pub fn handler_with<H: Handler>(mut self, handler: H, options: HandlerOptions) -> Self {
+        self.handlers.push((H::KIND, Arc::new(handler), options));
+        self
+    }
+    /// Bounds on submitted tasks.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+    /// How long a timed-out or cancelled handler gets to wind down before it is aborted
+    /// (default 5 s).
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = grace;
+        self
+    }
+    /// How long ended tasks stay queryable, and at most how many (default 5 min, 100,000).
+    pub fn retention(mut self, age: Duration, max: usize) -> Self {
+        self.retention = age;
+        self.retention_max = max;
+        self
+    }
+
+    /// Validates the configuration and starts the supervision tree.
+    pub async fn start(self) -> Result<TaskSystem, SystemError> {
+        let shared = Arc::new(self.build()?);
+        let root = tree::start(shared.clone(), janitor_period(shared.table_retention())).await?;
+        Ok(TaskSystem::new(shared, root))
+    }
+
+    fn build(mut self) -> Result<Shared, ValidationError> {
+        let namespace = Namespace::new(&self.namespace)?;
+        if !self.queues.iter().any(|q| q.name == "default") {
+            self.queues.push(QueueConfig::new("default"));
+        }
+        let kinds: Vec<&str> = self.handlers.iter().map(|(k, _, _)| *k).collect();
+        let queues = build_queues(&self.queues, &kinds)?;
+        let handlers = build_handlers(self.handlers, &queues)?;
+        let table = TaskTable::new(self.retention, self.retention_max);
+        Ok(Shared::new(namespace, table, handlers, queues, self.limits, self.cancel_grace))
+    }
+}
+
+fn build_queues(
+    configs: &[QueueConfig],
+    kinds: &[&str],
+) -> Result<HashMap<String, Arc<QueueShared>>, ValidationError> {
+    let mut queues = HashMap::new();
+    for q in configs {
+        q.validate()?;
+        let shared = Arc::new(QueueShared::new(q.clone(), kinds));
+        if queues.insert(q.name.clone(), shared).is_some() {
+            return Err(ValidationError::new("queue.name", format!("queue {:?} is configured twice", q.name)));
+        }
+    }
+    Ok(queues)
+}
+
+fn build_handlers(
+    handlers: Vec<(&'static str, Arc<dyn ErasedHandler>, HandlerOptions)>,
+    queues: &HashMap<String, Arc<QueueShared>>,
+) -> Result<HashMap<String, HandlerEntry>, ValidationError> {
+    let mut out = HashMap::new();
+    for (kind, handler, options) in handlers {
+        let defaults = handler.defaults();
+        check_handler(kind, &defaults, queues)?;
+        let entry = HandlerEntry {
+            kind: kind.into(),
+            handler,
+            defaults,
+            breaker: options.breaker.map(CircuitBreaker::new),
+            limiter: options.rate_limit.map(Limiter::new),
+        };
+        if out.insert(kind.to_string(), entry).is_some() {
+            return Err(ValidationError::new("handler", format!("kind {kind:?} is registered twice")));
+        }
+    }
+    Ok(out)
+}
+
+fn check_handler(
+    kind: &str,
+    d: &crate::handler::HandlerDefaults,
+    queues: &HashMap<String, Arc<QueueShared>>,
+) -> Result<(), ValidationError> {
+    if kind.trim().is_empty() {
+        return Err(ValidationError::new("handler", "a handler's KIND must not be empty"));
+    }
+    if !queues.contains_key(&d.queue) {
+        return Err(ValidationError::new(
+            "handler",
+            format!("kind {kind:?} uses queue {:?}, which is not configured", d.queue),
+        ));
+    }
+    if d.max_attempts == 0 || d.timeout.is_zero() {
+        return Err(ValidationError::new(
+            "handler",
+            format!("kind {kind:?}: expected max_attempts >= 1 and timeout > 0"),
+        ));
+    }
+    Ok(())
+}
+
+fn janitor_period(retention: Duration) -> Duration {
+    (retention / 10).clamp(Duration::from_millis(100), Duration::from_secs(10))
+}

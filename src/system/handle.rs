@@ -1,0 +1,286 @@
+//! The handle users hold: submit, wait, status, cancel, progress, health, shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ractor::{ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::context::Progress;
+use crate::error::{SubmitError, TaskError};
+use crate::health::{HealthStatus, ServiceHealth, SystemHealth};
+use crate::janitor::JanitorMsg;
+use crate::pool::PoolMsg;
+use crate::queue::timer::TimerMsg;
+use crate::queue::QueueShared;
+use crate::runtime::{settle::apply_cancel, HandlerEntry, Shared, TaskCell, TaskResult, TaskStatus};
+use crate::supervisor::SupervisorMsg;
+use crate::task::{NewTask, Task, TaskId, TaskState};
+
+/// What a submit acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The task's id (the existing task's, for a duplicate).
+    pub id: TaskId,
+    /// True when the unique key matched an existing task and nothing new was enqueued.
+    pub duplicate: bool,
+}
+
+/// What a cancel did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cancellation {
+    /// The task was waiting and is now cancelled.
+    Cancelled,
+    /// The task is running: its token fired, and it ends as cancelled unless it returns a
+    /// value within the grace period.
+    Requested,
+}
+
+/// A queue's load, as `GET /v1/queues` will show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// The queue.
+    pub name: String,
+    /// Tasks waiting (ready, delayed, retrying).
+    pub depth: usize,
+    /// Attempts running.
+    pub running: usize,
+    /// Workers alive.
+    pub workers: usize,
+    /// Workers waiting for work.
+    pub idle: usize,
+    /// The pool's minimum.
+    pub min_workers: usize,
+    /// The pool's maximum.
+    pub max_workers: usize,
+    /// The bound on waiting tasks.
+    pub bound: usize,
+}
+
+/// A running task system. Cheap to clone; every clone drives the same system.
+#[derive(Clone)]
+pub struct TaskSystem {
+    pub(super) shared: Arc<Shared>,
+    pub(super) root: ActorRef<SupervisorMsg>,
+}
+
+const HEALTH_DEADLINE: Duration = Duration::from_secs(1);
+
+impl TaskSystem {
+    /// A builder for a new system.
+    pub fn builder() -> super::TaskSystemBuilder {
+        super::TaskSystemBuilder::default()
+    }
+
+    pub(super) fn new(shared: Arc<Shared>, root: ActorRef<SupervisorMsg>) -> Self {
+        Self { shared, root }
+    }
+
+    /// The system's namespace.
+    pub fn namespace(&self) -> &str {
+        self.shared.namespace.as_str()
+    }
+
+    /// Validates and enqueues a task. Returns as soon as it is accepted; a full queue
+    /// refuses at once with [`SubmitError::Overloaded`].
+    pub async fn submit(&self, new: NewTask) -> Result<Receipt, SubmitError> {
+        self.submit_now(new)
+    }
+
+    fn submit_now(&self, new: NewTask) -> Result<Receipt, SubmitError> {
+        let shared = &self.shared;
+        if !shared.accepting() {
+            return Err(SubmitError::ShuttingDown);
+        }
+        new.validate(&shared.limits)?;
+        let entry = shared
+            .handlers
+            .get(&new.kind)
+            .ok_or_else(|| SubmitError::UnknownKind(new.kind.clone()))?;
+        let queue_name = new.queue.as_deref().unwrap_or(&entry.defaults.queue);
+        let queue = shared
+            .queues
+            .get(queue_name)
+            .ok_or_else(|| SubmitError::UnknownQueue(queue_name.to_string()))?;
+        let id = TaskId::new();
+        if let Some(key) = &new.unique_key {
+            if let Some(existing) = shared.table.claim_unique(key, id) {
+                return Ok(Receipt { id: existing, duplicate: true });
+            }
+        }
+        if let Err(e) = queue.admit() {
+            if let Some(key) = &new.unique_key {
+                shared.table.release_unique(key);
+            }
+            return Err(e);
+        }
+        enqueue(shared, queue, entry, id, new);
+        Ok(Receipt { id, duplicate: false })
+    }
+
+    /// Submits a task and waits until it ends.
+    pub async fn submit_and_wait(&self, new: NewTask) -> Result<TaskResult, TaskError> {
+        let receipt = self.submit_now(new)?;
+        self.wait(receipt.id).await
+    }
+
+    /// Waits until the task ends.
+    pub async fn wait(&self, id: TaskId) -> Result<TaskResult, TaskError> {
+        let cell = self.cell(id)?;
+        let rx = {
+            let mut s = cell.status.lock();
+            if s.state.is_terminal() {
+                return Ok(s.result_of(id));
+            }
+            let (tx, rx) = oneshot::channel();
+            s.waiters.push(tx);
+            rx
+        };
+        rx.await.map_err(|_| TaskError::SystemStopped)
+    }
+
+    /// Like [`TaskSystem::wait`], but gives up after `limit`.
+    pub async fn wait_timeout(&self, id: TaskId, limit: Duration) -> Result<TaskResult, TaskError> {
+        tokio::time::timeout(limit, self.wait(id))
+            .await
+            .map_err(|_| TaskError::WaitTimeout(limit))?
+    }
+
+    /// A snapshot of the task, also while it runs.
+    pub fn status(&self, id: TaskId) -> Result<TaskStatus, TaskError> {
+        Ok(self.cell(id)?.snapshot())
+    }
+
+    /// The task's last progress report.
+    pub fn progress(&self, id: TaskId) -> Result<Option<Progress>, TaskError> {
+        Ok(self.cell(id)?.status.lock().progress.clone())
+    }
+
+    /// Cancels a task. A waiting task ends at once; a running one is signalled through
+    /// its token and aborted after the grace period.
+    pub fn cancel(&self, id: TaskId, reason: impl Into<String>) -> Result<Cancellation, TaskError> {
+        let cell = self.cell(id)?;
+        let queue = self.queue_of(&cell.task);
+        apply_cancel(&self.shared, queue, &cell, reason.into())
+    }
+
+    /// Every queue's load.
+    pub fn queues(&self) -> Vec<QueueStats> {
+        let mut out: Vec<_> = self.shared.queues.values().map(|q| stats(q)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Asks every service actor for its health and aggregates the answers. A service that
+    /// is not running or does not answer within 1 s counts as down.
+    pub async fn health(&self) -> SystemHealth {
+        let ns = &self.shared.namespace;
+        let mut services = vec![ask(&ns.actor_name("root"), SupervisorMsg::Health).await];
+        let mut names: Vec<&String> = self.shared.queues.keys().collect();
+        names.sort();
+        for q in names {
+            services.push(ask(&ns.actor_name(&format!("queue/{q}")), SupervisorMsg::Health).await);
+            services.push(ask(&ns.actor_name(&format!("pool/{q}")), PoolMsg::Health).await);
+            services.push(ask(&ns.actor_name(&format!("timer/{q}")), TimerMsg::Health).await);
+        }
+        services.push(ask(&ns.actor_name("janitor"), JanitorMsg::Health).await);
+        services.push(self.breakers());
+        SystemHealth::aggregate(services)
+    }
+
+    fn breakers(&self) -> ServiceHealth {
+        let mut open: Vec<String> = self
+            .shared
+            .handlers
+            .iter()
+            .filter_map(|(kind, e)| e.breaker.as_ref().map(|b| (kind, b.state())))
+            .filter(|(_, s)| *s != crate::breaker::BreakerState::Closed)
+            .map(|(kind, s)| format!("{kind}: {s}"))
+            .collect();
+        open.sort();
+        if open.is_empty() {
+            return ServiceHealth::new("breakers", HealthStatus::Healthy, "all closed");
+        }
+        ServiceHealth::new("breakers", HealthStatus::Degraded, open.join(", "))
+    }
+
+    /// Names of this system's actors still registered, and members of its process groups.
+    /// Empty after a shutdown.
+    pub fn live_actors(&self) -> Vec<String> {
+        let ns = &self.shared.namespace;
+        let mut names: Vec<String> = ractor::registry::registered()
+            .into_iter()
+            .filter(|n| ns.owns(n))
+            .collect();
+        for group in ractor::pg::which_scoped_groups(&ns.scope()) {
+            for m in ractor::pg::get_scoped_members(&ns.scope(), &group) {
+                names.push(format!("{group}:{}", m.get_id()));
+            }
+        }
+        names
+    }
+
+    pub(super) fn cell(&self, id: TaskId) -> Result<Arc<TaskCell>, TaskError> {
+        self.shared.table.get(&id).ok_or(TaskError::NotFound(id))
+    }
+
+    fn queue_of(&self, task: &Task) -> &QueueShared {
+        &self.shared.queues[&*task.queue]
+    }
+}
+
+fn enqueue(shared: &Shared, queue: &Arc<QueueShared>, entry: &HandlerEntry, id: TaskId, new: NewTask) {
+    let d = &entry.defaults;
+    let max_attempts = new.max_attempts.unwrap_or(d.max_attempts);
+    let created_at = SystemTime::now();
+    let delay = new
+        .run_at
+        .and_then(|at| at.duration_since(created_at).ok())
+        .filter(|d| !d.is_zero());
+    let task = Task {
+        id,
+        kind: entry.kind.clone(),
+        args: new.args,
+        queue: queue.name.clone(),
+        priority: new.priority.unwrap_or_default(),
+        timeout: new.timeout.unwrap_or(d.timeout),
+        max_attempts,
+        backoff: new.backoff.unwrap_or(d.backoff),
+        unique_key: new.unique_key,
+        run_at: new.run_at,
+        metadata: new.metadata,
+        created_at,
+    };
+    let state = if delay.is_some() { TaskState::Scheduled } else { TaskState::Pending };
+    let cell = Arc::new(TaskCell::new(task, state, max_attempts));
+    shared.table.insert(cell.clone());
+    queue.metrics.submitted.increment(1);
+    tracing::debug!(task_id = %id, kind = %entry.kind, queue = %queue.name, "task submitted");
+    queue.push(cell, delay.map(|d| Instant::now() + d));
+}
+
+fn stats(q: &QueueShared) -> QueueStats {
+    QueueStats {
+        name: q.name.to_string(),
+        depth: q.depth(),
+        running: q.running(),
+        workers: q.workers.load(std::sync::atomic::Ordering::Relaxed),
+        idle: q.idle_ids().len(),
+        min_workers: q.config.min_workers,
+        max_workers: q.config.max_workers,
+        bound: q.config.bound,
+    }
+}
+
+async fn ask<M: ractor::Message>(name: &str, msg: fn(RpcReplyPort<ServiceHealth>) -> M) -> ServiceHealth {
+    let Some(actor) = ActorRef::<M>::where_is(name.to_string()) else {
+        return ServiceHealth::new(name, HealthStatus::Down, "not running");
+    };
+    match actor.call(msg, Some(HEALTH_DEADLINE)).await {
+        Ok(ractor::rpc::CallResult::Success(h)) => h,
+        _ => ServiceHealth::new(name, HealthStatus::Down, "did not answer within 1 s"),
+    }
+}

@@ -1,0 +1,239 @@
+//! The worker actor (the GenServer role): pulls tasks from its queue and runs one attempt
+//! at a time.
+//!
+//! A worker drains its queue in batches of [`BATCH`] tasks per message, so the per-task
+//! cost is a lock on the queue rather than a message; between batches it returns to its
+//! mailbox, so health checks and stops are served. When the queue is empty it parks
+//! itself as idle in the queue and waits for a `Drain` from a submitter.
+//!
+//! A failing task is data: a panic, an error or a timeout becomes a settled attempt, never
+//! an `Err` out of `handle` (which would kill the worker).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use ractor::{pg, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::breaker::Admission;
+use crate::context::TaskContext;
+use crate::health::{HealthStatus, ServiceHealth};
+use crate::queue::QueueShared;
+use crate::runtime::{
+    begin_attempt, run_attempt, settle, AttemptOutcome, HandlerEntry, Shared, TaskCell,
+};
+
+/// Tasks a worker runs per `Drain` message before it looks at its mailbox again.
+pub(crate) const BATCH: usize = 64;
+
+/// Messages of a worker.
+#[derive(RactorMessage)]
+pub(crate) enum WorkerMsg {
+    /// Run tasks from the queue until it is empty (or a batch is done).
+    Drain,
+    /// Health check.
+    Health(RpcReplyPort<ServiceHealth>),
+    /// Fault injection: fail as if the worker itself had crashed.
+    Crash,
+}
+
+/// The attempt a worker is running, as the pool sees it.
+#[derive(Clone)]
+pub(crate) struct Current {
+    pub cell: Arc<TaskCell>,
+    pub attempt: u32,
+    /// When the attempt should have ended at the latest (timeout plus grace).
+    pub deadline: Instant,
+}
+
+/// What a worker shares with its pool: its current attempt and when it was last busy.
+pub(crate) struct WorkerSlot {
+    inner: Mutex<(Option<Current>, Instant)>,
+}
+
+impl WorkerSlot {
+    pub fn new() -> Self {
+        Self {
+            inner: Mutex::new((None, Instant::now())),
+        }
+    }
+    fn begin(&self, current: Current) {
+        self.inner.lock().0 = Some(current);
+    }
+    fn end(&self, now: Instant) {
+        *self.inner.lock() = (None, now);
+    }
+    /// The running attempt, if any.
+    pub fn current(&self) -> Option<Current> {
+        self.inner.lock().0.clone()
+    }
+    /// Takes the running attempt (after the worker died).
+    pub fn take(&self) -> Option<Current> {
+        self.inner.lock().0.take()
+    }
+    /// When the worker last finished an attempt (or started).
+    pub fn last_active(&self) -> Instant {
+        self.inner.lock().1
+    }
+}
+
+/// The worker actor.
+pub(crate) struct Worker;
+
+/// A worker's state (and its start arguments).
+pub(crate) struct WorkerState {
+    pub shared: Arc<Shared>,
+    pub queue: Arc<QueueShared>,
+    pub slot: Arc<WorkerSlot>,
+}
+
+impl Actor for Worker {
+    type Msg = WorkerMsg;
+    type State = WorkerState;
+    type Arguments = WorkerState;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<WorkerMsg>,
+        args: WorkerState,
+    ) -> Result<WorkerState, ActorProcessingErr> {
+        let ns = &args.shared.namespace;
+        pg::join_scoped(
+            ns.scope(),
+            ns.worker_group(&args.queue.name),
+            vec![myself.get_cell()],
+        );
+        Ok(args)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<WorkerMsg>,
+        _state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
+        let _ = myself.cast(WorkerMsg::Drain);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<WorkerMsg>,
+        msg: WorkerMsg,
+        state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            WorkerMsg::Drain => drain(&myself, state).await,
+            WorkerMsg::Health(reply) => {
+                let detail = match state.slot.current() {
+                    Some(c) => format!("running task {}", c.cell.task.id),
+                    None => "idle".to_string(),
+                };
+                let name = format!("worker:{}", state.queue.name);
+                let _ = reply.send(ServiceHealth::new(name, HealthStatus::Healthy, detail));
+            }
+            WorkerMsg::Crash => return Err("worker crash injected".into()),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<WorkerMsg>,
+        state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.queue.forget_worker(myself.get_id());
+        Ok(())
+    }
+}
+
+async fn drain(myself: &ActorRef<WorkerMsg>, state: &WorkerState) {
+    for _ in 0..BATCH {
+        let Some(cell) = state.queue.pop(myself) else {
+            return;
+        };
+        run_one(state, cell).await;
+    }
+    let _ = myself.cast(WorkerMsg::Drain);
+}
+
+/// Passes the task through its gates, runs one attempt and settles it.
+async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
+    let Some(entry) = state.shared.handlers.get(&*cell.task.kind) else {
+        return; // kinds are checked at submit; a cell without a handler cannot exist
+    };
+    let now = Instant::now();
+    let Some(is_probe) = pass_gates(state, entry, &cell, now) else {
+        return;
+    };
+    let Some(started) = begin_attempt(&cell, &state.queue, now) else {
+        if is_probe {
+            breaker_neutral(entry);
+        }
+        return;
+    };
+    state.queue.metrics.submit_to_start.record(started.waited.as_secs_f64());
+    let timeout = cell.task.timeout;
+    state.slot.begin(Current {
+        cell: cell.clone(),
+        attempt: started.attempt,
+        deadline: now + timeout + state.shared.grace,
+    });
+    let span = tracing::info_span!("attempt", task_id = %cell.task.id, kind = %cell.task.kind,
+        queue = %cell.task.queue, attempt = started.attempt);
+    let ctx = TaskContext::new(cell.clone(), started.attempt, started.token.clone());
+    let handler = entry.handler.clone();
+    let outcome = run_attempt(handler, ctx, &cell.task.args, timeout, state.shared.grace, &started.token)
+        .instrument(span)
+        .await;
+    let end = Instant::now();
+    record(state, entry, &cell, &outcome, end.duration_since(now));
+    state.slot.end(end);
+    settle(&state.shared, &state.queue, &cell, started.attempt, outcome);
+}
+
+/// Circuit breaker, then rate limits. `None` when the task was parked to wait;
+/// otherwise whether this attempt is the breaker's half-open probe.
+fn pass_gates(state: &WorkerState, entry: &HandlerEntry, cell: &Arc<TaskCell>, now: Instant) -> Option<bool> {
+    let is_probe = match entry.breaker.as_ref().map(|b| b.admit(now)) {
+        Some(Admission::Wait(until)) => {
+            state.queue.park(cell.clone(), until);
+            return None;
+        }
+        Some(Admission::Probe) => true,
+        _ => false,
+    };
+    let limits = [state.queue.limiter.as_ref(), entry.limiter.as_ref()];
+    for limiter in limits.into_iter().flatten() {
+        if let Err(at) = limiter.check() {
+            if is_probe {
+                breaker_neutral(entry);
+            }
+            state.queue.park(cell.clone(), at);
+            return None;
+        }
+    }
+    Some(is_probe)
+}
+
+fn breaker_neutral(entry: &HandlerEntry) {
+    if let Some(b) = &entry.breaker {
+        b.record_neutral();
+    }
+}
+
+fn record(state: &WorkerState, entry: &HandlerEntry, cell: &TaskCell, outcome: &AttemptOutcome, took: Duration) {
+    if let Some(m) = state.queue.kind_metrics(&cell.task.kind) {
+        m.attempt_duration.record(took.as_secs_f64());
+    }
+    let Some(breaker) = &entry.breaker else {
+        return;
+    };
+    match outcome {
+        AttemptOutcome::Succeeded(_) => breaker.record_success(),
+        AttemptOutcome::Failed(..) => breaker.record_failure(Instant::now()),
+        _ => breaker.record_neutral(),
+    }
+}

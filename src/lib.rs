@@ -15,6 +15,7 @@ pub mod supervisor;
 pub mod system;
 pub mod task;
 pub mod telemetry;
+pub mod testing;
 mod worker;
 
 pub use context::{Progress, TaskContext};

@@ -63,7 +63,7 @@ pub struct QueueStats {
 /// A running task system. Cheap to clone; every clone drives the same system.
 #[derive(Clone)]
 pub struct TaskSystem {
-    pub(super) shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     pub(super) root: ActorRef<SupervisorMsg>,
 }
 

@@ -1,0 +1,43 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use taskmesh::testing::{script, Script, ScriptEvent, ScriptHandler};
+use taskmesh::{NewTask, QueueConfig, TaskSystem, TaskSystemBuilder};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// A namespace no other test uses.
+pub fn unique_ns(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A builder with a scripted handler and a small default queue.
+pub fn builder(prefix: &str, handler: ScriptHandler) -> TaskSystemBuilder {
+    TaskSystem::builder()
+        .namespace(unique_ns(prefix))
+        .queue(QueueConfig::new("default").workers(2, 4))
+        .cancel_grace(Duration::from_millis(100))
+        .handler(handler)
+}
+
+pub fn task(s: Script) -> NewTask {
+    NewTask::new("script", script(s))
+}
+
+pub fn gate(name: &str) -> NewTask {
+    task(Script::Gate { gate: name.into() })
+}
+
+/// Waits for the next start event.
+pub async fn next_start(rx: &mut UnboundedReceiver<ScriptEvent>) -> ScriptEvent {
+    loop {
+        let e = rx.recv().await.expect("handler dropped");
+        if e.started {
+            return e;
+        }
+    }
+}

@@ -203,15 +203,17 @@ pub fn script(s: Script) -> serde_json::Value {
     serde_json::to_value(s).expect("a script always encodes")
 }
 
-/// Makes one worker of `queue` crash, as a bug in the worker would. Returns false when the
-/// queue has no worker. The worker is found through the queue's process group.
+/// Makes one worker of `queue` die abruptly (it is killed mid-attempt, as a crash would
+/// end it). Returns false when the queue has no worker. The worker is found through the
+/// queue's process group.
 pub fn crash_worker(system: &TaskSystem, queue: &str) -> bool {
     let ns = &system.shared.namespace;
     let members = ractor::pg::get_scoped_local_members(&ns.scope(), &ns.worker_group(queue));
     let Some(worker) = members.into_iter().next() else {
         return false;
     };
-    worker.send_message(crate::worker::WorkerMsg::Crash).is_ok()
+    worker.kill();
+    true
 }
 
 /// Runs `handler` once on `args`, outside any system, as attempt 1.

@@ -36,8 +36,6 @@ pub(crate) enum WorkerMsg {
     Drain,
     /// Health check.
     Health(RpcReplyPort<ServiceHealth>),
-    /// Fault injection: fail as if the worker itself had crashed.
-    Crash,
 }
 
 /// The attempt a worker is running, as the pool sees it.
@@ -134,7 +132,6 @@ impl Actor for Worker {
                 let name = format!("worker:{}", state.queue.name);
                 let _ = reply.send(ServiceHealth::new(name, HealthStatus::Healthy, detail));
             }
-            WorkerMsg::Crash => return Err("worker crash injected".into()),
         }
         Ok(())
     }

@@ -137,17 +137,27 @@ async fn args_that_do_not_match_the_handler_fail_once_without_retry() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retries_wait_for_the_backoff() {
-    let (h, _rx) = ScriptHandler::new();
+async fn a_failed_attempt_waits_in_retrying_for_its_backoff() {
+    let (h, mut rx) = ScriptHandler::new();
     let backoff = taskmesh::Backoff::new(Duration::from_secs(10), Duration::from_secs(10));
     let sys = builder("backoff", h.with_max_attempts(2).with_backoff(backoff)).start().await.unwrap();
     let id = sys.submit(task(Script::FailTimes { n: 1 })).await.unwrap().id;
-    let r = sys.wait(id).await.unwrap();
-    assert_eq!(r.state, TaskState::Succeeded);
+    let first = next_start(&mut rx).await;
+    assert_eq!(first.attempt, 1);
+    let failed_at = loop {
+        let e = rx.recv().await.unwrap();
+        if !e.started {
+            break tokio::time::Instant::now();
+        }
+    };
+    tokio::task::yield_now().await;
     let s = sys.status(id).unwrap();
-    // full jitter: the delay is somewhere in [0, 10 s]; the retry happened after the
-    // first attempt and the task kept the first error until then.
-    assert_eq!(s.attempt, 2);
+    assert_eq!(s.state, TaskState::Retrying);
+    assert_eq!(s.error.unwrap().message, "planned failure 1 of 1");
+    let second = next_start(&mut rx).await;
+    assert_eq!(second.attempt, 2);
+    assert!(failed_at.elapsed() <= Duration::from_secs(10), "full jitter stays under the ceiling");
+    assert_eq!(sys.wait(id).await.unwrap().state, TaskState::Succeeded);
     sys.shutdown(Duration::from_secs(1)).await;
 }
 

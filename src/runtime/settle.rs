@@ -56,6 +56,13 @@ pub(crate) fn settle(
     }
     s.token = None;
     s.updated_at = SystemTime::now();
+    let outcome = match outcome {
+        // A requested cancel wins over whatever the handler did on seeing its token,
+        // unless it had already produced a value.
+        AttemptOutcome::Succeeded(_) => outcome,
+        _ if s.cancel_reason.is_some() => AttemptOutcome::Stopped,
+        _ => outcome,
+    };
     let requeue = match outcome {
         AttemptOutcome::Succeeded(v) => {
             s.result = Some(v);

@@ -41,3 +41,9 @@ pub async fn next_start(rx: &mut UnboundedReceiver<ScriptEvent>) -> ScriptEvent 
         }
     }
 }
+
+/// Lets the runtime run until it is idle while the paused clock moves `d` forward. Only
+/// for `start_paused` tests: this is virtual time, never a real sleep.
+pub async fn idle_for(d: Duration) {
+    tokio::time::sleep(d).await
+}

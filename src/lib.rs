@@ -1,5 +1,6 @@
 //! taskmesh (crate docs are written at the end)
 #![allow(missing_docs)]
+pub mod bench;
 pub mod breaker;
 pub mod context;
 pub mod error;

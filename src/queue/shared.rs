@@ -37,6 +37,7 @@ pub(crate) struct QueueShared {
     /// Workers alive, kept by the pool.
     pub workers: AtomicUsize,
     closed: AtomicBool,
+    paused: AtomicBool,
     grow_requested: AtomicBool,
     pub limiter: Option<Limiter>,
     pub metrics: QueueMetrics,
@@ -71,6 +72,7 @@ impl QueueShared {
             running: AtomicUsize::new(0),
             workers: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
             grow_requested: AtomicBool::new(false),
             kind_metrics,
             timer: Mutex::new(None),
@@ -91,11 +93,6 @@ impl QueueShared {
             });
         }
         Ok(())
-    }
-
-    /// Gives back a reservation that was not used.
-    pub fn unadmit(&self) {
-        self.queued.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Enqueues an admitted task, now or at `at`.
@@ -151,7 +148,7 @@ impl QueueShared {
     /// The next task for `worker`, or `None` after parking the worker as idle. A closed
     /// queue hands out nothing and parks no one.
     pub fn pop(&self, worker: &ActorRef<WorkerMsg>) -> Option<Arc<TaskCell>> {
-        if self.closed.load(Ordering::Acquire) {
+        if self.closed.load(Ordering::Acquire) || self.paused.load(Ordering::Acquire) {
             return None;
         }
         let mut inner = self.inner.lock();
@@ -159,7 +156,7 @@ impl QueueShared {
             inner.tasks.release_due(Instant::now());
         }
         let next = inner.tasks.pop();
-        if next.is_none() {
+        if next.is_none() && !inner.idle.iter().any(|w| w.get_id() == worker.get_id()) {
             inner.idle.push(worker.clone());
         }
         next
@@ -285,8 +282,18 @@ impl QueueShared {
         self.inner.lock().idle.clear();
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+    /// Holds dispatch: tasks are still accepted but no worker takes one.
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::Release);
+    }
+
+    /// Resumes dispatch. The caller wakes the workers.
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::Release);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
     }
 
     pub fn set_timer(&self, timer: Option<ActorRef<TimerMsg>>) {

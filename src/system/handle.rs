@@ -58,6 +58,8 @@ pub struct QueueStats {
     pub max_workers: usize,
     /// The bound on waiting tasks.
     pub bound: usize,
+    /// True while dispatch is paused.
+    pub paused: bool,
 }
 
 /// A running task system. Cheap to clone; every clone drives the same system.
@@ -167,6 +169,32 @@ impl TaskSystem {
         apply_cancel(&self.shared, queue, &cell, reason.into())
     }
 
+    /// Stops dispatching from `queue`: submits are still accepted and wait; running
+    /// attempts finish.
+    pub fn pause_queue(&self, queue: &str) -> Result<(), SubmitError> {
+        self.queue(queue)?.pause();
+        Ok(())
+    }
+
+    /// Resumes dispatching from `queue` and wakes its workers (found through the
+    /// queue's process group).
+    pub fn resume_queue(&self, queue: &str) -> Result<(), SubmitError> {
+        let q = self.queue(queue)?;
+        q.resume();
+        let ns = &self.shared.namespace;
+        for w in ractor::pg::get_scoped_local_members(&ns.scope(), &ns.worker_group(queue)) {
+            let _ = w.send_message(crate::worker::WorkerMsg::Drain);
+        }
+        Ok(())
+    }
+
+    fn queue(&self, name: &str) -> Result<&Arc<QueueShared>, SubmitError> {
+        self.shared
+            .queues
+            .get(name)
+            .ok_or_else(|| SubmitError::UnknownQueue(name.to_string()))
+    }
+
     /// Every queue's load.
     pub fn queues(&self) -> Vec<QueueStats> {
         let mut out: Vec<_> = self.shared.queues.values().map(|q| stats(q)).collect();
@@ -272,6 +300,7 @@ fn stats(q: &QueueShared) -> QueueStats {
         min_workers: q.config.min_workers,
         max_workers: q.config.max_workers,
         bound: q.config.bound,
+        paused: q.is_paused(),
     }
 }
 

@@ -1,0 +1,11 @@
+//! The benchmark harness behind `taskmesh bench`: N no-op tasks from C concurrent
+//! submitters end to end, beside a raw-tokio baseline measured in the same run.
+//!
+//! The baseline is what PERFORMANCE.md defines: per unit, one `tokio::spawn` whose result
+//! comes back over a oneshot, driven by the same number of submitters.
+
+mod harness;
+mod report;
+
+pub use harness::{run, run_queued, BenchConfig};
+pub use report::{BenchReport, Latency, QueuedReport};

@@ -1,0 +1,175 @@
+//! Running the benchmark.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::report::{proc_status_bytes, BenchReport, Latency, QueuedReport};
+use crate::error::SystemError;
+use crate::handler::{Handler, HandlerResult, Outcome};
+use crate::{NewTask, QueueConfig, TaskContext, TaskState, TaskSystem};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Tasks in all.
+    pub tasks: usize,
+    /// Concurrent submitters, each submitting and awaiting one task at a time.
+    pub concurrency: usize,
+    /// Minimum and maximum workers of the bench queue.
+    pub workers: (usize, usize),
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self {
+            tasks: 1_000_000,
+            concurrency: 256,
+            workers: (2, 20),
+        }
+    }
+}
+
+/// The no-op handler: records when its attempt started, by task index.
+struct Noop {
+    epoch: Instant,
+    starts: Arc<Vec<AtomicU64>>,
+}
+
+impl Handler for Noop {
+    const KIND: &'static str = "noop";
+    type Args = usize;
+    type Output = ();
+
+    async fn perform(&self, _ctx: TaskContext, index: usize) -> HandlerResult<()> {
+        if let Some(slot) = self.starts.get(index) {
+            slot.store(self.epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+        Ok(Outcome::Succeeded(()))
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Runs the baseline and then taskmesh, in this process, and reports both.
+pub async fn run(cfg: BenchConfig) -> Result<BenchReport, SystemError> {
+    let (baseline_per_s, baseline_latency) = baseline(cfg.tasks, cfg.concurrency).await;
+    let epoch = Instant::now();
+    let starts: Arc<Vec<AtomicU64>> = Arc::new((0..cfg.tasks).map(|_| AtomicU64::new(0)).collect());
+    let system = TaskSystem::builder()
+        .namespace(format!("bench-{}", std::process::id()))
+        .queue(QueueConfig::new("default").workers(cfg.workers.0, cfg.workers.1).bound(cfg.tasks + 1))
+        .retention(Duration::from_secs(1), 10_000)
+        .handler(Noop { epoch, starts: starts.clone() })
+        .start()
+        .await?;
+    let began = Instant::now();
+    let per = cfg.tasks.div_ceil(cfg.concurrency);
+    let mut joins = Vec::with_capacity(cfg.concurrency);
+    for s in 0..cfg.concurrency {
+        let (system, starts) = (system.clone(), starts.clone());
+        let range = (s * per)..((s + 1) * per).min(cfg.tasks);
+        joins.push(tokio::spawn(async move { submitter(system, range, epoch, starts).await }));
+    }
+    let (mut done, mut start, mut failed) = (histogram(), histogram(), 0);
+    for j in joins {
+        let (d, s, f) = j.await.expect("submitter panicked");
+        done.add(d).expect("same bounds");
+        start.add(s).expect("same bounds");
+        failed += f;
+    }
+    let throughput = cfg.tasks as f64 / began.elapsed().as_secs_f64();
+    system.shutdown(Duration::from_secs(5)).await;
+    Ok(BenchReport {
+        tasks: cfg.tasks,
+        concurrency: cfg.concurrency,
+        store: "memory".into(),
+        throughput_per_s: throughput,
+        baseline_per_s,
+        ratio: throughput / baseline_per_s,
+        latency_us: Latency::of(&done),
+        start_latency_us: Latency::of(&start),
+        baseline_latency_us: Latency::of(&baseline_latency),
+        failed,
+        peak_rss_bytes: proc_status_bytes("VmHWM:"),
+    })
+}
+
+async fn submitter(
+    system: TaskSystem,
+    range: std::ops::Range<usize>,
+    epoch: Instant,
+    starts: Arc<Vec<AtomicU64>>,
+) -> (Histogram<u64>, Histogram<u64>, usize) {
+    let (mut done, mut start, mut failed) = (histogram(), histogram(), 0);
+    for i in range {
+        let t0 = epoch.elapsed().as_nanos() as u64;
+        let ok = matches!(
+            system.submit_and_wait(NewTask::new("noop", i.into())).await,
+            Ok(r) if r.state == TaskState::Succeeded
+        );
+        let t1 = epoch.elapsed().as_nanos() as u64;
+        failed += usize::from(!ok);
+        done.record((t1 - t0).max(1)).ok();
+        let s = starts[i].load(Ordering::Relaxed);
+        start.record(s.saturating_sub(t0).max(1)).ok();
+    }
+    (done, start, failed)
+}
+
+/// The raw-tokio floor: spawn + oneshot per unit, same submitters.
+async fn baseline(tasks: usize, concurrency: usize) -> (f64, Histogram<u64>) {
+    let began = Instant::now();
+    let per = tasks.div_ceil(concurrency);
+    let joins: Vec<_> = (0..concurrency)
+        .map(|s| {
+            let n = per.min(tasks.saturating_sub(s * per));
+            tokio::spawn(async move {
+                let mut h = histogram();
+                for _ in 0..n {
+                    let t0 = Instant::now();
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    tokio::spawn(async move {
+                        let _ = tx.send(());
+                    });
+                    let _ = rx.await;
+                    h.record((t0.elapsed().as_nanos() as u64).max(1)).ok();
+                }
+                h
+            })
+        })
+        .collect();
+    let mut all = histogram();
+    for j in joins {
+        all.add(j.await.expect("baseline submitter panicked")).expect("same bounds");
+    }
+    (tasks as f64 / began.elapsed().as_secs_f64(), all)
+}
+
+/// Enqueues `tasks` small tasks in a paused queue and reports the memory per task.
+pub async fn run_queued(tasks: usize) -> Result<QueuedReport, SystemError> {
+    let system = TaskSystem::builder()
+        .namespace(format!("bench-queued-{}", std::process::id()))
+        .queue(QueueConfig::new("default").bound(tasks + 1))
+        .handler(Noop { epoch: Instant::now(), starts: Arc::new(Vec::new()) })
+        .start()
+        .await?;
+    system.pause_queue("default").expect("the default queue exists");
+    let before = proc_status_bytes("VmRSS:");
+    for i in 0..tasks {
+        let task = NewTask::new("noop", serde_json::json!(i));
+        system.submit(task).await.expect("the bound leaves room");
+    }
+    let after = proc_status_bytes("VmRSS:");
+    system.shutdown(Duration::from_secs(1)).await;
+    Ok(QueuedReport {
+        tasks,
+        bytes_per_task: after.saturating_sub(before) as f64 / tasks.max(1) as f64,
+        rss_before_bytes: before,
+        rss_after_bytes: after,
+    })
+}

@@ -1,1 +1,99 @@
-fn main() {}
+//! Criterion benchmarks of the hot paths: one submit-and-wait round trip, a batch of
+//! no-op tasks from concurrent submitters, the priority queue and the state machine.
+//! The end-to-end comparison with raw tokio lives in `taskmesh bench`.
+#![allow(missing_docs)] // criterion_group! generates an undocumented function
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use taskmesh::queue::PriorityQueue;
+use taskmesh::task::{transition, Event};
+use taskmesh::{
+    Handler, HandlerResult, NewTask, Outcome, Priority, QueueConfig, TaskContext, TaskState,
+    TaskSystem,
+};
+
+struct Noop;
+impl Handler for Noop {
+    const KIND: &'static str = "noop";
+    type Args = u64;
+    type Output = ();
+    async fn perform(&self, _: TaskContext, _: u64) -> HandlerResult<()> {
+        Ok(Outcome::Succeeded(()))
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn system(rt: &tokio::runtime::Runtime, ns: &str) -> TaskSystem {
+    rt.block_on(
+        TaskSystem::builder()
+            .namespace(ns)
+            .queue(QueueConfig::new("default").bound(1_000_000))
+            .retention(Duration::from_secs(1), 10_000)
+            .handler(Noop)
+            .start(),
+    )
+    .expect("the bench system starts")
+}
+
+fn end_to_end(c: &mut Criterion) {
+    let rt = runtime();
+    let sys = system(&rt, "crit-e2e");
+    c.bench_function("submit_and_wait one no-op task", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = sys
+                .submit_and_wait(NewTask::new("noop", 1.into()))
+                .await
+                .unwrap();
+            assert_eq!(r.state, TaskState::Succeeded);
+        })
+    });
+    let mut group = c.benchmark_group("no-op tasks, 16 submitters");
+    const BATCH: u64 = 16 * 256;
+    group.throughput(Throughput::Elements(BATCH));
+    group.bench_function("4096 tasks", |b| {
+        b.to_async(&rt).iter(|| async {
+            let subs = (0..16).map(|_| {
+                let sys = sys.clone();
+                tokio::spawn(async move {
+                    for i in 0..256u64 {
+                        sys.submit_and_wait(NewTask::new("noop", i.into()))
+                            .await
+                            .unwrap();
+                    }
+                })
+            });
+            futures::future::join_all(subs).await;
+        })
+    });
+    group.finish();
+    rt.block_on(sys.shutdown(Duration::from_secs(5)));
+}
+
+fn queue_ops(c: &mut Criterion) {
+    c.bench_function("priority queue push+pop 1000", |b| {
+        b.iter_batched(
+            PriorityQueue::<u64>::new,
+            |mut q| {
+                for i in 0..1000u64 {
+                    q.push(Priority::ALL[(i % 5) as usize], i);
+                }
+                while q.pop().is_some() {}
+                q
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("state transition", |b| {
+        b.iter(|| transition(std::hint::black_box(TaskState::Running), Event::Retry))
+    });
+}
+
+criterion_group!(benches, end_to_end, queue_ops);
+criterion_main!(benches);

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use taskmesh::{
-    Backoff, Cancellation, Handler, HandlerResult, NewTask, Outcome, QueueConfig, TaskContext, TaskId, TaskSystem,
+    Backoff, Cancellation, Handler, HandlerResult, NewTask, Outcome, QueueConfig, TaskContext,
+    TaskId, TaskSystem,
 };
 
 struct Noop;
@@ -136,7 +137,11 @@ pub async fn run(tasks: usize) -> Result<(), Box<dyn std::error::Error>> {
     let mut ids: Vec<(TaskId, &str)> = Vec::with_capacity(tasks);
     for i in 0..tasks {
         let kind = kind_of(i);
-        let args = if kind == "slow" { serde_json::json!(100) } else { serde_json::json!(i) };
+        let args = if kind == "slow" {
+            serde_json::json!(100)
+        } else {
+            serde_json::json!(i)
+        };
         ids.push((system.submit(NewTask::new(kind, args)).await?.id, kind));
     }
     let cancelled = cancel_every_other_slow(&system, &ids);
@@ -147,7 +152,9 @@ pub async fn run(tasks: usize) -> Result<(), Box<dyn std::error::Error>> {
         attempts += u64::from(r.attempt);
         let how = match (&r.error, r.state) {
             (Some(e), taskmesh::TaskState::Failed) => format!("failed ({})", e.kind.as_str()),
-            (_, s) if r.attempt > 1 && s == taskmesh::TaskState::Succeeded => "succeeded after retry".into(),
+            (_, s) if r.attempt > 1 && s == taskmesh::TaskState::Succeeded => {
+                "succeeded after retry".into()
+            }
             (_, s) => s.to_string(),
         };
         *table.entry((kind, how)).or_default() += 1;
@@ -157,7 +164,11 @@ pub async fn run(tasks: usize) -> Result<(), Box<dyn std::error::Error>> {
     print_summary(&table, tasks, attempts, cancelled, elapsed);
     println!("health while running: {:?}", health.status);
     let report = system.shutdown(Duration::from_secs(5)).await;
-    println!("shutdown: {} interrupted, {} left queued", report.interrupted.len(), report.left_queued);
+    println!(
+        "shutdown: {} interrupted, {} left queued",
+        report.interrupted.len(),
+        report.left_queued
+    );
     Ok(())
 }
 

@@ -179,8 +179,11 @@ pub(crate) enum RawOutcome {
 
 /// A handler behind a trait object, so handlers of different types share one registry.
 pub(crate) trait ErasedHandler: Send + Sync {
-    fn call(self: Arc<Self>, ctx: TaskContext, args: &serde_json::Value)
-        -> BoxFuture<'static, RawOutcome>;
+    fn call(
+        self: Arc<Self>,
+        ctx: TaskContext,
+        args: &serde_json::Value,
+    ) -> BoxFuture<'static, RawOutcome>;
     fn defaults(&self) -> HandlerDefaults;
 }
 
@@ -195,7 +198,10 @@ impl<H: Handler> ErasedHandler for H {
             let args = match decoded {
                 Ok(a) => a,
                 Err(e) => {
-                    return RawOutcome::Discard(format!("args do not match kind {:?}: {e}", H::KIND))
+                    return RawOutcome::Discard(format!(
+                        "args do not match kind {:?}: {e}",
+                        H::KIND
+                    ))
                 }
             };
             match self.perform(ctx, args).await {

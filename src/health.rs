@@ -28,7 +28,11 @@ pub struct ServiceHealth {
 
 impl ServiceHealth {
     /// A report for `service`.
-    pub fn new(service: impl Into<String>, status: HealthStatus, detail: impl Into<String>) -> Self {
+    pub fn new(
+        service: impl Into<String>,
+        status: HealthStatus,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             service: service.into(),
             status,

@@ -41,7 +41,11 @@ impl Actor for Janitor {
         (shared, every): (Arc<Shared>, Duration),
     ) -> Result<JanitorState, ActorProcessingErr> {
         let ticker = myself.send_interval(every, || JanitorMsg::Sweep);
-        Ok(JanitorState { shared, ticker, swept: 0 })
+        Ok(JanitorState {
+            shared,
+            ticker,
+            swept: 0,
+        })
     }
 
     async fn handle(

@@ -1,5 +1,60 @@
-//! taskmesh (crate docs are written at the end)
-#![allow(missing_docs)]
+//! taskmesh: supervised, observable task processing on the [`ractor`] actor framework.
+//!
+//! You register a [`Handler`] per task kind, start a [`TaskSystem`], and submit tasks. Each
+//! named queue has a pool of worker actors under an OTP-style supervision tree; a task
+//! that fails, panics or hangs becomes a failed attempt that is retried with backoff, and
+//! never takes the system down.
+//!
+//! ```
+//! use std::time::Duration;
+//! use taskmesh::{Handler, HandlerResult, NewTask, Outcome, TaskContext, TaskState, TaskSystem};
+//!
+//! struct Greet;
+//!
+//! impl Handler for Greet {
+//!     const KIND: &'static str = "greet";
+//!     type Args = String;
+//!     type Output = String;
+//!
+//!     async fn perform(&self, ctx: TaskContext, name: String) -> HandlerResult<String> {
+//!         ctx.report_progress(100, "greeted");
+//!         Ok(Outcome::Succeeded(format!("hello, {name}")))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let system = TaskSystem::builder().namespace("doc").handler(Greet).start().await?;
+//!
+//! let receipt = system.submit(NewTask::new("greet", "ada".into())).await?;
+//! let done = system.wait(receipt.id).await?;
+//! assert_eq!(done.state, TaskState::Succeeded);
+//! assert_eq!(done.result, Some("hello, ada".into()));
+//!
+//! let report = system.shutdown(Duration::from_secs(5)).await;
+//! assert!(report.interrupted.is_empty());
+//! assert!(system.live_actors().is_empty());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`task`] | the task model, validation, the state machine, backoff |
+//! | [`handler`], [`context`] | the extension point for user code and what it receives |
+//! | [`system`] | the builder, the handle, graceful shutdown |
+//! | [`queue`] | queue settings and the priority queue; workers pull from it directly |
+//! | [`supervisor`] | OTP restart strategies for ractor (one_for_one, one_for_all, rest_for_one) |
+//! | [`breaker`], [`ratelimit`] | per-kind and per-queue gates; gated tasks wait, they do not fail |
+//! | [`registry`] | namespaced names, so several systems share one process |
+//! | [`health`], [`telemetry`] | health checks, spans, events and metrics |
+//! | [`runtime`] | task status snapshots and attempt errors |
+//! | [`testing`] | a scripted handler and fault injection for tests |
+//! | [`bench`] | the `taskmesh bench` harness |
+//!
+//! See `docs/ARCHITECTURE.md` for the supervision tree and the path a task takes.
 pub mod bench;
 pub mod breaker;
 pub mod context;
@@ -25,5 +80,8 @@ pub use handler::{Handler, HandlerError, HandlerResult, Outcome};
 pub use health::{HealthStatus, ServiceHealth, SystemHealth};
 pub use queue::QueueConfig;
 pub use runtime::{AttemptError, FailureKind, TaskResult, TaskStatus};
-pub use system::{Cancellation, HandlerOptions, QueueStats, Receipt, ShutdownReport, TaskSystem, TaskSystemBuilder};
+pub use system::{
+    Cancellation, HandlerOptions, QueueStats, Receipt, ShutdownReport, TaskSystem,
+    TaskSystemBuilder,
+};
 pub use task::{Backoff, NewTask, Priority, TaskId, TaskState};

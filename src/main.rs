@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 mod demo;
 
 #[derive(Parser)]
-#[command(name = "taskmesh", version, about = "Distributed task processing on ractor")]
+#[command(
+    name = "taskmesh",
+    version,
+    about = "Distributed task processing on ractor"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,9 +51,14 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { tasks } => demo::run(tasks).await,
-        Command::Bench { tasks, concurrency, max_workers, store, queued, json } => {
-            bench(tasks, concurrency, max_workers, &store, queued, json).await
-        }
+        Command::Bench {
+            tasks,
+            concurrency,
+            max_workers,
+            store,
+            queued,
+            json,
+        } => bench(tasks, concurrency, max_workers, &store, queued, json).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -79,12 +88,20 @@ async fn bench(
         print(json, &report, &report)?;
         return Ok(());
     }
-    let cfg = taskmesh::bench::BenchConfig { tasks, concurrency, workers: (2.min(max_workers), max_workers) };
+    let cfg = taskmesh::bench::BenchConfig {
+        tasks,
+        concurrency,
+        workers: (2.min(max_workers), max_workers),
+    };
     let report = taskmesh::bench::run(cfg).await?;
     print(json, &report, &report)
 }
 
-fn print<T: serde::Serialize>(json: bool, value: &T, text: &dyn std::fmt::Display) -> Result<(), Box<dyn std::error::Error>> {
+fn print<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    text: &dyn std::fmt::Display,
+) -> Result<(), Box<dyn std::error::Error>> {
     if json {
         println!("{}", serde_json::to_string(value)?);
     } else {

@@ -206,7 +206,9 @@ impl PoolState {
             if self.workers.len() - self.retiring.len() <= cfg.min_workers {
                 return;
             }
-            let Some(m) = self.workers.get(&id) else { continue };
+            let Some(m) = self.workers.get(&id) else {
+                continue;
+            };
             if now.duration_since(m.slot.last_active()) < cfg.idle_timeout {
                 continue;
             }
@@ -222,19 +224,35 @@ impl PoolState {
     fn replace_stuck(&mut self, now: Instant) {
         let margin = self.queue.config.stuck_after;
         for m in self.workers.values() {
-            let Some(cur) = m.slot.current() else { continue };
+            let Some(cur) = m.slot.current() else {
+                continue;
+            };
             if now < cur.deadline + margin {
                 continue;
             }
             if let Some(cur) = m.slot.take() {
-                let why = format!("worker stuck: attempt ran {} ms past its deadline; worker replaced", margin.as_millis());
-                settle(&self.shared, &self.queue, &cur.cell, cur.attempt, AttemptOutcome::Failed(FailureKind::TimedOut, why));
+                let why = format!(
+                    "worker stuck: attempt ran {} ms past its deadline; worker replaced",
+                    margin.as_millis()
+                );
+                settle(
+                    &self.shared,
+                    &self.queue,
+                    &cur.cell,
+                    cur.attempt,
+                    AttemptOutcome::Failed(FailureKind::TimedOut, why),
+                );
             }
             m.actor.kill();
         }
     }
 
-    fn worker_exited(&mut self, myself: &ActorRef<PoolMsg>, id: ActorId, reason: &str) -> Result<(), ActorProcessingErr> {
+    fn worker_exited(
+        &mut self,
+        myself: &ActorRef<PoolMsg>,
+        id: ActorId,
+        reason: &str,
+    ) -> Result<(), ActorProcessingErr> {
         let Some(m) = self.workers.remove(&id) else {
             return Ok(());
         };
@@ -245,7 +263,8 @@ impl PoolState {
             return Ok(());
         }
         if let Some(cur) = m.slot.take() {
-            let outcome = AttemptOutcome::Failed(FailureKind::Crashed, format!("worker died: {reason}"));
+            let outcome =
+                AttemptOutcome::Failed(FailureKind::Crashed, format!("worker died: {reason}"));
             settle(&self.shared, &self.queue, &cur.cell, cur.attempt, outcome);
         }
         tracing::warn!(queue = %self.queue.name, reason, "worker replaced");
@@ -254,7 +273,9 @@ impl PoolState {
             let cfg = &self.queue.config;
             return Err(format!(
                 "pool {}: restart intensity exceeded: more than {} restarts in {} s",
-                self.queue.name, cfg.max_restarts, cfg.restart_window.as_secs()
+                self.queue.name,
+                cfg.max_restarts,
+                cfg.restart_window.as_secs()
             )
             .into());
         };

@@ -8,9 +8,9 @@ pub(crate) mod settle;
 mod shared;
 mod table;
 
-pub use cell::{AttemptError, FailureKind, TaskResult, TaskStatus};
 pub(crate) use attempt::{run_attempt, AttemptOutcome};
+pub use cell::{AttemptError, FailureKind, TaskResult, TaskStatus};
 pub(crate) use cell::{Status, TaskCell};
-pub(crate) use settle::{begin_attempt, settle, Started};
+pub(crate) use settle::{begin_attempt, settle};
 pub(crate) use shared::{HandlerEntry, Shared};
 pub(crate) use table::TaskTable;

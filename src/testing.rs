@@ -232,7 +232,11 @@ pub async fn run_inline<H: Handler>(handler: &H, args: H::Args) -> HandlerResult
         metadata: Default::default(),
         created_at: SystemTime::now(),
     };
-    let cell = Arc::new(TaskCell::new(task, TaskState::Running, handler.max_attempts()));
+    let cell = Arc::new(TaskCell::new(
+        task,
+        TaskState::Running,
+        handler.max_attempts(),
+    ));
     let ctx = TaskContext::new(cell, 1, Default::default());
     handler.perform(ctx, args).await
 }

@@ -6,6 +6,9 @@
 //! mailbox, so health checks and stops are served. When the queue is empty it parks
 //! itself as idle in the queue and waits for a `Drain` from a submitter.
 //!
+//! Workers answer no health call: they run attempts inline, so a call would wait for the
+//! attempt. Their pool checks them instead, through their slots (stuck detection).
+//!
 //! A failing task is data: a panic, an error or a timeout becomes a settled attempt, never
 //! an `Err` out of `handle` (which would kill the worker).
 
@@ -13,14 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use ractor::{pg, Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{pg, Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::breaker::Admission;
 use crate::context::TaskContext;
-use crate::health::{HealthStatus, ServiceHealth};
 use crate::queue::QueueShared;
 use crate::runtime::{
     begin_attempt, run_attempt, settle, AttemptOutcome, HandlerEntry, Shared, TaskCell,
@@ -34,8 +36,6 @@ pub(crate) const BATCH: usize = 64;
 pub(crate) enum WorkerMsg {
     /// Run tasks from the queue until it is empty (or a batch is done).
     Drain,
-    /// Health check.
-    Health(RpcReplyPort<ServiceHealth>),
 }
 
 /// The attempt a worker is running, as the pool sees it.
@@ -124,14 +124,6 @@ impl Actor for Worker {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             WorkerMsg::Drain => drain(&myself, state).await,
-            WorkerMsg::Health(reply) => {
-                let detail = match state.slot.current() {
-                    Some(c) => format!("running task {}", c.cell.task.id),
-                    None => "idle".to_string(),
-                };
-                let name = format!("worker:{}", state.queue.name);
-                let _ = reply.send(ServiceHealth::new(name, HealthStatus::Healthy, detail));
-            }
         }
         Ok(())
     }
@@ -171,7 +163,11 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
         }
         return;
     };
-    state.queue.metrics.submit_to_start.record(started.waited.as_secs_f64());
+    state
+        .queue
+        .metrics
+        .submit_to_start
+        .record(started.waited.as_secs_f64());
     let timeout = cell.task.timeout;
     state.slot.begin(Current {
         cell: cell.clone(),
@@ -182,9 +178,16 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
         queue = %cell.task.queue, attempt = started.attempt);
     let ctx = TaskContext::new(cell.clone(), started.attempt, started.token.clone());
     let handler = entry.handler.clone();
-    let outcome = run_attempt(handler, ctx, &cell.task.args, timeout, state.shared.grace, &started.token)
-        .instrument(span)
-        .await;
+    let outcome = run_attempt(
+        handler,
+        ctx,
+        &cell.task.args,
+        timeout,
+        state.shared.grace,
+        &started.token,
+    )
+    .instrument(span)
+    .await;
     let end = Instant::now();
     record(state, entry, &cell, &outcome, end.duration_since(now));
     state.slot.end(end);
@@ -193,7 +196,12 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
 
 /// Circuit breaker, then rate limits. `None` when the task was parked to wait;
 /// otherwise whether this attempt is the breaker's half-open probe.
-fn pass_gates(state: &WorkerState, entry: &HandlerEntry, cell: &Arc<TaskCell>, now: Instant) -> Option<bool> {
+fn pass_gates(
+    state: &WorkerState,
+    entry: &HandlerEntry,
+    cell: &Arc<TaskCell>,
+    now: Instant,
+) -> Option<bool> {
     let is_probe = match entry.breaker.as_ref().map(|b| b.admit(now)) {
         Some(Admission::Wait(until)) => {
             state.queue.park(cell.clone(), until);
@@ -221,7 +229,13 @@ fn breaker_neutral(entry: &HandlerEntry) {
     }
 }
 
-fn record(state: &WorkerState, entry: &HandlerEntry, cell: &TaskCell, outcome: &AttemptOutcome, took: Duration) {
+fn record(
+    state: &WorkerState,
+    entry: &HandlerEntry,
+    cell: &TaskCell,
+    outcome: &AttemptOutcome,
+    took: Duration,
+) {
     if let Some(m) = state.queue.kind_metrics(&cell.task.kind) {
         m.attempt_duration.record(took.as_secs_f64());
     }

@@ -15,29 +15,56 @@ use taskmesh::{
 #[tokio::test(start_paused = true)]
 async fn an_open_breaker_makes_tasks_wait_instead_of_failing_until_a_probe_succeeds() {
     let (h, mut rx) = ScriptHandler::new();
-    let breaker = BreakerConfig { failure_threshold: 2, cooldown: Duration::from_secs(30) };
+    let breaker = BreakerConfig {
+        failure_threshold: 2,
+        cooldown: Duration::from_secs(30),
+    };
     let sys = TaskSystem::builder()
         .namespace(unique_ns("breaker"))
         .queue(QueueConfig::new("default").workers(1, 1))
-        .handler_with(h.with_max_attempts(1), HandlerOptions::default().breaker(breaker))
+        .handler_with(
+            h.with_max_attempts(1),
+            HandlerOptions::default().breaker(breaker),
+        )
         .start()
         .await
         .unwrap();
     for _ in 0..2 {
-        let r = sys.submit_and_wait(task(Script::Fail { message: "down".into() })).await.unwrap();
+        let r = sys
+            .submit_and_wait(task(Script::Fail {
+                message: "down".into(),
+            }))
+            .await
+            .unwrap();
         assert_eq!(r.state, TaskState::Failed);
     }
     let health = sys.health().await;
     assert_eq!(health.status, HealthStatus::Degraded, "{health:?}");
     while rx.try_recv().is_ok() {}
     let t0 = tokio::time::Instant::now();
-    let waiting = sys.submit(task(Script::Ok { value: 1.into() })).await.unwrap().id;
+    let waiting = sys
+        .submit(task(Script::Ok { value: 1.into() }))
+        .await
+        .unwrap()
+        .id;
     let start = next_start(&mut rx).await;
     assert_eq!(start.id, waiting);
-    assert!(t0.elapsed() >= Duration::from_secs(29), "it waited out the cooldown: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_secs(29),
+        "it waited out the cooldown: {:?}",
+        t0.elapsed()
+    );
     let r = sys.wait(waiting).await.unwrap();
-    assert_eq!((r.state, r.attempt), (TaskState::Succeeded, 1), "waiting used no attempt");
-    assert_eq!(sys.health().await.status, HealthStatus::Healthy, "the probe closed the breaker");
+    assert_eq!(
+        (r.state, r.attempt),
+        (TaskState::Succeeded, 1),
+        "waiting used no attempt"
+    );
+    assert_eq!(
+        sys.health().await.status,
+        HealthStatus::Healthy,
+        "the probe closed the breaker"
+    );
     sys.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -52,11 +79,12 @@ async fn a_rate_limited_kind_starts_no_more_than_its_rate() {
         .await
         .unwrap();
     let t0 = tokio::time::Instant::now();
-    let ids: Vec<_> = futures::future::join_all((0..6).map(|_| sys.submit(task(Script::Ok { value: 0.into() }))))
-        .await
-        .into_iter()
-        .map(|r| r.unwrap().id)
-        .collect();
+    let ids: Vec<_> =
+        futures::future::join_all((0..6).map(|_| sys.submit(task(Script::Ok { value: 0.into() }))))
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().id)
+            .collect();
     let mut starts = vec![];
     for _ in 0..6 {
         next_start(&mut rx).await;
@@ -139,13 +167,19 @@ async fn panicking_hanging_and_flaky_handlers_end_right_while_other_tasks_keep_f
         .await
         .unwrap();
     let bad: Vec<_> = futures::future::join_all(
-        ["panics", "hangs", "fails_twice"].map(|k| sys.submit(NewTask::new(k, serde_json::Value::Null))),
+        ["panics", "hangs", "fails_twice"]
+            .map(|k| sys.submit(NewTask::new(k, serde_json::Value::Null))),
     )
     .await;
-    let ok: Vec<_> = futures::future::join_all((0..500).map(|i| sys.submit(task(Script::Ok { value: i.into() }))))
-        .await;
+    let ok: Vec<_> = futures::future::join_all(
+        (0..500).map(|i| sys.submit(task(Script::Ok { value: i.into() }))),
+    )
+    .await;
     for r in ok {
-        let r = sys.wait_timeout(r.unwrap().id, Duration::from_secs(20)).await.unwrap();
+        let r = sys
+            .wait_timeout(r.unwrap().id, Duration::from_secs(20))
+            .await
+            .unwrap();
         assert_eq!(r.state, TaskState::Succeeded);
     }
     let ids: Vec<_> = bad.into_iter().map(|r| r.unwrap().id).collect();
@@ -157,7 +191,10 @@ async fn panicking_hanging_and_flaky_handlers_end_right_while_other_tasks_keep_f
     assert_eq!((hangs.state, hangs.attempt), (TaskState::Failed, 2));
     assert_eq!(hangs.error.unwrap().kind, FailureKind::TimedOut);
     let flaky = wait(2).await.unwrap();
-    assert_eq!((flaky.state, flaky.attempt, flaky.result), (TaskState::Succeeded, 3, Some(3.into())));
+    assert_eq!(
+        (flaky.state, flaky.attempt, flaky.result),
+        (TaskState::Succeeded, 3, Some(3.into()))
+    );
     assert_eq!(sys.health().await.status, HealthStatus::Healthy);
     sys.shutdown(Duration::from_secs(1)).await;
 }

@@ -13,11 +13,25 @@ async fn a_system_starts_reports_healthy_stops_and_starts_again_under_the_same_n
     let ns = unique_ns("life");
     for round in 0..2 {
         let (h, _rx) = ScriptHandler::new();
-        let sys = TaskSystem::builder().namespace(&ns).handler(h).start().await.unwrap();
+        let sys = TaskSystem::builder()
+            .namespace(&ns)
+            .handler(h)
+            .start()
+            .await
+            .unwrap();
         let health = sys.health().await;
-        assert_eq!(health.status, HealthStatus::Healthy, "round {round}: {health:?}");
+        assert_eq!(
+            health.status,
+            HealthStatus::Healthy,
+            "round {round}: {health:?}"
+        );
         assert!(health.services.iter().any(|s| s.service == "pool:default"));
-        let r = sys.submit_and_wait(task(Script::Ok { value: round.into() })).await.unwrap();
+        let r = sys
+            .submit_and_wait(task(Script::Ok {
+                value: round.into(),
+            }))
+            .await
+            .unwrap();
         assert_eq!(r.state, TaskState::Succeeded);
         sys.shutdown(Duration::from_secs(1)).await;
         assert_eq!(sys.health().await.status, HealthStatus::Down);
@@ -32,7 +46,10 @@ async fn no_actor_of_the_system_remains_after_shutdown() {
     next_start(&mut rx).await;
     let live = sys.live_actors();
     assert!(live.iter().any(|n| n.ends_with("/root")), "{live:?}");
-    assert!(live.iter().any(|n| n.starts_with("workers/default:")), "{live:?}");
+    assert!(
+        live.iter().any(|n| n.starts_with("workers/default:")),
+        "{live:?}"
+    );
     sys.shutdown(Duration::from_millis(50)).await;
     assert_eq!(sys.live_actors(), Vec::<String>::new());
 }
@@ -41,7 +58,11 @@ async fn no_actor_of_the_system_remains_after_shutdown() {
 async fn shutdown_lets_running_tasks_finish_within_the_grace_period() {
     let (h, mut rx) = ScriptHandler::new();
     let sys = builder("grace", h).start().await.unwrap();
-    let id = sys.submit(task(Script::Sleep { ms: 500 })).await.unwrap().id;
+    let id = sys
+        .submit(task(Script::Sleep { ms: 500 }))
+        .await
+        .unwrap()
+        .id;
     next_start(&mut rx).await;
     let report = sys.shutdown(Duration::from_secs(2)).await;
     assert!(report.interrupted.is_empty(), "{report:?}");
@@ -60,17 +81,27 @@ async fn shutdown_interrupts_what_outlives_the_grace_period_and_refuses_new_work
         .unwrap();
     let hung = sys.submit(task(Script::Hang)).await.unwrap().id;
     next_start(&mut rx).await;
-    let queued = sys.submit(task(Script::Ok { value: 0.into() })).await.unwrap().id;
+    let queued = sys
+        .submit(task(Script::Ok { value: 0.into() }))
+        .await
+        .unwrap()
+        .id;
     let waiter = {
         let sys = sys.clone();
         tokio::spawn(async move { sys.wait(hung).await })
     };
     let report = sys.shutdown(Duration::from_secs(1)).await;
     assert_eq!(report.interrupted, vec![hung]);
-    assert_eq!(report.left_queued, 2, "the interrupted task and the one never started");
+    assert_eq!(
+        report.left_queued, 2,
+        "the interrupted task and the one never started"
+    );
     assert_eq!(sys.status(hung).unwrap().state, TaskState::Pending);
     assert_eq!(sys.status(queued).unwrap().state, TaskState::Pending);
-    assert!(matches!(waiter.await.unwrap(), Err(TaskError::SystemStopped)));
+    assert!(matches!(
+        waiter.await.unwrap(),
+        Err(TaskError::SystemStopped)
+    ));
     let late = sys.submit(task(Script::Ok { value: 0.into() })).await;
     assert!(matches!(late, Err(SubmitError::ShuttingDown)));
 }
@@ -98,8 +129,17 @@ async fn a_second_system_with_a_taken_namespace_fails_to_start() {
     let ns = unique_ns("dup");
     let (h1, _r1) = ScriptHandler::new();
     let (h2, _r2) = ScriptHandler::new();
-    let a = TaskSystem::builder().namespace(&ns).handler(h1).start().await.unwrap();
-    let b = TaskSystem::builder().namespace(&ns).handler(h2).start().await;
+    let a = TaskSystem::builder()
+        .namespace(&ns)
+        .handler(h1)
+        .start()
+        .await
+        .unwrap();
+    let b = TaskSystem::builder()
+        .namespace(&ns)
+        .handler(h2)
+        .start()
+        .await;
     assert!(b.is_err());
     a.shutdown(Duration::from_secs(1)).await;
 }
@@ -110,10 +150,18 @@ async fn a_task_with_run_at_waits_scheduled_until_its_time() {
     let sys = builder("runat", h).start().await.unwrap();
     let at = SystemTime::now() + Duration::from_secs(30);
     let t0 = tokio::time::Instant::now();
-    let id = sys.submit(task(Script::Ok { value: 0.into() }).run_at(at)).await.unwrap().id;
+    let id = sys
+        .submit(task(Script::Ok { value: 0.into() }).run_at(at))
+        .await
+        .unwrap()
+        .id;
     assert_eq!(sys.status(id).unwrap().state, TaskState::Scheduled);
     next_start(&mut rx).await;
-    assert!(t0.elapsed() >= Duration::from_secs(29), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_secs(29),
+        "{:?}",
+        t0.elapsed()
+    );
     assert_eq!(sys.wait(id).await.unwrap().state, TaskState::Succeeded);
     sys.shutdown(Duration::from_secs(1)).await;
 }
@@ -127,7 +175,11 @@ async fn a_unique_key_returns_the_existing_task_as_a_duplicate() {
     assert!(!first.duplicate);
     assert!(second.duplicate);
     assert_eq!(first.id, second.id);
-    assert_eq!(sys.queues()[0].depth + sys.queues()[0].running, 1, "only one was enqueued");
+    assert_eq!(
+        sys.queues()[0].depth + sys.queues()[0].running,
+        1,
+        "only one was enqueued"
+    );
     sys.shutdown(Duration::from_millis(10)).await;
 }
 
@@ -136,11 +188,12 @@ async fn tasks_of_varying_durations_all_complete() {
     let (h, _rx) = ScriptHandler::new();
     let sys = builder("vary", h).start().await.unwrap();
     let ms = [0u64, 5, 50, 500, 5_000, 1, 250, 2_000, 10, 100];
-    let ids: Vec<_> = futures::future::join_all(ms.iter().map(|&ms| sys.submit(task(Script::Sleep { ms }))))
-        .await
-        .into_iter()
-        .map(|r| r.unwrap().id)
-        .collect();
+    let ids: Vec<_> =
+        futures::future::join_all(ms.iter().map(|&ms| sys.submit(task(Script::Sleep { ms }))))
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().id)
+            .collect();
     for (id, ms) in ids.into_iter().zip(ms) {
         let r = sys.wait(id).await.unwrap();
         assert_eq!((r.state, r.result), (TaskState::Succeeded, Some(ms.into())));

@@ -25,8 +25,14 @@ async fn a_task_that_succeeds_keeps_its_result() {
 #[tokio::test(start_paused = true)]
 async fn a_task_that_fails_n_times_then_succeeds_ends_succeeded() {
     let (h, _rx) = ScriptHandler::new();
-    let sys = builder("failn", h.with_max_attempts(5)).start().await.unwrap();
-    let r = sys.submit_and_wait(task(Script::FailTimes { n: 3 })).await.unwrap();
+    let sys = builder("failn", h.with_max_attempts(5))
+        .start()
+        .await
+        .unwrap();
+    let r = sys
+        .submit_and_wait(task(Script::FailTimes { n: 3 }))
+        .await
+        .unwrap();
     assert_eq!(r.state, TaskState::Succeeded);
     assert_eq!(r.attempt, 4);
     assert_eq!(r.result, Some(4.into()));
@@ -36,31 +42,47 @@ async fn a_task_that_fails_n_times_then_succeeds_ends_succeeded() {
 #[tokio::test(start_paused = true)]
 async fn a_task_that_always_fails_ends_failed_with_its_last_error() {
     let (h, _rx) = ScriptHandler::new();
-    let sys = builder("fail", h.with_max_attempts(3)).start().await.unwrap();
+    let sys = builder("fail", h.with_max_attempts(3))
+        .start()
+        .await
+        .unwrap();
     let r = sys
-        .submit_and_wait(task(Script::Fail { message: "boom".into() }))
+        .submit_and_wait(task(Script::Fail {
+            message: "boom".into(),
+        }))
         .await
         .unwrap();
     assert_eq!(r.state, TaskState::Failed);
     assert_eq!(r.attempt, 3);
     let err = r.error.unwrap();
-    assert_eq!((err.kind, err.attempt, err.message.as_str()), (FailureKind::Failed, 3, "boom"));
+    assert_eq!(
+        (err.kind, err.attempt, err.message.as_str()),
+        (FailureKind::Failed, 3, "boom")
+    );
     sys.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_panicking_task_becomes_a_failed_attempt_and_the_pool_keeps_serving() {
     let (h, _rx) = ScriptHandler::new();
-    let sys = builder("panic", h.with_max_attempts(2)).start().await.unwrap();
+    let sys = builder("panic", h.with_max_attempts(2))
+        .start()
+        .await
+        .unwrap();
     let r = sys
-        .submit_and_wait(task(Script::Panic { message: "kaboom".into() }))
+        .submit_and_wait(task(Script::Panic {
+            message: "kaboom".into(),
+        }))
         .await
         .unwrap();
     assert_eq!(r.state, TaskState::Failed);
     let err = r.error.unwrap();
     assert_eq!(err.kind, FailureKind::Panicked);
     assert!(err.message.contains("kaboom"), "{}", err.message);
-    let after = sys.submit_and_wait(task(Script::Ok { value: 1.into() })).await.unwrap();
+    let after = sys
+        .submit_and_wait(task(Script::Ok { value: 1.into() }))
+        .await
+        .unwrap();
     assert_eq!(after.state, TaskState::Succeeded);
     assert_eq!(sys.queues()[0].workers, 2, "no worker died");
     sys.shutdown(Duration::from_secs(1)).await;
@@ -92,16 +114,25 @@ async fn a_timeout_fires_the_token_before_the_handler_is_aborted() {
     let r = sys.wait(id).await.unwrap();
     assert_eq!(r.error.unwrap().kind, FailureKind::TimedOut);
     let end = rx.recv().await.unwrap();
-    assert!(!end.started, "the handler saw the token and returned within the grace period");
+    assert!(
+        !end.started,
+        "the handler saw the token and returned within the grace period"
+    );
     sys.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_snooze_reruns_the_task_later_without_using_an_attempt() {
     let (h, _rx) = ScriptHandler::new();
-    let sys = builder("snooze", h.with_max_attempts(1)).start().await.unwrap();
+    let sys = builder("snooze", h.with_max_attempts(1))
+        .start()
+        .await
+        .unwrap();
     let started = tokio::time::Instant::now();
-    let r = sys.submit_and_wait(task(Script::SnoozeOnce { ms: 5_000 })).await.unwrap();
+    let r = sys
+        .submit_and_wait(task(Script::SnoozeOnce { ms: 5_000 }))
+        .await
+        .unwrap();
     assert_eq!(r.state, TaskState::Succeeded);
     assert_eq!(r.attempt, 2);
     assert!(started.elapsed() >= Duration::from_secs(5));
@@ -113,7 +144,9 @@ async fn a_handler_that_cancels_ends_cancelled_without_retry() {
     let (h, _rx) = ScriptHandler::new();
     let sys = builder("hcancel", h).start().await.unwrap();
     let r = sys
-        .submit_and_wait(task(Script::Cancel { reason: "not needed".into() }))
+        .submit_and_wait(task(Script::Cancel {
+            reason: "not needed".into(),
+        }))
         .await
         .unwrap();
     assert_eq!(r.state, TaskState::Cancelled);
@@ -132,7 +165,11 @@ async fn args_that_do_not_match_the_handler_fail_once_without_retry() {
         .unwrap();
     assert_eq!(r.state, TaskState::Failed);
     assert_eq!(r.attempt, 1);
-    assert!(r.error.unwrap().message.contains("args do not match kind \"script\""));
+    assert!(r
+        .error
+        .unwrap()
+        .message
+        .contains("args do not match kind \"script\""));
     sys.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -140,8 +177,15 @@ async fn args_that_do_not_match_the_handler_fail_once_without_retry() {
 async fn a_failed_attempt_waits_in_retrying_for_its_backoff() {
     let (h, mut rx) = ScriptHandler::new();
     let backoff = taskmesh::Backoff::new(Duration::from_secs(10), Duration::from_secs(10));
-    let sys = builder("backoff", h.with_max_attempts(2).with_backoff(backoff)).start().await.unwrap();
-    let id = sys.submit(task(Script::FailTimes { n: 1 })).await.unwrap().id;
+    let sys = builder("backoff", h.with_max_attempts(2).with_backoff(backoff))
+        .start()
+        .await
+        .unwrap();
+    let id = sys
+        .submit(task(Script::FailTimes { n: 1 }))
+        .await
+        .unwrap()
+        .id;
     let first = next_start(&mut rx).await;
     assert_eq!(first.attempt, 1);
     let failed_at = loop {
@@ -156,7 +200,10 @@ async fn a_failed_attempt_waits_in_retrying_for_its_backoff() {
     assert_eq!(s.error.unwrap().message, "planned failure 1 of 1");
     let second = next_start(&mut rx).await;
     assert_eq!(second.attempt, 2);
-    assert!(failed_at.elapsed() <= Duration::from_secs(10), "full jitter stays under the ceiling");
+    assert!(
+        failed_at.elapsed() <= Duration::from_secs(10),
+        "full jitter stays under the ceiling"
+    );
     assert_eq!(sys.wait(id).await.unwrap().state, TaskState::Succeeded);
     sys.shutdown(Duration::from_secs(1)).await;
 }
@@ -165,7 +212,9 @@ async fn a_failed_attempt_waits_in_retrying_for_its_backoff() {
 async fn bad_submits_are_refused_with_an_error_that_names_the_problem() {
     let (h, _rx) = ScriptHandler::new();
     let sys = builder("refuse", h).start().await.unwrap();
-    let unknown = sys.submit(NewTask::new("nope", serde_json::Value::Null)).await;
+    let unknown = sys
+        .submit(NewTask::new("nope", serde_json::Value::Null))
+        .await;
     assert!(matches!(unknown, Err(SubmitError::UnknownKind(k)) if k == "nope"));
     let empty = sys.submit(NewTask::new("", serde_json::Value::Null)).await;
     assert!(matches!(empty, Err(SubmitError::Invalid(e)) if e.field == "kind"));

@@ -8,7 +8,8 @@ use common::{builder, gate, next_start, task, unique_ns};
 use taskmesh::supervisor::SupervisorMsg;
 use taskmesh::testing::{crash_worker, Script, ScriptHandler};
 use taskmesh::{
-    Cancellation, HealthStatus, Priority, QueueConfig, SubmitError, TaskError, TaskState, TaskSystem,
+    Cancellation, HealthStatus, Priority, QueueConfig, SubmitError, TaskError, TaskState,
+    TaskSystem,
 };
 
 #[tokio::test(start_paused = true)]
@@ -36,7 +37,10 @@ async fn a_submit_beyond_the_bound_is_refused_as_overloaded_and_nothing_is_dropp
     for id in std::iter::once(running).chain(waiting) {
         assert_eq!(sys.wait(id).await.unwrap().state, TaskState::Succeeded);
     }
-    assert!(sys.submit(gate("g")).await.is_ok(), "room again once tasks ran");
+    assert!(
+        sys.submit(gate("g")).await.is_ok(),
+        "room again once tasks ran"
+    );
     h.open("g", 1);
     sys.shutdown(Duration::from_secs(1)).await;
 }
@@ -46,7 +50,11 @@ async fn the_pool_grows_under_load_and_shrinks_back_after_the_idle_timeout() {
     let (h, mut rx) = ScriptHandler::new();
     let sys = TaskSystem::builder()
         .namespace(unique_ns("scale"))
-        .queue(QueueConfig::new("default").workers(2, 6).idle_timeout(Duration::from_secs(5)))
+        .queue(
+            QueueConfig::new("default")
+                .workers(2, 6)
+                .idle_timeout(Duration::from_secs(5)),
+        )
         .handler(h.clone())
         .start()
         .await
@@ -61,13 +69,21 @@ async fn the_pool_grows_under_load_and_shrinks_back_after_the_idle_timeout() {
         next_start(&mut rx).await;
     }
     let q = &sys.queues()[0];
-    assert_eq!((q.workers, q.running, q.depth), (6, 6, 4), "grew to max, rest waits");
+    assert_eq!(
+        (q.workers, q.running, q.depth),
+        (6, 6, 4),
+        "grew to max, rest waits"
+    );
     h.open("load", 10);
     for id in ids {
         sys.wait(id).await.unwrap();
     }
     common::idle_for(Duration::from_secs(6)).await;
-    assert_eq!(sys.queues()[0].workers, 2, "idle workers retired down to min");
+    assert_eq!(
+        sys.queues()[0].workers,
+        2,
+        "idle workers retired down to min"
+    );
     sys.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -83,10 +99,21 @@ async fn higher_priorities_start_first_and_equal_priorities_in_order() {
         .unwrap();
     let blocker = sys.submit(gate("b")).await.unwrap().id;
     next_start(&mut rx).await;
-    let plan = [Priority::Low, Priority::Critical, Priority::Normal, Priority::Critical, Priority::Background];
+    let plan = [
+        Priority::Low,
+        Priority::Critical,
+        Priority::Normal,
+        Priority::Critical,
+        Priority::Background,
+    ];
     let mut ids = vec![];
     for p in plan {
-        ids.push(sys.submit(task(Script::Ok { value: 0.into() }).priority(p)).await.unwrap().id);
+        ids.push(
+            sys.submit(task(Script::Ok { value: 0.into() }).priority(p))
+                .await
+                .unwrap()
+                .id,
+        );
     }
     h.open("b", 1);
     let mut order = vec![];
@@ -110,16 +137,34 @@ async fn a_queued_task_can_be_cancelled_and_never_runs() {
         .unwrap();
     let blocker = sys.submit(gate("b")).await.unwrap().id;
     next_start(&mut rx).await;
-    let queued = sys.submit(task(Script::Ok { value: 0.into() })).await.unwrap().id;
-    assert_eq!(sys.cancel(queued, "changed my mind").unwrap(), Cancellation::Cancelled);
+    let queued = sys
+        .submit(task(Script::Ok { value: 0.into() }))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        sys.cancel(queued, "changed my mind").unwrap(),
+        Cancellation::Cancelled
+    );
     let r = sys.wait(queued).await.unwrap();
     assert_eq!((r.state, r.attempt), (TaskState::Cancelled, 0));
-    assert!(matches!(sys.cancel(queued, "again"), Err(TaskError::AlreadyTerminal { .. })));
+    assert!(matches!(
+        sys.cancel(queued, "again"),
+        Err(TaskError::AlreadyTerminal { .. })
+    ));
     assert_eq!(sys.queues()[0].depth, 0);
     h.open("b", 1);
     sys.wait(blocker).await.unwrap();
-    let after = sys.submit(task(Script::Ok { value: 0.into() })).await.unwrap().id;
-    assert_eq!(next_start(&mut rx).await.id, after, "the cancelled task never started");
+    let after = sys
+        .submit(task(Script::Ok { value: 0.into() }))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        next_start(&mut rx).await.id,
+        after,
+        "the cancelled task never started"
+    );
     sys.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -147,14 +192,20 @@ async fn a_running_task_that_ignores_its_token_is_aborted_after_the_grace_period
     sys.cancel(id, "stop").unwrap();
     let r = sys.wait(id).await.unwrap();
     assert_eq!(r.state, TaskState::Cancelled);
-    assert!(before.elapsed() >= Duration::from_millis(100), "waited the grace period");
+    assert!(
+        before.elapsed() >= Duration::from_millis(100),
+        "waited the grace period"
+    );
     sys.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn progress_and_status_are_visible_while_the_handler_runs() {
     use taskmesh::{Handler, HandlerResult, Outcome, TaskContext};
-    struct Reporter(tokio::sync::mpsc::UnboundedSender<()>, std::sync::Arc<tokio::sync::Notify>);
+    struct Reporter(
+        tokio::sync::mpsc::UnboundedSender<()>,
+        std::sync::Arc<tokio::sync::Notify>,
+    );
     impl Handler for Reporter {
         const KIND: &'static str = "reporter";
         type Args = ();
@@ -174,7 +225,11 @@ async fn progress_and_status_are_visible_while_the_handler_runs() {
         .start()
         .await
         .unwrap();
-    let id = sys.submit(taskmesh::NewTask::new("reporter", serde_json::Value::Null)).await.unwrap().id;
+    let id = sys
+        .submit(taskmesh::NewTask::new("reporter", serde_json::Value::Null))
+        .await
+        .unwrap()
+        .id;
     rx.recv().await.unwrap();
     let p = sys.progress(id).unwrap().unwrap();
     assert_eq!((p.percent, p.message.as_str()), (40, "resizing"));
@@ -199,13 +254,21 @@ async fn a_crashed_worker_is_replaced_and_its_task_retried() {
     next_start(&mut rx).await;
     assert!(crash_worker(&sys, "default"));
     let retry = next_start(&mut rx).await;
-    assert_eq!((retry.id, retry.attempt), (id, 2), "the replacement worker retried it");
+    assert_eq!(
+        (retry.id, retry.attempt),
+        (id, 2),
+        "the replacement worker retried it"
+    );
     let s = sys.status(id).unwrap();
     assert_eq!(s.error.unwrap().kind, taskmesh::FailureKind::Crashed);
     h.open("g", 1);
     assert_eq!(sys.wait(id).await.unwrap().state, TaskState::Succeeded);
     let health = sys.health().await;
-    let pool = health.services.iter().find(|s| s.service == "pool:default").unwrap();
+    let pool = health
+        .services
+        .iter()
+        .find(|s| s.service == "pool:default")
+        .unwrap();
     assert_eq!(pool.status, HealthStatus::Degraded, "{pool:?}");
     sys.shutdown(Duration::from_secs(1)).await;
 }
@@ -215,15 +278,25 @@ async fn exceeding_the_restart_intensity_escalates_to_the_queue_supervisor() {
     let (h, _rx) = ScriptHandler::new();
     let sys = TaskSystem::builder()
         .namespace(unique_ns("escalate"))
-        .queue(QueueConfig::new("default").workers(1, 1).restart_intensity(3, Duration::from_secs(60)))
+        .queue(
+            QueueConfig::new("default")
+                .workers(1, 1)
+                .restart_intensity(3, Duration::from_secs(60)),
+        )
         .handler(h)
         .start()
         .await
         .unwrap();
-    let qsup = ractor::ActorRef::<SupervisorMsg>::where_is(format!("{}/queue/default", sys.namespace())).unwrap();
+    let qsup =
+        ractor::ActorRef::<SupervisorMsg>::where_is(format!("{}/queue/default", sys.namespace()))
+            .unwrap();
     let pool_restarts = || async {
         let children = ractor::call_t!(qsup, SupervisorMsg::Children, 1000).unwrap();
-        children.into_iter().find(|c| c.id == "pool:default").unwrap().restarts
+        children
+            .into_iter()
+            .find(|c| c.id == "pool:default")
+            .unwrap()
+            .restarts
     };
     assert_eq!(pool_restarts().await, 0);
     for _ in 0..4 {
@@ -232,11 +305,26 @@ async fn exceeding_the_restart_intensity_escalates_to_the_queue_supervisor() {
         }
         common::idle_for(Duration::from_millis(200)).await;
     }
-    assert_eq!(pool_restarts().await, 1, "the fourth crash within 60 s escalated");
-    let r = sys.submit_and_wait(task(Script::Ok { value: 1.into() })).await.unwrap();
-    assert_eq!(r.state, TaskState::Succeeded, "the restarted pool serves again");
+    assert_eq!(
+        pool_restarts().await,
+        1,
+        "the fourth crash within 60 s escalated"
+    );
+    let r = sys
+        .submit_and_wait(task(Script::Ok { value: 1.into() }))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.state,
+        TaskState::Succeeded,
+        "the restarted pool serves again"
+    );
     let health = sys.health().await;
-    let qs = health.services.iter().find(|s| s.service == "supervisor:queue:default").unwrap();
+    let qs = health
+        .services
+        .iter()
+        .find(|s| s.service == "supervisor:queue:default")
+        .unwrap();
     assert_eq!(qs.status, HealthStatus::Degraded);
     sys.shutdown(Duration::from_secs(1)).await;
 }

@@ -62,9 +62,16 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, SystemError> {
     let starts: Arc<Vec<AtomicU64>> = Arc::new((0..cfg.tasks).map(|_| AtomicU64::new(0)).collect());
     let system = TaskSystem::builder()
         .namespace(format!("bench-{}", std::process::id()))
-        .queue(QueueConfig::new("default").workers(cfg.workers.0, cfg.workers.1).bound(cfg.tasks + 1))
+        .queue(
+            QueueConfig::new("default")
+                .workers(cfg.workers.0, cfg.workers.1)
+                .bound(cfg.tasks + 1),
+        )
         .retention(Duration::from_secs(1), 10_000)
-        .handler(Noop { epoch, starts: starts.clone() })
+        .handler(Noop {
+            epoch,
+            starts: starts.clone(),
+        })
         .start()
         .await?;
     let began = Instant::now();
@@ -73,7 +80,9 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, SystemError> {
     for s in 0..cfg.concurrency {
         let (system, starts) = (system.clone(), starts.clone());
         let range = (s * per)..((s + 1) * per).min(cfg.tasks);
-        joins.push(tokio::spawn(async move { submitter(system, range, epoch, starts).await }));
+        joins.push(tokio::spawn(async move {
+            submitter(system, range, epoch, starts).await
+        }));
     }
     let (mut done, mut start, mut failed) = (histogram(), histogram(), 0);
     for j in joins {
@@ -145,7 +154,8 @@ async fn baseline(tasks: usize, concurrency: usize) -> (f64, Histogram<u64>) {
         .collect();
     let mut all = histogram();
     for j in joins {
-        all.add(j.await.expect("baseline submitter panicked")).expect("same bounds");
+        all.add(j.await.expect("baseline submitter panicked"))
+            .expect("same bounds");
     }
     (tasks as f64 / began.elapsed().as_secs_f64(), all)
 }
@@ -155,10 +165,15 @@ pub async fn run_queued(tasks: usize) -> Result<QueuedReport, SystemError> {
     let system = TaskSystem::builder()
         .namespace(format!("bench-queued-{}", std::process::id()))
         .queue(QueueConfig::new("default").bound(tasks + 1))
-        .handler(Noop { epoch: Instant::now(), starts: Arc::new(Vec::new()) })
+        .handler(Noop {
+            epoch: Instant::now(),
+            starts: Arc::new(Vec::new()),
+        })
         .start()
         .await?;
-    system.pause_queue("default").expect("the default queue exists");
+    system
+        .pause_queue("default")
+        .expect("the default queue exists");
     let before = proc_status_bytes("VmRSS:");
     for i in 0..tasks {
         let task = NewTask::new("noop", serde_json::json!(i));

@@ -57,14 +57,32 @@ pub struct BenchReport {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let l = |x: &Latency| format!("p50 {:.1} µs, p95 {:.1} µs, p99 {:.1} µs", x.p50, x.p95, x.p99);
-        writeln!(f, "tasks {} from {} submitters, store {}", self.tasks, self.concurrency, self.store)?;
+        let l = |x: &Latency| {
+            format!(
+                "p50 {:.1} µs, p95 {:.1} µs, p99 {:.1} µs",
+                x.p50, x.p95, x.p99
+            )
+        };
+        writeln!(
+            f,
+            "tasks {} from {} submitters, store {}",
+            self.tasks, self.concurrency, self.store
+        )?;
         writeln!(f, "  taskmesh   {:>12.0} tasks/s", self.throughput_per_s)?;
-        writeln!(f, "  raw tokio  {:>12.0} units/s   (ratio {:.3})", self.baseline_per_s, self.ratio)?;
+        writeln!(
+            f,
+            "  raw tokio  {:>12.0} units/s   (ratio {:.3})",
+            self.baseline_per_s, self.ratio
+        )?;
         writeln!(f, "  submit→start     {}", l(&self.start_latency_us))?;
         writeln!(f, "  submit→complete  {}", l(&self.latency_us))?;
         writeln!(f, "  baseline         {}", l(&self.baseline_latency_us))?;
-        write!(f, "  failed {}, peak RSS {:.1} MiB", self.failed, self.peak_rss_bytes as f64 / 1048576.0)
+        write!(
+            f,
+            "  failed {}, peak RSS {:.1} MiB",
+            self.failed,
+            self.peak_rss_bytes as f64 / 1048576.0
+        )
     }
 }
 
@@ -101,6 +119,12 @@ pub(crate) fn proc_status_bytes(field: &str) -> u64 {
     };
     text.lines()
         .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map_or(0, |kb| kb * 1024)
 }

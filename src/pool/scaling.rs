@@ -7,7 +7,13 @@ use tokio::time::Instant;
 
 /// The worker count to reach: one more worker per waiting task while none is idle, within
 /// `[min, max]`. Shrinking is left to the idle timeout, so this never goes below `current`.
-pub(crate) fn target_workers(current: usize, ready: usize, idle: usize, min: usize, max: usize) -> usize {
+pub(crate) fn target_workers(
+    current: usize,
+    ready: usize,
+    idle: usize,
+    min: usize,
+    max: usize,
+) -> usize {
     if ready == 0 || idle > 0 {
         return current.max(min).min(max.max(current));
     }
@@ -23,18 +29,29 @@ pub(crate) struct Intensity {
 
 impl Intensity {
     pub fn new(max: u32, window: Duration) -> Self {
-        Self { max, window, at: VecDeque::new() }
+        Self {
+            max,
+            window,
+            at: VecDeque::new(),
+        }
     }
 
     /// Restarts within the window before `now`.
     pub fn recent(&self, now: Instant) -> usize {
-        self.at.iter().filter(|t| now.duration_since(**t) < self.window).count()
+        self.at
+            .iter()
+            .filter(|t| now.duration_since(**t) < self.window)
+            .count()
     }
 
     /// Admits one more restart and returns its backoff delay, or `None` if it would exceed
     /// the intensity.
     pub fn admit(&mut self, now: Instant) -> Option<Duration> {
-        while self.at.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while self
+            .at
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             self.at.pop_front();
         }
         if self.at.len() as u32 >= self.max {
@@ -55,7 +72,11 @@ mod tests {
         assert_eq!(target_workers(2, 0, 0, 2, 20), 2);
         assert_eq!(target_workers(2, 5, 0, 2, 20), 7);
         assert_eq!(target_workers(2, 500, 0, 2, 20), 20);
-        assert_eq!(target_workers(5, 500, 1, 2, 20), 5, "an idle worker will take it");
+        assert_eq!(
+            target_workers(5, 500, 1, 2, 20),
+            5,
+            "an idle worker will take it"
+        );
         assert_eq!(target_workers(0, 0, 0, 2, 20), 2, "never below min");
         assert_eq!(target_workers(20, 9, 0, 2, 20), 20);
     }
@@ -66,8 +87,15 @@ mod tests {
         let mut i = Intensity::new(3, Duration::from_secs(60));
         let delays: Vec<_> = (0..3).map(|_| i.admit(t0).unwrap()).collect();
         assert!(delays.windows(2).all(|w| w[0] < w[1]), "{delays:?}");
-        assert_eq!(i.admit(t0), None, "the fourth restart in the window escalates");
+        assert_eq!(
+            i.admit(t0),
+            None,
+            "the fourth restart in the window escalates"
+        );
         assert_eq!(i.recent(t0), 3);
-        assert!(i.admit(t0 + Duration::from_secs(61)).is_some(), "the window slides");
+        assert!(
+            i.admit(t0 + Duration::from_secs(61)).is_some(),
+            "the window slides"
+        );
     }
 }

@@ -100,7 +100,10 @@ impl QueueConfig {
     pub fn validate(&self) -> Result<(), ValidationError> {
         let bad = |field, reason: String| Err(ValidationError::new(field, reason));
         if self.name.is_empty() || self.name.contains('/') {
-            return bad("queue.name", format!("expected a non-empty name without '/', got {:?}", self.name));
+            return bad(
+                "queue.name",
+                format!("expected a non-empty name without '/', got {:?}", self.name),
+            );
         }
         if self.max_workers == 0 || self.min_workers > self.max_workers {
             return bad(
@@ -112,10 +115,16 @@ impl QueueConfig {
             );
         }
         if self.bound == 0 {
-            return bad("queue.bound", format!("expected at least 1, got 0 in queue {:?}", self.name));
+            return bad(
+                "queue.bound",
+                format!("expected at least 1, got 0 in queue {:?}", self.name),
+            );
         }
         if self.tick.is_zero() {
-            return bad("queue.tick", format!("expected more than 0 ms, got 0 in queue {:?}", self.name));
+            return bad(
+                "queue.tick",
+                format!("expected more than 0 ms, got 0 in queue {:?}", self.name),
+            );
         }
         Ok(())
     }

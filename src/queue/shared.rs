@@ -59,7 +59,7 @@ impl QueueShared {
             .map(|k| (Arc::<str>::from(*k), KindMetrics::new(&name, k)))
             .collect();
         Self {
-            limiter: config.rate_limit.clone().map(Limiter::new),
+            limiter: config.rate_limit.map(Limiter::new),
             metrics: QueueMetrics::new(&name),
             name,
             config,
@@ -308,7 +308,9 @@ impl QueueShared {
     pub fn sample_gauges(&self) {
         self.metrics.depth.set(self.depth() as f64);
         self.metrics.running.set(self.running() as f64);
-        self.metrics.workers.set(self.workers.load(Ordering::Relaxed) as f64);
+        self.metrics
+            .workers
+            .set(self.workers.load(Ordering::Relaxed) as f64);
     }
 
     pub fn register_slot(&self, slot: Arc<WorkerSlot>) {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use ractor::concurrency::JoinHandle;
-use ractor::{Actor, MessagingErr, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
 
@@ -23,13 +23,16 @@ pub(crate) enum TimerMsg {
     Health(RpcReplyPort<ServiceHealth>),
 }
 
+/// The handle of an armed ractor timer.
+type TimerHandle = JoinHandle<Result<(), MessagingErr<TimerMsg>>>;
+
 /// The timer actor.
 pub(crate) struct Timer;
 
 /// The timer's state: the queue and the armed deadline.
 pub(crate) struct TimerState {
     queue: Arc<QueueShared>,
-    armed: Option<(Instant, JoinHandle<Result<(), MessagingErr<TimerMsg>>>)>,
+    armed: Option<(Instant, TimerHandle)>,
 }
 
 impl TimerState {

@@ -70,7 +70,11 @@ pub(crate) fn settle(
         }
         AttemptOutcome::Failed(kind, message) => fail(cell, &mut s, kind, message, now),
         AttemptOutcome::Discarded(message) => {
-            s.error = Some(AttemptError { attempt, kind: FailureKind::Failed, message });
+            s.error = Some(AttemptError {
+                attempt,
+                kind: FailureKind::Failed,
+                message,
+            });
             end(&mut s, Event::Fail)
         }
         AttemptOutcome::Cancelled(reason) => {
@@ -111,9 +115,19 @@ enum Requeue {
     At(Instant),
 }
 
-fn fail(cell: &TaskCell, s: &mut Status, kind: FailureKind, message: String, now: Instant) -> Requeue {
+fn fail(
+    cell: &TaskCell,
+    s: &mut Status,
+    kind: FailureKind,
+    message: String,
+    now: Instant,
+) -> Requeue {
     let attempt = s.attempt;
-    s.error = Some(AttemptError { attempt, kind, message });
+    s.error = Some(AttemptError {
+        attempt,
+        kind,
+        message,
+    });
     if attempt >= s.max_attempts {
         return end(s, Event::Fail);
     }

@@ -121,7 +121,14 @@ impl TaskSystemBuilder {
         let queues = build_queues(&self.queues, &kinds)?;
         let handlers = build_handlers(self.handlers, &queues)?;
         let table = TaskTable::new(self.retention, self.retention_max);
-        Ok(Shared::new(namespace, table, handlers, queues, self.limits, self.cancel_grace))
+        Ok(Shared::new(
+            namespace,
+            table,
+            handlers,
+            queues,
+            self.limits,
+            self.cancel_grace,
+        ))
     }
 }
 
@@ -134,7 +141,10 @@ fn build_queues(
         q.validate()?;
         let shared = Arc::new(QueueShared::new(q.clone(), kinds));
         if queues.insert(q.name.clone(), shared).is_some() {
-            return Err(ValidationError::new("queue.name", format!("queue {:?} is configured twice", q.name)));
+            return Err(ValidationError::new(
+                "queue.name",
+                format!("queue {:?} is configured twice", q.name),
+            ));
         }
     }
     Ok(queues)
@@ -156,7 +166,10 @@ fn build_handlers(
             limiter: options.rate_limit.map(Limiter::new),
         };
         if out.insert(kind.to_string(), entry).is_some() {
-            return Err(ValidationError::new("handler", format!("kind {kind:?} is registered twice")));
+            return Err(ValidationError::new(
+                "handler",
+                format!("kind {kind:?} is registered twice"),
+            ));
         }
     }
     Ok(out)
@@ -168,12 +181,18 @@ fn check_handler(
     queues: &HashMap<String, Arc<QueueShared>>,
 ) -> Result<(), ValidationError> {
     if kind.trim().is_empty() {
-        return Err(ValidationError::new("handler", "a handler's KIND must not be empty"));
+        return Err(ValidationError::new(
+            "handler",
+            "a handler's KIND must not be empty",
+        ));
     }
     if !queues.contains_key(&d.queue) {
         return Err(ValidationError::new(
             "handler",
-            format!("kind {kind:?} uses queue {:?}, which is not configured", d.queue),
+            format!(
+                "kind {kind:?} uses queue {:?}, which is not configured",
+                d.queue
+            ),
         ));
     }
     if d.max_attempts == 0 || d.timeout.is_zero() {

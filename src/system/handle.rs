@@ -15,7 +15,9 @@ use crate::janitor::JanitorMsg;
 use crate::pool::PoolMsg;
 use crate::queue::timer::TimerMsg;
 use crate::queue::QueueShared;
-use crate::runtime::{settle::apply_cancel, HandlerEntry, Shared, TaskCell, TaskResult, TaskStatus};
+use crate::runtime::{
+    settle::apply_cancel, HandlerEntry, Shared, TaskCell, TaskResult, TaskStatus,
+};
 use crate::supervisor::SupervisorMsg;
 use crate::task::{NewTask, Task, TaskId, TaskState};
 
@@ -110,7 +112,10 @@ impl TaskSystem {
         let id = TaskId::new();
         if let Some(key) = &new.unique_key {
             if let Some(existing) = shared.table.claim_unique(key, id) {
-                return Ok(Receipt { id: existing, duplicate: true });
+                return Ok(Receipt {
+                    id: existing,
+                    duplicate: true,
+                });
             }
         }
         if let Err(e) = queue.admit() {
@@ -120,7 +125,10 @@ impl TaskSystem {
             return Err(e);
         }
         enqueue(shared, queue, entry, id, new);
-        Ok(Receipt { id, duplicate: false })
+        Ok(Receipt {
+            id,
+            duplicate: false,
+        })
     }
 
     /// Submits a task and waits until it ends.
@@ -260,7 +268,13 @@ impl TaskSystem {
     }
 }
 
-fn enqueue(shared: &Shared, queue: &Arc<QueueShared>, entry: &HandlerEntry, id: TaskId, new: NewTask) {
+fn enqueue(
+    shared: &Shared,
+    queue: &Arc<QueueShared>,
+    entry: &HandlerEntry,
+    id: TaskId,
+    new: NewTask,
+) {
     let d = &entry.defaults;
     let max_attempts = new.max_attempts.unwrap_or(d.max_attempts);
     let created_at = SystemTime::now();
@@ -282,7 +296,11 @@ fn enqueue(shared: &Shared, queue: &Arc<QueueShared>, entry: &HandlerEntry, id: 
         metadata: new.metadata,
         created_at,
     };
-    let state = if delay.is_some() { TaskState::Scheduled } else { TaskState::Pending };
+    let state = if delay.is_some() {
+        TaskState::Scheduled
+    } else {
+        TaskState::Pending
+    };
     let cell = Arc::new(TaskCell::new(task, state, max_attempts));
     shared.table.insert(cell.clone());
     queue.metrics.submitted.increment(1);
@@ -304,8 +322,11 @@ fn stats(q: &QueueShared) -> QueueStats {
     }
 }
 
-async fn ask<M: ractor::Message>(name: &str, msg: fn(RpcReplyPort<ServiceHealth>) -> M) -> ServiceHealth {
-    let Some(actor) = ActorRef::<M>::where_is(name.to_string()) else {
+async fn ask<M: ractor::Message>(
+    name: &str,
+    msg: fn(RpcReplyPort<ServiceHealth>) -> M,
+) -> ServiceHealth {
+    let Some(actor) = ActorRef::<M>::where_is(name) else {
         return ServiceHealth::new(name, HealthStatus::Down, "not running");
     };
     match actor.call(msg, Some(HEALTH_DEADLINE)).await {

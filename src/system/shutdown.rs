@@ -47,14 +47,22 @@ impl TaskSystem {
         }
         let cut: Vec<(Current, &QueueShared)> = queues
             .iter()
-            .flat_map(|q| q.running_slots().into_iter().filter_map(|s| s.current()).map(move |c| (c, &**q)))
+            .flat_map(|q| {
+                q.running_slots()
+                    .into_iter()
+                    .filter_map(|s| s.current())
+                    .map(move |c| (c, &**q))
+            })
             .collect();
         for (c, _) in &cut {
             if let Some(token) = &c.cell.status.lock().token {
                 token.cancel();
             }
         }
-        let _ = self.root.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(30))).await;
+        let _ = self
+            .root
+            .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(30)))
+            .await;
         let interrupted = cut.iter().map(|(c, _)| c.cell.task.id).collect();
         for (c, q) in cut {
             settle(shared, q, &c.cell, c.attempt, AttemptOutcome::Stopped);

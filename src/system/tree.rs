@@ -24,7 +24,9 @@ use crate::pool::{Pool, PoolArgs};
 use crate::queue::timer::Timer;
 use crate::queue::QueueShared;
 use crate::runtime::Shared;
-use crate::supervisor::{start_supervisor, ChildSpec, Strategy, Supervisor, SupervisorMsg, SupervisorSpec};
+use crate::supervisor::{
+    start_supervisor, ChildSpec, Strategy, Supervisor, SupervisorMsg, SupervisorSpec,
+};
 
 /// Starts the root supervisor and everything under it.
 pub(super) async fn start(
@@ -78,7 +80,13 @@ fn pool(shared: &Arc<Shared>, q: Arc<QueueShared>) -> ChildSpec {
     let name = shared.namespace.actor_name(&format!("pool/{}", q.name));
     let shared = shared.clone();
     ChildSpec::new(format!("pool:{}", q.name), move |parent| {
-        let (name, args) = (name.clone(), PoolArgs { shared: shared.clone(), queue: q.clone() });
+        let (name, args) = (
+            name.clone(),
+            PoolArgs {
+                shared: shared.clone(),
+                queue: q.clone(),
+            },
+        );
         async move {
             let (actor, _) = Actor::spawn_linked(Some(name), Pool, args, parent).await?;
             Ok(actor.get_cell())

@@ -100,9 +100,7 @@ impl FromStr for Priority {
             .ok_or_else(|| {
                 ValidationError::new(
                     "priority",
-                    format!(
-                        "expected one of critical, high, normal, low, background, got {s:?}"
-                    ),
+                    format!("expected one of critical, high, normal, low, background, got {s:?}"),
                 )
             })
     }
@@ -262,10 +260,16 @@ impl NewTask {
             return Err(ValidationError::new("kind", "must not be empty"));
         }
         if self.max_attempts == Some(0) {
-            return Err(ValidationError::new("max_attempts", "expected at least 1, got 0"));
+            return Err(ValidationError::new(
+                "max_attempts",
+                "expected at least 1, got 0",
+            ));
         }
         if self.timeout == Some(Duration::ZERO) {
-            return Err(ValidationError::new("timeout", "expected more than 0 ms, got 0"));
+            return Err(ValidationError::new(
+                "timeout",
+                "expected more than 0 ms, got 0",
+            ));
         }
         if let Some(key) = &self.unique_key {
             check_unique_key(key, limits)?;
@@ -279,7 +283,10 @@ impl NewTask {
 
 fn check_unique_key(key: &str, limits: &Limits) -> Result<(), ValidationError> {
     if key.is_empty() {
-        return Err(ValidationError::new("unique_key", "must not be empty when given"));
+        return Err(ValidationError::new(
+            "unique_key",
+            "must not be empty when given",
+        ));
     }
     if key.len() > limits.max_unique_key_bytes {
         return Err(ValidationError::new(
@@ -356,7 +363,10 @@ mod tests {
             (base.clone().max_attempts(0), Some("max_attempts")),
             (base.clone().timeout(Duration::ZERO), Some("timeout")),
             (base.clone().unique_key(""), Some("unique_key")),
-            (base.clone().unique_key("x".repeat(2000)), Some("unique_key")),
+            (
+                base.clone().unique_key("x".repeat(2000)),
+                Some("unique_key"),
+            ),
         ];
         for (task, want) in cases {
             assert_eq!(field_of(&task), want, "{task:?}");
@@ -370,7 +380,9 @@ mod tests {
             ..Limits::default()
         };
         // "\"12345678\"" is exactly 10 bytes.
-        assert!(NewTask::new("k", json!("12345678")).validate(&limits).is_ok());
+        assert!(NewTask::new("k", json!("12345678"))
+            .validate(&limits)
+            .is_ok());
         let err = NewTask::new("k", json!("123456789"))
             .validate(&limits)
             .unwrap_err();

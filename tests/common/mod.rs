@@ -12,7 +12,11 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// A namespace no other test uses.
 pub fn unique_ns(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A builder with a scripted handler and a small default queue.

@@ -282,11 +282,11 @@ mod tests {
     }
 
     #[test]
-    fn states_display_and_serialize_in_lowercase() {
+    fn states_display_and_serialize_in_snake_case() {
         let json = serde_json::to_string(&BreakerState::HalfOpen).unwrap();
         assert_eq!(
-            (json.as_str(), BreakerState::Open.to_string()),
-            ("\"halfopen\"", "open".into())
+            (json.as_str(), BreakerState::HalfOpen.to_string()),
+            ("\"half_open\"", "half_open".into())
         );
     }
 }

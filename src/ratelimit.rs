@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 /// A sustained rate with an allowance for bursts. Zero is rejected when deserializing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Admissions per second, sustained.
     pub per_second: NonZeroU32,

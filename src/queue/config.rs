@@ -15,6 +15,7 @@ use crate::ratelimit::RateLimit;
 /// assert_eq!(q.max_workers, 8);
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 #[must_use]
 pub struct QueueConfig {
     /// The queue's name.
@@ -27,11 +28,14 @@ pub struct QueueConfig {
     /// (default 100,000).
     pub bound: usize,
     /// A worker idle this long is retired, down to the minimum (default 30 s).
+    #[serde(with = "crate::task::millis", rename = "idle_timeout_ms")]
     pub idle_timeout: Duration,
     /// How often the pool checks load, idleness and stuck workers (default 100 ms).
+    #[serde(with = "crate::task::millis", rename = "tick_ms")]
     pub tick: Duration,
     /// An attempt still running this long past its timeout and grace marks its worker as
     /// stuck; the worker is replaced (default 5 s).
+    #[serde(with = "crate::task::millis", rename = "stuck_after_ms")]
     pub stuck_after: Duration,
     /// Attempts started per second in this queue, if limited.
     pub rate_limit: Option<RateLimit>,
@@ -39,7 +43,14 @@ pub struct QueueConfig {
     /// (default 3).
     pub max_restarts: u32,
     /// The restart intensity window (default 60 s).
+    #[serde(with = "crate::task::millis", rename = "restart_window_ms")]
     pub restart_window: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self::new("default")
+    }
 }
 
 impl QueueConfig {

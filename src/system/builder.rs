@@ -105,6 +105,17 @@ impl TaskSystemBuilder {
         self
     }
 
+    /// Takes every setting from `cfg` (handlers are still registered separately).
+    pub fn config(mut self, cfg: crate::config::SystemConfig) -> Self {
+        self.namespace = cfg.namespace;
+        self.queues = cfg.queues;
+        self.limits = cfg.limits;
+        self.cancel_grace = cfg.cancel_grace;
+        self.retention = cfg.retention;
+        self.retention_max = cfg.retention_max;
+        self
+    }
+
     /// Validates the configuration and starts the supervision tree.
     pub async fn start(self) -> Result<TaskSystem, SystemError> {
         let shared = Arc::new(self.build()?);

@@ -117,6 +117,7 @@ pub struct Metadata {
 
 /// Bounds on what a submit may carry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// The largest serialised args, in bytes (default 1 MiB).
     pub max_args_bytes: usize,

@@ -10,11 +10,10 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use taskmesh::testing::{Script, ScriptHandler};
 use taskmesh::TaskState;
 
-fn counter(
-    snapshot: &[(String, Vec<(String, String)>, DebugValue)],
-    name: &str,
-    kind: Option<&str>,
-) -> u64 {
+/// A metric's name, labels and value.
+type Row = (String, Vec<(String, String)>, DebugValue);
+
+fn counter(snapshot: &[Row], name: &str, kind: Option<&str>) -> u64 {
     snapshot
         .iter()
         .filter(|(n, labels, _)| {
@@ -109,7 +108,7 @@ async fn counters_and_histograms_follow_task_outcomes() {
     let workers = snapshot
         .iter()
         .find(|(n, _, _)| n == "taskmesh_workers")
-        .map(|(_, _, v)| v.clone());
+        .map(|(_, _, v)| v);
     assert!(
         matches!(workers, Some(DebugValue::Gauge(g)) if g.into_inner() == 2.0),
         "{workers:?}"

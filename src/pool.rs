@@ -11,6 +11,7 @@ mod scaling;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -141,7 +142,8 @@ impl Actor for Pool {
         state.queue.set_pool(None);
         for (id, m) in state.workers.drain() {
             state.retiring.insert(id);
-            let _ = m.actor.kill_and_wait(None).await;
+            // Bounded: a worker whose handler blocks its thread cannot die until it yields.
+            let _ = m.actor.kill_and_wait(Some(Duration::from_secs(1))).await;
         }
         state.queue.workers.store(0, Ordering::Relaxed);
         Ok(())
@@ -176,7 +178,7 @@ impl PoolState {
 
     async fn tick(&mut self, myself: &ActorRef<PoolMsg>) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
-        self.replace_stuck(now);
+        self.replace_stuck(myself, now)?;
         self.grow(myself).await?;
         self.retire_idle(now);
         self.queue.sample_gauges();
@@ -219,20 +221,28 @@ impl PoolState {
         }
     }
 
-    /// Kills workers whose attempt outlived its timeout, grace and the stuck margin. The
-    /// attempt is settled as timed out; the exit is then handled as a crash.
-    fn replace_stuck(&mut self, now: Instant) {
+    /// Writes off workers whose attempt outlived its timeout, grace and the stuck margin:
+    /// the attempt is settled as timed out, the worker killed, and a replacement started
+    /// without waiting for the kill (a thread-blocking handler delays it indefinitely).
+    fn replace_stuck(
+        &mut self,
+        myself: &ActorRef<PoolMsg>,
+        now: Instant,
+    ) -> Result<(), ActorProcessingErr> {
         let margin = self.queue.config.stuck_after;
-        for m in self.workers.values() {
-            let Some(cur) = m.slot.current() else {
+        let stuck: Vec<ActorId> = self
+            .workers
+            .iter()
+            .filter(|(_, m)| m.slot.current().is_some_and(|c| now >= c.deadline + margin))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stuck {
+            let Some(m) = self.workers.remove(&id) else {
                 continue;
             };
-            if now < cur.deadline + margin {
-                continue;
-            }
             if let Some(cur) = m.slot.take() {
                 let why = format!(
-                    "worker stuck: attempt ran {} ms past its deadline; worker replaced",
+                    "worker stuck: attempt still running {} ms past its timeout and grace; worker replaced",
                     margin.as_millis()
                 );
                 settle(
@@ -244,7 +254,9 @@ impl PoolState {
                 );
             }
             m.actor.kill();
+            self.lost(myself, m, "stuck")?;
         }
+        Ok(())
     }
 
     fn worker_exited(
@@ -254,12 +266,10 @@ impl PoolState {
         reason: &str,
     ) -> Result<(), ActorProcessingErr> {
         let Some(m) = self.workers.remove(&id) else {
-            return Ok(());
+            return Ok(()); // retired earlier, or written off as stuck
         };
-        self.queue.workers.fetch_sub(1, Ordering::Relaxed);
-        self.queue.forget_worker(id);
-        self.queue.unregister_slot(&m.slot);
         if self.retiring.remove(&id) {
+            self.forget(&m);
             return Ok(());
         }
         if let Some(cur) = m.slot.take() {
@@ -267,9 +277,26 @@ impl PoolState {
                 AttemptOutcome::Failed(FailureKind::Crashed, format!("worker died: {reason}"));
             settle(&self.shared, &self.queue, &cur.cell, cur.attempt, outcome);
         }
+        self.lost(myself, m, reason)
+    }
+
+    fn forget(&self, m: &Member) {
+        self.queue.workers.fetch_sub(1, Ordering::Relaxed);
+        self.queue.forget_worker(m.actor.get_id());
+        self.queue.unregister_slot(&m.slot);
+    }
+
+    /// A worker was lost: count the restart against the intensity and schedule a
+    /// replacement, or escalate.
+    fn lost(
+        &mut self,
+        myself: &ActorRef<PoolMsg>,
+        m: Member,
+        reason: &str,
+    ) -> Result<(), ActorProcessingErr> {
+        self.forget(&m);
         tracing::warn!(queue = %self.queue.name, reason, "worker replaced");
-        let now = Instant::now();
-        let Some(delay) = self.restarts.admit(now) else {
+        let Some(delay) = self.restarts.admit(Instant::now()) else {
             let cfg = &self.queue.config;
             return Err(format!(
                 "pool {}: restart intensity exceeded: more than {} restarts in {} s",

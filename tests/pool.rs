@@ -90,13 +90,7 @@ async fn the_pool_grows_under_load_and_shrinks_back_after_the_idle_timeout() {
 #[tokio::test(start_paused = true)]
 async fn higher_priorities_start_first_and_equal_priorities_in_order() {
     let (h, mut rx) = ScriptHandler::new();
-    let sys = TaskSystem::builder()
-        .namespace(unique_ns("prio"))
-        .queue(QueueConfig::new("default").workers(1, 1))
-        .handler(h.clone())
-        .start()
-        .await
-        .unwrap();
+    let sys = common::one_worker("prio", h.clone()).start().await.unwrap();
     let blocker = sys.submit(gate("b")).await.unwrap().id;
     next_start(&mut rx).await;
     let plan = [
@@ -128,13 +122,7 @@ async fn higher_priorities_start_first_and_equal_priorities_in_order() {
 #[tokio::test(start_paused = true)]
 async fn a_queued_task_can_be_cancelled_and_never_runs() {
     let (h, mut rx) = ScriptHandler::new();
-    let sys = TaskSystem::builder()
-        .namespace(unique_ns("cq"))
-        .queue(QueueConfig::new("default").workers(1, 1))
-        .handler(h.clone())
-        .start()
-        .await
-        .unwrap();
+    let sys = common::one_worker("cq", h.clone()).start().await.unwrap();
     let blocker = sys.submit(gate("b")).await.unwrap().id;
     next_start(&mut rx).await;
     let queued = sys
@@ -243,10 +231,7 @@ async fn progress_and_status_are_visible_while_the_handler_runs() {
 #[tokio::test(start_paused = true)]
 async fn a_crashed_worker_is_replaced_and_its_task_retried() {
     let (h, mut rx) = ScriptHandler::new();
-    let sys = TaskSystem::builder()
-        .namespace(unique_ns("crash"))
-        .queue(QueueConfig::new("default").workers(1, 1))
-        .handler(h.clone())
+    let sys = common::one_worker("crash", h.clone())
         .start()
         .await
         .unwrap();

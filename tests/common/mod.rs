@@ -51,3 +51,13 @@ pub async fn next_start(rx: &mut UnboundedReceiver<ScriptEvent>) -> ScriptEvent 
 pub async fn idle_for(d: Duration) {
     tokio::time::sleep(d).await
 }
+
+/// Like [`builder`], but the default queue has exactly one worker, so tasks run one at a
+/// time in queue order.
+pub fn one_worker(prefix: &str, handler: ScriptHandler) -> TaskSystemBuilder {
+    TaskSystem::builder()
+        .namespace(unique_ns(prefix))
+        .queue(QueueConfig::new("default").workers(1, 1))
+        .cancel_grace(Duration::from_millis(100))
+        .handler(handler)
+}

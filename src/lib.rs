@@ -68,6 +68,7 @@ pub mod queue;
 pub mod ratelimit;
 pub mod registry;
 pub mod runtime;
+pub mod store;
 pub mod supervisor;
 pub mod system;
 pub mod task;

@@ -230,6 +230,8 @@ pub async fn run_inline<H: Handler>(handler: &H, args: H::Args) -> HandlerResult
         unique_key: None,
         run_at: None,
         metadata: Default::default(),
+        title: None,
+        auto_restart: 0,
         created_at: SystemTime::now(),
     };
     let cell = Arc::new(TaskCell::new(

@@ -294,6 +294,8 @@ fn enqueue(
         unique_key: new.unique_key,
         run_at: new.run_at,
         metadata: new.metadata,
+        title: new.title,
+        auto_restart: new.auto_restart,
         created_at,
     };
     let state = if delay.is_some() {

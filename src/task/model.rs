@@ -161,6 +161,11 @@ pub struct Task {
     pub run_at: Option<SystemTime>,
     /// Who and why.
     pub metadata: Metadata,
+    /// A human-readable title (at most 200 characters).
+    pub title: Option<String>,
+    /// Restarts allowed after crashes (panics, dead workers, killed processes); 0 turns
+    /// auto-restart off (the default).
+    pub auto_restart: u32,
     /// When it was accepted.
     pub created_at: SystemTime,
 }
@@ -175,7 +180,7 @@ pub struct Task {
 ///     .unique_key("welcome:42");
 /// assert_eq!(t.kind, "email");
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[must_use]
 pub struct NewTask {
     /// Which handler runs it; must be registered.
@@ -198,6 +203,37 @@ pub struct NewTask {
     pub run_at: Option<SystemTime>,
     /// Who and why.
     pub metadata: Metadata,
+    /// A human-readable title (at most 200 characters).
+    pub title: Option<String>,
+    /// Restarts allowed after crashes; 0 (the default) turns auto-restart off.
+    pub auto_restart: u32,
+    /// False creates the task paused: it runs only after `start`. Default true.
+    #[serde(default = "yes")]
+    pub auto_start: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for NewTask {
+    fn default() -> Self {
+        Self {
+            kind: String::new(),
+            args: serde_json::Value::Null,
+            queue: None,
+            priority: None,
+            timeout: None,
+            max_attempts: None,
+            backoff: None,
+            unique_key: None,
+            run_at: None,
+            metadata: Metadata::default(),
+            title: None,
+            auto_restart: 0,
+            auto_start: true,
+        }
+    }
 }
 
 impl NewTask {
@@ -254,6 +290,21 @@ impl NewTask {
         self.metadata.actor_id = Some(id.into());
         self
     }
+    /// Sets the title (at most 200 characters).
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+    /// Allows `n` automatic restarts after crashes.
+    pub fn auto_restart(mut self, n: u32) -> Self {
+        self.auto_restart = n;
+        self
+    }
+    /// Creates the task paused when false; it runs after `start`.
+    pub fn auto_start(mut self, yes: bool) -> Self {
+        self.auto_start = yes;
+        self
+    }
 
     /// Checks the fields that do not depend on handler defaults. The error names the field.
     pub fn validate(&self, limits: &Limits) -> Result<(), ValidationError> {
@@ -278,9 +329,21 @@ impl NewTask {
         if let Some(b) = &self.backoff {
             b.validate()?;
         }
+        if let Some(title) = &self.title {
+            let n = title.chars().count();
+            if n > MAX_TITLE_CHARS {
+                return Err(ValidationError::new(
+                    "title",
+                    format!("expected at most {MAX_TITLE_CHARS} characters, got {n}"),
+                ));
+            }
+        }
         check_args_size(&self.args, limits.max_args_bytes)
     }
 }
+
+/// The longest title accepted.
+pub const MAX_TITLE_CHARS: usize = 200;
 
 fn check_unique_key(key: &str, limits: &Limits) -> Result<(), ValidationError> {
     if key.is_empty() {
@@ -368,6 +431,8 @@ mod tests {
                 base.clone().unique_key("x".repeat(2000)),
                 Some("unique_key"),
             ),
+            (base.clone().title("é".repeat(200)), None),
+            (base.clone().title("é".repeat(201)), Some("title")),
         ];
         for (task, want) in cases {
             assert_eq!(field_of(&task), want, "{task:?}");

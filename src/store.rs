@@ -1,0 +1,79 @@
+//! Durable task state: the [`Store`] trait, its data, and two implementations.
+//!
+//! Every task is an event stream ([`TaskEvent`]); beside the events, a metadata row per
+//! task ([`TaskRecord`]) is updated in the same transaction, so lists and counts never
+//! replay events.
+//!
+//! - [`MemoryStore`]: in memory, for tests and ephemeral use.
+//! - [`SqliteStore`]: the embedded default. One writer thread batches concurrent writes
+//!   into one transaction and one fsync (group commit); a write resolves only once its
+//!   batch is durable. Reads run on their own connections, off the async runtime.
+
+mod memory;
+mod sqlite;
+mod types;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+pub use types::{
+    Crash, EventKind, Life, Page, StoreError, StoredEvent, TaskEvent, TaskFilter, TaskQuery,
+    TaskRecord, Write, WriteResult,
+};
+
+use std::time::SystemTime;
+
+use futures::future::BoxFuture;
+
+use crate::task::TaskId;
+
+/// Where tasks and their events are kept. Implementations must be safe to share between
+/// threads; every method returns a `'static` future so callers can hold it across awaits.
+///
+/// Contract (checked by the conformance tests for every implementation):
+/// - `write` applies its batch atomically and in order; when the future resolves `Ok`, the
+///   batch is durable (for a durable store) and visible to every read.
+/// - A `Write::Create` whose `unique_key` is already held by another task writes nothing
+///   and yields `WriteResult::Duplicate(existing)`; the rest of the batch still applies.
+/// - A `Write::Update` or `Write::Event` for an unknown task id is ignored.
+/// - Events of a task come back in the order they were written, with increasing `seq`.
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs and bench reports ("memory", "sqlite").
+    fn name(&self) -> &'static str;
+
+    /// True if a resolved write survives a process crash.
+    fn durable(&self) -> bool;
+
+    /// Applies `batch` atomically; one result per write, in order.
+    fn write(&self, batch: Vec<Write>) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>>;
+
+    /// A task's metadata row.
+    fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>>;
+
+    /// A task's events, oldest first.
+    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>>;
+
+    /// A page of tasks matching the filter, newest first, with the total count.
+    fn list(&self, query: TaskQuery) -> BoxFuture<'static, Result<Page, StoreError>>;
+
+    /// How many tasks match the filter.
+    fn count(&self, filter: TaskFilter) -> BoxFuture<'static, Result<u64, StoreError>>;
+
+    /// Every task not in a terminal state (for recovery at start), oldest first.
+    fn open_tasks(&self) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>>;
+
+    /// The task holding `key`, if any (terminal tasks included, until pruned).
+    fn find_unique(&self, key: String) -> BoxFuture<'static, Result<Option<TaskId>, StoreError>>;
+
+    /// A task's crash history, oldest first.
+    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>>;
+
+    /// Deletes terminal tasks (rows, events, crashes) last updated before `before`.
+    /// Returns how many tasks.
+    fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>>;
+
+    /// Deletes crash history entries older than `before`. Returns how many.
+    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>>;
+
+    /// Checks that the store can take a write now (readiness).
+    fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>>;
+}

@@ -1,0 +1,4 @@
+//! In-memory store (being written).
+use super::*;
+/// In-memory store.
+pub struct MemoryStore;

@@ -1,0 +1,4 @@
+//! SQLite store (being written).
+use super::*;
+/// SQLite store.
+pub struct SqliteStore;

@@ -1,0 +1,258 @@
+//! The data a store keeps: events, task records, crashes, queries.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::Progress;
+use crate::runtime::{AttemptError, FailureKind};
+use crate::task::{Task, TaskId, TaskState};
+
+/// What happened to a task. Stored as JSON with a `type` tag.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The task was accepted.
+    Created,
+    /// An attempt started.
+    Started {
+        /// Its number.
+        attempt: u32,
+        /// The worker running it (informational; actor ids are never used as keys).
+        worker: Option<String>,
+    },
+    /// The handler reported progress (and possibly a phase).
+    Progress {
+        /// 0 to 100.
+        percent: u8,
+        /// What it is doing.
+        message: String,
+        /// The workflow phase, if the handler set one.
+        phase: Option<String>,
+    },
+    /// An attempt failed.
+    AttemptFailed {
+        /// The attempt's error.
+        error: AttemptError,
+    },
+    /// The next attempt is due at `at`.
+    RetryScheduled {
+        /// The attempt that will run.
+        attempt: u32,
+        /// When.
+        at: SystemTime,
+    },
+    /// The handler asked to run again at `until`.
+    Snoozed {
+        /// When.
+        until: SystemTime,
+    },
+    /// Held by an operator (or created without auto-start).
+    Paused,
+    /// Released by an operator.
+    Resumed,
+    /// Ended with a value.
+    Succeeded {
+        /// The handler's value.
+        result: serde_json::Value,
+    },
+    /// Ended after its last attempt failed.
+    Failed {
+        /// The last error.
+        error: AttemptError,
+    },
+    /// Ended by a cancel.
+    Cancelled {
+        /// Why.
+        reason: String,
+    },
+    /// An attempt crashed (panic, dead worker, process killed).
+    Crashed {
+        /// The crash.
+        crash: Crash,
+    },
+    /// The execution was restarted (by an operator or by auto-restart after a crash).
+    Restarted,
+}
+
+impl EventKind {
+    /// The snake_case type name, as stored.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Started { .. } => "started",
+            Self::Progress { .. } => "progress",
+            Self::AttemptFailed { .. } => "attempt_failed",
+            Self::RetryScheduled { .. } => "retry_scheduled",
+            Self::Snoozed { .. } => "snoozed",
+            Self::Paused => "paused",
+            Self::Resumed => "resumed",
+            Self::Succeeded { .. } => "succeeded",
+            Self::Failed { .. } => "failed",
+            Self::Cancelled { .. } => "cancelled",
+            Self::Crashed { .. } => "crashed",
+            Self::Restarted => "restarted",
+        }
+    }
+}
+
+/// One event of a task's stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    /// The task.
+    pub task_id: TaskId,
+    /// When it happened.
+    pub at: SystemTime,
+    /// What happened.
+    pub kind: EventKind,
+    /// Who caused it (a user, a service, or `taskmesh` for the runtime itself).
+    pub actor_id: Option<String>,
+    /// The flow it belongs to (the task's correlation id unless the caller gave another).
+    pub correlation_id: Option<String>,
+}
+
+/// An event as stored, with its position.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Increasing across the store.
+    pub seq: u64,
+    /// The event.
+    pub event: TaskEvent,
+}
+
+/// A crash of an attempt, kept in the crash history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Crash {
+    /// The task.
+    pub task_id: TaskId,
+    /// When.
+    pub at: SystemTime,
+    /// The attempt that crashed.
+    pub attempt: u32,
+    /// How it crashed (panicked or crashed).
+    pub kind: FailureKind,
+    /// Why.
+    pub reason: String,
+}
+
+/// The mutable part of a task's metadata row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Life {
+    /// The state now.
+    pub state: TaskState,
+    /// Attempts started.
+    pub attempt: u32,
+    /// Attempts allowed (snoozes and auto-restarts add one each).
+    pub max_attempts: u32,
+    /// The result, once succeeded.
+    pub result: Option<serde_json::Value>,
+    /// The last attempt's error.
+    pub error: Option<AttemptError>,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<String>,
+    /// The last progress report.
+    pub progress: Option<Progress>,
+    /// The workflow phase the handler last set.
+    pub phase: Option<String>,
+    /// When a scheduled, retrying or snoozed task is next due.
+    pub due_at: Option<SystemTime>,
+    /// Auto-restarts used after crashes.
+    pub restarts: u32,
+    /// When the row last changed.
+    pub updated_at: SystemTime,
+}
+
+/// A task's metadata row: the immutable task and its life.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// The task as submitted (after defaults).
+    pub task: Task,
+    /// Where it is now.
+    pub life: Life,
+}
+
+/// One change in a write batch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// Inserts a new task with its `created` event. Refused as a duplicate if its unique
+    /// key is held.
+    Create(Box<TaskRecord>, TaskEvent),
+    /// Replaces the task's life and appends an event.
+    Update(TaskId, Box<Life>, TaskEvent),
+    /// Appends an event without changing the row (e.g. attempt_failed before retry).
+    Event(TaskEvent),
+    /// Adds to the crash history.
+    Crash(Crash),
+}
+
+/// What a write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteResult {
+    /// Applied.
+    Done,
+    /// A create whose unique key another task holds; nothing was written.
+    Duplicate(TaskId),
+}
+
+/// Which tasks a list or count selects. Unset fields do not filter.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskFilter {
+    /// In this state.
+    pub state: Option<TaskState>,
+    /// In this queue.
+    pub queue: Option<String>,
+    /// Of this kind.
+    pub kind: Option<String>,
+    /// In this phase.
+    pub phase: Option<String>,
+    /// Created by this actor (the task's `metadata.actor_id`).
+    pub created_by: Option<String>,
+    /// Created at or after.
+    pub created_after: Option<SystemTime>,
+    /// Created before.
+    pub created_before: Option<SystemTime>,
+}
+
+/// A filtered page, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskQuery {
+    /// Which tasks.
+    pub filter: TaskFilter,
+    /// At most this many (the caller caps it).
+    pub limit: u32,
+    /// Skip this many.
+    pub offset: u64,
+}
+
+/// A page of tasks and the total that matched.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    /// The tasks, newest first.
+    pub tasks: Vec<TaskRecord>,
+    /// How many matched in all.
+    pub total: u64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file is not a database this build can use; it was left untouched.
+    #[error("cannot use {path}: {reason}; the file was left untouched")]
+    Unusable {
+        /// The database file.
+        path: PathBuf,
+        /// Not a taskmesh database, corrupt, or from a newer schema.
+        reason: String,
+    },
+    /// A write could not be made durable (disk full, read-only, I/O error). Nothing of the
+    /// batch was applied.
+    #[error("write failed: {0}")]
+    WriteFailed(String),
+    /// A read failed.
+    #[error("read failed: {0}")]
+    ReadFailed(String),
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+}

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use taskmesh::{
-    Backoff, Cancellation, Handler, HandlerResult, NewTask, Outcome, QueueConfig, TaskContext,
-    TaskId, TaskSystem,
+    Backoff, Control, Handler, HandlerResult, NewTask, Outcome, QueueConfig, TaskContext, TaskId,
+    TaskSystem,
 };
 
 struct Noop;
@@ -144,7 +144,7 @@ pub async fn run(tasks: usize) -> Result<(), Box<dyn std::error::Error>> {
         };
         ids.push((system.submit(NewTask::new(kind, args)).await?.id, kind));
     }
-    let cancelled = cancel_every_other_slow(&system, &ids);
+    let cancelled = cancel_every_other_slow(&system, &ids).await;
     let mut table: BTreeMap<(&str, String), usize> = BTreeMap::new();
     let mut attempts = 0u64;
     for (id, kind) in &ids {
@@ -174,12 +174,12 @@ pub async fn run(tasks: usize) -> Result<(), Box<dyn std::error::Error>> {
 
 /// Cancels half of the slow tasks: some still queued, some already running. Returns how
 /// many of each.
-fn cancel_every_other_slow(system: &TaskSystem, ids: &[(TaskId, &str)]) -> (usize, usize) {
+async fn cancel_every_other_slow(system: &TaskSystem, ids: &[(TaskId, &str)]) -> (usize, usize) {
     let mut counts = (0, 0);
     for (id, _) in ids.iter().filter(|(_, k)| *k == "slow").step_by(2) {
-        match system.cancel(*id, "demo: no longer needed") {
-            Ok(Cancellation::Cancelled) => counts.0 += 1,
-            Ok(Cancellation::Requested) => counts.1 += 1,
+        match system.cancel(*id, "demo: no longer needed").await {
+            Ok(Control::Done) => counts.0 += 1,
+            Ok(Control::Requested) => counts.1 += 1,
             Err(_) => {}
         }
     }

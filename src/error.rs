@@ -47,6 +47,9 @@ pub enum SubmitError {
     /// The system is shutting down and takes no new tasks.
     #[error("the task system is shutting down")]
     ShuttingDown,
+    /// The task could not be made durable; it was not accepted.
+    #[error("the task could not be stored: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Errors of the task handle's queries and commands.
@@ -75,6 +78,9 @@ pub enum TaskError {
     /// The system stopped before the task ended.
     #[error("the task system stopped before the task ended")]
     SystemStopped,
+    /// The store failed; the change is not durable.
+    #[error(transparent)]
+    Store(crate::store::StoreError),
 }
 
 /// Errors starting or stopping a task system.
@@ -92,6 +98,9 @@ pub enum SystemError {
         #[source]
         source: ractor::SpawnErr,
     },
+    /// The store could not be opened or read at start.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// A service did not answer in time.
     #[error("{0} did not answer within the deadline")]
     Unresponsive(String),

@@ -81,9 +81,9 @@ pub use error::{SubmitError, SystemError, TaskError, ValidationError};
 pub use handler::{Handler, HandlerError, HandlerResult, Outcome};
 pub use health::{HealthStatus, ServiceHealth, SystemHealth};
 pub use queue::QueueConfig;
-pub use runtime::{AttemptError, FailureKind, TaskResult, TaskStatus};
+pub use runtime::{AttemptError, Control, FailureKind, TaskResult, TaskStatus};
 pub use system::{
-    Cancellation, HandlerOptions, QueueStats, Receipt, ShutdownReport, TaskSystem,
-    TaskSystemBuilder,
+    HandlerOptions, QueueStats, Readiness, Receipt, Recovery, ShutdownReport, TaskPage, TaskSystem,
+    TaskSystemBuilder, TaskView,
 };
 pub use task::{Backoff, NewTask, Priority, TaskId, TaskState};

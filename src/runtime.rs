@@ -4,6 +4,8 @@
 
 mod attempt;
 mod cell;
+pub(crate) mod journal;
+pub(crate) mod ops;
 pub(crate) mod settle;
 mod shared;
 mod table;
@@ -11,6 +13,7 @@ mod table;
 pub(crate) use attempt::{run_attempt, AttemptOutcome};
 pub use cell::{AttemptError, FailureKind, TaskResult, TaskStatus};
 pub(crate) use cell::{Status, TaskCell};
+pub use ops::Control;
 pub(crate) use settle::{begin_attempt, settle};
-pub(crate) use shared::{HandlerEntry, Shared};
+pub(crate) use shared::{HandlerEntry, Housekeeping, Shared};
 pub(crate) use table::TaskTable;

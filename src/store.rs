@@ -9,6 +9,8 @@
 //!   into one transaction and one fsync (group commit); a write resolves only once its
 //!   batch is durable. Reads run on their own connections, off the async runtime.
 
+#[cfg(test)]
+mod conformance;
 mod memory;
 mod sqlite;
 mod types;

@@ -3,9 +3,13 @@
 
 mod builder;
 mod handle;
+mod manage;
+mod recover;
 mod shutdown;
 mod tree;
 
 pub use builder::{HandlerOptions, TaskSystemBuilder};
-pub use handle::{Cancellation, QueueStats, Receipt, TaskSystem};
+pub use handle::{QueueStats, Receipt, TaskSystem};
+pub use manage::{Readiness, TaskPage, TaskView};
+pub use recover::Recovery;
 pub use shutdown::ShutdownReport;

@@ -83,6 +83,8 @@ pub(crate) struct Worker;
 
 /// A worker's state (and its start arguments).
 pub(crate) struct WorkerState {
+    /// The worker's actor id as text, recorded in `started` events.
+    pub name: String,
     pub shared: Arc<Shared>,
     pub queue: Arc<QueueShared>,
     pub slot: Arc<WorkerSlot>,
@@ -98,6 +100,8 @@ impl Actor for Worker {
         myself: ActorRef<WorkerMsg>,
         args: WorkerState,
     ) -> Result<WorkerState, ActorProcessingErr> {
+        let mut args = args;
+        args.name = myself.get_id().to_string();
         let ns = &args.shared.namespace;
         pg::join_scoped(
             ns.scope(),
@@ -157,7 +161,7 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
     let Some(is_probe) = pass_gates(state, entry, &cell, now) else {
         return;
     };
-    let Some(started) = begin_attempt(&cell, &state.queue, now) else {
+    let Some(started) = begin_attempt(&state.shared, &cell, &state.queue, &state.name, now) else {
         if is_probe {
             breaker_neutral(entry);
         }

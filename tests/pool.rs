@@ -8,8 +8,7 @@ use common::{builder, gate, next_start, task, unique_ns};
 use taskmesh::supervisor::SupervisorMsg;
 use taskmesh::testing::{crash_worker, Script, ScriptHandler};
 use taskmesh::{
-    Cancellation, HealthStatus, Priority, QueueConfig, SubmitError, TaskError, TaskState,
-    TaskSystem,
+    Control, HealthStatus, Priority, QueueConfig, SubmitError, TaskError, TaskState, TaskSystem,
 };
 
 #[tokio::test(start_paused = true)]
@@ -131,13 +130,13 @@ async fn a_queued_task_can_be_cancelled_and_never_runs() {
         .unwrap()
         .id;
     assert_eq!(
-        sys.cancel(queued, "changed my mind").unwrap(),
-        Cancellation::Cancelled
+        sys.cancel(queued, "changed my mind").await.unwrap(),
+        Control::Done
     );
     let r = sys.wait(queued).await.unwrap();
     assert_eq!((r.state, r.attempt), (TaskState::Cancelled, 0));
     assert!(matches!(
-        sys.cancel(queued, "again"),
+        sys.cancel(queued, "again").await,
         Err(TaskError::AlreadyTerminal { .. })
     ));
     assert_eq!(sys.queues()[0].depth, 0);
@@ -163,7 +162,7 @@ async fn a_running_task_can_be_cancelled_through_its_token() {
     let id = sys.submit(gate("never")).await.unwrap().id;
     next_start(&mut rx).await;
     assert_eq!(sys.status(id).unwrap().state, TaskState::Running);
-    assert_eq!(sys.cancel(id, "stop").unwrap(), Cancellation::Requested);
+    assert_eq!(sys.cancel(id, "stop").await.unwrap(), Control::Requested);
     let r = sys.wait(id).await.unwrap();
     assert_eq!(r.state, TaskState::Cancelled);
     assert_eq!(r.cancel_reason.as_deref(), Some("stop"));
@@ -177,7 +176,7 @@ async fn a_running_task_that_ignores_its_token_is_aborted_after_the_grace_period
     let id = sys.submit(task(Script::Hang)).await.unwrap().id;
     next_start(&mut rx).await;
     let before = tokio::time::Instant::now();
-    sys.cancel(id, "stop").unwrap();
+    sys.cancel(id, "stop").await.unwrap();
     let r = sys.wait(id).await.unwrap();
     assert_eq!(r.state, TaskState::Cancelled);
     assert!(

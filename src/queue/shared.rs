@@ -249,6 +249,11 @@ impl QueueShared {
         self.queued.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// A task recovered in the running state, about to be settled.
+    pub fn adopt_running(&self) {
+        self.running.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// A queued task started.
     pub fn started(&self) {
         self.queued.fetch_sub(1, Ordering::AcqRel);

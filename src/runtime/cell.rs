@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Progress;
+use crate::store::{Life, TaskRecord};
 use crate::task::{Priority, Task, TaskId, TaskState};
 
 /// How an attempt failed.
@@ -90,27 +91,54 @@ pub struct TaskStatus {
     pub cancel_reason: Option<String>,
     /// The last progress report.
     pub progress: Option<Progress>,
+    /// Its title.
+    pub title: Option<String>,
+    /// The workflow phase its handler last set.
+    pub phase: Option<String>,
+    /// The worker running it now (informational).
+    pub worker: Option<String>,
+    /// Automatic restarts used after crashes.
+    pub restarts: u32,
     /// When it was accepted.
     pub created_at: SystemTime,
     /// When its state last changed.
     pub updated_at: SystemTime,
 }
 
-/// The mutable part of a task.
+/// What an operator asked of a running attempt; applied when the attempt stops.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Intent {
+    Cancel(String),
+    Pause,
+    Restart,
+    Complete(serde_json::Value),
+}
+
+/// The mutable part of a task: the persisted [`Life`] plus runtime-only fields.
 pub(crate) struct Status {
-    pub state: TaskState,
-    pub attempt: u32,
-    pub max_attempts: u32,
-    pub result: Option<serde_json::Value>,
-    pub error: Option<AttemptError>,
-    pub cancel_reason: Option<String>,
-    pub progress: Option<Progress>,
-    pub updated_at: SystemTime,
+    pub life: Life,
     /// When the task last became ready to run; the base of submit→start latency.
     pub ready_at: Instant,
     /// Fires to stop the running attempt.
     pub token: Option<CancellationToken>,
+    /// What to do when the running attempt stops because its token fired.
+    pub intent: Option<Intent>,
+    /// The worker running it.
+    pub worker: Option<String>,
     pub waiters: Vec<oneshot::Sender<TaskResult>>,
+}
+
+impl std::ops::Deref for Status {
+    type Target = Life;
+    fn deref(&self) -> &Life {
+        &self.life
+    }
+}
+
+impl std::ops::DerefMut for Status {
+    fn deref_mut(&mut self) -> &mut Life {
+        &mut self.life
+    }
 }
 
 /// A task and its status.
@@ -121,20 +149,32 @@ pub(crate) struct TaskCell {
 
 impl TaskCell {
     pub fn new(task: Task, state: TaskState, max_attempts: u32) -> Self {
-        let updated_at = task.created_at;
+        let life = Life {
+            state,
+            attempt: 0,
+            max_attempts,
+            result: None,
+            error: None,
+            cancel_reason: None,
+            progress: None,
+            phase: None,
+            due_at: None,
+            restarts: 0,
+            updated_at: task.created_at,
+        };
+        Self::from_record(task, life)
+    }
+
+    /// A cell for a task loaded from a store.
+    pub fn from_record(task: Task, life: Life) -> Self {
         Self {
             task,
             status: Mutex::new(Status {
-                state,
-                attempt: 0,
-                max_attempts,
-                result: None,
-                error: None,
-                cancel_reason: None,
-                progress: None,
-                updated_at,
+                life,
                 ready_at: Instant::now(),
                 token: None,
+                intent: None,
+                worker: None,
                 waiters: Vec::new(),
             }),
         }
@@ -142,20 +182,38 @@ impl TaskCell {
 
     pub fn snapshot(&self) -> TaskStatus {
         let s = self.status.lock();
+        TaskStatus::of(&self.task, &s.life, s.worker.clone())
+    }
+
+    pub fn record(&self) -> TaskRecord {
+        TaskRecord {
+            task: self.task.clone(),
+            life: self.status.lock().life.clone(),
+        }
+    }
+}
+
+impl TaskStatus {
+    /// The status of a task from its record (and the worker running it, if live).
+    pub fn of(task: &Task, life: &Life, worker: Option<String>) -> Self {
         TaskStatus {
-            id: self.task.id,
-            kind: self.task.kind.to_string(),
-            queue: self.task.queue.to_string(),
-            priority: self.task.priority,
-            state: s.state,
-            attempt: s.attempt,
-            max_attempts: s.max_attempts,
-            result: s.result.clone(),
-            error: s.error.clone(),
-            cancel_reason: s.cancel_reason.clone(),
-            progress: s.progress.clone(),
-            created_at: self.task.created_at,
-            updated_at: s.updated_at,
+            id: task.id,
+            kind: task.kind.to_string(),
+            queue: task.queue.to_string(),
+            priority: task.priority,
+            title: task.title.clone(),
+            state: life.state,
+            attempt: life.attempt,
+            max_attempts: life.max_attempts,
+            result: life.result.clone(),
+            error: life.error.clone(),
+            cancel_reason: life.cancel_reason.clone(),
+            progress: life.progress.clone(),
+            phase: life.phase.clone(),
+            worker,
+            restarts: life.restarts,
+            created_at: task.created_at,
+            updated_at: life.updated_at,
         }
     }
 }

@@ -7,8 +7,11 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::cell::Intent;
+use super::journal::Journal;
 use super::{AttemptError, AttemptOutcome, FailureKind, Shared, Status, TaskCell};
 use crate::queue::QueueShared;
+use crate::store::{Crash, EventKind, Write};
 use crate::task::{transition, Event, TaskState};
 
 /// An attempt that has begun.
@@ -19,9 +22,16 @@ pub(crate) struct Started {
     pub waited: Duration,
 }
 
-/// Moves a queued task to running. `None` when it is no longer runnable (cancelled or
-/// paused while it waited), in which case the queue's counters were already adjusted.
-pub(crate) fn begin_attempt(cell: &TaskCell, queue: &QueueShared, now: Instant) -> Option<Started> {
+/// Moves a queued task to running and journals `started`. `None` when it is no longer
+/// runnable (cancelled or paused while it waited); the queue's counters were adjusted
+/// then.
+pub(crate) fn begin_attempt(
+    shared: &Shared,
+    cell: &TaskCell,
+    queue: &QueueShared,
+    worker: &str,
+    now: Instant,
+) -> Option<Started> {
     let mut s = cell.status.lock();
     if matches!(s.state, TaskState::Scheduled | TaskState::Retrying) {
         s.state = TaskState::Pending;
@@ -30,14 +40,52 @@ pub(crate) fn begin_attempt(cell: &TaskCell, queue: &QueueShared, now: Instant) 
         return None;
     }
     s.attempt += 1;
+    s.due_at = None;
+    s.updated_at = SystemTime::now();
+    s.worker = Some(worker.to_string());
     let token = CancellationToken::new();
     s.token = Some(token.clone());
     queue.started();
-    Some(Started {
+    let started = Started {
         attempt: s.attempt,
         token,
         waited: now.saturating_duration_since(s.ready_at),
-    })
+    };
+    if shared.journal.store().is_some() {
+        let kind = EventKind::Started {
+            attempt: s.attempt,
+            worker: s.worker.clone(),
+        };
+        let write = update(cell, &s, kind);
+        drop(s);
+        shared.journal.write_then(vec![write], None);
+    }
+    Some(started)
+}
+
+/// Where the task goes after a settle.
+enum Requeue {
+    No,
+    Now,
+    At(Instant),
+}
+
+/// What a settle decided: the next queue placement and the events to journal (the last
+/// one goes with the row update).
+struct Decision {
+    requeue: Requeue,
+    events: Vec<EventKind>,
+    crash: Option<Crash>,
+}
+
+impl Decision {
+    fn new(requeue: Requeue, event: EventKind) -> Self {
+        Self {
+            requeue,
+            events: vec![event],
+            crash: None,
+        }
+    }
 }
 
 /// Applies `outcome` of `attempt` to the task, once: a second settle of the same attempt
@@ -55,90 +103,203 @@ pub(crate) fn settle(
         return;
     }
     s.token = None;
+    s.worker = None;
     s.updated_at = SystemTime::now();
+    let intent = s.intent.take();
     let outcome = match outcome {
-        // A requested cancel wins over whatever the handler did on seeing its token,
+        // An operator's request wins over whatever the handler did on seeing its token,
         // unless it had already produced a value.
         AttemptOutcome::Succeeded(_) => outcome,
-        _ if s.cancel_reason.is_some() => AttemptOutcome::Stopped,
+        _ if intent.is_some() => AttemptOutcome::Stopped,
         _ => outcome,
     };
-    let requeue = match outcome {
-        AttemptOutcome::Succeeded(v) => {
-            s.result = Some(v);
-            end(&mut s, Event::Succeed)
-        }
-        AttemptOutcome::Failed(kind, message) => fail(cell, &mut s, kind, message, now),
-        AttemptOutcome::Discarded(message) => {
-            s.error = Some(AttemptError {
-                attempt,
-                kind: FailureKind::Failed,
-                message,
-            });
-            end(&mut s, Event::Fail)
-        }
-        AttemptOutcome::Cancelled(reason) => {
-            s.cancel_reason = Some(reason);
-            end(&mut s, Event::Cancel)
-        }
-        AttemptOutcome::Snoozed(d) => {
-            apply(&mut s, Event::Snooze);
-            s.max_attempts = s.max_attempts.saturating_add(1);
-            Requeue::At(now + d)
-        }
-        AttemptOutcome::Stopped if s.cancel_reason.is_some() => end(&mut s, Event::Cancel),
-        AttemptOutcome::Stopped => {
-            apply(&mut s, Event::Interrupt);
-            Requeue::Now
-        }
-    };
+    let d = decide(cell, &mut s, outcome, intent, now);
     let state = s.state;
-    if state.is_terminal() {
-        s.notify_waiters(cell.task.id);
-    }
-    if !matches!(requeue, Requeue::No) {
+    s.due_at = match d.requeue {
+        Requeue::At(at) => Some(SystemTime::now() + at.saturating_duration_since(now)),
+        _ => None,
+    };
+    if !matches!(d.requeue, Requeue::No) {
         s.ready_at = now;
     }
+    let writes = writes_for(cell, &s, d.events, d.crash);
+    let notify = take_waiters(cell, &mut s);
     drop(s);
     queue.finished(&cell.task.kind, state);
     tracing::debug!(task_id = %cell.task.id, state = state.as_str(), attempt, "task state changed");
-    match requeue {
-        Requeue::No => shared.table.ended(cell.task.id, now),
+    shared.journal.write_then(writes, notify);
+    match d.requeue {
+        Requeue::No if state.is_terminal() => shared.table.ended(cell.task.id, now),
+        Requeue::No => {}
         Requeue::Now => queue.requeue(cell.clone(), None),
         Requeue::At(at) => queue.requeue(cell.clone(), Some(at)),
     }
 }
 
-enum Requeue {
-    No,
-    Now,
-    At(Instant),
+fn decide(
+    cell: &TaskCell,
+    s: &mut Status,
+    outcome: AttemptOutcome,
+    intent: Option<Intent>,
+    now: Instant,
+) -> Decision {
+    match outcome {
+        AttemptOutcome::Succeeded(v) => succeed(s, v),
+        AttemptOutcome::Failed(kind, message) => fail(cell, s, kind, message, now),
+        AttemptOutcome::Discarded(message) => {
+            let error = AttemptError {
+                attempt: s.attempt,
+                kind: FailureKind::Failed,
+                message,
+            };
+            s.error = Some(error.clone());
+            apply(s, Event::Fail);
+            Decision::new(Requeue::No, EventKind::Failed { error })
+        }
+        AttemptOutcome::Cancelled(reason) => cancel(s, reason),
+        AttemptOutcome::Snoozed(d) => {
+            apply(s, Event::Snooze);
+            s.max_attempts = s.max_attempts.saturating_add(1);
+            let until = SystemTime::now() + d;
+            Decision::new(Requeue::At(now + d), EventKind::Snoozed { until })
+        }
+        AttemptOutcome::Stopped => stopped(s, intent),
+    }
 }
 
+fn stopped(s: &mut Status, intent: Option<Intent>) -> Decision {
+    match intent {
+        Some(Intent::Cancel(reason)) => cancel(s, reason),
+        Some(Intent::Complete(v)) => succeed(s, v),
+        Some(Intent::Pause) => {
+            apply(s, Event::Pause);
+            Decision::new(Requeue::No, EventKind::Paused)
+        }
+        // A restart, or an attempt cut off by shutdown: back to the queue.
+        Some(Intent::Restart) | None => {
+            apply(s, Event::Interrupt);
+            Decision::new(Requeue::Now, EventKind::Restarted)
+        }
+    }
+}
+
+fn succeed(s: &mut Status, v: serde_json::Value) -> Decision {
+    s.result = Some(v.clone());
+    apply(s, Event::Succeed);
+    Decision::new(Requeue::No, EventKind::Succeeded { result: v })
+}
+
+fn cancel(s: &mut Status, reason: String) -> Decision {
+    s.cancel_reason = Some(reason.clone());
+    apply(s, Event::Cancel);
+    Decision::new(Requeue::No, EventKind::Cancelled { reason })
+}
+
+/// A failed attempt: crashes go to the crash history and may auto-restart; otherwise the
+/// task is retried after its backoff, or ends as failed after its last attempt.
 fn fail(
     cell: &TaskCell,
     s: &mut Status,
     kind: FailureKind,
     message: String,
     now: Instant,
-) -> Requeue {
+) -> Decision {
     let attempt = s.attempt;
-    s.error = Some(AttemptError {
+    let error = AttemptError {
         attempt,
         kind,
         message,
-    });
+    };
+    s.error = Some(error.clone());
+    let mut events = vec![];
+    let mut crash = None;
+    if matches!(kind, FailureKind::Panicked | FailureKind::Crashed) {
+        let c = Crash {
+            task_id: cell.task.id,
+            at: SystemTime::now(),
+            attempt,
+            kind,
+            reason: error.message.clone(),
+        };
+        events.push(EventKind::Crashed { crash: c.clone() });
+        crash = Some(c);
+        if s.restarts < cell.task.auto_restart {
+            s.restarts += 1;
+            s.max_attempts = s.max_attempts.saturating_add(1);
+            apply(s, Event::Interrupt);
+            events.push(EventKind::Restarted);
+            return Decision {
+                requeue: Requeue::Now,
+                events,
+                crash,
+            };
+        }
+    } else {
+        events.push(EventKind::AttemptFailed {
+            error: error.clone(),
+        });
+    }
     if attempt >= s.max_attempts {
-        return end(s, Event::Fail);
+        apply(s, Event::Fail);
+        events.push(EventKind::Failed { error });
+        return Decision {
+            requeue: Requeue::No,
+            events,
+            crash,
+        };
     }
     apply(s, Event::Retry);
     let delay = cell.task.backoff.delay(attempt, &mut rand::rng());
-    Requeue::At(now + delay)
+    let at = SystemTime::now() + delay;
+    events.push(EventKind::RetryScheduled {
+        attempt: attempt + 1,
+        at,
+    });
+    Decision {
+        requeue: Requeue::At(now + delay),
+        events,
+        crash,
+    }
 }
 
-fn end(s: &mut Status, event: Event) -> Requeue {
-    apply(s, event);
-    Requeue::No
+/// The writes for a change: the crash, every event but the last, then the row update with
+/// the last event.
+pub(crate) fn writes_for(
+    cell: &TaskCell,
+    s: &Status,
+    mut events: Vec<EventKind>,
+    crash: Option<Crash>,
+) -> Vec<Write> {
+    let mut writes: Vec<Write> = crash.into_iter().map(Write::Crash).collect();
+    let last = events.pop().unwrap_or(EventKind::Restarted);
+    for e in events {
+        writes.push(Write::Event(Journal::event(&cell.task, e, None)));
+    }
+    writes.push(update(cell, s, last));
+    writes
+}
+
+/// The row update of `cell` with `kind` as its event.
+pub(crate) fn update(cell: &TaskCell, s: &Status, kind: EventKind) -> Write {
+    Write::Update(
+        cell.task.id,
+        Box::new(s.life.clone()),
+        Journal::event(&cell.task, kind, None),
+    )
+}
+
+/// When the task ended: a closure that tells its waiters (run once the end is durable).
+pub(crate) fn take_waiters(cell: &TaskCell, s: &mut Status) -> Option<Box<dyn FnOnce() + Send>> {
+    if !s.state.is_terminal() || s.waiters.is_empty() {
+        return None;
+    }
+    let result = s.result_of(cell.task.id);
+    let waiters = std::mem::take(&mut s.waiters);
+    Some(Box::new(move || {
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+    }))
 }
 
 /// Applies a state-machine event; false (and no change) if it is not allowed.
@@ -149,43 +310,5 @@ pub(crate) fn apply(s: &mut Status, event: Event) -> bool {
             true
         }
         Err(_) => false,
-    }
-}
-
-/// Cancels a task: a waiting one ends now; a running one gets its token fired and is
-/// settled as cancelled by its worker.
-pub(crate) fn apply_cancel(
-    shared: &Shared,
-    queue: &QueueShared,
-    cell: &Arc<TaskCell>,
-    reason: String,
-) -> Result<crate::system::Cancellation, crate::error::TaskError> {
-    use crate::system::Cancellation;
-    let id = cell.task.id;
-    let mut s = cell.status.lock();
-    match s.state {
-        state if state.is_terminal() => Err(crate::error::TaskError::AlreadyTerminal { id, state }),
-        TaskState::Running => {
-            s.cancel_reason = Some(reason);
-            if let Some(t) = &s.token {
-                t.cancel();
-            }
-            Ok(Cancellation::Requested)
-        }
-        was => {
-            apply(&mut s, Event::Cancel);
-            s.cancel_reason = Some(reason);
-            s.updated_at = SystemTime::now();
-            s.notify_waiters(id);
-            drop(s);
-            if was != TaskState::Paused {
-                queue.dequeued();
-            }
-            if let Some(m) = queue.kind_metrics(&cell.task.kind) {
-                m.cancelled.increment(1);
-            }
-            shared.table.ended(id, Instant::now());
-            Ok(Cancellation::Cancelled)
-        }
     }
 }

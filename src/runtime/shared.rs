@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::journal::Journal;
 use super::TaskTable;
 use crate::breaker::CircuitBreaker;
 use crate::handler::{ErasedHandler, HandlerDefaults};
@@ -32,7 +33,19 @@ pub(crate) struct Shared {
     pub limits: Limits,
     /// How long a cancelled or timed-out handler gets to wind down before it is aborted.
     pub grace: Duration,
+    /// The store, if any.
+    pub journal: Journal,
+    /// Store housekeeping: prune ended tasks and old crash history.
+    pub housekeeping: Housekeeping,
     accepting: AtomicBool,
+}
+
+/// How long the store keeps ended tasks and crash history, and how often it is swept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Housekeeping {
+    pub keep_ended: Duration,
+    pub keep_crashes: Duration,
+    pub every: Duration,
 }
 
 impl Shared {
@@ -43,6 +56,8 @@ impl Shared {
         queues: HashMap<String, Arc<QueueShared>>,
         limits: Limits,
         grace: Duration,
+        journal: Journal,
+        housekeeping: Housekeeping,
     ) -> Self {
         Self {
             namespace,
@@ -51,6 +66,8 @@ impl Shared {
             queues,
             limits,
             grace,
+            journal,
+            housekeeping,
             accepting: AtomicBool::new(true),
         }
     }

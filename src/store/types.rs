@@ -256,3 +256,19 @@ pub enum StoreError {
     #[error("the store is closed")]
     Closed,
 }
+
+impl TaskFilter {
+    /// True if the task matches every set field.
+    pub fn matches(&self, task: &Task, life: &Life) -> bool {
+        let eq = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref().is_none_or(|w| have == Some(w))
+        };
+        self.state.is_none_or(|s| s == life.state)
+            && eq(&self.queue, Some(&task.queue))
+            && eq(&self.kind, Some(&task.kind))
+            && eq(&self.phase, life.phase.as_deref())
+            && eq(&self.created_by, task.metadata.actor_id.as_deref())
+            && self.created_after.is_none_or(|t| task.created_at >= t)
+            && self.created_before.is_none_or(|t| task.created_at < t)
+    }
+}

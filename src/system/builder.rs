@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::handle::TaskSystem;
+use super::recover::recover;
 use super::tree;
 use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::error::{SystemError, ValidationError};
@@ -14,7 +15,9 @@ use crate::handler::{ErasedHandler, Handler};
 use crate::queue::{QueueConfig, QueueShared};
 use crate::ratelimit::{Limiter, RateLimit};
 use crate::registry::Namespace;
-use crate::runtime::{HandlerEntry, Shared, TaskTable};
+use crate::runtime::journal::Journal;
+use crate::runtime::{HandlerEntry, Housekeeping, Shared, TaskTable};
+use crate::store::Store;
 use crate::task::Limits;
 
 /// Per-kind gates for a handler.
@@ -50,6 +53,8 @@ pub struct TaskSystemBuilder {
     cancel_grace: Duration,
     retention: Duration,
     retention_max: usize,
+    store: Option<Arc<dyn Store>>,
+    housekeeping: Housekeeping,
 }
 
 impl Default for TaskSystemBuilder {
@@ -62,6 +67,12 @@ impl Default for TaskSystemBuilder {
             cancel_grace: Duration::from_secs(5),
             retention: Duration::from_secs(300),
             retention_max: 100_000,
+            store: None,
+            housekeeping: Housekeeping {
+                keep_ended: Duration::from_secs(7 * 24 * 3600),
+                keep_crashes: Duration::from_secs(24 * 3600),
+                every: Duration::from_secs(3600),
+            },
         }
     }
 }
@@ -116,11 +127,43 @@ impl TaskSystemBuilder {
         self
     }
 
-    /// Validates the configuration and starts the supervision tree.
+    /// Keeps tasks in `store`: submits return once the task is durable, every transition
+    /// is journalled, and `start` recovers open tasks. Without a store, tasks live in
+    /// memory only.
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// How long the store keeps ended tasks (default 7 days).
+    pub fn store_retention(mut self, age: Duration) -> Self {
+        self.housekeeping.keep_ended = age;
+        self
+    }
+
+    /// How long crash history is kept (default 24 h) and how often the store is swept
+    /// (default every hour).
+    pub fn crash_history(mut self, keep: Duration, sweep_every: Duration) -> Self {
+        self.housekeeping.keep_crashes = keep;
+        self.housekeeping.every = sweep_every;
+        self
+    }
+
+    /// Validates the configuration, recovers open tasks from the store, and starts the
+    /// supervision tree.
     pub async fn start(self) -> Result<TaskSystem, SystemError> {
         let shared = Arc::new(self.build()?);
+        let recovery = recover(&shared).await?;
+        if recovery.loaded > 0 || recovery.orphaned > 0 {
+            tracing::info!(
+                loaded = recovery.loaded,
+                interrupted = recovery.interrupted,
+                orphaned = recovery.orphaned,
+                "recovered tasks from the store"
+            );
+        }
         let root = tree::start(shared.clone(), janitor_period(shared.table_retention())).await?;
-        Ok(TaskSystem::new(shared, root))
+        Ok(TaskSystem::new(shared, root, recovery))
     }
 
     fn build(mut self) -> Result<Shared, ValidationError> {
@@ -132,6 +175,13 @@ impl TaskSystemBuilder {
         let queues = build_queues(&self.queues, &kinds)?;
         let handlers = build_handlers(self.handlers, &queues)?;
         let table = TaskTable::new(self.retention, self.retention_max);
+        if self.housekeeping.every.is_zero() {
+            return Err(ValidationError::new(
+                "crash_history",
+                "expected a sweep interval above 0 ms, got 0",
+            ));
+        }
+        let journal = Journal::new(self.store);
         Ok(Shared::new(
             namespace,
             table,
@@ -139,6 +189,8 @@ impl TaskSystemBuilder {
             queues,
             self.limits,
             self.cancel_grace,
+            journal,
+            self.housekeeping,
         ))
     }
 }

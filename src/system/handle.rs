@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::Recovery;
 use crate::context::Progress;
 use crate::error::{SubmitError, TaskError};
 use crate::health::{HealthStatus, ServiceHealth, SystemHealth};
@@ -15,9 +16,9 @@ use crate::janitor::JanitorMsg;
 use crate::pool::PoolMsg;
 use crate::queue::timer::TimerMsg;
 use crate::queue::QueueShared;
-use crate::runtime::{
-    settle::apply_cancel, HandlerEntry, Shared, TaskCell, TaskResult, TaskStatus,
-};
+use crate::runtime::journal::Journal;
+use crate::runtime::{HandlerEntry, Shared, TaskCell, TaskResult, TaskStatus};
+use crate::store::{EventKind, Write, WriteResult};
 use crate::supervisor::SupervisorMsg;
 use crate::task::{NewTask, Task, TaskId, TaskState};
 
@@ -28,17 +29,6 @@ pub struct Receipt {
     pub id: TaskId,
     /// True when the unique key matched an existing task and nothing new was enqueued.
     pub duplicate: bool,
-}
-
-/// What a cancel did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cancellation {
-    /// The task was waiting and is now cancelled.
-    Cancelled,
-    /// The task is running: its token fired, and it ends as cancelled unless it returns a
-    /// value within the grace period.
-    Requested,
 }
 
 /// A queue's load, as `GET /v1/queues` will show it.
@@ -69,6 +59,7 @@ pub struct QueueStats {
 pub struct TaskSystem {
     pub(crate) shared: Arc<Shared>,
     pub(super) root: ActorRef<SupervisorMsg>,
+    recovery: Recovery,
 }
 
 const HEALTH_DEADLINE: Duration = Duration::from_secs(1);
@@ -79,8 +70,21 @@ impl TaskSystem {
         super::TaskSystemBuilder::default()
     }
 
-    pub(super) fn new(shared: Arc<Shared>, root: ActorRef<SupervisorMsg>) -> Self {
-        Self { shared, root }
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        root: ActorRef<SupervisorMsg>,
+        recovery: Recovery,
+    ) -> Self {
+        Self {
+            shared,
+            root,
+            recovery,
+        }
+    }
+
+    /// What was recovered from the store at start.
+    pub fn recovery(&self) -> Recovery {
+        self.recovery
     }
 
     /// The system's namespace.
@@ -88,13 +92,54 @@ impl TaskSystem {
         self.shared.namespace.as_str()
     }
 
-    /// Validates and enqueues a task. Returns as soon as it is accepted; a full queue
-    /// refuses at once with [`SubmitError::Overloaded`].
+    /// Validates and enqueues a task. With a store, returns only once the task is
+    /// durable. A full queue refuses at once with [`SubmitError::Overloaded`]; a unique key
+    /// held by another task returns that task with `duplicate: true`.
     pub async fn submit(&self, new: NewTask) -> Result<Receipt, SubmitError> {
-        self.submit_now(new)
+        let shared = &self.shared;
+        let (queue, entry) = self.route(&new)?;
+        let id = TaskId::new();
+        let key = new.unique_key.clone();
+        if let Some(existing) = self.claim(key.as_deref(), id).await? {
+            return Ok(Receipt {
+                id: existing,
+                duplicate: true,
+            });
+        }
+        let release = || {
+            if let Some(k) = &key {
+                shared.table.release_unique(k);
+            }
+        };
+        if let Err(e) = queue.admit() {
+            release();
+            return Err(e);
+        }
+        let (cell, delay) = new_cell(queue, entry, id, new);
+        match self.persist(&cell).await {
+            Ok(None) => {}
+            Ok(Some(existing)) => {
+                queue.dequeued();
+                release();
+                return Ok(Receipt {
+                    id: existing,
+                    duplicate: true,
+                });
+            }
+            Err(e) => {
+                queue.dequeued();
+                release();
+                return Err(e);
+            }
+        }
+        enqueue(shared, queue, cell, delay);
+        Ok(Receipt {
+            id,
+            duplicate: false,
+        })
     }
 
-    fn submit_now(&self, new: NewTask) -> Result<Receipt, SubmitError> {
+    fn route(&self, new: &NewTask) -> Result<(&Arc<QueueShared>, &HandlerEntry), SubmitError> {
         let shared = &self.shared;
         if !shared.accepting() {
             return Err(SubmitError::ShuttingDown);
@@ -109,31 +154,44 @@ impl TaskSystem {
             .queues
             .get(queue_name)
             .ok_or_else(|| SubmitError::UnknownQueue(queue_name.to_string()))?;
-        let id = TaskId::new();
-        if let Some(key) = &new.unique_key {
-            if let Some(existing) = shared.table.claim_unique(key, id) {
-                return Ok(Receipt {
-                    id: existing,
-                    duplicate: true,
-                });
-            }
+        Ok((queue, entry))
+    }
+
+    /// Claims the unique key for `id`; returns the task that already holds it, here or in
+    /// the store.
+    async fn claim(&self, key: Option<&str>, id: TaskId) -> Result<Option<TaskId>, SubmitError> {
+        let Some(key) = key else { return Ok(None) };
+        if let Some(existing) = self.shared.table.claim_unique(key, id) {
+            return Ok(Some(existing));
         }
-        if let Err(e) = queue.admit() {
-            if let Some(key) = &new.unique_key {
-                shared.table.release_unique(key);
-            }
-            return Err(e);
+        let Some(store) = self.shared.journal.store() else {
+            return Ok(None);
+        };
+        let found = store.find_unique(key.to_string()).await;
+        if !matches!(found, Ok(None)) {
+            self.shared.table.release_unique(key);
         }
-        enqueue(shared, queue, entry, id, new);
-        Ok(Receipt {
-            id,
-            duplicate: false,
-        })
+        found.map_err(SubmitError::Store)
+    }
+
+    /// Makes the new task durable. `Some(existing)` when the store refused it as a
+    /// duplicate of another task.
+    async fn persist(&self, cell: &TaskCell) -> Result<Option<TaskId>, SubmitError> {
+        if self.shared.journal.store().is_none() {
+            return Ok(None);
+        }
+        let actor = cell.task.metadata.actor_id.as_deref();
+        let created = Journal::event(&cell.task, EventKind::Created, actor);
+        let write = Write::Create(Box::new(cell.record()), created);
+        match self.shared.journal.write_now(vec![write]).await?.first() {
+            Some(WriteResult::Duplicate(existing)) => Ok(Some(*existing)),
+            _ => Ok(None),
+        }
     }
 
     /// Submits a task and waits until it ends.
     pub async fn submit_and_wait(&self, new: NewTask) -> Result<TaskResult, TaskError> {
-        let receipt = self.submit_now(new)?;
+        let receipt = self.submit(new).await?;
         self.wait(receipt.id).await
     }
 
@@ -167,14 +225,6 @@ impl TaskSystem {
     /// The task's last progress report.
     pub fn progress(&self, id: TaskId) -> Result<Option<Progress>, TaskError> {
         Ok(self.cell(id)?.status.lock().progress.clone())
-    }
-
-    /// Cancels a task. A waiting task ends at once; a running one is signalled through
-    /// its token and aborted after the grace period.
-    pub fn cancel(&self, id: TaskId, reason: impl Into<String>) -> Result<Cancellation, TaskError> {
-        let cell = self.cell(id)?;
-        let queue = self.queue_of(&cell.task);
-        apply_cancel(&self.shared, queue, &cell, reason.into())
     }
 
     /// Stops dispatching from `queue`: submits are still accepted and wait; running
@@ -262,19 +312,15 @@ impl TaskSystem {
     pub(super) fn cell(&self, id: TaskId) -> Result<Arc<TaskCell>, TaskError> {
         self.shared.table.get(&id).ok_or(TaskError::NotFound(id))
     }
-
-    fn queue_of(&self, task: &Task) -> &QueueShared {
-        &self.shared.queues[&*task.queue]
-    }
 }
 
-fn enqueue(
-    shared: &Shared,
-    queue: &Arc<QueueShared>,
+/// The cell of a new task, and how long its first attempt waits.
+fn new_cell(
+    queue: &QueueShared,
     entry: &HandlerEntry,
     id: TaskId,
     new: NewTask,
-) {
+) -> (Arc<TaskCell>, Option<Duration>) {
     let d = &entry.defaults;
     let max_attempts = new.max_attempts.unwrap_or(d.max_attempts);
     let created_at = SystemTime::now();
@@ -282,6 +328,11 @@ fn enqueue(
         .run_at
         .and_then(|at| at.duration_since(created_at).ok())
         .filter(|d| !d.is_zero());
+    let state = match (new.auto_start, delay) {
+        (false, _) => TaskState::Paused,
+        (true, Some(_)) => TaskState::Scheduled,
+        (true, None) => TaskState::Pending,
+    };
     let task = Task {
         id,
         kind: entry.kind.clone(),
@@ -298,15 +349,27 @@ fn enqueue(
         auto_restart: new.auto_restart,
         created_at,
     };
-    let state = if delay.is_some() {
-        TaskState::Scheduled
-    } else {
-        TaskState::Pending
-    };
-    let cell = Arc::new(TaskCell::new(task, state, max_attempts));
+    let cell = TaskCell::new(task, state, max_attempts);
+    if state == TaskState::Scheduled {
+        cell.status.lock().due_at = cell.task.run_at;
+    }
+    (Arc::new(cell), delay)
+}
+
+/// Makes an accepted task visible and queues it (a paused one waits for `resume`).
+fn enqueue(
+    shared: &Shared,
+    queue: &Arc<QueueShared>,
+    cell: Arc<TaskCell>,
+    delay: Option<Duration>,
+) {
     shared.table.insert(cell.clone());
     queue.metrics.submitted.increment(1);
-    tracing::debug!(task_id = %id, kind = %entry.kind, queue = %queue.name, "task submitted");
+    tracing::debug!(task_id = %cell.task.id, kind = %cell.task.kind, queue = %queue.name, "task submitted");
+    if cell.status.lock().state == TaskState::Paused {
+        queue.dequeued();
+        return;
+    }
     queue.push(cell, delay.map(|d| Instant::now() + d));
 }
 

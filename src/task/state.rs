@@ -7,7 +7,8 @@
 //!   retrying ──release───────┘  └──interrupt──────┤
 //!       ▲                                         │
 //!       └──────────────retry──────────────────────┘
-//!   any non-terminal ──cancel──▶ cancelled;  non-terminal ──pause──▶ paused ──resume──▶ pending
+//!   any non-terminal ──cancel──▶ cancelled;  any non-terminal ──complete──▶ succeeded
+//!   non-terminal ──pause──▶ paused ──resume──▶ pending
 //! ```
 
 use std::fmt;
@@ -87,6 +88,8 @@ pub enum Event {
     Resume,
     /// The attempt was cut off (shutdown, crash) and the task goes back to the queue.
     Interrupt,
+    /// An operator marked the task done.
+    Complete,
 }
 
 /// A transition that the state machine does not allow.
@@ -106,6 +109,7 @@ pub fn transition(from: TaskState, event: Event) -> Result<TaskState, Transition
     let to = match (from, event) {
         (s, _) if s.is_terminal() => None,
         (_, E::Cancel) => Some(S::Cancelled),
+        (_, E::Complete) => Some(S::Succeeded),
         (S::Paused, E::Resume) => Some(S::Pending),
         (S::Paused, _) | (_, E::Resume) => None,
         (_, E::Pause) => Some(S::Paused),
@@ -136,7 +140,7 @@ mod tests {
         TaskState::Failed,
         TaskState::Cancelled,
     ];
-    const EVENTS: [Event; 10] = [
+    const EVENTS: [Event; 11] = [
         Event::Release,
         Event::Start,
         Event::Succeed,
@@ -147,6 +151,7 @@ mod tests {
         Event::Pause,
         Event::Resume,
         Event::Interrupt,
+        Event::Complete,
     ];
 
     /// The reference model: an explicit table of every allowed (from, event, to).
@@ -172,6 +177,11 @@ mod tests {
             (S::Pending, E::Pause, S::Paused),
             (S::Running, E::Pause, S::Paused),
             (S::Retrying, E::Pause, S::Paused),
+            (S::Scheduled, E::Complete, S::Succeeded),
+            (S::Pending, E::Complete, S::Succeeded),
+            (S::Running, E::Complete, S::Succeeded),
+            (S::Retrying, E::Complete, S::Succeeded),
+            (S::Paused, E::Complete, S::Succeeded),
         ];
         TABLE
             .iter()

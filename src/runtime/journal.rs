@@ -1,0 +1,98 @@
+//! Turning task transitions into store writes.
+//!
+//! Writes on the hot path (attempt started, attempt settled, progress) are queued and not
+//! awaited by the worker: a store queues a write when `write` is called, so the order is
+//! kept. Callers waiting for a task are told only after its end is durable. Writes that
+//! acknowledge something to a caller (submit, cancel, pause, …) are awaited.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::store::{EventKind, Store, StoreError, TaskEvent, Write, WriteResult};
+use crate::task::Task;
+
+/// The store, if any, and whether its last write succeeded (readiness).
+#[derive(Clone, Default)]
+pub(crate) struct Journal {
+    store: Option<Arc<dyn Store>>,
+    failing: Arc<AtomicBool>,
+}
+
+/// The actor id recorded for changes the runtime makes on its own.
+pub(crate) const RUNTIME_ACTOR: &str = "taskmesh";
+
+impl Journal {
+    pub fn new(store: Option<Arc<dyn Store>>) -> Self {
+        Self {
+            store,
+            failing: Arc::default(),
+        }
+    }
+
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref()
+    }
+
+    /// False after a failed write, until a write succeeds again.
+    pub fn healthy(&self) -> bool {
+        !self.failing.load(Ordering::Acquire)
+    }
+
+    /// An event of `task`, by the runtime unless `actor` is given.
+    pub fn event(task: &Task, kind: EventKind, actor: Option<&str>) -> TaskEvent {
+        TaskEvent {
+            task_id: task.id,
+            at: SystemTime::now(),
+            kind,
+            actor_id: Some(actor.unwrap_or(RUNTIME_ACTOR).to_string()),
+            correlation_id: task.metadata.correlation_id.clone(),
+        }
+    }
+
+    /// Writes and waits until durable.
+    pub async fn write_now(&self, writes: Vec<Write>) -> Result<Vec<WriteResult>, StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(vec![WriteResult::Done; writes.len()]);
+        };
+        let result = store.write(writes).await;
+        self.note(&result);
+        result
+    }
+
+    /// Queues writes without waiting; `then` runs once they are durable (at once without a
+    /// store, and also after a failed write, which is logged and marks the store failing).
+    pub fn write_then(&self, writes: Vec<Write>, then: Option<Box<dyn FnOnce() + Send>>) {
+        let Some(store) = &self.store else {
+            if let Some(f) = then {
+                f();
+            }
+            return;
+        };
+        let fut = store.write(writes);
+        let journal = self.clone();
+        tokio::spawn(async move {
+            let result = fut.await;
+            journal.note(&result);
+            if let Some(f) = then {
+                f();
+            }
+        });
+    }
+
+    fn note<T>(&self, result: &Result<T, StoreError>) {
+        match result {
+            Ok(_) => self.failing.store(false, Ordering::Release),
+            Err(e) => {
+                if !self.failing.swap(true, Ordering::AcqRel) {
+                    tracing::error!(error = %e, "store write failed; the system reports not ready");
+                }
+            }
+        }
+    }
+
+    /// Records the outcome of a readiness probe.
+    pub fn probed(&self, result: &Result<(), StoreError>) {
+        self.note(result);
+    }
+}

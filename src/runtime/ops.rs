@@ -1,0 +1,219 @@
+//! Operator commands on one task: cancel, pause (stop), resume (start), restart, complete.
+//!
+//! A waiting task changes at once and the change is durable before the call returns. A
+//! running task gets an intent and its token fires; its worker applies the intent when
+//! the attempt stops (after the grace period at the latest), and the call returns
+//! [`Control::Requested`].
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::cell::Intent;
+use super::journal::Journal;
+use super::settle::{apply, take_waiters};
+use super::{Shared, Status, TaskCell};
+use crate::error::TaskError;
+use crate::store::{EventKind, Write};
+use crate::task::{Event, TaskState, TransitionError};
+
+/// What a command did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    /// Applied, and durable.
+    Done,
+    /// The task is running: its token fired, and the change applies when the attempt
+    /// stops (unless the handler returns a value first, which then wins).
+    Requested,
+}
+
+/// A command's effect on a waiting task, or the intent for a running one.
+enum Step {
+    Changed(EventKind, Placement),
+    Intent(Intent),
+    Nothing,
+}
+
+enum Placement {
+    Stay,
+    Requeue,
+}
+
+/// Cancels the task.
+pub(crate) async fn cancel(
+    shared: &Shared,
+    cell: &Arc<TaskCell>,
+    reason: String,
+    actor: Option<&str>,
+) -> Result<Control, TaskError> {
+    command(shared, cell, actor, move |s| {
+        if s.state == TaskState::Running {
+            return Ok(Step::Intent(Intent::Cancel(reason)));
+        }
+        step(s, Event::Cancel)?;
+        s.cancel_reason = Some(reason.clone());
+        Ok(Step::Changed(
+            EventKind::Cancelled { reason },
+            Placement::Stay,
+        ))
+    })
+    .await
+}
+
+/// Pauses the task (the seed's "stop pod"): it keeps its place and does not fail.
+pub(crate) async fn pause(
+    shared: &Shared,
+    cell: &Arc<TaskCell>,
+    actor: Option<&str>,
+) -> Result<Control, TaskError> {
+    command(shared, cell, actor, |s| {
+        if s.state == TaskState::Running {
+            return Ok(Step::Intent(Intent::Pause));
+        }
+        step(s, Event::Pause)?;
+        Ok(Step::Changed(EventKind::Paused, Placement::Stay))
+    })
+    .await
+}
+
+/// Resumes a paused task (the seed's "start pod"). Only one of several concurrent
+/// resumes wins; the others get a transition error, so a task never runs twice.
+pub(crate) async fn resume(
+    shared: &Shared,
+    cell: &Arc<TaskCell>,
+    actor: Option<&str>,
+) -> Result<Control, TaskError> {
+    command(shared, cell, actor, |s| {
+        step(s, Event::Resume)?;
+        Ok(Step::Changed(EventKind::Resumed, Placement::Requeue))
+    })
+    .await
+}
+
+/// Restarts the task's execution: a running attempt is stopped and the task queued
+/// again; a paused task is resumed; a waiting task is left as it is.
+pub(crate) async fn restart(
+    shared: &Shared,
+    cell: &Arc<TaskCell>,
+    actor: Option<&str>,
+) -> Result<Control, TaskError> {
+    command(shared, cell, actor, |s| match s.state {
+        TaskState::Running => Ok(Step::Intent(Intent::Restart)),
+        TaskState::Paused => {
+            step(s, Event::Resume)?;
+            Ok(Step::Changed(EventKind::Restarted, Placement::Requeue))
+        }
+        _ => Ok(Step::Nothing),
+    })
+    .await
+}
+
+/// Marks the task succeeded with `result`.
+pub(crate) async fn complete(
+    shared: &Shared,
+    cell: &Arc<TaskCell>,
+    result: serde_json::Value,
+    actor: Option<&str>,
+) -> Result<Control, TaskError> {
+    command(shared, cell, actor, move |s| {
+        if s.state == TaskState::Running {
+            return Ok(Step::Intent(Intent::Complete(result)));
+        }
+        step(s, Event::Complete)?;
+        s.result = Some(result.clone());
+        Ok(Step::Changed(
+            EventKind::Succeeded { result },
+            Placement::Stay,
+        ))
+    })
+    .await
+}
+
+fn step(s: &mut Status, event: Event) -> Result<(), TransitionError> {
+    if apply(s, event) {
+        return Ok(());
+    }
+    Err(TransitionError {
+        from: s.state,
+        event,
+    })
+}
+
+fn queued(state: TaskState) -> bool {
+    matches!(
+        state,
+        TaskState::Pending | TaskState::Scheduled | TaskState::Retrying
+    )
+}
+
+async fn command(
+    shared: &Shared,
+    cell: &Arc<TaskCell>,
+    actor: Option<&str>,
+    f: impl FnOnce(&mut Status) -> Result<Step, TransitionError>,
+) -> Result<Control, TaskError> {
+    let id = cell.task.id;
+    let mut s = cell.status.lock();
+    let was = s.state;
+    if was.is_terminal() {
+        return Err(TaskError::AlreadyTerminal { id, state: was });
+    }
+    let (kind, placement) = match f(&mut s)? {
+        Step::Nothing => return Ok(Control::Done),
+        Step::Intent(intent) => {
+            s.intent = Some(intent);
+            if let Some(t) = &s.token {
+                t.cancel();
+            }
+            return Ok(Control::Requested);
+        }
+        Step::Changed(kind, placement) => (kind, placement),
+    };
+    s.updated_at = SystemTime::now();
+    s.due_at = None;
+    let write = Write::Update(
+        id,
+        Box::new(s.life.clone()),
+        Journal::event(&cell.task, kind, actor),
+    );
+    let notify = take_waiters(cell, &mut s);
+    let state = s.state;
+    drop(s);
+    account(shared, cell, was, state, placement);
+    let result = shared.journal.write_now(vec![write]).await;
+    if let Some(notify) = notify {
+        notify();
+    }
+    result.map_err(TaskError::Store)?;
+    Ok(Control::Done)
+}
+
+/// Keeps the queue's counters and the retention list in step with a command.
+fn account(
+    shared: &Shared,
+    cell: &Arc<TaskCell>,
+    was: TaskState,
+    now: TaskState,
+    placement: Placement,
+) {
+    let queue = shared.queues.get(&*cell.task.queue);
+    if let Some(q) = queue {
+        if queued(was) && !queued(now) {
+            q.dequeued();
+        }
+        if now == TaskState::Cancelled {
+            if let Some(m) = q.kind_metrics(&cell.task.kind) {
+                m.cancelled.increment(1);
+            }
+        }
+        if matches!(placement, Placement::Requeue) {
+            q.requeue(cell.clone(), None);
+        }
+    }
+    if now.is_terminal() {
+        shared.table.ended(cell.task.id, Instant::now());
+    }
+}

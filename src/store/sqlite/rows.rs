@@ -1,0 +1,224 @@
+//! Between store types and rows: times as nanoseconds, JSON columns, and writes encoded
+//! on the caller's thread so the writer thread only runs SQL.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{Row, ToSql};
+
+use crate::store::{Crash, Life, StoreError, StoredEvent, TaskEvent, TaskRecord, Write};
+use crate::task::TaskId;
+
+impl ToSql for TaskId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.to_string()))
+    }
+}
+
+impl FromSql for TaskId {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// Nanoseconds since the UNIX epoch, negative before it; saturates past year 2262.
+pub(super) fn nanos(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+    }
+}
+
+/// The inverse of [`nanos`] (exact within its range).
+pub(super) fn time(ns: i64) -> SystemTime {
+    let d = Duration::from_nanos(ns.unsigned_abs());
+    let t = if ns >= 0 {
+        UNIX_EPOCH.checked_add(d)
+    } else {
+        UNIX_EPOCH.checked_sub(d)
+    };
+    t.unwrap_or(UNIX_EPOCH)
+}
+
+/// An event ready to insert.
+pub(super) struct EventRow {
+    pub task_id: TaskId,
+    pub at: i64,
+    pub kind: &'static str,
+    pub actor_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub data: String,
+}
+
+/// The mutable columns of a task row.
+pub(super) struct LifeRow {
+    pub state: &'static str,
+    pub phase: Option<String>,
+    pub updated_at: i64,
+    pub due_at: Option<i64>,
+    pub life: String,
+}
+
+/// A task row ready to insert.
+pub(super) struct TaskRow {
+    pub id: TaskId,
+    pub kind: String,
+    pub queue: String,
+    pub priority: i64,
+    pub created_by: Option<String>,
+    pub unique_key: Option<String>,
+    pub created_at: i64,
+    pub task: String,
+    pub life: LifeRow,
+}
+
+/// A crash row ready to insert.
+pub(super) struct CrashRow {
+    pub task_id: TaskId,
+    pub at: i64,
+    pub attempt: u32,
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+/// A [`Write`] with its JSON already encoded.
+pub(super) enum WriteRow {
+    Create(Box<TaskRow>, EventRow),
+    Update(TaskId, LifeRow, EventRow),
+    Event(EventRow),
+    Crash(CrashRow),
+}
+
+/// Encodes a batch; fails (naming the task) if a value cannot be serialised.
+pub(super) fn encode(batch: Vec<Write>) -> Result<Vec<WriteRow>, StoreError> {
+    batch.into_iter().map(encode_one).collect()
+}
+
+fn encode_one(write: Write) -> Result<WriteRow, StoreError> {
+    Ok(match write {
+        Write::Create(record, event) => WriteRow::Create(Box::new(task_row(&record)?), event_row(event)?),
+        Write::Update(id, life, event) => WriteRow::Update(id, life_row(id, &life)?, event_row(event)?),
+        Write::Event(event) => WriteRow::Event(event_row(event)?),
+        Write::Crash(c) => WriteRow::Crash(CrashRow {
+            task_id: c.task_id,
+            at: nanos(c.at),
+            attempt: c.attempt,
+            kind: c.kind.as_str(),
+            reason: c.reason,
+        }),
+    })
+}
+
+fn json<T: serde::Serialize>(id: TaskId, what: &str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::WriteFailed(format!("cannot encode the {what} of task {id}: {e}")))
+}
+
+fn task_row(record: &TaskRecord) -> Result<TaskRow, StoreError> {
+    let task = &record.task;
+    Ok(TaskRow {
+        id: task.id,
+        kind: task.kind.to_string(),
+        queue: task.queue.to_string(),
+        priority: task.priority.index() as i64,
+        created_by: task.metadata.actor_id.clone(),
+        unique_key: task.unique_key.clone(),
+        created_at: nanos(task.created_at),
+        task: json(task.id, "task", task)?,
+        life: life_row(task.id, &record.life)?,
+    })
+}
+
+fn life_row(id: TaskId, life: &Life) -> Result<LifeRow, StoreError> {
+    Ok(LifeRow {
+        state: life.state.as_str(),
+        phase: life.phase.clone(),
+        updated_at: nanos(life.updated_at),
+        due_at: life.due_at.map(nanos),
+        life: json(id, "life", life)?,
+    })
+}
+
+fn event_row(event: TaskEvent) -> Result<EventRow, StoreError> {
+    Ok(EventRow {
+        task_id: event.task_id,
+        at: nanos(event.at),
+        kind: event.kind.name(),
+        data: json(event.task_id, "event", &event.kind)?,
+        actor_id: event.actor_id,
+        correlation_id: event.correlation_id,
+    })
+}
+
+/// The columns [`record`] reads, in order.
+pub(super) const RECORD_COLUMNS: &str = "id, task, life";
+
+/// Decodes `id, task, life`; malformed JSON is an error naming the task.
+pub(super) fn record(row: &Row<'_>) -> Result<TaskRecord, StoreError> {
+    let id = text(row, 0)?;
+    Ok(TaskRecord {
+        task: from_json(id, "task", text(row, 1)?)?,
+        life: from_json(id, "life", text(row, 2)?)?,
+    })
+}
+
+fn text<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r str, StoreError> {
+    let value = row.get_ref(i).map_err(read_failed)?;
+    value
+        .as_str()
+        .map_err(|e| StoreError::ReadFailed(format!("column {i}: {e}")))
+}
+
+/// The columns [`event`] reads, in order.
+pub(super) const EVENT_COLUMNS: &str = "seq, task_id, at, actor_id, correlation_id, data";
+
+/// Decodes an event row.
+pub(super) fn event(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
+    let seq: i64 = row.get(0).map_err(read_failed)?;
+    let task_id: TaskId = row.get(1).map_err(read_failed)?;
+    let data: String = row.get(5).map_err(read_failed)?;
+    let kind = serde_json::from_str(&data).map_err(|e| {
+        StoreError::ReadFailed(format!("event {seq} of task {task_id}: malformed data json: {e}"))
+    })?;
+    Ok(StoredEvent {
+        seq: u64::try_from(seq).unwrap_or_default(),
+        event: TaskEvent {
+            task_id,
+            at: time(row.get(2).map_err(read_failed)?),
+            kind,
+            actor_id: row.get(3).map_err(read_failed)?,
+            correlation_id: row.get(4).map_err(read_failed)?,
+        },
+    })
+}
+
+/// The columns [`crash`] reads, in order.
+pub(super) const CRASH_COLUMNS: &str = "task_id, at, attempt, kind, reason";
+
+/// Decodes a crash row.
+pub(super) fn crash(row: &Row<'_>) -> Result<Crash, StoreError> {
+    let task_id: TaskId = row.get(0).map_err(read_failed)?;
+    let kind: String = row.get(3).map_err(read_failed)?;
+    Ok(Crash {
+        task_id,
+        at: time(row.get(1).map_err(read_failed)?),
+        attempt: row.get(2).map_err(read_failed)?,
+        kind: serde_json::from_value(serde_json::Value::String(kind.clone())).map_err(|_| {
+            StoreError::ReadFailed(format!("a crash of task {task_id}: unknown kind {kind:?}"))
+        })?,
+        reason: row.get(4).map_err(read_failed)?,
+    })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(id: &str, what: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::ReadFailed(format!("task {id}: malformed {what} json: {e}")))
+}
+
+/// Any SQLite error on the read path.
+pub(super) fn read_failed(e: rusqlite::Error) -> StoreError {
+    StoreError::ReadFailed(e.to_string())
+}

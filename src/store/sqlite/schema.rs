@@ -1,0 +1,96 @@
+//! The schema as an ordered list of migrations; `PRAGMA user_version` counts those applied.
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+/// Marks a file as ours: "TMSH" in `PRAGMA application_id`.
+pub(super) const APPLICATION_ID: i32 = 0x544D_5348;
+
+/// The newest schema version this build knows.
+pub(super) const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Migration `n` (1-based) takes the schema from version `n - 1` to `n`. Append only.
+///
+/// The JSON columns (`task`, `life`, `data`) are the truth and round-trip exactly; the
+/// other columns copy fields out of them for filtering and ordering. Indexes pair each
+/// list filter with `created_at`, so a filtered page walks one index in order and its
+/// total is a count over the same index range. Indexes on mostly-NULL columns are partial.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tasks (
+    id          TEXT PRIMARY KEY NOT NULL,
+    kind        TEXT NOT NULL,
+    queue       TEXT NOT NULL,
+    priority    INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    phase       TEXT,
+    created_by  TEXT,
+    unique_key  TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    due_at      INTEGER,
+    task        TEXT NOT NULL,
+    life        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL;
+CREATE INDEX tasks_created_at ON tasks (created_at);
+CREATE INDEX tasks_state ON tasks (state, created_at);
+CREATE INDEX tasks_state_updated ON tasks (state, updated_at);
+CREATE INDEX tasks_queue ON tasks (queue, created_at);
+CREATE INDEX tasks_kind ON tasks (kind, created_at);
+CREATE INDEX tasks_phase ON tasks (phase, created_at) WHERE phase IS NOT NULL;
+CREATE INDEX tasks_created_by ON tasks (created_by, created_at) WHERE created_by IS NOT NULL;
+
+CREATE TABLE events (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id         TEXT NOT NULL,
+    at              INTEGER NOT NULL,
+    type            TEXT NOT NULL,
+    actor_id        TEXT,
+    correlation_id  TEXT,
+    data            TEXT NOT NULL
+);
+CREATE INDEX events_task ON events (task_id, seq);
+
+CREATE TABLE crashes (
+    id       INTEGER PRIMARY KEY,
+    task_id  TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    attempt  INTEGER NOT NULL,
+    kind     TEXT NOT NULL,
+    reason   TEXT NOT NULL
+);
+CREATE INDEX crashes_at ON crashes (at);
+CREATE INDEX crashes_task ON crashes (task_id, id);
+
+CREATE TABLE probe (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    at  INTEGER NOT NULL
+);
+"#];
+
+/// Applies the migrations not yet applied, each in its own transaction. The version is
+/// read inside the transaction, so two processes opening a new file do not race.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), String> {
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| format!("cannot begin a migration: {e}"))?;
+        let version = user_version(&tx).map_err(|e| format!("cannot read the version: {e}"))?;
+        let Some(script) = usize::try_from(version).ok().and_then(|v| MIGRATIONS.get(v)) else {
+            return Ok(());
+        };
+        apply(&tx, script, version + 1).map_err(|e| format!("migration {} failed: {e}", version + 1))?;
+        tx.commit()
+            .map_err(|e| format!("migration {} failed: {e}", version + 1))?;
+    }
+}
+
+fn apply(tx: &Transaction<'_>, script: &str, version: i64) -> rusqlite::Result<()> {
+    tx.execute_batch(script)?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.pragma_update(None, "user_version", version)
+}
+
+/// The schema version recorded in the file.
+pub(super) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}

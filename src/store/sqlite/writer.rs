@@ -1,0 +1,317 @@
+//! The writer thread and group commit.
+//!
+//! One thread owns the read-write connection. It blocks for a request, drains whatever
+//! else is queued (up to `max_batch` writes), applies all of it in one `BEGIN IMMEDIATE …
+//! COMMIT`, and only then answers every request: concurrent submitters share one fsync.
+//! If anything fails, the transaction rolls back and every request of the group gets
+//! [`StoreError::WriteFailed`]; the thread goes on serving later requests.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::SystemTime;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::rows::{nanos, CrashRow, EventRow, LifeRow, TaskRow, WriteRow};
+use crate::store::{StoreError, WriteResult};
+use crate::task::TaskId;
+
+/// Work for the writer thread.
+pub(super) enum Job {
+    /// A `Store::write` batch, applied in order.
+    Write(Vec<WriteRow>),
+    /// Deletes up to `limit` terminal tasks last updated before `before` (ns).
+    Prune { before: i64, limit: u32 },
+    /// Deletes up to `limit` crashes older than `before` (ns).
+    Sweep { before: i64, limit: u32 },
+    /// Touches the probe row, so a commit really happens.
+    Probe,
+    /// Runs arbitrary code on the write connection inside the group's transaction.
+    #[cfg(test)]
+    Exec(Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>),
+}
+
+impl Job {
+    /// How many writes this counts for against `max_batch`.
+    fn size(&self) -> usize {
+        match self {
+            Job::Write(rows) => rows.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// What a job did, once its group has committed.
+pub(super) enum Outcome {
+    /// One result per write.
+    Writes(Vec<WriteResult>),
+    /// Rows deleted.
+    Count(u64),
+    /// Done.
+    Unit,
+}
+
+type Reply = oneshot::Sender<Result<Outcome, StoreError>>;
+
+struct Request {
+    job: Job,
+    reply: Reply,
+}
+
+/// The handle to the writer thread. Dropping it lets the thread finish queued work, then
+/// waits for it to exit, which closes the write connection.
+pub(super) struct Writer {
+    queue: Option<Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+    commits: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Starts the thread on `conn`.
+    pub(super) fn spawn(conn: Connection, max_batch: usize) -> io::Result<Self> {
+        let (queue, requests) = mpsc::channel();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&commits);
+        let thread = thread::Builder::new()
+            .name("taskmesh-sqlite-writer".into())
+            .spawn(move || run(&conn, &requests, max_batch.max(1), &counter))?;
+        Ok(Self {
+            queue: Some(queue),
+            thread: Some(thread),
+            commits,
+        })
+    }
+
+    /// Queues `job` now (so jobs apply in submission order); the receiver resolves once its
+    /// group has committed or failed, and with an error if the thread is gone.
+    pub(super) fn submit(&self, job: Job) -> oneshot::Receiver<Result<Outcome, StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        if let Some(queue) = &self.queue {
+            // A send fails only if the thread is gone; dropping the reply then reports it.
+            let _ = queue.send(Request { job, reply });
+        }
+        answer
+    }
+
+    /// Transactions committed so far.
+    pub(super) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(conn: &Connection, requests: &Receiver<Request>, max_batch: usize, commits: &AtomicU64) {
+    while let Ok(first) = requests.recv() {
+        let mut size = first.job.size();
+        let mut group = vec![first];
+        while size < max_batch {
+            let Ok(next) = requests.try_recv() else { break };
+            size += next.job.size();
+            group.push(next);
+        }
+        commit_group(conn, group, commits);
+    }
+}
+
+fn commit_group(conn: &Connection, group: Vec<Request>, commits: &AtomicU64) {
+    let (jobs, replies): (Vec<Job>, Vec<Reply>) =
+        group.into_iter().map(|r| (r.job, r.reply)).unzip();
+    match apply_all(conn, jobs) {
+        Ok(outcomes) => {
+            commits.fetch_add(1, Ordering::Relaxed);
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, requests = replies.len(), "sqlite store rolled back a batch");
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::WriteFailed(e.to_string())));
+            }
+        }
+    }
+}
+
+/// One transaction for the whole group; dropping `tx` on an error rolls it back.
+fn apply_all(conn: &Connection, jobs: Vec<Job>) -> rusqlite::Result<Vec<Outcome>> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let mut batch = Batch {
+        conn: &tx,
+        pending: HashMap::new(),
+    };
+    let outcomes = jobs
+        .into_iter()
+        .map(|job| batch.apply(job))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    batch.flush()?;
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// A group being applied. Row updates are deferred to the end (or to the next prune), so
+/// several updates of one task in a group cost one row update; events go in at once.
+struct Batch<'c> {
+    conn: &'c Connection,
+    pending: HashMap<TaskId, LifeRow>,
+}
+
+impl Batch<'_> {
+    fn apply(&mut self, job: Job) -> rusqlite::Result<Outcome> {
+        Ok(match job {
+            Job::Write(rows) => Outcome::Writes(
+                rows.into_iter()
+                    .map(|row| self.write(row))
+                    .collect::<rusqlite::Result<_>>()?,
+            ),
+            Job::Prune { before, limit } => Outcome::Count(self.prune(before, limit)?),
+            Job::Sweep { before, limit } => Outcome::Count(self.sweep(before, limit)?),
+            Job::Probe => self.probe().map(|()| Outcome::Unit)?,
+            #[cfg(test)]
+            Job::Exec(f) => {
+                self.flush()?;
+                f(self.conn).map(|()| Outcome::Unit)?
+            }
+        })
+    }
+
+    fn write(&mut self, row: WriteRow) -> rusqlite::Result<WriteResult> {
+        match row {
+            WriteRow::Create(task, event) => self.create(&task, &event),
+            WriteRow::Update(id, life, event) => {
+                if self.exists(id)? {
+                    self.pending.insert(id, life);
+                    self.append(&event)?;
+                }
+                Ok(WriteResult::Done)
+            }
+            WriteRow::Event(event) => self.append(&event).map(|()| WriteResult::Done),
+            WriteRow::Crash(crash) => self.crash(&crash).map(|()| WriteResult::Done),
+        }
+    }
+
+    /// A held unique key, or an id already present, makes the create a duplicate.
+    fn create(&mut self, t: &TaskRow, event: &EventRow) -> rusqlite::Result<WriteResult> {
+        if let Some(key) = &t.unique_key {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id FROM tasks WHERE unique_key = ?1")?;
+            if let Some(holder) = stmt.query_row([key], |r| r.get(0)).optional()? {
+                return Ok(WriteResult::Duplicate(holder));
+            }
+        }
+        let l = &t.life;
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO tasks (id, kind, queue, priority, state, phase, created_by, \
+                 unique_key, created_at, updated_at, due_at, task, life) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+                 ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![
+                t.id, t.kind, t.queue, t.priority, l.state, l.phase, t.created_by,
+                t.unique_key, t.created_at, l.updated_at, l.due_at, t.task, l.life
+            ])?;
+        if inserted == 0 {
+            return Ok(WriteResult::Duplicate(t.id));
+        }
+        self.append(event).map(|()| WriteResult::Done)
+    }
+
+    fn exists(&self, id: TaskId) -> rusqlite::Result<bool> {
+        if self.pending.contains_key(&id) {
+            return Ok(true);
+        }
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?;
+        stmt.exists([id])
+    }
+
+    /// Appends an event if its task exists.
+    fn append(&self, e: &EventRow) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (task_id, at, type, actor_id, correlation_id, data) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM tasks WHERE id = ?1)",
+            )?
+            .execute(params![e.task_id, e.at, e.kind, e.actor_id, e.correlation_id, e.data])
+            .map(drop)
+    }
+
+    fn crash(&self, c: &CrashRow) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO crashes (task_id, at, attempt, kind, reason) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![c.task_id, c.at, c.attempt, c.kind, c.reason])
+            .map(drop)
+    }
+
+    /// Writes the deferred row updates.
+    fn flush(&mut self) -> rusqlite::Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE tasks SET state = ?2, phase = ?3, updated_at = ?4, due_at = ?5, life = ?6 \
+             WHERE id = ?1",
+        )?;
+        for (id, l) in self.pending.drain() {
+            stmt.execute(params![id, l.state, l.phase, l.updated_at, l.due_at, l.life])?;
+        }
+        Ok(())
+    }
+
+    fn prune(&mut self, before: i64, limit: u32) -> rusqlite::Result<u64> {
+        self.flush()?;
+        let ids: Vec<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM tasks WHERE state IN ('succeeded', 'failed', 'cancelled') \
+                 AND updated_at < ?1 LIMIT ?2",
+            )?
+            .query_map(params![before, limit], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for sql in [
+            "DELETE FROM events WHERE task_id = ?1",
+            "DELETE FROM crashes WHERE task_id = ?1",
+            "DELETE FROM tasks WHERE id = ?1",
+        ] {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            for id in &ids {
+                stmt.execute([id])?;
+            }
+        }
+        Ok(ids.len() as u64)
+    }
+
+    fn sweep(&self, before: i64, limit: u32) -> rusqlite::Result<u64> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM crashes WHERE id IN \
+                 (SELECT id FROM crashes WHERE at < ?1 ORDER BY at LIMIT ?2)",
+            )?
+            .execute(params![before, limit])
+            .map(|n| n as u64)
+    }
+
+    fn probe(&self) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO probe (id, at) VALUES (1, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+            )?
+            .execute([nanos(SystemTime::now())])
+            .map(drop)
+    }
+}

@@ -6,7 +6,10 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::runtime::journal::Journal;
+use crate::runtime::settle::update;
 use crate::runtime::TaskCell;
+use crate::store::EventKind;
 use crate::task::TaskId;
 
 /// A handler's last progress report.
@@ -30,14 +33,16 @@ pub struct TaskContext {
     cell: Arc<TaskCell>,
     attempt: u32,
     token: CancellationToken,
+    journal: Journal,
 }
 
 impl TaskContext {
-    pub(crate) fn new(cell: Arc<TaskCell>, attempt: u32, token: CancellationToken) -> Self {
+    pub(crate) fn new(cell: Arc<TaskCell>, attempt: u32, token: CancellationToken, journal: Journal) -> Self {
         Self {
             cell,
             attempt,
             token,
+            journal,
         }
     }
 
@@ -56,7 +61,7 @@ impl TaskContext {
         &self.cell.task.kind
     }
 
-    /// The token that fires on timeout, cancel or shutdown.
+    /// The token that fires on timeout, cancel, pause or shutdown.
     pub fn token(&self) -> &CancellationToken {
         &self.token
     }
@@ -71,14 +76,38 @@ impl TaskContext {
         self.token.cancelled().await
     }
 
-    /// Records progress; `percent` is clamped to 100. Queryable through the system handle.
+    /// Records progress; `percent` is clamped to 100. Queryable through the system handle
+    /// and journalled as a `progress` event.
     pub fn report_progress(&self, percent: u8, message: impl Into<String>) {
-        let progress = Progress {
-            percent: percent.min(100),
-            message: message.into(),
-            at: SystemTime::now(),
-        };
-        self.cell.status.lock().progress = Some(progress);
+        self.record(Some((percent, message.into())), None);
+    }
+
+    /// Sets the task's workflow phase (listable with a phase filter), journalled as a
+    /// `progress` event.
+    pub fn set_phase(&self, phase: impl Into<String>) {
+        self.record(None, Some(phase.into()));
+    }
+
+    fn record(&self, progress: Option<(u8, String)>, phase: Option<String>) {
+        let mut s = self.cell.status.lock();
+        if let Some((percent, message)) = progress {
+            s.progress = Some(Progress {
+                percent: percent.min(100),
+                message,
+                at: SystemTime::now(),
+            });
+        }
+        if phase.is_some() {
+            s.phase = phase;
+        }
+        if self.journal.store().is_none() {
+            return;
+        }
+        let (percent, message) = s.progress.as_ref().map_or((0, String::new()), |p| (p.percent, p.message.clone()));
+        let kind = EventKind::Progress { percent, message, phase: s.phase.clone() };
+        let write = update(&self.cell, &s, kind);
+        drop(s);
+        self.journal.write_then(vec![write], None);
     }
 
     /// The last progress report of this task.

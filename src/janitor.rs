@@ -1,7 +1,9 @@
-//! The janitor actor: prunes ended tasks past the retention age, on a timer.
+//! The janitor actor: on timers, drops ended tasks from memory past the retention age,
+//! and keeps the store tidy: prunes ended tasks older than the store retention and crash
+//! history older than its retention (by default every hour: 7 days and 24 hours).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -14,8 +16,10 @@ use crate::runtime::Shared;
 /// Messages of the janitor.
 #[derive(RactorMessage)]
 pub(crate) enum JanitorMsg {
-    /// Prune now.
+    /// Drop ended tasks from memory.
     Sweep,
+    /// Prune the store.
+    Housekeep,
     /// Health check.
     Health(RpcReplyPort<ServiceHealth>),
 }
@@ -26,8 +30,10 @@ pub(crate) struct Janitor;
 /// The janitor's state.
 pub(crate) struct JanitorState {
     shared: Arc<Shared>,
-    ticker: JoinHandle<()>,
+    tickers: [JoinHandle<()>; 2],
     swept: usize,
+    pruned: u64,
+    crashes_swept: u64,
 }
 
 impl Actor for Janitor {
@@ -40,11 +46,17 @@ impl Actor for Janitor {
         myself: ActorRef<JanitorMsg>,
         (shared, every): (Arc<Shared>, Duration),
     ) -> Result<JanitorState, ActorProcessingErr> {
-        let ticker = myself.send_interval(every, || JanitorMsg::Sweep);
+        let house = shared.housekeeping.every;
+        let tickers = [
+            myself.send_interval(every, || JanitorMsg::Sweep),
+            myself.send_interval(house, || JanitorMsg::Housekeep),
+        ];
         Ok(JanitorState {
             shared,
-            ticker,
+            tickers,
             swept: 0,
+            pruned: 0,
+            crashes_swept: 0,
         })
     }
 
@@ -56,11 +68,14 @@ impl Actor for Janitor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             JanitorMsg::Sweep => state.swept += state.shared.table.sweep(Instant::now()),
+            JanitorMsg::Housekeep => state.housekeep().await,
             JanitorMsg::Health(reply) => {
                 let detail = format!(
-                    "{} tasks known, {} pruned",
+                    "{} tasks in memory, {} dropped from memory, {} pruned from the store, {} crash entries swept",
                     state.shared.table.len(),
-                    state.swept
+                    state.swept,
+                    state.pruned,
+                    state.crashes_swept
                 );
                 let _ = reply.send(ServiceHealth::new("janitor", HealthStatus::Healthy, detail));
             }
@@ -73,7 +88,27 @@ impl Actor for Janitor {
         _myself: ActorRef<JanitorMsg>,
         state: &mut JanitorState,
     ) -> Result<(), ActorProcessingErr> {
-        state.ticker.abort();
+        for t in &state.tickers {
+            t.abort();
+        }
         Ok(())
+    }
+}
+
+impl JanitorState {
+    async fn housekeep(&mut self) {
+        let Some(store) = self.shared.journal.store() else {
+            return;
+        };
+        let h = &self.shared.housekeeping;
+        let now = SystemTime::now();
+        match store.prune_terminal(now - h.keep_ended).await {
+            Ok(n) => self.pruned += n,
+            Err(e) => tracing::warn!(error = %e, "pruning ended tasks failed"),
+        }
+        match store.sweep_crashes(now - h.keep_crashes).await {
+            Ok(n) => self.crashes_swept += n,
+            Err(e) => tracing::warn!(error = %e, "sweeping crash history failed"),
+        }
     }
 }

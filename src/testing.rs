@@ -239,6 +239,6 @@ pub async fn run_inline<H: Handler>(handler: &H, args: H::Args) -> HandlerResult
         TaskState::Running,
         handler.max_attempts(),
     ));
-    let ctx = TaskContext::new(cell, 1, Default::default());
+    let ctx = TaskContext::new(cell, 1, Default::default(), Default::default());
     handler.perform(ctx, args).await
 }

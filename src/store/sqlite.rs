@@ -1,4 +1,254 @@
-//! SQLite store (being written).
-use super::*;
-/// SQLite store.
-pub struct SqliteStore;
+//! [`SqliteStore`]: the embedded, durable store.
+//!
+//! - One file in WAL mode with `synchronous=FULL`: a write resolves only once it is on disk.
+//! - One writer thread owns the write connection and commits concurrent writes together
+//!   (group commit, see `writer`), so many submitters share one fsync.
+//! - Reads run on a small pool of read-only connections inside `spawn_blocking`, never on
+//!   the async runtime's threads.
+//! - Opening validates an existing file on a read-only connection first; a file that is
+//!   not a taskmesh database, is corrupt, or comes from a newer schema is refused with
+//!   [`StoreError::Unusable`] and left byte for byte as it was.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `schema` | the application id and the versioned migrations |
+//! | `open` | validation and the connections' pragmas |
+//! | `rows` | time and JSON encoding of rows, and decoding that never panics |
+//! | `writer` | the writer thread and group commit |
+//! | `read` | the reader pool and the queries |
+
+mod open;
+mod read;
+mod rows;
+mod schema;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::future::{BoxFuture, FutureExt};
+use rusqlite::Connection;
+
+use self::read::Readers;
+use self::writer::{Job, Outcome, Writer};
+use super::{
+    Crash, Page, Store, StoreError, StoredEvent, TaskFilter, TaskQuery, TaskRecord, Write,
+    WriteResult,
+};
+use crate::task::TaskId;
+
+/// How many tasks or crashes one prune or sweep transaction deletes, so a large cleanup
+/// does not hold up writes for long.
+const DELETE_CHUNK: u32 = 1_000;
+
+/// Settings for [`SqliteStore::open_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Read-only connections for concurrent reads (at least 1; default 2).
+    pub readers: usize,
+    /// The most writes one transaction takes from the queue (default 4096). A single
+    /// larger `write` batch is still applied whole, in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            readers: 2,
+            max_batch: 4096,
+        }
+    }
+}
+
+/// The SQLite store. Cloning is cheap and shares the file, the writer thread and the
+/// readers; dropping the last clone lets the writer finish queued work, then closes it
+/// (blocking until that work is committed).
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    readers: Arc<Readers>,
+    writer: Writer,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` with default options. Blocking: call it
+    /// from `spawn_blocking` in async code.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens (or creates) the database at `path`. A missing directory is created; an
+    /// existing file is validated before anything is written to it. Blocking.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = open::open_writer(&path)?;
+        let readers = (0..options.readers.max(1))
+            .map(|_| open::open_reader(&path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let writer = Writer::spawn(conn, options.max_batch).map_err(|e| StoreError::Unusable {
+            path: path.clone(),
+            reason: format!("cannot start the writer thread: {e}"),
+        })?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                readers: Arc::new(Readers::new(readers)),
+                writer,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Write transactions committed since opening; with concurrent writers it grows more
+    /// slowly than the number of writes (group commit).
+    pub fn commits(&self) -> u64 {
+        self.inner.writer.commits()
+    }
+
+    /// Runs `f` on a reader connection on a blocking thread.
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, StoreError>> {
+        let readers = Arc::clone(&self.inner.readers);
+        async move {
+            tokio::task::spawn_blocking(move || readers.with(f))
+                .await
+                .map_err(|e| StoreError::ReadFailed(format!("the read did not finish: {e}")))?
+        }
+        .boxed()
+    }
+
+    /// Queues `job` now and resolves with its outcome once committed.
+    fn submit(&self, job: Job) -> BoxFuture<'static, Result<Outcome, StoreError>> {
+        let answer = self.inner.writer.submit(job);
+        async move { answer.await.unwrap_or(Err(StoreError::Closed)) }.boxed()
+    }
+
+    /// Repeats a deleting job in chunks until one deletes fewer than a chunk.
+    fn delete_in_chunks(
+        &self,
+        job: fn(i64, u32) -> Job,
+        before: SystemTime,
+    ) -> BoxFuture<'static, Result<u64, StoreError>> {
+        let store = self.clone();
+        let before = rows::nanos(before);
+        async move {
+            let mut total = 0;
+            loop {
+                let n = count_of(store.submit(job(before, DELETE_CHUNK)).await?)?;
+                total += n;
+                if n < u64::from(DELETE_CHUNK) {
+                    return Ok(total);
+                }
+            }
+        }
+        .boxed()
+    }
+
+    /// Runs `f` on the write connection inside a group's transaction (test hook).
+    #[cfg(test)]
+    fn exec_on_writer(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        let done = self.submit(Job::Exec(Box::new(f)));
+        async move { done.await.map(drop) }.boxed()
+    }
+}
+
+fn count_of(outcome: Outcome) -> Result<u64, StoreError> {
+    match outcome {
+        Outcome::Count(n) => Ok(n),
+        _ => Err(unexpected()),
+    }
+}
+
+fn unexpected() -> StoreError {
+    StoreError::WriteFailed("the writer answered with an unexpected outcome".into())
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("commits", &self.commits())
+            .finish()
+    }
+}
+
+impl Store for SqliteStore {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn write(&self, batch: Vec<Write>) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>> {
+        let done = rows::encode(batch).map(|rows| self.submit(Job::Write(rows)));
+        async move {
+            match done?.await? {
+                Outcome::Writes(results) => Ok(results),
+                _ => Err(unexpected()),
+            }
+        }
+        .boxed()
+    }
+
+    fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>> {
+        self.read(move |c| read::get(c, id))
+    }
+
+    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
+        self.read(move |c| read::events(c, id))
+    }
+
+    fn list(&self, query: TaskQuery) -> BoxFuture<'static, Result<Page, StoreError>> {
+        self.read(move |c| read::list(c, &query))
+    }
+
+    fn count(&self, filter: TaskFilter) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.read(move |c| read::count(c, &filter))
+    }
+
+    fn open_tasks(&self) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
+        self.read(|c| read::open_tasks(c))
+    }
+
+    fn find_unique(&self, key: String) -> BoxFuture<'static, Result<Option<TaskId>, StoreError>> {
+        self.read(move |c| read::find_unique(c, &key))
+    }
+
+    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
+        self.read(move |c| read::crashes(c, id))
+    }
+
+    fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.delete_in_chunks(|before, limit| Job::Prune { before, limit }, before)
+    }
+
+    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.delete_in_chunks(|before, limit| Job::Sweep { before, limit }, before)
+    }
+
+    fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
+        let done = self.submit(Job::Probe);
+        async move { done.await.map(drop) }.boxed()
+    }
+}

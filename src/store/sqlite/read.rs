@@ -35,7 +35,10 @@ impl Readers {
             pool: self,
             conn: Some(self.take()),
         };
-        let conn = lent.conn.as_mut().expect("a lent connection is present until dropped");
+        let conn = lent
+            .conn
+            .as_mut()
+            .expect("a lent connection is present until dropped");
         f(conn)
     }
 
@@ -126,7 +129,9 @@ pub(super) fn list(conn: &mut Connection, query: &TaskQuery) -> Result<Page, Sto
     let total = count(&tx, &query.filter)?;
     let (clause, mut args) = where_clause(&query.filter);
     args.push(Value::Integer(query.limit.into()));
-    args.push(Value::Integer(i64::try_from(query.offset).unwrap_or(i64::MAX)));
+    args.push(Value::Integer(
+        i64::try_from(query.offset).unwrap_or(i64::MAX),
+    ));
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM tasks{clause} \
          ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
@@ -144,8 +149,10 @@ fn where_clause(f: &TaskFilter) -> (String, Vec<Value>) {
         f.kind.as_deref().map(|k| ("kind = ?", text(k))),
         f.phase.as_deref().map(|p| ("phase = ?", text(p))),
         f.created_by.as_deref().map(|a| ("created_by = ?", text(a))),
-        f.created_after.map(|t| ("created_at >= ?", Value::Integer(nanos(t)))),
-        f.created_before.map(|t| ("created_at < ?", Value::Integer(nanos(t)))),
+        f.created_after
+            .map(|t| ("created_at >= ?", Value::Integer(nanos(t)))),
+        f.created_before
+            .map(|t| ("created_at < ?", Value::Integer(nanos(t)))),
     ]
     .into_iter()
     .flatten()

@@ -99,8 +99,12 @@ pub(super) fn encode(batch: Vec<Write>) -> Result<Vec<WriteRow>, StoreError> {
 
 fn encode_one(write: Write) -> Result<WriteRow, StoreError> {
     Ok(match write {
-        Write::Create(record, event) => WriteRow::Create(Box::new(task_row(&record)?), event_row(event)?),
-        Write::Update(id, life, event) => WriteRow::Update(id, life_row(id, &life)?, event_row(event)?),
+        Write::Create(record, event) => {
+            WriteRow::Create(Box::new(task_row(&record)?), event_row(event)?)
+        }
+        Write::Update(id, life, event) => {
+            WriteRow::Update(id, life_row(id, &life)?, event_row(event)?)
+        }
         Write::Event(event) => WriteRow::Event(event_row(event)?),
         Write::Crash(c) => WriteRow::Crash(CrashRow {
             task_id: c.task_id,
@@ -181,7 +185,9 @@ pub(super) fn event(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
     let task_id: TaskId = row.get(1).map_err(read_failed)?;
     let data: String = row.get(5).map_err(read_failed)?;
     let kind = serde_json::from_str(&data).map_err(|e| {
-        StoreError::ReadFailed(format!("event {seq} of task {task_id}: malformed data json: {e}"))
+        StoreError::ReadFailed(format!(
+            "event {seq} of task {task_id}: malformed data json: {e}"
+        ))
     })?;
     Ok(StoredEvent {
         seq: u64::try_from(seq).unwrap_or_default(),
@@ -213,7 +219,11 @@ pub(super) fn crash(row: &Row<'_>) -> Result<Crash, StoreError> {
     })
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(id: &str, what: &str, text: &str) -> Result<T, StoreError> {
+fn from_json<T: serde::de::DeserializeOwned>(
+    id: &str,
+    what: &str,
+    text: &str,
+) -> Result<T, StoreError> {
     serde_json::from_str(text)
         .map_err(|e| StoreError::ReadFailed(format!("task {id}: malformed {what} json: {e}")))
 }

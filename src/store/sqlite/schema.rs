@@ -75,10 +75,14 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), String> {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| format!("cannot begin a migration: {e}"))?;
         let version = user_version(&tx).map_err(|e| format!("cannot read the version: {e}"))?;
-        let Some(script) = usize::try_from(version).ok().and_then(|v| MIGRATIONS.get(v)) else {
+        let Some(script) = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+        else {
             return Ok(());
         };
-        apply(&tx, script, version + 1).map_err(|e| format!("migration {} failed: {e}", version + 1))?;
+        apply(&tx, script, version + 1)
+            .map_err(|e| format!("migration {} failed: {e}", version + 1))?;
         tx.commit()
             .map_err(|e| format!("migration {} failed: {e}", version + 1))?;
     }

@@ -222,8 +222,19 @@ impl Batch<'_> {
                  ON CONFLICT (id) DO NOTHING",
             )?
             .execute(params![
-                t.id, t.kind, t.queue, t.priority, l.state, l.phase, t.created_by,
-                t.unique_key, t.created_at, l.updated_at, l.due_at, t.task, l.life
+                t.id,
+                t.kind,
+                t.queue,
+                t.priority,
+                l.state,
+                l.phase,
+                t.created_by,
+                t.unique_key,
+                t.created_at,
+                l.updated_at,
+                l.due_at,
+                t.task,
+                l.life
             ])?;
         if inserted == 0 {
             return Ok(WriteResult::Duplicate(t.id));
@@ -235,7 +246,9 @@ impl Batch<'_> {
         if self.pending.contains_key(&id) {
             return Ok(true);
         }
-        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?;
         stmt.exists([id])
     }
 
@@ -246,7 +259,14 @@ impl Batch<'_> {
                 "INSERT INTO events (task_id, at, type, actor_id, correlation_id, data) \
                  SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM tasks WHERE id = ?1)",
             )?
-            .execute(params![e.task_id, e.at, e.kind, e.actor_id, e.correlation_id, e.data])
+            .execute(params![
+                e.task_id,
+                e.at,
+                e.kind,
+                e.actor_id,
+                e.correlation_id,
+                e.data
+            ])
             .map(drop)
     }
 
@@ -267,7 +287,14 @@ impl Batch<'_> {
              WHERE id = ?1",
         )?;
         for (id, l) in self.pending.drain() {
-            stmt.execute(params![id, l.state, l.phase, l.updated_at, l.due_at, l.life])?;
+            stmt.execute(params![
+                id,
+                l.state,
+                l.phase,
+                l.updated_at,
+                l.due_at,
+                l.life
+            ])?;
         }
         Ok(())
     }

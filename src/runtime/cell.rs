@@ -112,6 +112,8 @@ pub(crate) enum Intent {
     Pause,
     Restart,
     Complete(serde_json::Value),
+    /// The system is shutting down: the task goes back to pending for the next start.
+    Shutdown,
 }
 
 /// The mutable part of a task: the persisted [`Life`] plus runtime-only fields.

@@ -176,7 +176,7 @@ fn stopped(s: &mut Status, intent: Option<Intent>) -> Decision {
             Decision::new(Requeue::No, EventKind::Paused)
         }
         // A restart, or an attempt cut off by shutdown: back to the queue.
-        Some(Intent::Restart) | None => {
+        Some(Intent::Restart) | Some(Intent::Shutdown) | None => {
             apply(s, Event::Interrupt);
             Decision::new(Requeue::Now, EventKind::Restarted)
         }

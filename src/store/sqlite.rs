@@ -139,23 +139,23 @@ impl SqliteStore {
         async move { answer.await.unwrap_or(Err(StoreError::Closed)) }.boxed()
     }
 
-    /// Repeats a deleting job in chunks until one deletes fewer than a chunk.
+    /// Queues a deleting job now, then repeats it until a chunk comes back short.
     fn delete_in_chunks(
         &self,
         job: fn(i64, u32) -> Job,
         before: SystemTime,
     ) -> BoxFuture<'static, Result<u64, StoreError>> {
-        let store = self.clone();
         let before = rows::nanos(before);
+        let first = self.submit(job(before, DELETE_CHUNK));
+        let store = self.clone();
         async move {
-            let mut total = 0;
-            loop {
-                let n = count_of(store.submit(job(before, DELETE_CHUNK)).await?)?;
+            let mut n = count_of(first.await?)?;
+            let mut total = n;
+            while n == u64::from(DELETE_CHUNK) {
+                n = count_of(store.submit(job(before, DELETE_CHUNK)).await?)?;
                 total += n;
-                if n < u64::from(DELETE_CHUNK) {
-                    return Ok(total);
-                }
             }
+            Ok(total)
         }
         .boxed()
     }

@@ -197,7 +197,10 @@ impl TaskSystem {
 
     /// Waits until the task ends.
     pub async fn wait(&self, id: TaskId) -> Result<TaskResult, TaskError> {
-        let cell = self.cell(id)?;
+        let cell = match self.cell(id) {
+            Ok(cell) => cell,
+            Err(e) => return self.ended_in_store(id).await?.ok_or(e),
+        };
         let rx = {
             let mut s = cell.status.lock();
             if s.state.is_terminal() {
@@ -208,6 +211,22 @@ impl TaskSystem {
             rx
         };
         rx.await.map_err(|_| TaskError::SystemStopped)
+    }
+
+    /// The result of a task that ended and is no longer held in memory.
+    async fn ended_in_store(&self, id: TaskId) -> Result<Option<TaskResult>, TaskError> {
+        let Some(store) = self.shared.journal.store() else {
+            return Ok(None);
+        };
+        let record = store.get(id).await.map_err(TaskError::Store)?;
+        Ok(record.filter(|r| r.life.state.is_terminal()).map(|r| TaskResult {
+            id,
+            state: r.life.state,
+            attempt: r.life.attempt,
+            result: r.life.result,
+            error: r.life.error,
+            cancel_reason: r.life.cancel_reason,
+        }))
     }
 
     /// Like [`TaskSystem::wait`], but gives up after `limit`.

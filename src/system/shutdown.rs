@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::TaskSystem;
 use crate::queue::QueueShared;
-use crate::runtime::{settle, AttemptOutcome};
+use crate::runtime::{settle, AttemptOutcome, Intent};
 use crate::task::TaskId;
 use crate::worker::Current;
 
@@ -55,7 +55,9 @@ impl TaskSystem {
             })
             .collect();
         for (c, _) in &cut {
-            if let Some(token) = &c.cell.status.lock().token {
+            let mut s = c.cell.status.lock();
+            s.intent.get_or_insert(Intent::Shutdown);
+            if let Some(token) = &s.token {
                 token.cancel();
             }
         }

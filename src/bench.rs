@@ -5,7 +5,9 @@
 //! comes back over a oneshot, driven by the same number of submitters.
 
 mod harness;
+mod listing;
 mod report;
 
-pub use harness::{run, run_queued, BenchConfig};
+pub use harness::{run, run_queued, BenchConfig, BenchStore};
+pub use listing::{run_list_page, ListReport};
 pub use report::{BenchReport, Latency, QueuedReport};

@@ -37,7 +37,12 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
-    pub(crate) fn new(cell: Arc<TaskCell>, attempt: u32, token: CancellationToken, journal: Journal) -> Self {
+    pub(crate) fn new(
+        cell: Arc<TaskCell>,
+        attempt: u32,
+        token: CancellationToken,
+        journal: Journal,
+    ) -> Self {
         Self {
             cell,
             attempt,
@@ -103,8 +108,15 @@ impl TaskContext {
         if self.journal.store().is_none() {
             return;
         }
-        let (percent, message) = s.progress.as_ref().map_or((0, String::new()), |p| (p.percent, p.message.clone()));
-        let kind = EventKind::Progress { percent, message, phase: s.phase.clone() };
+        let (percent, message) = s
+            .progress
+            .as_ref()
+            .map_or((0, String::new()), |p| (p.percent, p.message.clone()));
+        let kind = EventKind::Progress {
+            percent,
+            message,
+            phase: s.phase.clone(),
+        };
         let write = update(&self.cell, &s, kind);
         drop(s);
         self.journal.write_then(vec![write], None);

@@ -34,9 +34,15 @@ enum Command {
         /// Maximum workers of the bench queue.
         #[arg(long, default_value_t = 20)]
         max_workers: usize,
-        /// The store; only "memory" exists so far.
+        /// The store: "memory" (no store) or "sqlite".
         #[arg(long, default_value = "memory")]
         store: String,
+        /// The SQLite file (default: a new temporary file, removed afterwards).
+        #[arg(long)]
+        db: Option<std::path::PathBuf>,
+        /// Fill a SQLite store with this many tasks and time a filtered page of 1,000.
+        #[arg(long)]
+        list_page: Option<u64>,
         /// Enqueue this many tasks without running them and report bytes per task.
         #[arg(long)]
         queued: Option<usize>,
@@ -56,9 +62,23 @@ async fn main() -> std::process::ExitCode {
             concurrency,
             max_workers,
             store,
+            db,
+            list_page,
             queued,
             json,
-        } => bench(tasks, concurrency, max_workers, &store, queued, json).await,
+        } => {
+            let opts = BenchOpts {
+                tasks,
+                concurrency,
+                max_workers,
+                store,
+                db,
+                list_page,
+                queued,
+                json,
+            };
+            bench(opts).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -69,32 +89,69 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn bench(
+struct BenchOpts {
     tasks: usize,
     concurrency: usize,
     max_workers: usize,
-    store: &str,
+    store: String,
+    db: Option<std::path::PathBuf>,
+    list_page: Option<u64>,
     queued: Option<usize>,
     json: bool,
-) -> Result<(), Box<dyn std::error::Error>> {
-    if store != "memory" {
-        return Err(format!("unknown store {store:?}: expected \"memory\"").into());
-    }
-    if concurrency == 0 || tasks == 0 || max_workers == 0 {
+}
+
+async fn bench(o: BenchOpts) -> Result<(), Box<dyn std::error::Error>> {
+    use taskmesh::bench::{self, BenchStore};
+    if o.concurrency == 0 || o.tasks == 0 || o.max_workers == 0 {
         return Err("--tasks, --concurrency and --max-workers must be at least 1".into());
     }
-    if let Some(n) = queued {
-        let report = taskmesh::bench::run_queued(n).await?;
-        print(json, &report, &report)?;
-        return Ok(());
+    if let Some(n) = o.queued {
+        let report = bench::run_queued(n).await?;
+        return print(o.json, &report, &report);
     }
-    let cfg = taskmesh::bench::BenchConfig {
-        tasks,
-        concurrency,
-        workers: (2.min(max_workers), max_workers),
+    let temp = std::env::temp_dir().join(format!("taskmesh-bench-{}", std::process::id()));
+    let path = o.db.clone().unwrap_or_else(|| temp.join("bench.db"));
+    let store = match o.store.as_str() {
+        "memory" => BenchStore::Memory,
+        "sqlite" => BenchStore::Sqlite(path.clone()),
+        other => {
+            return Err(
+                format!("unknown store {other:?}: expected \"memory\" or \"sqlite\"").into(),
+            )
+        }
     };
-    let report = taskmesh::bench::run(cfg).await?;
-    print(json, &report, &report)
+    let result = run_bench(&o, store, &path).await;
+    if o.db.is_none() {
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+    result
+}
+
+async fn run_bench(
+    o: &BenchOpts,
+    store: taskmesh::bench::BenchStore,
+    path: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use taskmesh::bench::{self, BenchStore};
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if let Some(n) = o.list_page {
+        if store == BenchStore::Memory {
+            return Err("--list-page needs --store sqlite".into());
+        }
+        let report = bench::run_list_page(path, n).await?;
+        return print(o.json, &report, &report);
+    }
+    let workers = (2.min(o.max_workers), o.max_workers);
+    let cfg = bench::BenchConfig {
+        tasks: o.tasks,
+        concurrency: o.concurrency,
+        workers,
+        store,
+    };
+    let report = bench::run(cfg).await?;
+    print(o.json, &report, &report)
 }
 
 fn print<T: serde::Serialize>(

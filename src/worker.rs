@@ -180,7 +180,12 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
     });
     let span = tracing::info_span!("attempt", task_id = %cell.task.id, kind = %cell.task.kind,
         queue = %cell.task.queue, attempt = started.attempt);
-    let ctx = TaskContext::new(cell.clone(), started.attempt, started.token.clone(), state.shared.journal.clone());
+    let ctx = TaskContext::new(
+        cell.clone(),
+        started.attempt,
+        started.token.clone(),
+        state.shared.journal.clone(),
+    );
     let handler = entry.handler.clone();
     let outcome = run_attempt(
         handler,

@@ -54,7 +54,9 @@ async fn crash_child_workload() {
         let sys = sys.clone();
         tokio::spawn(async move {
             for i in 0.. {
-                let r = sys.submit(NewTask::new("work", (s * 1_000_000 + i).into())).await;
+                let r = sys
+                    .submit(NewTask::new("work", (s * 1_000_000 + i).into()))
+                    .await;
                 println!("ACK {}", r.expect("submit").id);
             }
         })
@@ -68,7 +70,12 @@ async fn every_acknowledged_task_survives_a_sigkill_and_ends() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tasks.db");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child_workload", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child_workload",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -92,7 +99,10 @@ async fn every_acknowledged_task_survives_a_sigkill_and_ends() {
 
     let sys = system(&path, "crash-parent").await;
     let recovery = sys.recovery();
-    assert!(recovery.loaded > 0, "the kill left unfinished tasks: {recovery:?}");
+    assert!(
+        recovery.loaded > 0,
+        "the kill left unfinished tasks: {recovery:?}"
+    );
     for id in &acked {
         let r = sys.wait_timeout(*id, Duration::from_secs(60)).await;
         let r = r.unwrap_or_else(|e| panic!("acknowledged task {id} was lost: {e}"));

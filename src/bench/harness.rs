@@ -9,7 +9,17 @@ use hdrhistogram::Histogram;
 use super::report::{proc_status_bytes, BenchReport, Latency, QueuedReport};
 use crate::error::SystemError;
 use crate::handler::{Handler, HandlerResult, Outcome};
+use crate::store::{SqliteStore, TaskFilter};
 use crate::{NewTask, QueueConfig, TaskContext, TaskState, TaskSystem};
+
+/// Where the bench keeps its tasks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BenchStore {
+    /// No store: tasks live in memory only.
+    Memory,
+    /// A SQLite file (created fresh; removed afterwards when it was a temporary one).
+    Sqlite(std::path::PathBuf),
+}
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -20,6 +30,8 @@ pub struct BenchConfig {
     pub concurrency: usize,
     /// Minimum and maximum workers of the bench queue.
     pub workers: (usize, usize),
+    /// The store.
+    pub store: BenchStore,
 }
 
 impl Default for BenchConfig {
@@ -28,6 +40,7 @@ impl Default for BenchConfig {
             tasks: 1_000_000,
             concurrency: 256,
             workers: (2, 20),
+            store: BenchStore::Memory,
         }
     }
 }
@@ -60,7 +73,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, SystemError> {
     let (baseline_per_s, baseline_latency) = baseline(cfg.tasks, cfg.concurrency).await;
     let epoch = Instant::now();
     let starts: Arc<Vec<AtomicU64>> = Arc::new((0..cfg.tasks).map(|_| AtomicU64::new(0)).collect());
-    let system = TaskSystem::builder()
+    let mut builder = TaskSystem::builder()
         .namespace(format!("bench-{}", std::process::id()))
         .queue(
             QueueConfig::new("default")
@@ -71,9 +84,14 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, SystemError> {
         .handler(Noop {
             epoch,
             starts: starts.clone(),
-        })
-        .start()
-        .await?;
+        });
+    let mut sqlite = None;
+    if let BenchStore::Sqlite(path) = &cfg.store {
+        let store = SqliteStore::open(path)?;
+        sqlite = Some(store.clone());
+        builder = builder.store(store);
+    }
+    let system = builder.start().await?;
     let began = Instant::now();
     let per = cfg.tasks.div_ceil(cfg.concurrency);
     let mut joins = Vec::with_capacity(cfg.concurrency);
@@ -84,28 +102,55 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, SystemError> {
             submitter(system, range, epoch, starts).await
         }));
     }
-    let (mut done, mut start, mut failed) = (histogram(), histogram(), 0);
+    let mut all = Samples::new();
     for j in joins {
-        let (d, s, f) = j.await.expect("submitter panicked");
-        done.add(d).expect("same bounds");
-        start.add(s).expect("same bounds");
-        failed += f;
+        all.add(j.await.expect("submitter panicked"));
     }
     let throughput = cfg.tasks as f64 / began.elapsed().as_secs_f64();
+    let get_latency_us = time_gets(&system).await;
     system.shutdown(Duration::from_secs(5)).await;
     Ok(BenchReport {
         tasks: cfg.tasks,
         concurrency: cfg.concurrency,
-        store: "memory".into(),
+        store: sqlite.as_ref().map_or("memory", |_| "sqlite").into(),
         throughput_per_s: throughput,
         baseline_per_s,
         ratio: throughput / baseline_per_s,
-        latency_us: Latency::of(&done),
-        start_latency_us: Latency::of(&start),
+        latency_us: Latency::of(&all.done),
+        start_latency_us: Latency::of(&all.start),
+        ack_latency_us: Latency::of(&all.ack),
+        get_latency_us,
         baseline_latency_us: Latency::of(&baseline_latency),
-        failed,
+        commits: sqlite.map(|s| s.commits()),
+        failed: all.failed,
         peak_rss_bytes: proc_status_bytes("VmHWM:"),
     })
+}
+
+/// What one submitter measured.
+struct Samples {
+    done: Histogram<u64>,
+    start: Histogram<u64>,
+    ack: Histogram<u64>,
+    failed: usize,
+}
+
+impl Samples {
+    fn new() -> Self {
+        Self {
+            done: histogram(),
+            start: histogram(),
+            ack: histogram(),
+            failed: 0,
+        }
+    }
+
+    fn add(&mut self, other: Samples) {
+        self.done.add(other.done).expect("same bounds");
+        self.start.add(other.start).expect("same bounds");
+        self.ack.add(other.ack).expect("same bounds");
+        self.failed += other.failed;
+    }
 }
 
 async fn submitter(
@@ -113,21 +158,41 @@ async fn submitter(
     range: std::ops::Range<usize>,
     epoch: Instant,
     starts: Arc<Vec<AtomicU64>>,
-) -> (Histogram<u64>, Histogram<u64>, usize) {
-    let (mut done, mut start, mut failed) = (histogram(), histogram(), 0);
+) -> Samples {
+    let mut out = Samples::new();
+    let ns = |epoch: Instant| epoch.elapsed().as_nanos() as u64;
     for i in range {
-        let t0 = epoch.elapsed().as_nanos() as u64;
-        let ok = matches!(
-            system.submit_and_wait(NewTask::new("noop", i.into())).await,
-            Ok(r) if r.state == TaskState::Succeeded
-        );
-        let t1 = epoch.elapsed().as_nanos() as u64;
-        failed += usize::from(!ok);
-        done.record((t1 - t0).max(1)).ok();
+        let t0 = ns(epoch);
+        let ok = match system.submit(NewTask::new("noop", i.into())).await {
+            Ok(receipt) => {
+                out.ack.record((ns(epoch) - t0).max(1)).ok();
+                matches!(system.wait(receipt.id).await, Ok(r) if r.state == TaskState::Succeeded)
+            }
+            Err(_) => false,
+        };
+        let t1 = ns(epoch);
+        out.failed += usize::from(!ok);
+        out.done.record((t1 - t0).max(1)).ok();
         let s = starts[i].load(Ordering::Relaxed);
-        start.record(s.saturating_sub(t0).max(1)).ok();
+        out.start.record(s.saturating_sub(t0).max(1)).ok();
     }
-    (done, start, failed)
+    out
+}
+
+/// Times `get` (status, events and crash history) of up to 1,000 recent tasks.
+async fn time_gets(system: &TaskSystem) -> Latency {
+    let page = system
+        .list(TaskFilter::default(), 1000, 0)
+        .await
+        .unwrap_or_default();
+    let mut h = histogram();
+    for t in page.tasks {
+        let t0 = Instant::now();
+        if system.get(t.id).await.is_ok() {
+            h.record((t0.elapsed().as_nanos() as u64).max(1)).ok();
+        }
+    }
+    Latency::of(&h)
 }
 
 /// The raw-tokio floor: spawn + oneshot per unit, same submitters.

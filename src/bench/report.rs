@@ -47,6 +47,12 @@ pub struct BenchReport {
     pub latency_us: Latency,
     /// Submit → start of the attempt.
     pub start_latency_us: Latency,
+    /// Submit → acknowledged (durable, with a store).
+    pub ack_latency_us: Latency,
+    /// `get` of a task (status, events, crash history), sampled over 1,000 tasks.
+    pub get_latency_us: Latency,
+    /// Store transactions committed (group commit: fewer than writes).
+    pub commits: Option<u64>,
     /// Submit → complete of the baseline.
     pub baseline_latency_us: Latency,
     /// Tasks that did not succeed (should be 0).
@@ -74,9 +80,18 @@ impl fmt::Display for BenchReport {
             "  raw tokio  {:>12.0} units/s   (ratio {:.3})",
             self.baseline_per_s, self.ratio
         )?;
+        writeln!(f, "  submit→ack       {}", l(&self.ack_latency_us))?;
         writeln!(f, "  submit→start     {}", l(&self.start_latency_us))?;
         writeln!(f, "  submit→complete  {}", l(&self.latency_us))?;
         writeln!(f, "  baseline         {}", l(&self.baseline_latency_us))?;
+        writeln!(f, "  get              {}", l(&self.get_latency_us))?;
+        if let Some(c) = self.commits {
+            writeln!(
+                f,
+                "  store commits    {c} ({:.1} tasks per commit)",
+                self.tasks as f64 / c.max(1) as f64
+            )?;
+        }
         write!(
             f,
             "  failed {}, peak RSS {:.1} MiB",

@@ -231,15 +231,4 @@ impl Status {
             cancel_reason: self.cancel_reason.clone(),
         }
     }
-
-    /// Sends the final result to everyone waiting.
-    pub fn notify_waiters(&mut self, id: TaskId) {
-        if self.waiters.is_empty() {
-            return;
-        }
-        let result = self.result_of(id);
-        for w in self.waiters.drain(..) {
-            let _ = w.send(result.clone());
-        }
-    }
 }

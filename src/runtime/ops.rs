@@ -155,6 +155,30 @@ async fn command(
     actor: Option<&str>,
     f: impl FnOnce(&mut Status) -> Result<Step, TransitionError>,
 ) -> Result<Control, TaskError> {
+    let Some((write, notify)) = decide(shared, cell, actor, f)? else {
+        return Ok(Control::Requested);
+    };
+    let Some(write) = write else {
+        return Ok(Control::Done);
+    };
+    let result = shared.journal.write_now(vec![write]).await;
+    if let Some(notify) = notify {
+        notify();
+    }
+    result.map_err(TaskError::Store)?;
+    Ok(Control::Done)
+}
+
+/// What a command changes, under the task's lock. `None` when it became an intent for
+/// the running attempt; `Some((None, _))` when nothing changed.
+type Decided = Option<(Option<Write>, Option<Box<dyn FnOnce() + Send>>)>;
+
+fn decide(
+    shared: &Shared,
+    cell: &Arc<TaskCell>,
+    actor: Option<&str>,
+    f: impl FnOnce(&mut Status) -> Result<Step, TransitionError>,
+) -> Result<Decided, TaskError> {
     let id = cell.task.id;
     let mut s = cell.status.lock();
     let was = s.state;
@@ -162,33 +186,25 @@ async fn command(
         return Err(TaskError::AlreadyTerminal { id, state: was });
     }
     let (kind, placement) = match f(&mut s)? {
-        Step::Nothing => return Ok(Control::Done),
+        Step::Nothing => return Ok(Some((None, None))),
         Step::Intent(intent) => {
             s.intent = Some(intent);
             if let Some(t) = &s.token {
                 t.cancel();
             }
-            return Ok(Control::Requested);
+            return Ok(None);
         }
         Step::Changed(kind, placement) => (kind, placement),
     };
     s.updated_at = SystemTime::now();
     s.due_at = None;
-    let write = Write::Update(
-        id,
-        Box::new(s.life.clone()),
-        Journal::event(&cell.task, kind, actor),
-    );
+    let event = Journal::event(&cell.task, kind, actor);
+    let write = Write::Update(id, Box::new(s.life.clone()), event);
     let notify = take_waiters(cell, &mut s);
     let state = s.state;
     drop(s);
     account(shared, cell, was, state, placement);
-    let result = shared.journal.write_now(vec![write]).await;
-    if let Some(notify) = notify {
-        notify();
-    }
-    result.map_err(TaskError::Store)?;
-    Ok(Control::Done)
+    Ok(Some((Some(write), notify)))
 }
 
 /// Keeps the queue's counters and the retention list in step with a command.

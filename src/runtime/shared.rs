@@ -37,7 +37,7 @@ pub(crate) struct Shared {
     pub journal: Journal,
     /// Store housekeeping: prune ended tasks and old crash history.
     pub housekeeping: Housekeeping,
-    accepting: AtomicBool,
+    pub accepting: AtomicBool,
 }
 
 /// How long the store keeps ended tasks and crash history, and how often it is swept.
@@ -49,29 +49,6 @@ pub(crate) struct Housekeeping {
 }
 
 impl Shared {
-    pub fn new(
-        namespace: Namespace,
-        table: TaskTable,
-        handlers: HashMap<String, HandlerEntry>,
-        queues: HashMap<String, Arc<QueueShared>>,
-        limits: Limits,
-        grace: Duration,
-        journal: Journal,
-        housekeeping: Housekeeping,
-    ) -> Self {
-        Self {
-            namespace,
-            table,
-            handlers,
-            queues,
-            limits,
-            grace,
-            journal,
-            housekeeping,
-            accepting: AtomicBool::new(true),
-        }
-    }
-
     pub fn table_retention(&self) -> Duration {
         self.table.keep_for()
     }

@@ -71,9 +71,9 @@ fn memory_store_matches_the_model_across_reopenings() {
     model_property(&mut MemoryHarness);
 }
 
-// SqliteHarness goes here: a temporary directory, `fresh` opens a new file in it with
-// `SqliteStore::open`, `reopen` drops the store and opens the same file again. Then the
-// same two tests as above, named `sqlite_store_...`.
+// SqliteHarness: lives beside its store, in `sqlite/tests/conformance.rs` (a file per
+// fresh store in a temporary directory; reopen drops the store and opens the file again),
+// with the same two tests as above.
 
 // ---- Helpers -------------------------------------------------------------------------
 
@@ -322,7 +322,7 @@ async fn a_duplicate_unique_key_writes_nothing<H: Harness>(h: &mut H) {
     use WriteResult::{Done, Duplicate};
     let s = h.fresh();
     let a = keyed(0, "k", TaskState::Pending);
-    put(&s, &[a.clone()]).await;
+    put(&s, std::slice::from_ref(&a)).await;
     let b = keyed(1, "k", TaskState::Pending);
     let c = keyed(2, "other", TaskState::Pending);
     let d = keyed(3, "other", TaskState::Running);
@@ -404,9 +404,11 @@ fn progress_kind(percent: u8) -> EventKind {
     }
 }
 
-/// Six tasks that differ in one field each, and the filters that pick them out (each
-/// expected list newest first).
-fn filter_cases() -> (Vec<TaskRecord>, Vec<(TaskFilter, Vec<usize>)>) {
+/// Filters, each with the indexes of the tasks it selects, newest first.
+type FilterCases = Vec<(TaskFilter, Vec<usize>)>;
+
+/// Six tasks that differ in one field each, and the filters that pick them out.
+fn filter_cases() -> (Vec<TaskRecord>, FilterCases) {
     use TaskState::Running;
     let mut r: Vec<TaskRecord> = (0..6).map(|i| record(i * 10)).collect();
     r[1].task.queue = "mail".into();
@@ -417,7 +419,8 @@ fn filter_cases() -> (Vec<TaskRecord>, Vec<(TaskFilter, Vec<usize>)>) {
     r[5].task.queue = "mail".into();
     r[5].task.metadata.actor_id = Some("alice".into());
     r[5].life.state = Running;
-    let cases: Vec<(fn(&mut TaskFilter), Vec<usize>)> = vec![
+    type Set = fn(&mut TaskFilter);
+    let cases: Vec<(Set, Vec<usize>)> = vec![
         (|_| {}, vec![5, 4, 3, 2, 1, 0]),
         (|f| f.state = Some(Running), vec![5, 3]),
         (|f| f.queue = Some("mail".into()), vec![5, 1]),

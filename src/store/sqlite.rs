@@ -160,7 +160,7 @@ impl SqliteStore {
         .boxed()
     }
 
-    /// Runs `f` on the write connection inside a group's transaction (test hook).
+    /// Runs `f` on the write connection between transactions (test hook).
     #[cfg(test)]
     fn exec_on_writer(
         &self,

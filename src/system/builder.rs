@@ -1,6 +1,7 @@
 //! Configuring and starting a task system.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -182,16 +183,17 @@ impl TaskSystemBuilder {
             ));
         }
         let journal = Journal::new(self.store);
-        Ok(Shared::new(
+        Ok(Shared {
             namespace,
             table,
             handlers,
             queues,
-            self.limits,
-            self.cancel_grace,
+            limits: self.limits,
+            grace: self.cancel_grace,
             journal,
-            self.housekeeping,
-        ))
+            housekeeping: self.housekeeping,
+            accepting: AtomicBool::new(true),
+        })
     }
 }
 

@@ -219,14 +219,16 @@ impl TaskSystem {
             return Ok(None);
         };
         let record = store.get(id).await.map_err(TaskError::Store)?;
-        Ok(record.filter(|r| r.life.state.is_terminal()).map(|r| TaskResult {
-            id,
-            state: r.life.state,
-            attempt: r.life.attempt,
-            result: r.life.result,
-            error: r.life.error,
-            cancel_reason: r.life.cancel_reason,
-        }))
+        Ok(record
+            .filter(|r| r.life.state.is_terminal())
+            .map(|r| TaskResult {
+                id,
+                state: r.life.state,
+                attempt: r.life.attempt,
+                result: r.life.result,
+                error: r.life.error,
+                cancel_reason: r.life.cancel_reason,
+            }))
     }
 
     /// Like [`TaskSystem::wait`], but gives up after `limit`.
@@ -293,6 +295,12 @@ impl TaskSystem {
         }
         services.push(ask(&ns.actor_name("janitor"), JanitorMsg::Health).await);
         services.push(self.breakers());
+        if self.shared.journal.store().is_some() {
+            services.push(match self.shared.journal.healthy() {
+                true => ServiceHealth::new("store", HealthStatus::Healthy, "writes succeed"),
+                false => ServiceHealth::new("store", HealthStatus::Down, "the last write failed"),
+            });
+        }
         SystemHealth::aggregate(services)
     }
 

@@ -120,7 +120,7 @@ impl TaskSystem {
             .filter(|c| filter.matches(&c.task, &c.status.lock().life))
             .map(|c| c.snapshot())
             .collect();
-        hits.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        hits.sort_by_key(|t| std::cmp::Reverse((t.created_at, t.id)));
         let total = hits.len() as u64;
         let tasks = hits
             .into_iter()

@@ -85,9 +85,9 @@ pub(super) fn events(conn: &Connection, id: TaskId) -> Result<Vec<StoredEvent>, 
     collect(conn, &sql, [Value::Text(id.to_string())], rows::event)
 }
 
-/// A task's crashes, oldest first.
+/// A task's crashes, oldest first (by time, then by insertion).
 pub(super) fn crashes(conn: &Connection, id: TaskId) -> Result<Vec<Crash>, StoreError> {
-    let sql = format!("SELECT {CRASH_COLUMNS} FROM crashes WHERE task_id = ?1 ORDER BY id");
+    let sql = format!("SELECT {CRASH_COLUMNS} FROM crashes WHERE task_id = ?1 ORDER BY at, id");
     collect(conn, &sql, [Value::Text(id.to_string())], rows::crash)
 }
 

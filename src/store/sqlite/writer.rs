@@ -31,10 +31,14 @@ pub(super) enum Job {
     Sweep { before: i64, limit: u32 },
     /// Touches the probe row, so a commit really happens.
     Probe,
-    /// Runs arbitrary code on the write connection inside the group's transaction.
+    /// Runs arbitrary code on the write connection, outside any transaction (test hook).
     #[cfg(test)]
-    Exec(Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>),
+    Exec(Hook),
 }
+
+/// Code a test runs on the write connection.
+#[cfg(test)]
+pub(super) type Hook = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
 
 impl Job {
     /// How many writes this counts for against `max_batch`.
@@ -122,11 +126,34 @@ fn run(conn: &Connection, requests: &Receiver<Request>, max_batch: usize, commit
             size += next.job.size();
             group.push(next);
         }
-        commit_group(conn, group, commits);
+        commit_groups(conn, group, commits);
     }
 }
 
+/// Commits the group; a test hook in it runs on its own, outside any transaction.
+fn commit_groups(conn: &Connection, group: Vec<Request>, commits: &AtomicU64) {
+    #[cfg(test)]
+    let group = {
+        let mut rest = Vec::new();
+        for Request { job, reply } in group {
+            match job {
+                Job::Exec(f) => {
+                    commit_group(conn, std::mem::take(&mut rest), commits);
+                    let done = f(conn).map_err(|e| StoreError::WriteFailed(e.to_string()));
+                    let _ = reply.send(done.map(|()| Outcome::Unit));
+                }
+                job => rest.push(Request { job, reply }),
+            }
+        }
+        rest
+    };
+    commit_group(conn, group, commits);
+}
+
 fn commit_group(conn: &Connection, group: Vec<Request>, commits: &AtomicU64) {
+    if group.is_empty() {
+        return;
+    }
     let (jobs, replies): (Vec<Job>, Vec<Reply>) =
         group.into_iter().map(|r| (r.job, r.reply)).unzip();
     match apply_all(conn, jobs) {

@@ -75,8 +75,6 @@ async fn a_full_disk_fails_the_write_and_the_store_recovers_when_space_returns()
         1,
         "the event was rolled back"
     );
-    write_failed(store.check_writable().await);
-
     store
         .exec_on_writer(|c| c.pragma_update(None, "max_page_count", 1_000_000_000))
         .await

@@ -80,6 +80,21 @@ async fn a_filtered_page_of_a_thousand_out_of_a_million_tasks_is_fast() {
                 ..TaskFilter::default()
             },
         ),
+        (
+            "state+kind",
+            TaskFilter {
+                kind: Some("kind3".into()),
+                ..pending.clone()
+            },
+        ),
+        (
+            "queue+kind",
+            TaskFilter {
+                queue: Some("q3".into()),
+                kind: Some("kind3".into()),
+                ..TaskFilter::default()
+            },
+        ),
         ("none", TaskFilter::default()),
     ];
     let mut worst = Duration::ZERO;

@@ -16,7 +16,7 @@ mod sqlite;
 mod types;
 
 pub use memory::MemoryStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
 pub use types::{
     Crash, EventKind, Life, Page, StoreError, StoredEvent, TaskEvent, TaskFilter, TaskQuery,
     TaskRecord, Write, WriteResult,

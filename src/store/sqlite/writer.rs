@@ -172,8 +172,12 @@ fn commit_group(conn: &Connection, group: Vec<Request>, commits: &AtomicU64) {
     }
 }
 
-/// One transaction for the whole group; dropping `tx` on an error rolls it back.
+/// One transaction for the whole group; dropping `tx` on an error rolls it back. A
+/// transaction left open by a rollback that itself failed is rolled back first.
 fn apply_all(conn: &Connection, jobs: Vec<Job>) -> rusqlite::Result<Vec<Outcome>> {
+    if !conn.is_autocommit() {
+        conn.execute_batch("ROLLBACK")?;
+    }
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let mut batch = Batch {
         conn: &tx,

@@ -116,6 +116,10 @@ async fn a_filtered_page_of_a_thousand_out_of_a_million_tasks_is_fast() {
     };
     let (took, n, total) = time_list(&store, &deep).await;
     println!("list by state at offset 100000: {n} of {total} in {took:?}");
+    drop(store);
+    let start = Instant::now();
+    drop(open(&dir.file("scale.db")));
+    println!("reopened (with quick_check) in {:?}", start.elapsed());
     if !cfg!(debug_assertions) {
         assert!(
             worst <= Duration::from_millis(20),

@@ -1,0 +1,152 @@
+//! Store faults and concurrency at the system level: a failing store refuses submits and
+//! makes the system not ready without taking it down; concurrent creates with unique
+//! keys make one task per key; an unusable database file is refused by name, untouched.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::{task, unique_ns};
+use futures::future::BoxFuture;
+use taskmesh::store::{
+    Crash, MemoryStore, Page, SqliteStore, Store, StoreError, StoredEvent, TaskFilter, TaskQuery,
+    TaskRecord, Write, WriteResult,
+};
+use taskmesh::testing::{Script, ScriptHandler};
+use taskmesh::{HealthStatus, SubmitError, TaskId, TaskState, TaskSystem};
+
+/// A memory store whose writes fail while `broken` is set, like a full disk.
+#[derive(Clone, Default)]
+struct Flaky {
+    inner: MemoryStore,
+    broken: Arc<AtomicBool>,
+}
+
+impl Store for Flaky {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+    fn durable(&self) -> bool {
+        true
+    }
+    fn write(&self, batch: Vec<Write>) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::WriteFailed("disk full".into())) });
+        }
+        self.inner.write(batch)
+    }
+    fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>> {
+        self.inner.get(id)
+    }
+    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
+        self.inner.events(id)
+    }
+    fn list(&self, q: TaskQuery) -> BoxFuture<'static, Result<Page, StoreError>> {
+        self.inner.list(q)
+    }
+    fn count(&self, f: TaskFilter) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.inner.count(f)
+    }
+    fn open_tasks(&self) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
+        self.inner.open_tasks()
+    }
+    fn find_unique(&self, key: String) -> BoxFuture<'static, Result<Option<TaskId>, StoreError>> {
+        self.inner.find_unique(key)
+    }
+    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
+        self.inner.crashes(id)
+    }
+    fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.inner.prune_terminal(before)
+    }
+    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.inner.sweep_crashes(before)
+    }
+    fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
+        let broken = self.broken.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if broken {
+                return Err(StoreError::WriteFailed("disk full".into()));
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_store_refuses_submits_reports_not_ready_and_recovers() {
+    let store = Flaky::default();
+    let (h, _rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("flaky"))
+        .store(store.clone())
+        .handler(h)
+        .start()
+        .await
+        .unwrap();
+    assert!(sys.ready().await.ready);
+    store.broken.store(true, Ordering::SeqCst);
+    let refused = sys.submit(task(Script::Ok { value: 1.into() })).await;
+    assert!(matches!(&refused, Err(SubmitError::Store(StoreError::WriteFailed(m))) if m == "disk full"), "{refused:?}");
+    assert!(refused.unwrap_err().to_string().contains("could not be stored"));
+    assert_eq!(sys.queues()[0].depth, 0, "nothing unacknowledged was enqueued");
+    let readiness = sys.ready().await;
+    assert!(!readiness.ready);
+    assert!(readiness.failing.iter().any(|f| f.starts_with("store:")), "{readiness:?}");
+    let health = sys.health().await;
+    let pool = health.services.iter().find(|s| s.service == "pool:default").unwrap();
+    assert_eq!(pool.status, HealthStatus::Healthy, "the system stays up");
+
+    store.broken.store(false, Ordering::SeqCst);
+    assert!(sys.ready().await.ready);
+    let r = sys.submit_and_wait(task(Script::Ok { value: 2.into() })).await.unwrap();
+    assert_eq!(r.state, TaskState::Succeeded);
+    sys.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_with_shared_unique_keys_make_one_task_per_key() {
+    let dir = std::env::temp_dir().join(format!("taskmesh-conc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteStore::open(dir.join("t.db")).unwrap();
+    let (h, _rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder().namespace(unique_ns("conc")).store(store).handler(h).start().await.unwrap();
+    let submits = (0..400).map(|i| {
+        let sys = sys.clone();
+        tokio::spawn(async move {
+            let key = format!("key-{}", i % 10);
+            sys.submit(task(Script::Ok { value: i.into() }).unique_key(key)).await.unwrap()
+        })
+    });
+    let receipts: Vec<_> = futures::future::join_all(submits).await.into_iter().map(|r| r.unwrap()).collect();
+    let mut firsts: Vec<TaskId> = receipts.iter().filter(|r| !r.duplicate).map(|r| r.id).collect();
+    firsts.sort();
+    assert_eq!(firsts.len(), 10, "one task per key");
+    let mut all: Vec<TaskId> = receipts.iter().map(|r| r.id).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all, firsts, "every duplicate points at the task holding its key");
+    for id in firsts {
+        sys.wait_timeout(id, Duration::from_secs(10)).await.unwrap();
+    }
+    assert_eq!(sys.count(TaskFilter::default()).await.unwrap(), 10);
+    sys.shutdown(Duration::from_secs(1)).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn an_unusable_database_file_is_refused_by_name_and_left_untouched() {
+    let dir = std::env::temp_dir().join(format!("taskmesh-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("notes.db");
+    let bytes = b"these are my notes, not a database".repeat(200);
+    std::fs::write(&path, &bytes).unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("left untouched"), "{msg}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    std::fs::remove_dir_all(&dir).ok();
+}

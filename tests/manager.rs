@@ -391,3 +391,48 @@ async fn events_carry_who_created_the_task() {
     assert_eq!(events[1].event.actor_id.as_deref(), Some("taskmesh"));
     sys.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_janitor_sweeps_old_crash_history_and_prunes_old_ended_tasks() {
+    let (h, _rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("janitor"))
+        .store(MemoryStore::new())
+        .retention(Duration::ZERO, 0)
+        .crash_history(Duration::ZERO, Duration::from_secs(3600))
+        .store_retention(Duration::from_secs(7 * 24 * 3600))
+        .handler(h.with_max_attempts(2))
+        .start()
+        .await
+        .unwrap();
+    let id = sys.submit(task(Script::Panic { message: "bug".into() })).await.unwrap().id;
+    sys.wait(id).await.unwrap();
+    assert_eq!(sys.get(id).await.unwrap().crashes.len(), 2);
+    common::idle_for(Duration::from_secs(3601)).await;
+    let view = sys.get(id).await.unwrap();
+    assert!(view.crashes.is_empty(), "crash history past its age was swept");
+    assert_eq!(view.status.state, TaskState::Failed, "the task itself is kept");
+    assert_eq!(names(&view.events).iter().filter(|n| **n == "crashed").count(), 2, "events stay");
+    sys.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn ended_tasks_past_the_store_retention_are_pruned() {
+    let (h, _rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("prune"))
+        .store(MemoryStore::new())
+        .retention(Duration::ZERO, 0)
+        .store_retention(Duration::ZERO)
+        .crash_history(Duration::from_secs(3600), Duration::from_secs(60))
+        .handler(h)
+        .start()
+        .await
+        .unwrap();
+    let done = sys.submit_and_wait(task(Script::Ok { value: 1.into() })).await.unwrap().id;
+    let paused = sys.submit(task(Script::Ok { value: 2.into() }).auto_start(false)).await.unwrap().id;
+    common::idle_for(Duration::from_secs(61)).await;
+    assert!(matches!(sys.get(done).await, Err(TaskError::NotFound(_))), "the ended task was pruned");
+    assert_eq!(sys.get(paused).await.unwrap().status.state, TaskState::Paused, "open tasks stay");
+    sys.shutdown(Duration::from_secs(1)).await;
+}

@@ -95,5 +95,32 @@ fn queue_ops(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, end_to_end, queue_ops);
+fn durable(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = std::env::temp_dir().join(format!("taskmesh-crit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let store = taskmesh::store::SqliteStore::open(dir.join("bench.db")).expect("the store opens");
+    let sys = rt
+        .block_on(
+            TaskSystem::builder()
+                .namespace("crit-durable")
+                .store(store)
+                .handler(Noop)
+                .start(),
+        )
+        .expect("the durable system starts");
+    c.bench_function("sqlite: durable submit (create), one submitter", |b| {
+        b.to_async(&rt).iter(|| async {
+            sys.submit(NewTask::new("noop", 1.into())).await.unwrap();
+        })
+    });
+    let id = rt.block_on(sys.submit_and_wait(NewTask::new("noop", 2.into()))).unwrap().id;
+    c.bench_function("sqlite: get (status, events, crash history)", |b| {
+        b.to_async(&rt).iter(|| async { sys.get(id).await.unwrap() })
+    });
+    rt.block_on(sys.shutdown(Duration::from_secs(5)));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+criterion_group!(benches, end_to_end, durable, queue_ops);
 criterion_main!(benches);

@@ -114,9 +114,13 @@ fn durable(c: &mut Criterion) {
             sys.submit(NewTask::new("noop", 1.into())).await.unwrap();
         })
     });
-    let id = rt.block_on(sys.submit_and_wait(NewTask::new("noop", 2.into()))).unwrap().id;
+    let id = rt
+        .block_on(sys.submit_and_wait(NewTask::new("noop", 2.into())))
+        .unwrap()
+        .id;
     c.bench_function("sqlite: get (status, events, crash history)", |b| {
-        b.to_async(&rt).iter(|| async { sys.get(id).await.unwrap() })
+        b.to_async(&rt)
+            .iter(|| async { sys.get(id).await.unwrap() })
     });
     rt.block_on(sys.shutdown(Duration::from_secs(5)));
     std::fs::remove_dir_all(&dir).ok();

@@ -59,6 +59,7 @@ pub mod bench;
 pub mod breaker;
 pub mod config;
 pub mod context;
+pub mod cron;
 pub mod error;
 pub mod handler;
 pub mod health;

@@ -89,19 +89,39 @@ async fn a_failing_store_refuses_submits_reports_not_ready_and_recovers() {
     assert!(sys.ready().await.ready);
     store.broken.store(true, Ordering::SeqCst);
     let refused = sys.submit(task(Script::Ok { value: 1.into() })).await;
-    assert!(matches!(&refused, Err(SubmitError::Store(StoreError::WriteFailed(m))) if m == "disk full"), "{refused:?}");
-    assert!(refused.unwrap_err().to_string().contains("could not be stored"));
-    assert_eq!(sys.queues()[0].depth, 0, "nothing unacknowledged was enqueued");
+    assert!(
+        matches!(&refused, Err(SubmitError::Store(StoreError::WriteFailed(m))) if m == "disk full"),
+        "{refused:?}"
+    );
+    assert!(refused
+        .unwrap_err()
+        .to_string()
+        .contains("could not be stored"));
+    assert_eq!(
+        sys.queues()[0].depth,
+        0,
+        "nothing unacknowledged was enqueued"
+    );
     let readiness = sys.ready().await;
     assert!(!readiness.ready);
-    assert!(readiness.failing.iter().any(|f| f.starts_with("store:")), "{readiness:?}");
+    assert!(
+        readiness.failing.iter().any(|f| f.starts_with("store:")),
+        "{readiness:?}"
+    );
     let health = sys.health().await;
-    let pool = health.services.iter().find(|s| s.service == "pool:default").unwrap();
+    let pool = health
+        .services
+        .iter()
+        .find(|s| s.service == "pool:default")
+        .unwrap();
     assert_eq!(pool.status, HealthStatus::Healthy, "the system stays up");
 
     store.broken.store(false, Ordering::SeqCst);
     assert!(sys.ready().await.ready);
-    let r = sys.submit_and_wait(task(Script::Ok { value: 2.into() })).await.unwrap();
+    let r = sys
+        .submit_and_wait(task(Script::Ok { value: 2.into() }))
+        .await
+        .unwrap();
     assert_eq!(r.state, TaskState::Succeeded);
     sys.shutdown(Duration::from_secs(1)).await;
 }
@@ -112,22 +132,41 @@ async fn concurrent_creates_with_shared_unique_keys_make_one_task_per_key() {
     std::fs::create_dir_all(&dir).unwrap();
     let store = SqliteStore::open(dir.join("t.db")).unwrap();
     let (h, _rx) = ScriptHandler::new();
-    let sys = TaskSystem::builder().namespace(unique_ns("conc")).store(store).handler(h).start().await.unwrap();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("conc"))
+        .store(store)
+        .handler(h)
+        .start()
+        .await
+        .unwrap();
     let submits = (0..400).map(|i| {
         let sys = sys.clone();
         tokio::spawn(async move {
             let key = format!("key-{}", i % 10);
-            sys.submit(task(Script::Ok { value: i.into() }).unique_key(key)).await.unwrap()
+            sys.submit(task(Script::Ok { value: i.into() }).unique_key(key))
+                .await
+                .unwrap()
         })
     });
-    let receipts: Vec<_> = futures::future::join_all(submits).await.into_iter().map(|r| r.unwrap()).collect();
-    let mut firsts: Vec<TaskId> = receipts.iter().filter(|r| !r.duplicate).map(|r| r.id).collect();
+    let receipts: Vec<_> = futures::future::join_all(submits)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let mut firsts: Vec<TaskId> = receipts
+        .iter()
+        .filter(|r| !r.duplicate)
+        .map(|r| r.id)
+        .collect();
     firsts.sort();
     assert_eq!(firsts.len(), 10, "one task per key");
     let mut all: Vec<TaskId> = receipts.iter().map(|r| r.id).collect();
     all.sort();
     all.dedup();
-    assert_eq!(all, firsts, "every duplicate points at the task holding its key");
+    assert_eq!(
+        all, firsts,
+        "every duplicate points at the task holding its key"
+    );
     for id in firsts {
         sys.wait_timeout(id, Duration::from_secs(10)).await.unwrap();
     }

@@ -405,14 +405,34 @@ async fn the_janitor_sweeps_old_crash_history_and_prunes_old_ended_tasks() {
         .start()
         .await
         .unwrap();
-    let id = sys.submit(task(Script::Panic { message: "bug".into() })).await.unwrap().id;
+    let id = sys
+        .submit(task(Script::Panic {
+            message: "bug".into(),
+        }))
+        .await
+        .unwrap()
+        .id;
     sys.wait(id).await.unwrap();
     assert_eq!(sys.get(id).await.unwrap().crashes.len(), 2);
     common::idle_for(Duration::from_secs(3601)).await;
     let view = sys.get(id).await.unwrap();
-    assert!(view.crashes.is_empty(), "crash history past its age was swept");
-    assert_eq!(view.status.state, TaskState::Failed, "the task itself is kept");
-    assert_eq!(names(&view.events).iter().filter(|n| **n == "crashed").count(), 2, "events stay");
+    assert!(
+        view.crashes.is_empty(),
+        "crash history past its age was swept"
+    );
+    assert_eq!(
+        view.status.state,
+        TaskState::Failed,
+        "the task itself is kept"
+    );
+    assert_eq!(
+        names(&view.events)
+            .iter()
+            .filter(|n| **n == "crashed")
+            .count(),
+        2,
+        "events stay"
+    );
     sys.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -429,10 +449,25 @@ async fn ended_tasks_past_the_store_retention_are_pruned() {
         .start()
         .await
         .unwrap();
-    let done = sys.submit_and_wait(task(Script::Ok { value: 1.into() })).await.unwrap().id;
-    let paused = sys.submit(task(Script::Ok { value: 2.into() }).auto_start(false)).await.unwrap().id;
+    let done = sys
+        .submit_and_wait(task(Script::Ok { value: 1.into() }))
+        .await
+        .unwrap()
+        .id;
+    let paused = sys
+        .submit(task(Script::Ok { value: 2.into() }).auto_start(false))
+        .await
+        .unwrap()
+        .id;
     common::idle_for(Duration::from_secs(61)).await;
-    assert!(matches!(sys.get(done).await, Err(TaskError::NotFound(_))), "the ended task was pruned");
-    assert_eq!(sys.get(paused).await.unwrap().status.state, TaskState::Paused, "open tasks stay");
+    assert!(
+        matches!(sys.get(done).await, Err(TaskError::NotFound(_))),
+        "the ended task was pruned"
+    );
+    assert_eq!(
+        sys.get(paused).await.unwrap().status.state,
+        TaskState::Paused,
+        "open tasks stay"
+    );
     sys.shutdown(Duration::from_secs(1)).await;
 }

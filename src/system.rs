@@ -6,6 +6,7 @@ mod handle;
 mod manage;
 mod recover;
 mod shutdown;
+pub(crate) mod submit;
 mod tree;
 
 pub use builder::{HandlerOptions, TaskSystemBuilder};

@@ -1,12 +1,11 @@
 //! The handle users hold: submit, wait, status, cancel, progress, health, shutdown.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use super::Recovery;
 use crate::context::Progress;
@@ -16,11 +15,9 @@ use crate::janitor::JanitorMsg;
 use crate::pool::PoolMsg;
 use crate::queue::timer::TimerMsg;
 use crate::queue::QueueShared;
-use crate::runtime::journal::Journal;
-use crate::runtime::{HandlerEntry, Shared, TaskCell, TaskResult, TaskStatus};
-use crate::store::{EventKind, Write, WriteResult};
+use crate::runtime::{Shared, TaskCell, TaskResult, TaskStatus};
 use crate::supervisor::SupervisorMsg;
-use crate::task::{NewTask, Task, TaskId, TaskState};
+use crate::task::{NewTask, TaskId};
 
 /// What a submit acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,97 +93,7 @@ impl TaskSystem {
     /// durable. A full queue refuses at once with [`SubmitError::Overloaded`]; a unique key
     /// held by another task returns that task with `duplicate: true`.
     pub async fn submit(&self, new: NewTask) -> Result<Receipt, SubmitError> {
-        let shared = &self.shared;
-        let (queue, entry) = self.route(&new)?;
-        let id = TaskId::new();
-        let key = new.unique_key.clone();
-        if let Some(existing) = self.claim(key.as_deref(), id).await? {
-            return Ok(Receipt {
-                id: existing,
-                duplicate: true,
-            });
-        }
-        let release = || {
-            if let Some(k) = &key {
-                shared.table.release_unique(k);
-            }
-        };
-        if let Err(e) = queue.admit() {
-            release();
-            return Err(e);
-        }
-        let (cell, delay) = new_cell(queue, entry, id, new);
-        match self.persist(&cell).await {
-            Ok(None) => {}
-            Ok(Some(existing)) => {
-                queue.dequeued();
-                release();
-                return Ok(Receipt {
-                    id: existing,
-                    duplicate: true,
-                });
-            }
-            Err(e) => {
-                queue.dequeued();
-                release();
-                return Err(e);
-            }
-        }
-        enqueue(shared, queue, cell, delay);
-        Ok(Receipt {
-            id,
-            duplicate: false,
-        })
-    }
-
-    fn route(&self, new: &NewTask) -> Result<(&Arc<QueueShared>, &HandlerEntry), SubmitError> {
-        let shared = &self.shared;
-        if !shared.accepting() {
-            return Err(SubmitError::ShuttingDown);
-        }
-        new.validate(&shared.limits)?;
-        let entry = shared
-            .handlers
-            .get(&new.kind)
-            .ok_or_else(|| SubmitError::UnknownKind(new.kind.clone()))?;
-        let queue_name = new.queue.as_deref().unwrap_or(&entry.defaults.queue);
-        let queue = shared
-            .queues
-            .get(queue_name)
-            .ok_or_else(|| SubmitError::UnknownQueue(queue_name.to_string()))?;
-        Ok((queue, entry))
-    }
-
-    /// Claims the unique key for `id`; returns the task that already holds it, here or in
-    /// the store.
-    async fn claim(&self, key: Option<&str>, id: TaskId) -> Result<Option<TaskId>, SubmitError> {
-        let Some(key) = key else { return Ok(None) };
-        if let Some(existing) = self.shared.table.claim_unique(key, id) {
-            return Ok(Some(existing));
-        }
-        let Some(store) = self.shared.journal.store() else {
-            return Ok(None);
-        };
-        let found = store.find_unique(key.to_string()).await;
-        if !matches!(found, Ok(None)) {
-            self.shared.table.release_unique(key);
-        }
-        found.map_err(SubmitError::Store)
-    }
-
-    /// Makes the new task durable. `Some(existing)` when the store refused it as a
-    /// duplicate of another task.
-    async fn persist(&self, cell: &TaskCell) -> Result<Option<TaskId>, SubmitError> {
-        if self.shared.journal.store().is_none() {
-            return Ok(None);
-        }
-        let actor = cell.task.metadata.actor_id.as_deref();
-        let created = Journal::event(&cell.task, EventKind::Created, actor);
-        let write = Write::Create(Box::new(cell.record()), created);
-        match self.shared.journal.write_now(vec![write]).await?.first() {
-            Some(WriteResult::Duplicate(existing)) => Ok(Some(*existing)),
-            _ => Ok(None),
-        }
+        super::submit::submit(&self.shared, new).await
     }
 
     /// Submits a task and waits until it ends.
@@ -339,65 +246,6 @@ impl TaskSystem {
     pub(super) fn cell(&self, id: TaskId) -> Result<Arc<TaskCell>, TaskError> {
         self.shared.table.get(&id).ok_or(TaskError::NotFound(id))
     }
-}
-
-/// The cell of a new task, and how long its first attempt waits.
-fn new_cell(
-    queue: &QueueShared,
-    entry: &HandlerEntry,
-    id: TaskId,
-    new: NewTask,
-) -> (Arc<TaskCell>, Option<Duration>) {
-    let d = &entry.defaults;
-    let max_attempts = new.max_attempts.unwrap_or(d.max_attempts);
-    let created_at = SystemTime::now();
-    let delay = new
-        .run_at
-        .and_then(|at| at.duration_since(created_at).ok())
-        .filter(|d| !d.is_zero());
-    let state = match (new.auto_start, delay) {
-        (false, _) => TaskState::Paused,
-        (true, Some(_)) => TaskState::Scheduled,
-        (true, None) => TaskState::Pending,
-    };
-    let task = Task {
-        id,
-        kind: entry.kind.clone(),
-        args: new.args,
-        queue: queue.name.clone(),
-        priority: new.priority.unwrap_or_default(),
-        timeout: new.timeout.unwrap_or(d.timeout),
-        max_attempts,
-        backoff: new.backoff.unwrap_or(d.backoff),
-        unique_key: new.unique_key,
-        run_at: new.run_at,
-        metadata: new.metadata,
-        title: new.title,
-        auto_restart: new.auto_restart,
-        created_at,
-    };
-    let cell = TaskCell::new(task, state, max_attempts);
-    if state == TaskState::Scheduled {
-        cell.status.lock().due_at = cell.task.run_at;
-    }
-    (Arc::new(cell), delay)
-}
-
-/// Makes an accepted task visible and queues it (a paused one waits for `resume`).
-fn enqueue(
-    shared: &Shared,
-    queue: &Arc<QueueShared>,
-    cell: Arc<TaskCell>,
-    delay: Option<Duration>,
-) {
-    shared.table.insert(cell.clone());
-    queue.metrics.submitted.increment(1);
-    tracing::debug!(task_id = %cell.task.id, kind = %cell.task.kind, queue = %queue.name, "task submitted");
-    if cell.status.lock().state == TaskState::Paused {
-        queue.dequeued();
-        return;
-    }
-    queue.push(cell, delay.map(|d| Instant::now() + d));
 }
 
 fn stats(q: &QueueShared) -> QueueStats {

@@ -69,6 +69,7 @@ pub mod queue;
 pub mod ratelimit;
 pub mod registry;
 pub mod runtime;
+pub mod scheduler;
 pub mod store;
 pub mod supervisor;
 pub mod system;

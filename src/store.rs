@@ -26,6 +26,7 @@ use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 
+use crate::scheduler::ScheduleRecord;
 use crate::task::TaskId;
 
 /// Where tasks and their events are kept. Implementations must be safe to share between
@@ -78,4 +79,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the store can take a write now (readiness).
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>>;
+
+    /// Inserts or replaces a schedule (by name), durably.
+    // TEMPORARY default until SqliteStore implements schedules (removed in this issue).
+    fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
+        let _ = record;
+        Box::pin(async { Err(StoreError::WriteFailed("this store keeps no schedules".into())) })
+    }
+
+    /// Deletes a schedule; false if there was none.
+    fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
+        let _ = name;
+        Box::pin(async { Err(StoreError::WriteFailed("this store keeps no schedules".into())) })
+    }
+
+    /// Every schedule, by name.
+    fn schedules(&self) -> BoxFuture<'static, Result<Vec<ScheduleRecord>, StoreError>> {
+        Box::pin(async { Ok(vec![]) })
+    }
 }

@@ -5,6 +5,7 @@ mod builder;
 mod handle;
 mod manage;
 mod recover;
+mod schedules;
 mod shutdown;
 pub(crate) mod submit;
 mod tree;

@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub journal: Journal,
     /// Store housekeeping: prune ended tasks and old crash history.
     pub housekeeping: Housekeeping,
+    /// Schedules, clock and leadership of the cron scheduler.
+    pub cron: crate::scheduler::CronShared,
     pub accepting: AtomicBool,
 }
 

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
+use crate::scheduler::ScheduleRecord;
 use super::{
     Crash, Page, Store, StoreError, StoredEvent, TaskEvent, TaskFilter, TaskQuery, TaskRecord,
     Write, WriteResult,
@@ -38,6 +39,7 @@ struct Inner {
     tasks: HashMap<TaskId, Entry>,
     unique: HashMap<String, TaskId>,
     last_seq: u64,
+    schedules: std::collections::BTreeMap<String, ScheduleRecord>,
 }
 
 /// A task's row with its event stream and crash history.
@@ -246,5 +248,20 @@ impl Store for MemoryStore {
 
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         self.with(|_| ())
+    }
+
+    fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
+        self.inner.lock().schedules.insert(record.spec.name.clone(), record);
+        Box::pin(ready(Ok(())))
+    }
+
+    fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
+        let removed = self.inner.lock().schedules.remove(&name).is_some();
+        Box::pin(ready(Ok(removed)))
+    }
+
+    fn schedules(&self) -> BoxFuture<'static, Result<Vec<ScheduleRecord>, StoreError>> {
+        let all = self.inner.lock().schedules.values().cloned().collect();
+        Box::pin(ready(Ok(all)))
     }
 }

@@ -18,6 +18,7 @@ use crate::ratelimit::{Limiter, RateLimit};
 use crate::registry::Namespace;
 use crate::runtime::journal::Journal;
 use crate::runtime::{HandlerEntry, Housekeeping, Shared, TaskTable};
+use crate::scheduler::{Clock, CronShared, Leadership, SingleNode, SystemClock};
 use crate::store::Store;
 use crate::task::Limits;
 
@@ -56,6 +57,8 @@ pub struct TaskSystemBuilder {
     retention_max: usize,
     store: Option<Arc<dyn Store>>,
     housekeeping: Housekeeping,
+    clock: Arc<dyn Clock>,
+    leadership: Arc<dyn Leadership>,
 }
 
 impl Default for TaskSystemBuilder {
@@ -74,6 +77,8 @@ impl Default for TaskSystemBuilder {
                 keep_crashes: Duration::from_secs(24 * 3600),
                 every: Duration::from_secs(3600),
             },
+            clock: Arc::new(SystemClock),
+            leadership: Arc::new(SingleNode),
         }
     }
 }
@@ -136,6 +141,19 @@ impl TaskSystemBuilder {
         self
     }
 
+    /// The clock cron reads slots from (default the system clock; tests use
+    /// [`crate::scheduler::TokioClock`] with paused time).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Decides whether this node fires schedules (default: always, a single node).
+    pub fn leadership(mut self, leadership: impl Leadership) -> Self {
+        self.leadership = Arc::new(leadership);
+        self
+    }
+
     /// How long the store keeps ended tasks (default 7 days).
     pub fn store_retention(mut self, age: Duration) -> Self {
         self.housekeeping.keep_ended = age;
@@ -192,6 +210,11 @@ impl TaskSystemBuilder {
             grace: self.cancel_grace,
             journal,
             housekeeping: self.housekeeping,
+            cron: CronShared {
+                book: Default::default(),
+                clock: self.clock,
+                leadership: self.leadership,
+            },
             accepting: AtomicBool::new(true),
         })
     }

@@ -12,6 +12,7 @@ use crate::context::Progress;
 use crate::error::{SubmitError, TaskError};
 use crate::health::{HealthStatus, ServiceHealth, SystemHealth};
 use crate::janitor::JanitorMsg;
+use crate::scheduler::SchedulerMsg;
 use crate::pool::PoolMsg;
 use crate::queue::timer::TimerMsg;
 use crate::queue::QueueShared;
@@ -201,6 +202,7 @@ impl TaskSystem {
             services.push(ask(&ns.actor_name(&format!("timer/{q}")), TimerMsg::Health).await);
         }
         services.push(ask(&ns.actor_name("janitor"), JanitorMsg::Health).await);
+        services.push(ask(&ns.actor_name("scheduler"), SchedulerMsg::Health).await);
         services.push(self.breakers());
         if self.shared.journal.store().is_some() {
             services.push(match self.shared.journal.healthy() {

@@ -6,7 +6,8 @@
 //! │   ├── timer:{q}                         {ns}/timer/{q}
 //! │   └── pool:{q}                          {ns}/pool/{q}
 //! │       └── worker × min..max             pg group workers/{q} in scope {ns}
-//! └── janitor                               {ns}/janitor
+//! ├── janitor                               {ns}/janitor
+//! └── scheduler                             {ns}/scheduler    cron
 //! ```
 //!
 //! Queue state lives in `QueueShared`, outside the actors, so a restarted pool or timer
@@ -24,6 +25,7 @@ use crate::pool::{Pool, PoolArgs};
 use crate::queue::timer::Timer;
 use crate::queue::QueueShared;
 use crate::runtime::Shared;
+use crate::scheduler::Scheduler;
 use crate::supervisor::{
     start_supervisor, ChildSpec, Strategy, Supervisor, SupervisorMsg, SupervisorSpec,
 };
@@ -40,6 +42,7 @@ pub(super) async fn start(
         spec = spec.child(queue_supervisor(&shared, q));
     }
     spec = spec.child(janitor(&shared, janitor_every));
+    spec = spec.child(scheduler(&shared));
     let name = shared.namespace.actor_name("root");
     let (root, _) = start_supervisor(Some(name.clone()), Supervisor::new("root"), spec, None)
         .await
@@ -89,6 +92,19 @@ fn pool(shared: &Arc<Shared>, q: Arc<QueueShared>) -> ChildSpec {
         );
         async move {
             let (actor, _) = Actor::spawn_linked(Some(name), Pool, args, parent).await?;
+            Ok(actor.get_cell())
+        }
+        .boxed()
+    })
+}
+
+fn scheduler(shared: &Arc<Shared>) -> ChildSpec {
+    let name = shared.namespace.actor_name("scheduler");
+    let shared = shared.clone();
+    ChildSpec::new("scheduler", move |parent| {
+        let (name, shared) = (name.clone(), shared.clone());
+        async move {
+            let (actor, _) = Actor::spawn_linked(Some(name), Scheduler, shared, parent).await?;
             Ok(actor.get_cell())
         }
         .boxed()

@@ -81,7 +81,10 @@ pub(super) fn get(conn: &Connection, id: TaskId) -> Result<Option<TaskRecord>, S
 
 /// A task's events, oldest first.
 pub(super) fn events(conn: &Connection, id: TaskId) -> Result<Vec<StoredEvent>, StoreError> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE task_id = ?1 ORDER BY seq");
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM tasks JOIN events ON events.task = tasks.n \
+         WHERE tasks.id = ?1 ORDER BY seq"
+    );
     collect(conn, &sql, [Value::Text(id.to_string())], rows::event)
 }
 

@@ -157,8 +157,10 @@ fn event_row(event: TaskEvent) -> Result<EventRow, StoreError> {
     })
 }
 
-/// The columns [`record`] reads, in order.
-pub(super) const RECORD_COLUMNS: &str = "id, task, life";
+/// The columns [`record`] reads, in order, from `tasks` (the task JSON is looked up only
+/// for rows returned, not for rows an OFFSET skips).
+pub(super) const RECORD_COLUMNS: &str =
+    "id, (SELECT task FROM task_specs WHERE task_specs.n = tasks.n), life";
 
 /// Decodes `id, task, life`; malformed JSON is an error naming the task.
 pub(super) fn record(row: &Row<'_>) -> Result<TaskRecord, StoreError> {
@@ -176,8 +178,8 @@ fn text<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r str, StoreError> {
         .map_err(|e| StoreError::ReadFailed(format!("column {i}: {e}")))
 }
 
-/// The columns [`event`] reads, in order.
-pub(super) const EVENT_COLUMNS: &str = "seq, task_id, at, actor_id, correlation_id, data";
+/// The columns [`event`] reads, in order, from `events` joined to `tasks`.
+pub(super) const EVENT_COLUMNS: &str = "seq, tasks.id, at, actor_id, correlation_id, data";
 
 /// Decodes an event row.
 pub(super) fn event(row: &Row<'_>) -> Result<StoredEvent, StoreError> {

@@ -13,14 +13,22 @@ pub(super) const LATEST: i64 = MIGRATIONS.len() as i64;
 /// The JSON columns (`task`, `life`, `data`) are the truth and round-trip exactly; the
 /// other columns copy fields out of them for filtering and ordering.
 ///
+/// `tasks.n` is an internal integer key: the immutable task JSON (`task_specs`) and the
+/// events refer to a task by it, so those rows and their index stay small. The uuid is
+/// kept in a unique index for lookups. The task JSON lives apart from the row so that a
+/// state change rewrites only the small mutable row.
+///
 /// Indexes pair each list filter with `created_at`, so a filtered page walks one index in
 /// order. The state, queue and kind indexes also carry the other two of those columns, so
 /// the total of any combination of them is counted inside one index without reading rows
-/// (queue and kind never change, so this costs updates nothing). `(state, updated_at)`
-/// serves pruning. Indexes on mostly-NULL columns are partial.
+/// (queue and kind never change, so this costs updates nothing). Pruning walks a partial
+/// index of terminal tasks by `updated_at`, which updates that leave a task unfinished
+/// do not touch.
+/// Indexes on mostly-NULL columns are partial.
 const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE tasks (
-    id          TEXT PRIMARY KEY NOT NULL,
+    n           INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL,
     kind        TEXT NOT NULL,
     queue       TEXT NOT NULL,
     priority    INTEGER NOT NULL,
@@ -31,28 +39,34 @@ CREATE TABLE tasks (
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
     due_at      INTEGER,
-    task        TEXT NOT NULL,
     life        TEXT NOT NULL
 );
+CREATE UNIQUE INDEX tasks_id ON tasks (id);
 CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL;
 CREATE INDEX tasks_created_at ON tasks (created_at);
 CREATE INDEX tasks_state ON tasks (state, created_at, queue, kind);
-CREATE INDEX tasks_state_updated ON tasks (state, updated_at);
+CREATE INDEX tasks_terminal ON tasks (updated_at)
+    WHERE state IN ('succeeded', 'failed', 'cancelled');
 CREATE INDEX tasks_queue ON tasks (queue, created_at, kind);
 CREATE INDEX tasks_kind ON tasks (kind, created_at, queue);
 CREATE INDEX tasks_phase ON tasks (phase, created_at) WHERE phase IS NOT NULL;
 CREATE INDEX tasks_created_by ON tasks (created_by, created_at) WHERE created_by IS NOT NULL;
 
+CREATE TABLE task_specs (
+    n     INTEGER PRIMARY KEY,
+    task  TEXT NOT NULL
+);
+
 CREATE TABLE events (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
-    task_id         TEXT NOT NULL,
+    task            INTEGER NOT NULL,
     at              INTEGER NOT NULL,
     type            TEXT NOT NULL,
     actor_id        TEXT,
     correlation_id  TEXT,
     data            TEXT NOT NULL
 );
-CREATE INDEX events_task ON events (task_id, seq);
+CREATE INDEX events_task ON events (task, seq);
 
 CREATE TABLE crashes (
     id       INTEGER PRIMARY KEY,

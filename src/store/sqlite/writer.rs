@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::SystemTime;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{ffi, params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::rows::{nanos, CrashRow, EventRow, LifeRow, TaskRow, WriteRow};
@@ -181,7 +181,7 @@ fn apply_all(conn: &Connection, jobs: Vec<Job>) -> rusqlite::Result<Vec<Outcome>
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let mut batch = Batch {
         conn: &tx,
-        pending: HashMap::new(),
+        known: HashMap::new(),
     };
     let outcomes = jobs
         .into_iter()
@@ -192,11 +192,18 @@ fn apply_all(conn: &Connection, jobs: Vec<Job>) -> rusqlite::Result<Vec<Outcome>
     Ok(outcomes)
 }
 
+/// A task the group has created or looked up: its internal key, and its row update if
+/// one is deferred.
+struct Known {
+    n: i64,
+    life: Option<LifeRow>,
+}
+
 /// A group being applied. Row updates are deferred to the end (or to the next prune), so
 /// several updates of one task in a group cost one row update; events go in at once.
 struct Batch<'c> {
     conn: &'c Connection,
-    pending: HashMap<TaskId, LifeRow>,
+    known: HashMap<TaskId, Known>,
 }
 
 impl Batch<'_> {
@@ -213,6 +220,7 @@ impl Batch<'_> {
             #[cfg(test)]
             Job::Exec(f) => {
                 self.flush()?;
+                self.known.clear();
                 f(self.conn).map(|()| Outcome::Unit)?
             }
         })
@@ -220,20 +228,28 @@ impl Batch<'_> {
 
     fn write(&mut self, row: WriteRow) -> rusqlite::Result<WriteResult> {
         match row {
-            WriteRow::Create(task, event) => self.create(&task, &event),
+            WriteRow::Create(task, event) => return self.create(&task, &event),
             WriteRow::Update(id, life, event) => {
-                if self.exists(id)? {
-                    self.pending.insert(id, life);
-                    self.append(&event)?;
+                if let Some(known) = self.find(id)? {
+                    known.life = Some(life);
+                    let n = known.n;
+                    self.append(n, &event)?;
                 }
-                Ok(WriteResult::Done)
             }
-            WriteRow::Event(event) => self.append(&event).map(|()| WriteResult::Done),
-            WriteRow::Crash(crash) => self.crash(&crash).map(|()| WriteResult::Done),
+            WriteRow::Event(event) => {
+                if let Some(known) = self.find(event.task_id)? {
+                    let n = known.n;
+                    self.append(n, &event)?;
+                }
+            }
+            WriteRow::Crash(crash) => self.crash(&crash)?,
         }
+        Ok(WriteResult::Done)
     }
 
-    /// A held unique key, or an id already present, makes the create a duplicate.
+    /// A held unique key, or an id already present, makes the create a duplicate. The
+    /// inserts are plain single-row inserts, so SQLite needs no statement journal; a
+    /// taken id shows up as a unique-constraint error of the insert, which writes nothing.
     fn create(&mut self, t: &TaskRow, event: &EventRow) -> rusqlite::Result<WriteResult> {
         if let Some(key) = &t.unique_key {
             let mut stmt = self
@@ -243,14 +259,16 @@ impl Batch<'_> {
                 return Ok(WriteResult::Duplicate(holder));
             }
         }
+        if self.known.contains_key(&t.id) {
+            return Ok(WriteResult::Duplicate(t.id));
+        }
         let l = &t.life;
         let inserted = self
             .conn
             .prepare_cached(
                 "INSERT INTO tasks (id, kind, queue, priority, state, phase, created_by, \
-                 unique_key, created_at, updated_at, due_at, task, life) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-                 ON CONFLICT (id) DO NOTHING",
+                 unique_key, created_at, updated_at, due_at, life) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 t.id,
@@ -264,34 +282,46 @@ impl Batch<'_> {
                 t.created_at,
                 l.updated_at,
                 l.due_at,
-                t.task,
                 l.life
-            ])?;
-        if inserted == 0 {
-            return Ok(WriteResult::Duplicate(t.id));
+            ]);
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) && self.find(t.id)?.is_some() => {
+                return Ok(WriteResult::Duplicate(t.id));
+            }
+            Err(e) => return Err(e),
         }
-        self.append(event).map(|()| WriteResult::Done)
+        let n = self.conn.last_insert_rowid();
+        self.conn
+            .prepare_cached("INSERT INTO task_specs (n, task) VALUES (?1, ?2)")?
+            .execute(params![n, t.task])?;
+        self.known.insert(t.id, Known { n, life: None });
+        self.append(n, event).map(|()| WriteResult::Done)
     }
 
-    fn exists(&self, id: TaskId) -> rusqlite::Result<bool> {
-        if self.pending.contains_key(&id) {
-            return Ok(true);
+    /// The task `id` if it exists, remembered for the rest of the group.
+    fn find(&mut self, id: TaskId) -> rusqlite::Result<Option<&mut Known>> {
+        if !self.known.contains_key(&id) {
+            let n: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT n FROM tasks WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            let Some(n) = n else { return Ok(None) };
+            self.known.insert(id, Known { n, life: None });
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?;
-        stmt.exists([id])
+        Ok(self.known.get_mut(&id))
     }
 
-    /// Appends an event if its task exists.
-    fn append(&self, e: &EventRow) -> rusqlite::Result<()> {
+    /// Appends an event of the task with internal key `n` (which exists).
+    fn append(&self, n: i64, e: &EventRow) -> rusqlite::Result<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO events (task_id, at, type, actor_id, correlation_id, data) \
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM tasks WHERE id = ?1)",
+                "INSERT INTO events (task, at, type, actor_id, correlation_id, data) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
-                e.task_id,
+                n,
                 e.at,
                 e.kind,
                 e.actor_id,
@@ -311,46 +341,55 @@ impl Batch<'_> {
             .map(drop)
     }
 
-    /// Writes the deferred row updates.
+    /// Writes the deferred row updates, in key order.
     fn flush(&mut self) -> rusqlite::Result<()> {
+        let mut due: Vec<(i64, LifeRow)> = self
+            .known
+            .values_mut()
+            .filter_map(|k| k.life.take().map(|l| (k.n, l)))
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        due.sort_unstable_by_key(|(n, _)| *n);
         let mut stmt = self.conn.prepare_cached(
             "UPDATE tasks SET state = ?2, phase = ?3, updated_at = ?4, due_at = ?5, life = ?6 \
-             WHERE id = ?1",
+             WHERE n = ?1",
         )?;
-        for (id, l) in self.pending.drain() {
-            stmt.execute(params![
-                id,
-                l.state,
-                l.phase,
-                l.updated_at,
-                l.due_at,
-                l.life
-            ])?;
+        for (n, l) in due {
+            stmt.execute(params![n, l.state, l.phase, l.updated_at, l.due_at, l.life])?;
         }
         Ok(())
     }
 
     fn prune(&mut self, before: i64, limit: u32) -> rusqlite::Result<u64> {
         self.flush()?;
-        let ids: Vec<String> = self
+        self.known.clear();
+        let doomed: Vec<(i64, String)> = self
             .conn
             .prepare_cached(
-                "SELECT id FROM tasks WHERE state IN ('succeeded', 'failed', 'cancelled') \
+                "SELECT n, id FROM tasks WHERE state IN ('succeeded', 'failed', 'cancelled') \
                  AND updated_at < ?1 LIMIT ?2",
             )?
-            .query_map(params![before, limit], |r| r.get(0))?
+            .query_map(params![before, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        for sql in [
-            "DELETE FROM events WHERE task_id = ?1",
-            "DELETE FROM crashes WHERE task_id = ?1",
-            "DELETE FROM tasks WHERE id = ?1",
-        ] {
-            let mut stmt = self.conn.prepare_cached(sql)?;
-            for id in &ids {
-                stmt.execute([id])?;
-            }
+        let mut events = self
+            .conn
+            .prepare_cached("DELETE FROM events WHERE task = ?1")?;
+        let mut crashes = self
+            .conn
+            .prepare_cached("DELETE FROM crashes WHERE task_id = ?1")?;
+        let mut specs = self
+            .conn
+            .prepare_cached("DELETE FROM task_specs WHERE n = ?1")?;
+        let mut tasks = self.conn.prepare_cached("DELETE FROM tasks WHERE n = ?1")?;
+        for (n, id) in &doomed {
+            events.execute([n])?;
+            crashes.execute([id])?;
+            specs.execute([n])?;
+            tasks.execute([n])?;
         }
-        Ok(ids.len() as u64)
+        Ok(doomed.len() as u64)
     }
 
     fn sweep(&self, before: i64, limit: u32) -> rusqlite::Result<u64> {
@@ -372,4 +411,12 @@ impl Batch<'_> {
             .execute([nanos(SystemTime::now())])
             .map(drop)
     }
+}
+
+/// A UNIQUE or PRIMARY KEY constraint failed.
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error().map(|e| e.extended_code),
+        Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+    )
 }

@@ -115,7 +115,7 @@ async fn malformed_json_in_a_row_is_a_read_error_naming_the_task() {
     store.write(vec![create(&r)]).await.unwrap();
     let sql = format!(
         "UPDATE tasks SET life = '{{\"state\":' WHERE id = '{id}'; \
-         UPDATE events SET data = 'nope' WHERE task_id = '{id}'"
+         UPDATE events SET data = 'nope' WHERE task = (SELECT n FROM tasks WHERE id = '{id}')"
     );
     store
         .exec_on_writer(move |c| c.execute_batch(&sql))

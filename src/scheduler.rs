@@ -1,0 +1,22 @@
+//! Cron schedules: persisted, managed at runtime, and fired exactly once per slot.
+//!
+//! - A schedule's slots come from its [`crate::cron::Recurrence`] (expression, time zone,
+//!   daylight-saving policy).
+//! - Firing a slot submits the schedule's task with the unique key
+//!   `cron:{name}:{slot as RFC 3339}`. The store enforces the key, so a slot fired twice
+//!   (a restart, a double timer, two leaders) still creates one task.
+//! - The scheduler arms one timer for the earliest next slot, computed from the slots
+//!   rather than by polling, and fires only while [`Leadership::is_leader`] holds.
+//! - Each schedule keeps a watermark (the newest slot handled). Slots after it that passed
+//!   while the system was down are handled by the schedule's [`CatchUp`] policy.
+
+mod actor;
+mod clock;
+mod leader;
+mod plan;
+mod spec;
+
+pub(crate) use actor::{CronShared, Scheduler, SchedulerMsg};
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use leader::{Leadership, SingleNode};
+pub use spec::{CatchUp, Overlap, ScheduleError, ScheduleInfo, ScheduleRecord, ScheduleSpec};

@@ -63,8 +63,10 @@ mod tests {
         let (from, now) = (t(0, 0, 30), t(0, 6, 59));
         let p = plan(&r, from, now, CatchUp::Skip, 10).fire;
         assert_eq!(p, vec![t(0, 6, 0)], "06:00 is 59 s late, in the grace; 01:00-05:00 are missed");
-        let (from, now) = (t(0, 0, 30), t(0, 6, 0) + Duration::seconds(61));
-        assert!(plan(&r, from, now, CatchUp::Skip, 10).fire.is_empty(), "past the grace, skipped");
+        let five = Recurrence::new("0 */5 * * * *", "UTC", DstPolicy::default()).unwrap();
+        let p = plan(&five, t(0, 0, 30), t(0, 6, 10), CatchUp::Skip, 10);
+        assert!(p.fire.is_empty(), "00:05 is 70 s late, past the grace: skipped");
+        assert_eq!(p.newest, Some(t(0, 5, 0)));
         let (from, now) = (t(0, 0, 30), t(0, 5, 30));
         assert_eq!(plan(&r, from, now, CatchUp::Latest, 10).fire, vec![t(0, 5, 0)]);
         assert_eq!(plan(&r, from, now, CatchUp::All, 10).fire, vec![t(0, 1, 0), t(0, 2, 0), t(0, 3, 0), t(0, 4, 0), t(0, 5, 0)]);

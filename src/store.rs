@@ -84,13 +84,21 @@ pub trait Store: Send + Sync + 'static {
     // TEMPORARY default until SqliteStore implements schedules (removed in this issue).
     fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
         let _ = record;
-        Box::pin(async { Err(StoreError::WriteFailed("this store keeps no schedules".into())) })
+        Box::pin(async {
+            Err(StoreError::WriteFailed(
+                "this store keeps no schedules".into(),
+            ))
+        })
     }
 
     /// Deletes a schedule; false if there was none.
     fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
         let _ = name;
-        Box::pin(async { Err(StoreError::WriteFailed("this store keeps no schedules".into())) })
+        Box::pin(async {
+            Err(StoreError::WriteFailed(
+                "this store keeps no schedules".into(),
+            ))
+        })
     }
 
     /// Every schedule, by name.

@@ -93,6 +93,12 @@ pub struct TaskStatus {
     pub progress: Option<Progress>,
     /// Its title.
     pub title: Option<String>,
+    /// Its unique key (for a cron task, `cron:{schedule}:{slot}`).
+    pub unique_key: Option<String>,
+    /// Its correlation id.
+    pub correlation_id: Option<String>,
+    /// Who created it.
+    pub created_by: Option<String>,
     /// The workflow phase its handler last set.
     pub phase: Option<String>,
     /// The worker running it now (informational).
@@ -204,6 +210,9 @@ impl TaskStatus {
             queue: task.queue.to_string(),
             priority: task.priority,
             title: task.title.clone(),
+            unique_key: task.unique_key.clone(),
+            correlation_id: task.metadata.correlation_id.clone(),
+            created_by: task.metadata.actor_id.clone(),
             state: life.state,
             attempt: life.attempt,
             max_attempts: life.max_attempts,

@@ -10,7 +10,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 
 use super::plan::plan;
-use super::{Clock, Leadership, Overlap, ScheduleError, ScheduleInfo, ScheduleRecord, ScheduleSpec};
+use super::{
+    Clock, Leadership, Overlap, ScheduleError, ScheduleInfo, ScheduleRecord, ScheduleSpec,
+};
 use crate::cron::Recurrence;
 use crate::error::{SubmitError, ValidationError};
 use crate::health::{HealthStatus, ServiceHealth};
@@ -71,18 +73,36 @@ impl Actor for Scheduler {
     type State = SchedulerState;
     type Arguments = Arc<Shared>;
 
-    async fn pre_start(&self, _myself: ActorRef<SchedulerMsg>, shared: Arc<Shared>) -> Result<SchedulerState, ActorProcessingErr> {
-        let mut state = SchedulerState { shared, recurrences: HashMap::new(), timer: None, fired: 0 };
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SchedulerMsg>,
+        shared: Arc<Shared>,
+    ) -> Result<SchedulerState, ActorProcessingErr> {
+        let mut state = SchedulerState {
+            shared,
+            recurrences: HashMap::new(),
+            timer: None,
+            fired: 0,
+        };
         state.load().await?;
         Ok(state)
     }
 
-    async fn post_start(&self, myself: ActorRef<SchedulerMsg>, state: &mut SchedulerState) -> Result<(), ActorProcessingErr> {
+    async fn post_start(
+        &self,
+        myself: ActorRef<SchedulerMsg>,
+        state: &mut SchedulerState,
+    ) -> Result<(), ActorProcessingErr> {
         state.tick(&myself).await;
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<SchedulerMsg>, msg: SchedulerMsg, state: &mut SchedulerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<SchedulerMsg>,
+        msg: SchedulerMsg,
+        state: &mut SchedulerState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SchedulerMsg::Put(spec, reply) => {
                 let _ = reply.send(state.put(*spec).await);
@@ -113,7 +133,11 @@ impl Actor for Scheduler {
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<SchedulerMsg>, state: &mut SchedulerState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SchedulerMsg>,
+        state: &mut SchedulerState,
+    ) -> Result<(), ActorProcessingErr> {
         if let Some(t) = state.timer.take() {
             t.abort();
         }
@@ -147,14 +171,21 @@ impl SchedulerState {
                 Ok(rec) => {
                     self.recurrences.insert(name, rec);
                 }
-                Err(e) => tracing::error!(schedule = %name, error = %e, "stored schedule no longer parses; it will not fire"),
+                Err(e) => {
+                    tracing::error!(schedule = %name, error = %e, "stored schedule no longer parses; it will not fire")
+                }
             }
         }
         Ok(())
     }
 
     fn record(&self, name: &str) -> Result<ScheduleRecord, ScheduleError> {
-        self.cron().book.lock().get(name).cloned().ok_or_else(|| ScheduleError::NotFound(name.to_string()))
+        self.cron()
+            .book
+            .lock()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ScheduleError::NotFound(name.to_string()))
     }
 
     /// Stores a record durably, then in the book.
@@ -162,7 +193,10 @@ impl SchedulerState {
         if let Some(store) = self.shared.journal.store() {
             store.put_schedule(record.clone()).await?;
         }
-        self.cron().book.lock().insert(record.spec.name.clone(), record);
+        self.cron()
+            .book
+            .lock()
+            .insert(record.spec.name.clone(), record);
         Ok(())
     }
 
@@ -175,9 +209,19 @@ impl SchedulerState {
                 if old.spec.paused && !spec.paused {
                     old.last_slot = Some(old.last_slot.map_or(now, |s| s.max(now)));
                 }
-                ScheduleRecord { spec, updated_at: now, ..old }
+                ScheduleRecord {
+                    spec,
+                    updated_at: now,
+                    ..old
+                }
             }
-            Err(_) => ScheduleRecord { spec, last_slot: None, last_task: None, created_at: now, updated_at: now },
+            Err(_) => ScheduleRecord {
+                spec,
+                last_slot: None,
+                last_task: None,
+                created_at: now,
+                updated_at: now,
+            },
         };
         let name = record.spec.name.clone();
         self.save(record).await?;
@@ -195,7 +239,9 @@ impl SchedulerState {
         };
         let queue = spec.task.queue.as_deref().unwrap_or(&entry.defaults.queue);
         if !shared.queues.contains_key(queue) {
-            return Err(ValidationError::new("task.queue", format!("unknown queue {queue:?}")).into());
+            return Err(
+                ValidationError::new("task.queue", format!("unknown queue {queue:?}")).into(),
+            );
         }
         Ok(())
     }
@@ -210,8 +256,15 @@ impl SchedulerState {
         Ok(())
     }
 
-    async fn set_paused(&mut self, name: &str, paused: bool) -> Result<ScheduleInfo, ScheduleError> {
-        let spec = ScheduleSpec { paused, ..self.record(name)?.spec };
+    async fn set_paused(
+        &mut self,
+        name: &str,
+        paused: bool,
+    ) -> Result<ScheduleInfo, ScheduleError> {
+        let spec = ScheduleSpec {
+            paused,
+            ..self.record(name)?.spec
+        };
         self.put(spec).await
     }
 
@@ -228,7 +281,10 @@ impl SchedulerState {
 
     fn upcoming(&self, name: &str, n: usize) -> Result<Vec<DateTime<Utc>>, ScheduleError> {
         let record = self.record(name)?;
-        let rec = self.recurrences.get(name).ok_or_else(|| ScheduleError::NotFound(name.to_string()))?;
+        let rec = self
+            .recurrences
+            .get(name)
+            .ok_or_else(|| ScheduleError::NotFound(name.to_string()))?;
         Ok(rec.upcoming(self.watermark(&record).max(self.now()), n))
     }
 
@@ -241,7 +297,9 @@ impl SchedulerState {
         if r.spec.paused {
             return None;
         }
-        self.recurrences.get(&r.spec.name)?.next_after(self.watermark(r))
+        self.recurrences
+            .get(&r.spec.name)?
+            .next_after(self.watermark(r))
     }
 
     /// Arms one timer for the earliest next slot of any schedule.
@@ -272,14 +330,29 @@ impl SchedulerState {
         self.arm(myself);
     }
 
-    async fn run_due(&mut self, name: &str, now: DateTime<Utc>, leader: bool) -> Result<(), ScheduleError> {
+    async fn run_due(
+        &mut self,
+        name: &str,
+        now: DateTime<Utc>,
+        leader: bool,
+    ) -> Result<(), ScheduleError> {
         let mut record = self.record(name)?;
-        let Some(rec) = self.recurrences.get(name) else { return Ok(()) };
+        let Some(rec) = self.recurrences.get(name) else {
+            return Ok(());
+        };
         if record.spec.paused || !leader {
             return Ok(());
         }
-        let p = plan(rec, self.watermark(&record), now, record.spec.catch_up, record.spec.catch_up_max);
-        let Some(newest) = p.newest else { return Ok(()) };
+        let p = plan(
+            rec,
+            self.watermark(&record),
+            now,
+            record.spec.catch_up,
+            record.spec.catch_up_max,
+        );
+        let Some(newest) = p.newest else {
+            return Ok(());
+        };
         for slot in p.fire {
             if let Some(id) = self.fire(&record, slot, now).await? {
                 record.last_task = Some(id);
@@ -291,10 +364,16 @@ impl SchedulerState {
     }
 
     /// Fires one slot unless the overlap policy skips it. Returns the task.
-    async fn fire(&mut self, record: &ScheduleRecord, slot: DateTime<Utc>, now: DateTime<Utc>) -> Result<Option<TaskId>, ScheduleError> {
+    async fn fire(
+        &mut self,
+        record: &ScheduleRecord,
+        slot: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TaskId>, ScheduleError> {
         let name = &record.spec.name;
         if record.spec.overlap == Overlap::Skip && self.still_running(record.last_task) {
-            metrics::counter!("taskmesh_cron_skipped_total", "schedule" => name.clone()).increment(1);
+            metrics::counter!("taskmesh_cron_skipped_total", "schedule" => name.clone())
+                .increment(1);
             tracing::info!(schedule = %name, slot = %slot, "slot skipped: the previous run is still running");
             return Ok(None);
         }
@@ -303,15 +382,25 @@ impl SchedulerState {
             other => ScheduleError::Invalid(ValidationError::new("task", other.to_string())),
         })?;
         let late = (now - slot).to_std().unwrap_or_default();
-        metrics::histogram!("taskmesh_cron_lateness_seconds", "schedule" => name.clone()).record(late.as_secs_f64());
+        metrics::histogram!("taskmesh_cron_lateness_seconds", "schedule" => name.clone())
+            .record(late.as_secs_f64());
         self.fired += 1;
         tracing::debug!(schedule = %name, slot = %slot, task_id = %receipt.id, duplicate = receipt.duplicate, "slot fired");
         Ok(Some(receipt.id))
     }
 
-    async fn submit_slot(&self, record: &ScheduleRecord, slot: DateTime<Utc>) -> Result<Receipt, SubmitError> {
+    async fn submit_slot(
+        &self,
+        record: &ScheduleRecord,
+        slot: DateTime<Utc>,
+    ) -> Result<Receipt, SubmitError> {
         let key = slot_key(&record.spec.name, slot);
-        let mut task = record.spec.task.clone().unique_key(key.clone()).correlation_id(key);
+        let mut task = record
+            .spec
+            .task
+            .clone()
+            .unique_key(key.clone())
+            .correlation_id(key);
         if task.metadata.actor_id.is_none() {
             task = task.actor_id(format!("cron:{}", record.spec.name));
         }
@@ -319,14 +408,22 @@ impl SchedulerState {
     }
 
     fn still_running(&self, last: Option<TaskId>) -> bool {
-        last.and_then(|id| self.shared.table.get(&id)).is_some_and(|c| !c.status.lock().state.is_terminal())
+        last.and_then(|id| self.shared.table.get(&id))
+            .is_some_and(|c| !c.status.lock().state.is_terminal())
     }
 
     /// Fires `slot` of schedule `name` by hand. A slot fires at most once: firing it again
     /// returns its task as a duplicate.
-    async fn fire_by_hand(&mut self, name: &str, slot: DateTime<Utc>) -> Result<Receipt, ScheduleError> {
+    async fn fire_by_hand(
+        &mut self,
+        name: &str,
+        slot: DateTime<Utc>,
+    ) -> Result<Receipt, ScheduleError> {
         let record = self.record(name)?;
-        let rec = self.recurrences.get(name).ok_or_else(|| ScheduleError::NotFound(name.to_string()))?;
+        let rec = self
+            .recurrences
+            .get(name)
+            .ok_or_else(|| ScheduleError::NotFound(name.to_string()))?;
         if rec.next_after(slot - chrono::Duration::seconds(1)) != Some(slot) {
             let why = format!("{} is not a slot of schedule {name:?}", slot.to_rfc3339());
             return Err(ValidationError::new("slot", why).into());
@@ -354,5 +451,8 @@ impl SchedulerState {
 
 /// The unique key of a slot: `cron:{name}:{slot}`.
 pub(crate) fn slot_key(name: &str, slot: DateTime<Utc>) -> String {
-    format!("cron:{name}:{}", slot.to_rfc3339_opts(SecondsFormat::Secs, true))
+    format!(
+        "cron:{name}:{}",
+        slot.to_rfc3339_opts(SecondsFormat::Secs, true)
+    )
 }

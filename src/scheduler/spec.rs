@@ -135,13 +135,17 @@ impl ScheduleSpec {
     /// Checks what does not depend on the system: name, expression, zone, task fields.
     pub fn validate(&self) -> Result<Recurrence, ScheduleError> {
         let ok = (1..=128).contains(&self.name.len())
-            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
         if !ok {
             let why = format!("expected 1-128 of [A-Za-z0-9._:-], got {:?}", self.name);
             return Err(ValidationError::new("name", why).into());
         }
         if self.task.unique_key.is_some() || self.task.run_at.is_some() {
-            let why = "must not be set: the scheduler sets the unique key and the time of each slot";
+            let why =
+                "must not be set: the scheduler sets the unique key and the time of each slot";
             return Err(ValidationError::new("task.unique_key/run_at", why).into());
         }
         if self.catch_up_max == 0 {

@@ -13,11 +13,11 @@ use std::time::SystemTime;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
-use crate::scheduler::ScheduleRecord;
 use super::{
     Crash, Page, Store, StoreError, StoredEvent, TaskEvent, TaskFilter, TaskQuery, TaskRecord,
     Write, WriteResult,
 };
+use crate::scheduler::ScheduleRecord;
 use crate::task::TaskId;
 
 /// Keeps tasks, events and crashes in memory. Not durable: the data goes with the last
@@ -251,7 +251,10 @@ impl Store for MemoryStore {
     }
 
     fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
-        self.inner.lock().schedules.insert(record.spec.name.clone(), record);
+        self.inner
+            .lock()
+            .schedules
+            .insert(record.spec.name.clone(), record);
         Box::pin(ready(Ok(())))
     }
 

@@ -12,11 +12,11 @@ use crate::context::Progress;
 use crate::error::{SubmitError, TaskError};
 use crate::health::{HealthStatus, ServiceHealth, SystemHealth};
 use crate::janitor::JanitorMsg;
-use crate::scheduler::SchedulerMsg;
 use crate::pool::PoolMsg;
 use crate::queue::timer::TimerMsg;
 use crate::queue::QueueShared;
 use crate::runtime::{Shared, TaskCell, TaskResult, TaskStatus};
+use crate::scheduler::SchedulerMsg;
 use crate::supervisor::SupervisorMsg;
 use crate::task::{NewTask, TaskId};
 

@@ -35,7 +35,8 @@ impl TaskSystem {
     /// Resumes a schedule. Slots that passed while it was paused are skipped.
     pub async fn resume_schedule(&self, name: &str) -> Result<ScheduleInfo, ScheduleError> {
         let name = name.to_string();
-        self.ask(|r| SchedulerMsg::SetPaused(name, false, r)).await?
+        self.ask(|r| SchedulerMsg::SetPaused(name, false, r))
+            .await?
     }
 
     /// Every schedule with its next fire time, by name.
@@ -52,19 +53,30 @@ impl TaskSystem {
     }
 
     /// The next `n` fire times of a schedule.
-    pub async fn next_fires(&self, name: &str, n: usize) -> Result<Vec<DateTime<Utc>>, ScheduleError> {
+    pub async fn next_fires(
+        &self,
+        name: &str,
+        n: usize,
+    ) -> Result<Vec<DateTime<Utc>>, ScheduleError> {
         let name = name.to_string();
         self.ask(|r| SchedulerMsg::Upcoming(name, n, r)).await?
     }
 
     /// Fires one slot of a schedule by hand (e.g. to re-run a missed slot). A slot fires
     /// at most once: firing one that already fired returns its task as a duplicate.
-    pub async fn fire_schedule(&self, name: &str, slot: DateTime<Utc>) -> Result<Receipt, ScheduleError> {
+    pub async fn fire_schedule(
+        &self,
+        name: &str,
+        slot: DateTime<Utc>,
+    ) -> Result<Receipt, ScheduleError> {
         let name = name.to_string();
         self.ask(|r| SchedulerMsg::Fire(name, slot, r)).await?
     }
 
-    async fn ask<T: Send + 'static>(&self, msg: impl FnOnce(RpcReplyPort<T>) -> SchedulerMsg) -> Result<T, ScheduleError> {
+    async fn ask<T: Send + 'static>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<T>) -> SchedulerMsg,
+    ) -> Result<T, ScheduleError> {
         let name = self.shared.namespace.actor_name("scheduler");
         let actor = ActorRef::<SchedulerMsg>::where_is(name).ok_or(ScheduleError::Unavailable)?;
         match actor.call(msg, Some(CALL)).await {

@@ -4,10 +4,12 @@
 //! The baseline is what PERFORMANCE.md defines: per unit, one `tokio::spawn` whose result
 //! comes back over a oneshot, driven by the same number of submitters.
 
+mod cron;
 mod harness;
 mod listing;
 mod report;
 
+pub use cron::{run_cron, CronReport};
 pub use harness::{run, run_queued, BenchConfig, BenchStore};
 pub use listing::{run_list_page, ListReport};
 pub use report::{BenchReport, Latency, QueuedReport};

@@ -66,6 +66,11 @@ impl TaskContext {
         &self.cell.task.kind
     }
 
+    /// The task's correlation id (for a cron task, `cron:{schedule}:{slot}`).
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.cell.task.metadata.correlation_id.as_deref()
+    }
+
     /// The token that fires on timeout, cancel, pause or shutdown.
     pub fn token(&self) -> &CancellationToken {
         &self.token

@@ -43,6 +43,10 @@ enum Command {
         /// Fill a SQLite store with this many tasks and time a filtered page of 1,000.
         #[arg(long)]
         list_page: Option<u64>,
+        /// Run 20 every-second cron schedules for this many seconds and report how late
+        /// their slots start.
+        #[arg(long)]
+        cron: Option<u64>,
         /// Enqueue this many tasks without running them and report bytes per task.
         #[arg(long)]
         queued: Option<usize>,
@@ -64,6 +68,7 @@ async fn main() -> std::process::ExitCode {
             store,
             db,
             list_page,
+            cron,
             queued,
             json,
         } => {
@@ -74,6 +79,7 @@ async fn main() -> std::process::ExitCode {
                 store,
                 db,
                 list_page,
+                cron,
                 queued,
                 json,
             };
@@ -96,6 +102,7 @@ struct BenchOpts {
     store: String,
     db: Option<std::path::PathBuf>,
     list_page: Option<u64>,
+    cron: Option<u64>,
     queued: Option<usize>,
     json: bool,
 }
@@ -107,6 +114,10 @@ async fn bench(o: BenchOpts) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(n) = o.queued {
         let report = bench::run_queued(n).await?;
+        return print(o.json, &report, &report);
+    }
+    if let Some(secs) = o.cron {
+        let report = bench::run_cron(secs).await?;
         return print(o.json, &report, &report);
     }
     let temp = std::env::temp_dir().join(format!("taskmesh-bench-{}", std::process::id()));

@@ -17,6 +17,9 @@
 //! | counter | `taskmesh_submits_rejected_total` | queue | submits refused as overloaded |
 //! | histogram | `taskmesh_attempt_duration_seconds` | queue, kind | how long attempts ran |
 //! | histogram | `taskmesh_submit_to_start_seconds` | queue | from ready to the start of an attempt |
+//! | counter | `taskmesh_cron_skipped_total` | schedule | slots skipped because the previous run still ran |
+//! | histogram | `taskmesh_cron_lateness_seconds` | schedule | from a slot's instant to its firing |
+//! | event (debug) | `slot fired` | schedule, slot, task_id, duplicate | a cron slot fired |
 //!
 //! Metrics go through the [`metrics`] facade: install a recorder (e.g.
 //! `metrics-exporter-prometheus`) before starting the system, because handles are

@@ -57,6 +57,7 @@
 //! See `docs/ARCHITECTURE.md` for the supervision tree and the path a task takes.
 pub mod bench;
 pub mod breaker;
+pub mod builtin;
 pub mod config;
 pub mod context;
 pub mod cron;

@@ -73,6 +73,8 @@ pub struct TaskStatus {
     pub id: TaskId,
     /// Its kind.
     pub kind: String,
+    /// Its arguments.
+    pub args: serde_json::Value,
     /// Its queue.
     pub queue: String,
     /// Its priority.
@@ -207,6 +209,7 @@ impl TaskStatus {
         TaskStatus {
             id: task.id,
             kind: task.kind.to_string(),
+            args: task.args.clone(),
             queue: task.queue.to_string(),
             priority: task.priority,
             title: task.title.clone(),

@@ -66,15 +66,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_shipped_default_file_matches_the_built_in_defaults() {
-        let text = include_str!("../config/default.toml");
-        assert_eq!(
-            SystemConfig::from_toml(text).unwrap(),
-            SystemConfig::default()
-        );
-    }
-
-    #[test]
     fn unknown_keys_and_bad_values_name_the_key() {
         let err = SystemConfig::from_toml("namespce = \"x\"").unwrap_err();
         assert!(err.to_string().contains("namespce"), "{err}");

@@ -1,0 +1,318 @@
+//! The node's configuration: defaults, then a TOML file (`--config`), then `TASKMESH_…`
+//! environment variables (`TASKMESH_HTTP__ADDR` sets `http.addr`), then flags. Unknown keys
+//! and bad values are rejected with the key named.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::builtin::ExecConfig;
+use crate::config::SystemConfig;
+use crate::secret::Secret;
+
+/// The whole configuration of a node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Where the SQLite store lives (`{data_dir}/taskmesh.db`).
+    pub data_dir: PathBuf,
+    /// The HTTP API.
+    pub http: HttpSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownSettings,
+    /// The `exec` built-in kind.
+    pub exec: ExecConfig,
+    /// The task system: namespace, queues, limits, retention.
+    pub system: SystemConfig,
+}
+
+/// The HTTP listener and its auth.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Where to listen (default 127.0.0.1:7700: loopback unless told otherwise).
+    pub addr: SocketAddr,
+    /// The largest request body (default 1 MiB + 64 KiB).
+    pub max_body_bytes: usize,
+    /// A file holding the bearer token that guards `/v1`.
+    pub token_file: Option<PathBuf>,
+    /// The bearer token itself: from `TASKMESH_HTTP__TOKEN` only, never from a file.
+    #[serde(skip_serializing)]
+    pub token: Option<Secret>,
+}
+
+/// Log format and level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// "text" (human-readable) or "json".
+    pub format: LogFormat,
+    /// A `tracing` filter such as "info" or "taskmesh=debug"; `RUST_LOG` wins if set.
+    pub level: String,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Graceful shutdown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownSettings {
+    /// How long running tasks get to finish after SIGTERM/SIGINT (default 30 s).
+    pub grace_ms: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            http: HttpSettings::default(),
+            log: LogSettings::default(),
+            shutdown: ShutdownSettings { grace_ms: 30_000 },
+            exec: ExecConfig::default(),
+            system: SystemConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            max_body_bytes: 1024 * 1024 + 64 * 1024,
+            token_file: None,
+            token: None,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self { grace_ms: 30_000 }
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key is unknown or a value has the wrong type or form.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl NodeConfig {
+    /// Loads defaults, then `file` (if given), then the environment (`TASKMESH_…`, with
+    /// `__` between levels). Then reads the token file, if one is set.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::prefixed("TASKMESH_").split("__"))
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(NodeConfig::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        let fig = fig.merge(env.ignore(&["TASKMESH_CRASH_CHILD"]));
+        refuse_token_in_file(&fig)?;
+        let mut cfg: NodeConfig = fig
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        cfg.read_token_file()?;
+        cfg.system
+            .queues
+            .iter()
+            .try_for_each(|q| q.validate())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(cfg)
+    }
+
+    fn read_token_file(&mut self) -> Result<(), ConfigError> {
+        let (Some(path), None) = (&self.http.token_file, &self.http.token) else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "http.token_file {} is empty",
+                path.display()
+            )));
+        }
+        self.http.token = Some(Secret::new(token));
+        Ok(())
+    }
+
+    /// The configuration as TOML, with secrets left out.
+    pub fn dump(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+/// The token must come from the environment or a token file, never from a config file.
+fn refuse_token_in_file(fig: &Figment) -> Result<(), ConfigError> {
+    let from_file = fig
+        .find_metadata("http.token")
+        .is_some_and(|m| m.name.contains("TOML"));
+    if from_file {
+        let why = "http.token must not be written in a config file: set TASKMESH_HTTP__TOKEN or http.token_file";
+        return Err(ConfigError::Invalid(why.into()));
+    }
+    Ok(())
+}
+
+/// Figment's message, reworded as "expected X, got Y at key Z" where it can be.
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let what = match &e.kind {
+                figment::error::Kind::InvalidType(got, expected) => {
+                    format!("expected {expected}, got {got}")
+                }
+                figment::error::Kind::InvalidValue(got, expected) => {
+                    format!("expected {expected}, got {got}")
+                }
+                figment::error::Kind::UnknownField(field, _) => format!("unknown key {field:?}"),
+                other => other.to_string(),
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{what}{source}")
+            } else {
+                format!("{what} at key {key}{source}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    /// Loads `node.toml` holding `toml` inside a jail (temp dir, isolated environment).
+    fn load_in(jail: &mut Jail, toml: &str) -> Result<NodeConfig, String> {
+        jail.create_file("node.toml", toml)
+            .map_err(|e| e.to_string())?;
+        NodeConfig::load(Some(Path::new("node.toml"))).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_shipped_default_file_matches_the_built_in_defaults() {
+        Jail::expect_with(|jail| {
+            let cfg = load_in(jail, include_str!("../../config/default.toml"))?;
+            assert_eq!(cfg, NodeConfig::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_and_the_file_the_defaults() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TASKMESH_HTTP__ADDR", "0.0.0.0:9000");
+            jail.set_env("TASKMESH_SYSTEM__NAMESPACE", "from-env");
+            let cfg = load_in(
+                jail,
+                "data_dir = \"/srv/tm\"\n[system]\nnamespace = \"from-file\"\n",
+            )?;
+            assert_eq!(cfg.http.addr.to_string(), "0.0.0.0:9000");
+            assert_eq!(cfg.system.namespace, "from-env");
+            assert_eq!(cfg.data_dir, PathBuf::from("/srv/tm"));
+            assert_eq!(
+                cfg.shutdown.grace_ms, 30_000,
+                "untouched keys keep their defaults"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        Jail::expect_with(|jail| {
+            let unknown = load_in(jail, "[http]\nadress = \"x\"\n").unwrap_err();
+            assert!(
+                unknown.contains("unknown key \"adress\"") && unknown.contains("http"),
+                "{unknown}"
+            );
+            let bad = load_in(jail, "[shutdown]\ngrace_ms = \"soon\"\n").unwrap_err();
+            assert!(
+                bad.contains("expected u64") && bad.contains("at key shutdown.grace_ms"),
+                "{bad}"
+            );
+            jail.set_env("TASKMESH_HTTP__ADDR", "not-an-address");
+            let env = load_in(jail, "").unwrap_err();
+            assert!(env.contains("at key http.addr"), "{env}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_token_comes_from_the_environment_or_a_file_never_from_the_config() {
+        Jail::expect_with(|jail| {
+            let in_file = load_in(jail, "[http]\ntoken = \"s3cret\"\n").unwrap_err();
+            assert!(
+                in_file.contains("must not be written in a config file"),
+                "{in_file}"
+            );
+            jail.create_file("token.txt", "from-file\n")?;
+            let cfg = load_in(jail, "[http]\ntoken_file = \"token.txt\"\n")?;
+            assert!(cfg.http.token.as_ref().unwrap().matches("from-file"));
+            jail.set_env("TASKMESH_HTTP__TOKEN", "from-env");
+            let cfg = load_in(jail, "")?;
+            assert!(cfg.http.token.as_ref().unwrap().matches("from-env"));
+            let dump = cfg.dump();
+            assert!(
+                !dump.contains("from-env") && !dump.contains("token ="),
+                "{dump}"
+            );
+            assert!(!format!("{cfg:?}").contains("from-env"));
+            Ok(())
+        });
+    }
+}

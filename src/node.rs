@@ -2,5 +2,6 @@
 //! a SQLite store, the HTTP API, and graceful shutdown on SIGTERM and SIGINT.
 
 mod config;
+pub mod logging;
 
 pub use config::{ConfigError, HttpSettings, LogFormat, LogSettings, NodeConfig, ShutdownSettings};

@@ -58,6 +58,7 @@
 pub mod bench;
 pub mod breaker;
 pub mod builtin;
+pub mod cli;
 pub mod config;
 pub mod context;
 pub mod cron;

@@ -134,9 +134,20 @@ fn parse_json(what: &str, text: &str) -> Result<Value, ClientError> {
 /// Runs one client command and returns what to print.
 pub async fn run(client: &Client, cmd: ClientCmd) -> Result<Value, ClientError> {
     match cmd {
-        ClientCmd::Submit { kind, args, queue, priority, unique_key, wait } => {
+        ClientCmd::Submit {
+            kind,
+            args,
+            queue,
+            priority,
+            unique_key,
+            wait,
+        } => {
             let mut body = json!({"kind": kind, "args": parse_json("args", &args)?});
-            for (k, v) in [("queue", queue), ("priority", priority), ("unique_key", unique_key)] {
+            for (k, v) in [
+                ("queue", queue),
+                ("priority", priority),
+                ("unique_key", unique_key),
+            ] {
                 if let Some(v) = v {
                     body[k] = json!(v);
                 }
@@ -148,7 +159,12 @@ pub async fn run(client: &Client, cmd: ClientCmd) -> Result<Value, ClientError> 
             }
         }
         ClientCmd::Get { id } => client.get(&format!("/v1/tasks/{id}")).await,
-        ClientCmd::List { state, queue, kind, limit } => {
+        ClientCmd::List {
+            state,
+            queue,
+            kind,
+            limit,
+        } => {
             let mut q = format!("/v1/tasks?limit={limit}");
             for (k, v) in [("state", state), ("queue", queue), ("kind", kind)] {
                 if let Some(v) = v {
@@ -162,13 +178,24 @@ pub async fn run(client: &Client, cmd: ClientCmd) -> Result<Value, ClientError> 
             let body = json!({"reason": reason.unwrap_or_else(|| "cancelled from the CLI".into())});
             client.post(&format!("/v1/tasks/{id}/cancel"), &body).await
         }
-        ClientCmd::Pause { id } => client.post(&format!("/v1/tasks/{id}/pause"), &json!({})).await,
-        ClientCmd::Resume { id } => client.post(&format!("/v1/tasks/{id}/resume"), &json!({})).await,
+        ClientCmd::Pause { id } => {
+            client
+                .post(&format!("/v1/tasks/{id}/pause"), &json!({}))
+                .await
+        }
+        ClientCmd::Resume { id } => {
+            client
+                .post(&format!("/v1/tasks/{id}/resume"), &json!({}))
+                .await
+        }
         ClientCmd::Schedule(cmd) => schedule(client, cmd).await,
         ClientCmd::Queues => client.get("/v1/queues").await,
         ClientCmd::Health => {
             let live = client.get("/health/live").await?;
-            let ready = client.get("/health/ready").await.unwrap_or_else(|e| json!({"ready": false, "error": e.to_string()}));
+            let ready = client
+                .get("/health/ready")
+                .await
+                .unwrap_or_else(|e| json!({"ready": false, "error": e.to_string()}));
             Ok(json!({"live": live, "ready": ready}))
         }
     }
@@ -176,15 +203,36 @@ pub async fn run(client: &Client, cmd: ClientCmd) -> Result<Value, ClientError> 
 
 async fn schedule(client: &Client, cmd: ScheduleCmd) -> Result<Value, ClientError> {
     match cmd {
-        ScheduleCmd::Add { name, cron, kind, args, timezone, catch_up } => {
+        ScheduleCmd::Add {
+            name,
+            cron,
+            kind,
+            args,
+            timezone,
+            catch_up,
+        } => {
             let mut body = json!({"cron": cron, "timezone": timezone, "task": {"kind": kind, "args": parse_json("args", &args)?}});
             if let Some(c) = catch_up {
                 body["catch_up"] = json!(c);
             }
-            client.call(reqwest::Method::PUT, &format!("/v1/schedules/{name}"), Some(&body)).await
+            client
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/v1/schedules/{name}"),
+                    Some(&body),
+                )
+                .await
         }
         ScheduleCmd::List => client.get("/v1/schedules").await,
-        ScheduleCmd::Rm { name } => client.call(reqwest::Method::DELETE, &format!("/v1/schedules/{name}"), None).await,
+        ScheduleCmd::Rm { name } => {
+            client
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("/v1/schedules/{name}"),
+                    None,
+                )
+                .await
+        }
         ScheduleCmd::Pause { name } => set_paused(client, &name, true).await,
         ScheduleCmd::Resume { name } => set_paused(client, &name, false).await,
     }
@@ -201,5 +249,11 @@ async fn set_paused(client: &Client, name: &str, paused: bool) -> Result<Value, 
         "overlap": current["overlap"].take(),
         "paused": paused,
     });
-    client.call(reqwest::Method::PUT, &format!("/v1/schedules/{name}"), Some(&body)).await
+    client
+        .call(
+            reqwest::Method::PUT,
+            &format!("/v1/schedules/{name}"),
+            Some(&body),
+        )
+        .await
 }

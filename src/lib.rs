@@ -65,6 +65,7 @@ pub mod cron;
 pub mod error;
 pub mod handler;
 pub mod health;
+pub mod http;
 mod janitor;
 pub mod node;
 mod pool;

@@ -3,5 +3,7 @@
 
 mod config;
 pub mod logging;
+mod run;
 
 pub use config::{ConfigError, HttpSettings, LogFormat, LogSettings, NodeConfig, ShutdownSettings};
+pub use run::{run, signal, NodeError};

@@ -36,7 +36,11 @@ impl std::fmt::Display for NodeBenchReport {
 }
 
 /// Submits `tasks` `noop` tasks from `concurrency` clients.
-pub async fn bench_node(client: &Client, tasks: usize, concurrency: usize) -> Result<NodeBenchReport, ClientError> {
+pub async fn bench_node(
+    client: &Client,
+    tasks: usize,
+    concurrency: usize,
+) -> Result<NodeBenchReport, ClientError> {
     client.get("/v1/queues").await?;
     let began = Instant::now();
     let per = tasks.div_ceil(concurrency.max(1));
@@ -45,11 +49,15 @@ pub async fn bench_node(client: &Client, tasks: usize, concurrency: usize) -> Re
             let client = client.clone();
             let n = per.min(tasks.saturating_sub(c * per));
             tokio::spawn(async move {
-                let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+                let mut h =
+                    Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
                 let mut failed = 0;
                 for i in 0..n {
                     let t0 = Instant::now();
-                    let ok = client.post("/v1/tasks", &json!({"kind": "noop", "args": i})).await.is_ok();
+                    let ok = client
+                        .post("/v1/tasks", &json!({"kind": "noop", "args": i}))
+                        .await
+                        .is_ok();
                     failed += usize::from(!ok);
                     h.record((t0.elapsed().as_nanos() as u64).max(1)).ok();
                 }

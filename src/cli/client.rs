@@ -43,11 +43,20 @@ impl Client {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("a client without TLS always builds");
-        Self { base: base.trim_end_matches('/').to_string(), token, http }
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            http,
+        }
     }
 
     /// Sends a request and returns the JSON body (or `null` for an empty one).
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -56,10 +65,23 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|source| ClientError::Unreachable { url: url.clone(), source })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|source| ClientError::Unreachable { url, source })?;
-        let json: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let text = resp
+            .text()
+            .await
+            .map_err(|source| ClientError::Unreachable { url, source })?;
+        let json: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         if status.is_success() {
             return Ok(json);
         }
@@ -87,7 +109,9 @@ impl Client {
         loop {
             let task = self.get(&format!("/v1/tasks/{id}")).await?;
             let state = task["state"].as_str().unwrap_or("");
-            if matches!(state, "succeeded" | "failed" | "cancelled") || tokio::time::Instant::now() >= deadline {
+            if matches!(state, "succeeded" | "failed" | "cancelled")
+                || tokio::time::Instant::now() >= deadline
+            {
                 return Ok(task);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

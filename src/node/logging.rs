@@ -7,10 +7,15 @@ use super::{LogFormat, LogSettings};
 /// Installs the global subscriber, writing to stderr. `RUST_LOG` wins over `level`.
 pub fn init(settings: &LogSettings) -> Result<(), String> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() => EnvFilter::try_new(&v).map_err(|e| format!("invalid RUST_LOG {v:?}: {e}"))?,
-        _ => EnvFilter::try_new(&settings.level).map_err(|e| format!("invalid log level {:?}: {e}", settings.level))?,
+        Ok(v) if !v.is_empty() => {
+            EnvFilter::try_new(&v).map_err(|e| format!("invalid RUST_LOG {v:?}: {e}"))?
+        }
+        _ => EnvFilter::try_new(&settings.level)
+            .map_err(|e| format!("invalid log level {:?}: {e}", settings.level))?,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match settings.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -1,0 +1,140 @@
+//! Running a node: store, task system, HTTP API, and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tokio::net::TcpListener;
+
+use super::NodeConfig;
+use crate::builtin;
+use crate::http::{self, HttpConfig};
+use crate::store::{SqliteStore, StoreError};
+use crate::system::TaskSystem;
+use crate::SystemError;
+
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The task system did not start.
+    #[error(transparent)]
+    System(#[from] SystemError),
+    /// The HTTP address could not be bound or served.
+    #[error("http {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs a node until `shutdown` resolves, then shuts down gracefully:
+///
+/// 1. stop accepting work (submits get 503; `/health/ready` reports not ready, and the HTTP
+///    API keeps answering so load balancers see it);
+/// 2. let running tasks finish within `shutdown.grace_ms`;
+/// 3. keep the rest in the store for the next start;
+/// 4. return, so the process exits 0.
+///
+/// `on_ready` is called with the bound HTTP address once the node serves.
+pub async fn run(
+    cfg: NodeConfig,
+    shutdown: impl Future<Output = ()> + Send,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), NodeError> {
+    let db = cfg.data_dir.join("taskmesh.db");
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(db))
+        .await
+        .expect("open does not panic")?;
+    let metrics = PrometheusBuilder::new().install_recorder().ok();
+    let builder = TaskSystem::builder()
+        .config(cfg.system.clone())
+        .store(store);
+    let system = builtin::register(builder, cfg.exec.clone()).start().await?;
+    let recovery = system.recovery();
+    tracing::info!(
+        loaded = recovery.loaded,
+        interrupted = recovery.interrupted,
+        orphaned = recovery.orphaned,
+        "task system started"
+    );
+
+    let addr = cfg.http.addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Http { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| NodeError::Http { addr, source })?;
+    let http_cfg = HttpConfig {
+        token: cfg.http.token.clone(),
+        max_body_bytes: cfg.http.max_body_bytes,
+    };
+    let router = http::router(system.clone(), http_cfg, metrics);
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(listener, router, async move {
+        let _ = http_stopped.await;
+    }));
+    tracing::info!(addr = %bound, "node ready");
+    on_ready(bound);
+
+    shutdown.await;
+    tracing::info!(
+        grace_ms = cfg.shutdown.grace_ms,
+        "shutting down: no new work; running tasks get the grace period"
+    );
+    let report = system
+        .shutdown(Duration::from_millis(cfg.shutdown.grace_ms))
+        .await;
+    tracing::info!(
+        interrupted = report.interrupted.len(),
+        left_queued = report.left_queued,
+        "task system stopped; the rest waits in the store for the next start"
+    );
+    let _ = stop_http.send(());
+    match server.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(NodeError::Http {
+            addr: bound,
+            source,
+        }),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -74,7 +74,7 @@ impl Handler for Exec {
     type Output = ExecOutput;
 
     async fn perform(&self, ctx: TaskContext, args: ExecArgs) -> HandlerResult<ExecOutput> {
-        if !self.config.allow.iter().any(|c| *c == args.command) {
+        if !self.config.allow.contains(&args.command) {
             return Ok(Outcome::Cancel(format!(
                 "command {:?} is not in the exec allowlist",
                 args.command

@@ -232,6 +232,7 @@ fn describe(e: figment::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
 mod tests {
     use super::*;
     use figment::Jail;

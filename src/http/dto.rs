@@ -51,6 +51,8 @@ pub(super) fn parse_state(s: &str) -> Result<TaskState, String> {
 #[serde(deny_unknown_fields)]
 pub(super) struct TaskTemplate {
     kind: String,
+    /// Optional: a task without args gets `null`.
+    #[serde(default)]
     args: Value,
     queue: Option<String>,
     priority: Option<String>,
@@ -89,6 +91,8 @@ impl TaskTemplate {
 #[serde(deny_unknown_fields)]
 pub(super) struct SubmitBody {
     kind: String,
+    /// Optional: a task without args gets `null`.
+    #[serde(default)]
     args: Value,
     queue: Option<String>,
     priority: Option<String>,

@@ -51,6 +51,11 @@
 //! | [`registry`] | namespaced names, so several systems share one process |
 //! | [`health`], [`telemetry`] | health checks, spans, events and metrics |
 //! | [`runtime`] | task status snapshots and attempt errors |
+//! | [`store`] | the `Store` trait, event-sourced SQLite (group commit) and memory stores |
+//! | [`cron`], [`scheduler`] | cron expressions, time zones and DST policy; the persisted scheduler |
+//! | [`node`], [`http`], [`cli`] | the node binary's runtime, its HTTP API, the CLI client |
+//! | [`builtin`] | built-in task kinds (noop, sleep, echo, fail, exec) |
+//! | [`config`], [`secret`] | settings as data; secrets that never print |
 //! | [`testing`] | a scripted handler and fault injection for tests |
 //! | [`bench`] | the `taskmesh bench` harness |
 //!

@@ -81,28 +81,11 @@ pub trait Store: Send + Sync + 'static {
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>>;
 
     /// Inserts or replaces a schedule (by name), durably.
-    // TEMPORARY default until SqliteStore implements schedules (removed in this issue).
-    fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
-        let _ = record;
-        Box::pin(async {
-            Err(StoreError::WriteFailed(
-                "this store keeps no schedules".into(),
-            ))
-        })
-    }
+    fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>>;
 
     /// Deletes a schedule; false if there was none.
-    fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
-        let _ = name;
-        Box::pin(async {
-            Err(StoreError::WriteFailed(
-                "this store keeps no schedules".into(),
-            ))
-        })
-    }
+    fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>>;
 
     /// Every schedule, by name.
-    fn schedules(&self) -> BoxFuture<'static, Result<Vec<ScheduleRecord>, StoreError>> {
-        Box::pin(async { Ok(vec![]) })
-    }
+    fn schedules(&self) -> BoxFuture<'static, Result<Vec<ScheduleRecord>, StoreError>>;
 }

@@ -64,6 +64,20 @@ impl Store for Flaky {
     fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.inner.sweep_crashes(before)
     }
+    fn put_schedule(
+        &self,
+        r: taskmesh::scheduler::ScheduleRecord,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        self.inner.put_schedule(r)
+    }
+    fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
+        self.inner.delete_schedule(name)
+    }
+    fn schedules(
+        &self,
+    ) -> BoxFuture<'static, Result<Vec<taskmesh::scheduler::ScheduleRecord>, StoreError>> {
+        self.inner.schedules()
+    }
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         let broken = self.broken.load(Ordering::SeqCst);
         Box::pin(async move {

@@ -21,22 +21,35 @@ impl Node {
     fn start(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Node {
         let stderr = dir.join(format!("node-{}.err", std::process::id()));
         let mut cmd = Command::new(BIN);
-        cmd.args(["node", "--data-dir"]).arg(dir.join("data")).args(["--http-addr", "127.0.0.1:0", "--log", "info"]);
-        cmd.args(extra).envs(env.iter().copied()).env_remove("RUST_LOG");
+        cmd.args(["node", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--http-addr", "127.0.0.1:0", "--log", "info"]);
+        cmd.args(extra)
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG");
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .expect("the node starts");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("taskmesh node listening on ").unwrap_or_else(|| panic!("{line:?}")).to_string();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("taskmesh node listening on ")
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .to_string();
         Node { child, url, stderr }
     }
 
     /// Sends SIGTERM and waits for the exit code.
     fn terminate(mut self) -> i32 {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         let status = wait_exit(&mut self.child, Duration::from_secs(30));
         std::mem::forget(self);
         status
@@ -60,7 +73,10 @@ fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
         if let Some(s) = child.try_wait().unwrap() {
             return s.code().unwrap_or(-1);
         }
-        assert!(Instant::now() < deadline, "the node did not exit within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the node did not exit within {limit:?}"
+        );
         std::thread::yield_now();
     }
 }
@@ -75,17 +91,28 @@ fn temp_dir(name: &str) -> PathBuf {
 /// Runs a CLI command against `url`; returns the exit code, stdout as JSON, and stderr.
 fn cli(url: &str, token: Option<&str>, args: &[&str]) -> (i32, Value, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).args(["--url", url]).env_remove("TASKMESH_TOKEN");
+    cmd.args(args)
+        .args(["--url", url])
+        .env_remove("TASKMESH_TOKEN");
     if let Some(t) = token {
         cmd.env("TASKMESH_TOKEN", t);
     }
     let out = cmd.output().unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// One HTTP call; returns the status, the Retry-After header and the JSON body.
-async fn http(method: &str, url: &str, token: Option<&str>, body: Option<String>) -> (u16, Option<String>, Value) {
+async fn http(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> (u16, Option<String>, Value) {
     let client = reqwest::Client::new();
     let mut req = client.request(method.parse().unwrap(), url);
     if let Some(t) = token {
@@ -96,9 +123,16 @@ async fn http(method: &str, url: &str, token: Option<&str>, body: Option<String>
     }
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
-    let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
     let text = resp.text().await.unwrap();
-    (status, retry, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        retry,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// Polls `check` until it holds (bounded): the node is another process.
@@ -115,24 +149,54 @@ async fn a_node_runs_tasks_submitted_with_the_cli_and_with_http() {
     let dir = temp_dir("basic");
     let node = Node::start(&dir, &[], &[]);
     let url = node.url.clone();
-    let (code, task, _) = cli(&url, None, &["submit", "echo", "--args", r#"{"hi": 1}"#, "--wait"]);
+    let (code, task, _) = cli(
+        &url,
+        None,
+        &["submit", "echo", "--args", r#"{"hi": 1}"#, "--wait"],
+    );
     assert_eq!(code, 0);
-    assert_eq!((task["state"].clone(), task["result"].clone()), (json!("succeeded"), json!({"hi": 1})));
-    let (status, _, body) = http("POST", &format!("{url}/v1/tasks"), None, Some(r#"{"kind": "noop", "args": 7, "priority": "high"}"#.into())).await;
+    assert_eq!(
+        (task["state"].clone(), task["result"].clone()),
+        (json!("succeeded"), json!({"hi": 1}))
+    );
+    let (status, _, body) = http(
+        "POST",
+        &format!("{url}/v1/tasks"),
+        None,
+        Some(r#"{"kind": "noop", "args": 7, "priority": "high"}"#.into()),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
-    eventually("the task succeeds", async || http("GET", &format!("{url}/v1/tasks/{id}"), None, None).await.2["state"] == "succeeded").await;
+    eventually("the task succeeds", async || {
+        http("GET", &format!("{url}/v1/tasks/{id}"), None, None)
+            .await
+            .2["state"]
+            == "succeeded"
+    })
+    .await;
     let (_, list, _) = cli(&url, None, &["list", "--state", "succeeded"]);
     assert!(list["total"].as_u64().unwrap() >= 2, "{list}");
     let (_, events, _) = cli(&url, None, &["events", &id]);
-    let kinds: Vec<&str> = events["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["created", "started", "succeeded"]);
     let (code, _, err) = cli(&url, None, &["cancel", &id]);
     assert_eq!(code, 1);
     assert!(err.contains("409 conflict"), "{err}");
     let (status, _, metrics) = http("GET", &format!("{url}/metrics"), None, None).await;
     assert_eq!(status, 200);
-    assert!(metrics.as_str().unwrap().contains("taskmesh_tasks_succeeded_total"), "{metrics}");
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("taskmesh_tasks_succeeded_total"),
+        "{metrics}"
+    );
     let (_, health, _) = cli(&url, None, &["health"]);
     assert_eq!(health["ready"]["ready"], json!(true));
     assert_eq!(node.terminate(), 0);
@@ -146,13 +210,48 @@ async fn errors_come_back_in_one_shape_with_the_right_status() {
     let node = Node::start(&dir, &[], &["--config", config.to_str().unwrap()]);
     let tasks = format!("{}/v1/tasks", node.url);
     let (s, _, b) = http("POST", &tasks, None, Some("{not json".into())).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (400, Some("invalid_json")), "{b}");
-    let (s, _, b) = http("POST", &tasks, None, Some(r#"{"kind": "noop", "max_attempts": 0}"#.into())).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{b}"
+    );
+    let (s, _, b) = http(
+        "POST",
+        &tasks,
+        None,
+        Some(r#"{"kind": "noop", "max_attempts": 0}"#.into()),
+    )
+    .await;
     assert_eq!(s, 400);
-    assert!(b["error"]["message"].as_str().unwrap().contains("max_attempts"), "{b}");
-    let (s, _, b) = http("POST", &tasks, None, Some(format!(r#"{{"kind": "echo", "args": "{}"}}"#, "x".repeat(5000)))).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (413, Some("payload_too_large")), "{b}");
-    let (s, _, b) = http("GET", &format!("{tasks}/01a20483-1c03-73fe-a67f-86630f214e10"), None, None).await;
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_attempts"),
+        "{b}"
+    );
+    let (s, _, b) = http(
+        "POST",
+        &tasks,
+        None,
+        Some(format!(
+            r#"{{"kind": "echo", "args": "{}"}}"#,
+            "x".repeat(5000)
+        )),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{b}"
+    );
+    let (s, _, b) = http(
+        "GET",
+        &format!("{tasks}/01a20483-1c03-73fe-a67f-86630f214e10"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!((s, b["error"]["code"].as_str()), (404, Some("not_found")));
     let sleep = Some(r#"{"kind": "sleep", "args": {"ms": 5000}}"#.to_string());
     assert_eq!(http("POST", &tasks, None, sleep.clone()).await.0, 201);
@@ -165,7 +264,11 @@ async fn errors_come_back_in_one_shape_with_the_right_status() {
         }
     }
     let (retry, b) = saw.expect("the third submit finds the queue full");
-    assert_eq!((retry.as_deref(), b["error"]["code"].as_str()), (Some("1"), Some("overloaded")), "{b}");
+    assert_eq!(
+        (retry.as_deref(), b["error"]["code"].as_str()),
+        (Some("1"), Some("overloaded")),
+        "{b}"
+    );
     assert_eq!(node.terminate(), 0);
 }
 
@@ -176,9 +279,20 @@ async fn a_token_guards_the_api_and_never_appears_in_logs() {
     let queues = format!("{}/v1/queues", node.url);
     assert_eq!(http("GET", &queues, None, None).await.0, 401);
     let (s, _, b) = http("GET", &queues, Some("wrong"), None).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("unauthorized")));
-    assert_eq!(http("GET", &queues, Some("s3cret-t0ken"), None).await.0, 200);
-    assert_eq!(http("GET", &format!("{}/health/live", node.url), None, None).await.0, 200);
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    assert_eq!(
+        http("GET", &queues, Some("s3cret-t0ken"), None).await.0,
+        200
+    );
+    assert_eq!(
+        http("GET", &format!("{}/health/live", node.url), None, None)
+            .await
+            .0,
+        200
+    );
     let (code, _, _) = cli(&node.url, Some("s3cret-t0ken"), &["queues"]);
     assert_eq!(code, 0);
     let (code, _, err) = cli(&node.url, None, &["queues"]);
@@ -187,8 +301,15 @@ async fn a_token_guards_the_api_and_never_appears_in_logs() {
     let url = node.url.clone();
     let logs = node.logs();
     assert_eq!(node.terminate(), 0);
-    assert!(!logs.contains("s3cret-t0ken"), "the token leaked into the logs");
-    let printed = Command::new(BIN).args(["node", "--print-config"]).env("TASKMESH_HTTP__TOKEN", "s3cret-t0ken").output().unwrap();
+    assert!(
+        !logs.contains("s3cret-t0ken"),
+        "the token leaked into the logs"
+    );
+    let printed = Command::new(BIN)
+        .args(["node", "--print-config"])
+        .env("TASKMESH_HTTP__TOKEN", "s3cret-t0ken")
+        .output()
+        .unwrap();
     assert!(!String::from_utf8_lossy(&printed.stdout).contains("s3cret-t0ken"));
     let _ = url;
 }
@@ -198,20 +319,52 @@ async fn sigterm_lets_running_tasks_finish_reports_not_ready_and_exits_zero() {
     let dir = temp_dir("sigterm");
     let node = Node::start(&dir, &[("TASKMESH_SHUTDOWN__GRACE_MS", "10000")], &[]);
     let url = node.url.clone();
-    let (_, _, task) = http("POST", &format!("{url}/v1/tasks"), None, Some(r#"{"kind": "sleep", "args": {"ms": 1500}}"#.into())).await;
+    let (_, _, task) = http(
+        "POST",
+        &format!("{url}/v1/tasks"),
+        None,
+        Some(r#"{"kind": "sleep", "args": {"ms": 1500}}"#.into()),
+    )
+    .await;
     let id = task["id"].as_str().unwrap().to_string();
-    eventually("the task runs", async || http("GET", &format!("{url}/v1/tasks/{id}"), None, None).await.2["state"] == "running").await;
+    eventually("the task runs", async || {
+        http("GET", &format!("{url}/v1/tasks/{id}"), None, None)
+            .await
+            .2["state"]
+            == "running"
+    })
+    .await;
     let pid = node.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    eventually("readiness turns 503", async || http("GET", &format!("{url}/health/ready"), None, None).await.0 == 503).await;
-    let (s, retry, _) = http("POST", &format!("{url}/v1/tasks"), None, Some(r#"{"kind": "noop"}"#.into())).await;
-    assert_eq!((s, retry.as_deref()), (503, Some("1")), "no new work during shutdown");
+    eventually("readiness turns 503", async || {
+        http("GET", &format!("{url}/health/ready"), None, None)
+            .await
+            .0
+            == 503
+    })
+    .await;
+    let (s, retry, _) = http(
+        "POST",
+        &format!("{url}/v1/tasks"),
+        None,
+        Some(r#"{"kind": "noop"}"#.into()),
+    )
+    .await;
+    assert_eq!(
+        (s, retry.as_deref()),
+        (503, Some("1")),
+        "no new work during shutdown"
+    );
     let mut node = node;
     assert_eq!(wait_exit(&mut node.child, Duration::from_secs(30)), 0);
     drop(node);
     let again = Node::start(&dir, &[], &[]);
     let (_, _, t) = http("GET", &format!("{}/v1/tasks/{id}", again.url), None, None).await;
-    assert_eq!(t["state"], json!("succeeded"), "it finished within the grace period: {t}");
+    assert_eq!(
+        t["state"],
+        json!("succeeded"),
+        "it finished within the grace period: {t}"
+    );
     assert_eq!(again.terminate(), 0);
 }
 
@@ -220,9 +373,29 @@ async fn a_restarted_node_finds_its_tasks_and_schedules() {
     let dir = temp_dir("restart");
     let node = Node::start(&dir, &[], &[]);
     let url = node.url.clone();
-    let (_, _, held) = http("POST", &format!("{url}/v1/tasks"), None, Some(r#"{"kind": "noop", "auto_start": false}"#.into())).await;
+    let (_, _, held) = http(
+        "POST",
+        &format!("{url}/v1/tasks"),
+        None,
+        Some(r#"{"kind": "noop", "auto_start": false}"#.into()),
+    )
+    .await;
     let id = held["id"].as_str().unwrap().to_string();
-    let (code, sched, err) = cli(&url, None, &["schedule", "add", "nightly", "--cron", "0 30 2 * * *", "--kind", "noop", "--timezone", "Europe/Berlin"]);
+    let (code, sched, err) = cli(
+        &url,
+        None,
+        &[
+            "schedule",
+            "add",
+            "nightly",
+            "--cron",
+            "0 30 2 * * *",
+            "--kind",
+            "noop",
+            "--timezone",
+            "Europe/Berlin",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(sched["name"], json!("nightly"));
     assert_eq!(node.terminate(), 0);
@@ -231,7 +404,12 @@ async fn a_restarted_node_finds_its_tasks_and_schedules() {
     let (_, _, t) = http("GET", &format!("{}/v1/tasks/{id}", again.url), None, None).await;
     assert_eq!(t["state"], json!("paused"));
     let (_, list, _) = cli(&again.url, None, &["schedule", "list"]);
-    let names: Vec<&str> = list["schedules"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["nightly"]);
     assert_eq!(list["schedules"][0]["timezone"], json!("Europe/Berlin"));
     assert_eq!(again.terminate(), 0);

@@ -15,11 +15,14 @@
 //! | `open` | validation and the connections' pragmas |
 //! | `rows` | time and JSON encoding of rows, and decoding that never panics |
 //! | `writer` | the writer thread and group commit |
+//! | `checkpoint` | WAL checkpoints on their own thread, off the writer's path |
 //! | `read` | the reader pool and the queries |
 
+mod checkpoint;
 mod open;
 mod read;
 mod rows;
+mod schedules;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -30,6 +33,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures::future::{BoxFuture, FutureExt};
+
+use crate::scheduler::ScheduleRecord;
 use rusqlite::Connection;
 
 use self::read::Readers;
@@ -75,6 +80,7 @@ struct Inner {
     path: PathBuf,
     readers: Arc<Readers>,
     writer: Writer,
+    schedules: Arc<schedules::Schedules>,
 }
 
 impl SqliteStore {
@@ -92,18 +98,23 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let conn = open::open_writer(&path)?;
+        let checkpoints = open::open_checkpointer(&path)?;
         let readers = (0..options.readers.max(1))
             .map(|_| open::open_reader(&path))
             .collect::<Result<Vec<_>, _>>()?;
-        let writer = Writer::spawn(conn, options.max_batch).map_err(|e| StoreError::Unusable {
-            path: path.clone(),
-            reason: format!("cannot start the writer thread: {e}"),
+        let writer = Writer::spawn(conn, checkpoints, options.max_batch).map_err(|e| {
+            StoreError::Unusable {
+                path: path.clone(),
+                reason: format!("cannot start the writer thread: {e}"),
+            }
         })?;
+        let schedules = schedules::Schedules::open(&path)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 readers: Arc::new(Readers::new(readers)),
                 writer,
+                schedules,
             }),
         })
     }
@@ -251,4 +262,33 @@ impl Store for SqliteStore {
         let done = self.submit(Job::Probe);
         async move { done.await.map(drop) }.boxed()
     }
+
+    fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
+        let s = self.inner.schedules.clone();
+        blocking(move || s.put(&record))
+    }
+
+    fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
+        let s = self.inner.schedules.clone();
+        blocking(move || s.delete(&name))
+    }
+
+    fn schedules(&self) -> BoxFuture<'static, Result<Vec<ScheduleRecord>, StoreError>> {
+        let s = self.inner.schedules.clone();
+        blocking(move || s.all())
+    }
+}
+
+/// Runs SQLite work off the async runtime's threads.
+fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> BoxFuture<'static, Result<T, StoreError>> {
+    async move {
+        tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+            Err(StoreError::WriteFailed(format!(
+                "schedule task failed: {e}"
+            )))
+        })
+    }
+    .boxed()
 }

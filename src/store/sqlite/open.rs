@@ -14,6 +14,10 @@ use crate::store::StoreError;
 /// How long a connection waits on another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// WAL pages after which the writer checkpoints itself (SQLite's default is 1,000). The
+/// checkpointer thread normally keeps the WAL far smaller; this is the backstop.
+const WAL_AUTOCHECKPOINT: i64 = 4_000;
+
 /// The first 16 bytes of every SQLite 3 database file.
 const HEADER: &[u8; 16] = b"SQLite format 3\0";
 
@@ -46,6 +50,21 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     open().map_err(|e| StoreError::Unusable {
         path: path.to_path_buf(),
         reason: format!("cannot open a reader: {e}"),
+    })
+}
+
+/// The checkpointer's connection, on a database the writer has opened.
+pub(super) fn open_checkpointer(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let open = || -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(conn)
+    };
+    open().map_err(|e| StoreError::Unusable {
+        path: path.to_path_buf(),
+        reason: format!("cannot open the checkpointer: {e}"),
     })
 }
 
@@ -133,6 +152,7 @@ fn read_write(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -32_768)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

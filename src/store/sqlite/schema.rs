@@ -23,9 +23,11 @@ pub(super) const LATEST: i64 = MIGRATIONS.len() as i64;
 /// the total of any combination of them is counted inside one index without reading rows
 /// (queue and kind never change, so this costs updates nothing). Pruning walks a partial
 /// index of terminal tasks by `updated_at`, which updates that leave a task unfinished
-/// do not touch.
+/// do not touch. (Its condition is a chain of ORs, not `IN (…)`: SQLite evaluates a
+/// three-value IN through a temporary table, built again for every insert and update.)
 /// Indexes on mostly-NULL columns are partial.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tasks (
     n           INTEGER PRIMARY KEY,
     id          TEXT NOT NULL,
@@ -46,7 +48,7 @@ CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS N
 CREATE INDEX tasks_created_at ON tasks (created_at);
 CREATE INDEX tasks_state ON tasks (state, created_at, queue, kind);
 CREATE INDEX tasks_terminal ON tasks (updated_at)
-    WHERE state IN ('succeeded', 'failed', 'cancelled');
+    WHERE state = 'succeeded' OR state = 'failed' OR state = 'cancelled';
 CREATE INDEX tasks_queue ON tasks (queue, created_at, kind);
 CREATE INDEX tasks_kind ON tasks (kind, created_at, queue);
 CREATE INDEX tasks_phase ON tasks (phase, created_at) WHERE phase IS NOT NULL;
@@ -83,7 +85,16 @@ CREATE TABLE probe (
     id  INTEGER PRIMARY KEY CHECK (id = 1),
     at  INTEGER NOT NULL
 );
-"#];
+"#,
+    // 2: cron schedules, one row per name; the record is JSON.
+    r#"
+CREATE TABLE schedules (
+    name TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+"#,
+];
 
 /// Applies the migrations not yet applied, each in its own transaction. The version is
 /// read inside the transaction, so two processes opening a new file do not race.

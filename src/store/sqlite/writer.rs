@@ -17,6 +17,7 @@ use std::time::SystemTime;
 use rusqlite::{ffi, params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::checkpoint::{self, Nudge};
 use super::rows::{nanos, CrashRow, EventRow, LifeRow, TaskRow, WriteRow};
 use crate::store::{StoreError, WriteResult};
 use crate::task::TaskId;
@@ -72,21 +73,28 @@ struct Request {
 pub(super) struct Writer {
     queue: Option<Sender<Request>>,
     thread: Option<JoinHandle<()>>,
+    checkpointer: Option<JoinHandle<()>>,
     commits: Arc<AtomicU64>,
 }
 
 impl Writer {
-    /// Starts the thread on `conn`.
-    pub(super) fn spawn(conn: Connection, max_batch: usize) -> io::Result<Self> {
+    /// Starts the thread on `conn`, and the checkpointer on `checkpoints`.
+    pub(super) fn spawn(
+        conn: Connection,
+        checkpoints: Connection,
+        max_batch: usize,
+    ) -> io::Result<Self> {
         let (queue, requests) = mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&commits);
+        let (nudge, checkpointer) = checkpoint::spawn(checkpoints)?;
         let thread = thread::Builder::new()
             .name("taskmesh-sqlite-writer".into())
-            .spawn(move || run(&conn, &requests, max_batch.max(1), &counter))?;
+            .spawn(move || run(&conn, &requests, max_batch.max(1), &counter, &nudge))?;
         Ok(Self {
             queue: Some(queue),
             thread: Some(thread),
+            checkpointer: Some(checkpointer),
             commits,
         })
     }
@@ -114,10 +122,20 @@ impl Drop for Writer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        // The writer thread has dropped its nudge, so the checkpointer stops too.
+        if let Some(thread) = self.checkpointer.take() {
+            let _ = thread.join();
+        }
     }
 }
 
-fn run(conn: &Connection, requests: &Receiver<Request>, max_batch: usize, commits: &AtomicU64) {
+fn run(
+    conn: &Connection,
+    requests: &Receiver<Request>,
+    max_batch: usize,
+    commits: &AtomicU64,
+    nudge: &Nudge,
+) {
     while let Ok(first) = requests.recv() {
         let mut size = first.job.size();
         let mut group = vec![first];
@@ -126,19 +144,19 @@ fn run(conn: &Connection, requests: &Receiver<Request>, max_batch: usize, commit
             size += next.job.size();
             group.push(next);
         }
-        commit_groups(conn, group, commits);
+        commit_groups(conn, group, commits, nudge);
     }
 }
 
 /// Commits the group; a test hook in it runs on its own, outside any transaction.
-fn commit_groups(conn: &Connection, group: Vec<Request>, commits: &AtomicU64) {
+fn commit_groups(conn: &Connection, group: Vec<Request>, commits: &AtomicU64, nudge: &Nudge) {
     #[cfg(test)]
     let group = {
         let mut rest = Vec::new();
         for Request { job, reply } in group {
             match job {
                 Job::Exec(f) => {
-                    commit_group(conn, std::mem::take(&mut rest), commits);
+                    commit_group(conn, std::mem::take(&mut rest), commits, nudge);
                     let done = f(conn).map_err(|e| StoreError::WriteFailed(e.to_string()));
                     let _ = reply.send(done.map(|()| Outcome::Unit));
                 }
@@ -147,10 +165,10 @@ fn commit_groups(conn: &Connection, group: Vec<Request>, commits: &AtomicU64) {
         }
         rest
     };
-    commit_group(conn, group, commits);
+    commit_group(conn, group, commits, nudge);
 }
 
-fn commit_group(conn: &Connection, group: Vec<Request>, commits: &AtomicU64) {
+fn commit_group(conn: &Connection, group: Vec<Request>, commits: &AtomicU64, nudge: &Nudge) {
     if group.is_empty() {
         return;
     }
@@ -159,6 +177,7 @@ fn commit_group(conn: &Connection, group: Vec<Request>, commits: &AtomicU64) {
     match apply_all(conn, jobs) {
         Ok(outcomes) => {
             commits.fetch_add(1, Ordering::Relaxed);
+            nudge.commit();
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
             }
@@ -368,7 +387,8 @@ impl Batch<'_> {
         let doomed: Vec<(i64, String)> = self
             .conn
             .prepare_cached(
-                "SELECT n, id FROM tasks WHERE state IN ('succeeded', 'failed', 'cancelled') \
+                "SELECT n, id FROM tasks INDEXED BY tasks_terminal \
+                 WHERE (state = 'succeeded' OR state = 'failed' OR state = 'cancelled') \
                  AND updated_at < ?1 LIMIT ?2",
             )?
             .query_map(params![before, limit], |r| Ok((r.get(0)?, r.get(1)?)))?

@@ -44,6 +44,34 @@ pub(crate) async fn run_all<H: Harness>(h: &mut H) {
     sweep_crashes_deletes_only_entries_before_the_cutoff(h).await;
     find_unique_names_the_holder_until_it_is_pruned(h).await;
     a_fresh_store_is_writable(h).await;
+    schedules_are_stored_replaced_deleted_and_survive_a_reopen(h).await;
+}
+
+async fn schedules_are_stored_replaced_deleted_and_survive_a_reopen<H: Harness>(h: &mut H) {
+    use crate::scheduler::{ScheduleRecord, ScheduleSpec};
+    use chrono::TimeZone;
+    let at = chrono::Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+    let record = |name: &str, cron: &str| ScheduleRecord {
+        spec: ScheduleSpec::new(name, cron, crate::task::NewTask::new("k", serde_json::json!({"a": 1}))),
+        last_slot: Some(at),
+        last_task: Some(crate::task::TaskId::new()),
+        created_at: at,
+        updated_at: at,
+    };
+    let store = h.fresh();
+    store.put_schedule(record("b", "@daily")).await.unwrap();
+    store.put_schedule(record("a", "@hourly")).await.unwrap();
+    let replaced = record("b", "0 */5 * * * *");
+    store.put_schedule(replaced.clone()).await.unwrap();
+    let store = h.reopen(store);
+    let all = store.schedules().await.unwrap();
+    let names: Vec<&str> = all.iter().map(|r| r.spec.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"], "by name");
+    assert_eq!(all[1], replaced, "replaced by name, read back exactly");
+    assert!(store.delete_schedule("a".into()).await.unwrap());
+    assert!(!store.delete_schedule("a".into()).await.unwrap(), "already gone");
+    let store = h.reopen(store);
+    assert_eq!(store.schedules().await.unwrap(), vec![replaced]);
 }
 
 /// The in-memory store; a clone is a reopening.

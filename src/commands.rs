@@ -28,6 +28,9 @@ pub enum ClientCmd {
         /// Waits until the task ends.
         #[arg(long)]
         wait: bool,
+        /// Prints only the task's id.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Prints a task.
     Get {
@@ -141,6 +144,7 @@ pub async fn run(client: &Client, cmd: ClientCmd) -> Result<Value, ClientError> 
             priority,
             unique_key,
             wait,
+            quiet,
         } => {
             let mut body = json!({"kind": kind, "args": parse_json("args", &args)?});
             for (k, v) in [
@@ -153,10 +157,11 @@ pub async fn run(client: &Client, cmd: ClientCmd) -> Result<Value, ClientError> 
                 }
             }
             let task = client.post("/v1/tasks", &body).await?;
-            match (wait, task["id"].as_str()) {
-                (true, Some(id)) => client.wait(id, Duration::from_secs(3600)).await,
-                _ => Ok(task),
-            }
+            let task = match (wait, task["id"].as_str()) {
+                (true, Some(id)) => client.wait(id, Duration::from_secs(3600)).await?,
+                _ => task,
+            };
+            Ok(if quiet { task["id"].clone() } else { task })
         }
         ClientCmd::Get { id } => client.get(&format!("/v1/tasks/{id}")).await,
         ClientCmd::List {

@@ -97,6 +97,9 @@ struct BenchArgs {
     /// Enqueue this many tasks without running them and report bytes per task.
     #[arg(long)]
     queued: Option<usize>,
+    /// Wait only for each submit's acknowledgement, not for the task to end.
+    #[arg(long)]
+    submit_only: bool,
     /// Drive a running node at this URL over HTTP instead.
     #[arg(long)]
     node: Option<String>,
@@ -153,8 +156,11 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
 }
 
 async fn run_client(client: &Client, cmd: commands::ClientCmd) -> Result<(), AnyError> {
-    let out = commands::run(client, cmd).await?;
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    match commands::run(client, cmd).await? {
+        serde_json::Value::String(s) => println!("{s}"),
+        serde_json::Value::Null => {}
+        out => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
     Ok(())
 }
 
@@ -216,6 +222,7 @@ async fn run_bench(
         concurrency: o.concurrency,
         workers,
         store,
+        submit_only: o.submit_only,
     };
     let report = bench::run(cfg).await?;
     print(o.json, &report, &report)

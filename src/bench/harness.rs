@@ -32,6 +32,9 @@ pub struct BenchConfig {
     pub workers: (usize, usize),
     /// The store.
     pub store: BenchStore,
+    /// Submitters only wait for the acknowledgement, not for the task to end: measures
+    /// durable submits (one fsync each when alone).
+    pub submit_only: bool,
 }
 
 impl Default for BenchConfig {
@@ -41,6 +44,7 @@ impl Default for BenchConfig {
             concurrency: 256,
             workers: (2, 20),
             store: BenchStore::Memory,
+            submit_only: false,
         }
     }
 }
@@ -158,12 +162,17 @@ async fn submitter(
     range: std::ops::Range<usize>,
     epoch: Instant,
     starts: Arc<Vec<AtomicU64>>,
+    submit_only: bool,
 ) -> Samples {
     let mut out = Samples::new();
     let ns = |epoch: Instant| epoch.elapsed().as_nanos() as u64;
     for i in range {
         let t0 = ns(epoch);
         let ok = match system.submit(NewTask::new("noop", i.into())).await {
+            Ok(_) if submit_only => {
+                out.ack.record((ns(epoch) - t0).max(1)).ok();
+                true
+            }
             Ok(receipt) => {
                 out.ack.record((ns(epoch) - t0).max(1)).ok();
                 matches!(system.wait(receipt.id).await, Ok(r) if r.state == TaskState::Succeeded)
@@ -174,7 +183,9 @@ async fn submitter(
         out.failed += usize::from(!ok);
         out.done.record((t1 - t0).max(1)).ok();
         let s = starts[i].load(Ordering::Relaxed);
-        out.start.record(s.saturating_sub(t0).max(1)).ok();
+        if s > 0 {
+            out.start.record(s.saturating_sub(t0).max(1)).ok();
+        }
     }
     out
 }

@@ -52,7 +52,11 @@ async fn schedules_are_stored_replaced_deleted_and_survive_a_reopen<H: Harness>(
     use chrono::TimeZone;
     let at = chrono::Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
     let record = |name: &str, cron: &str| ScheduleRecord {
-        spec: ScheduleSpec::new(name, cron, crate::task::NewTask::new("k", serde_json::json!({"a": 1}))),
+        spec: ScheduleSpec::new(
+            name,
+            cron,
+            crate::task::NewTask::new("k", serde_json::json!({"a": 1})),
+        ),
         last_slot: Some(at),
         last_task: Some(crate::task::TaskId::new()),
         created_at: at,
@@ -69,7 +73,10 @@ async fn schedules_are_stored_replaced_deleted_and_survive_a_reopen<H: Harness>(
     assert_eq!(names, ["a", "b"], "by name");
     assert_eq!(all[1], replaced, "replaced by name, read back exactly");
     assert!(store.delete_schedule("a".into()).await.unwrap());
-    assert!(!store.delete_schedule("a".into()).await.unwrap(), "already gone");
+    assert!(
+        !store.delete_schedule("a".into()).await.unwrap(),
+        "already gone"
+    );
     let store = h.reopen(store);
     assert_eq!(store.schedules().await.unwrap(), vec![replaced]);
 }

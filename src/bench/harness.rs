@@ -102,8 +102,9 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, SystemError> {
     for s in 0..cfg.concurrency {
         let (system, starts) = (system.clone(), starts.clone());
         let range = (s * per)..((s + 1) * per).min(cfg.tasks);
+        let submit_only = cfg.submit_only;
         joins.push(tokio::spawn(async move {
-            submitter(system, range, epoch, starts).await
+            submitter(system, range, epoch, starts, submit_only).await
         }));
     }
     let mut all = Samples::new();

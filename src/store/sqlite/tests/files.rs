@@ -78,7 +78,10 @@ fn a_taskmesh_database_from_a_newer_schema_is_refused_untouched() {
     drop(conn);
     assert_refused(
         &path,
-        "schema version 99 is newer than this build supports (1)",
+        &format!(
+            "schema version 99 is newer than this build supports ({})",
+            super::super::schema::LATEST
+        ),
     );
 }
 

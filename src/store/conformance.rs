@@ -119,6 +119,10 @@ fn at(ms: u64) -> SystemTime {
 
 /// A bare life in `state`, last updated at `ms`.
 fn life(state: TaskState, attempt: u32, ms: u64) -> Life {
+    life_at(state, attempt, at(ms))
+}
+
+fn life_at(state: TaskState, attempt: u32, when: SystemTime) -> Life {
     Life {
         state,
         attempt,
@@ -130,15 +134,21 @@ fn life(state: TaskState, attempt: u32, ms: u64) -> Life {
         phase: None,
         due_at: None,
         restarts: 0,
-        updated_at: at(ms),
+        updated_at: when,
     }
 }
 
 /// A pending task of kind "k" in queue "default", created (and updated) at `ms`.
 fn record(ms: u64) -> TaskRecord {
+    record_of("k", at(ms))
+}
+
+/// A pending task of `kind` in queue "default", created (and updated) at `created`. Also
+/// used by the SQLite store's own tests.
+pub(crate) fn record_of(kind: &str, created: SystemTime) -> TaskRecord {
     let task = Task {
         id: TaskId::new(),
-        kind: "k".into(),
+        kind: kind.into(),
         args: json!({"n": 1}),
         queue: "default".into(),
         priority: Priority::Normal,
@@ -150,10 +160,12 @@ fn record(ms: u64) -> TaskRecord {
         metadata: Metadata::default(),
         title: None,
         auto_restart: 0,
-        created_at: at(ms),
+        created_at: created,
     };
-    let life = life(TaskState::Pending, 0, ms);
-    TaskRecord { task, life }
+    TaskRecord {
+        task,
+        life: life_at(TaskState::Pending, 0, created),
+    }
 }
 
 /// A task in `state` holding `key`.
@@ -540,16 +552,7 @@ async fn list_is_newest_first_and_pages_with_a_total<H: Harness>(h: &mut H) {
     }
 }
 
-const STATES: [TaskState; 8] = [
-    TaskState::Scheduled,
-    TaskState::Pending,
-    TaskState::Running,
-    TaskState::Retrying,
-    TaskState::Paused,
-    TaskState::Succeeded,
-    TaskState::Failed,
-    TaskState::Cancelled,
-];
+const STATES: [TaskState; 8] = TaskState::ALL;
 
 /// One task per state, created in scrambled order, plus a tie; a task that ends drops out.
 async fn open_tasks_exclude_terminal_tasks_oldest_first<H: Harness>(h: &mut H) {

@@ -38,6 +38,18 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// Every state, the terminal ones last.
+    pub const ALL: [TaskState; 8] = [
+        Self::Scheduled,
+        Self::Pending,
+        Self::Running,
+        Self::Retrying,
+        Self::Paused,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
     /// True for succeeded, failed and cancelled.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
@@ -130,16 +142,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const STATES: [TaskState; 8] = [
-        TaskState::Scheduled,
-        TaskState::Pending,
-        TaskState::Running,
-        TaskState::Retrying,
-        TaskState::Paused,
-        TaskState::Succeeded,
-        TaskState::Failed,
-        TaskState::Cancelled,
-    ];
+    const STATES: [TaskState; 8] = TaskState::ALL;
     const EVENTS: [Event; 11] = [
         Event::Release,
         Event::Start,

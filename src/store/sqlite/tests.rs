@@ -24,7 +24,7 @@ use crate::store::{
     Crash, EventKind, Life, Store, StoreError, TaskEvent, TaskFilter, TaskRecord, Write,
     WriteResult,
 };
-use crate::task::{Backoff, Metadata, Priority, Task, TaskId, TaskState};
+use crate::task::{TaskId, TaskState};
 
 /// A fresh directory under the system temp dir, removed on drop.
 pub(super) struct TempDir(PathBuf);
@@ -57,36 +57,7 @@ pub(super) fn at(s: u64) -> SystemTime {
 
 /// A pending task of `kind` created at `created`.
 pub(super) fn record(kind: &str, created: SystemTime) -> TaskRecord {
-    let task = Task {
-        id: TaskId::new(),
-        kind: kind.into(),
-        args: json!({"n": 1}),
-        queue: "default".into(),
-        priority: Priority::Normal,
-        timeout: Duration::from_secs(30),
-        max_attempts: 3,
-        backoff: Backoff::default(),
-        unique_key: None,
-        run_at: None,
-        metadata: Metadata::default(),
-        title: None,
-        auto_restart: 0,
-        created_at: created,
-    };
-    let life = Life {
-        state: TaskState::Pending,
-        attempt: 0,
-        max_attempts: 3,
-        result: None,
-        error: None,
-        cancel_reason: None,
-        progress: None,
-        phase: None,
-        due_at: None,
-        restarts: 0,
-        updated_at: created,
-    };
-    TaskRecord { task, life }
+    crate::store::conformance::record_of(kind, created)
 }
 
 pub(super) fn event(id: TaskId, kind: EventKind, when: SystemTime) -> TaskEvent {

@@ -124,7 +124,7 @@ impl TaskContext {
         };
         let write = update(&self.cell, &s, kind);
         drop(s);
-        self.journal.write_then(vec![write], None);
+        self.journal.write_later(vec![write], None);
     }
 
     /// The last progress report of this task.

@@ -29,6 +29,9 @@ use futures::future::BoxFuture;
 use crate::scheduler::ScheduleRecord;
 use crate::task::TaskId;
 
+/// The longest a store holds back a [`Store::write_deferred`] batch before committing it.
+pub const MAX_DEFER: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Where tasks and their events are kept. Implementations must be safe to share between
 /// threads; every method returns a `'static` future so callers can hold it across awaits.
 ///
@@ -48,6 +51,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies `batch` atomically; one result per write, in order.
     fn write(&self, batch: Vec<Write>) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>>;
+
+    /// Like [`write`](Store::write), for a batch nobody waits on yet: an attempt that
+    /// started, progress, an end no caller awaits. A store may hold it back for a short
+    /// while, at most [`MAX_DEFER`], so that it shares the commit (and the fsync) of the
+    /// next write instead of taking one of its own. Order with every other write is kept.
+    /// The default does not defer.
+    fn write_deferred(
+        &self,
+        batch: Vec<Write>,
+    ) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>> {
+        self.write(batch)
+    }
 
     /// A task's metadata row.
     fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>>;

@@ -5,23 +5,46 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use common::{task, unique_ns};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, FutureExt};
 use taskmesh::store::{
     Crash, MemoryStore, Page, SqliteStore, Store, StoreError, StoredEvent, TaskFilter, TaskQuery,
     TaskRecord, Write, WriteResult,
 };
 use taskmesh::testing::{Script, ScriptHandler};
 use taskmesh::{HealthStatus, SubmitError, TaskId, TaskState, TaskSystem};
+use tokio::sync::{mpsc, oneshot};
 
-/// A memory store whose writes fail while `broken` is set, like a full disk.
+/// Writes held by [`Flaky::write_deferred`], each with the sender of its result.
+type Held = Vec<(
+    Vec<Write>,
+    oneshot::Sender<Result<Vec<WriteResult>, StoreError>>,
+)>;
+
+/// A memory store whose writes fail while `broken` is set, like a full disk. It takes
+/// `write_deferred` at its strictest: a deferred batch waits until a write someone waits
+/// on comes (a real store also commits it after `MAX_DEFER`), and each deferred batch
+/// that ends a task is reported on `ended`.
 #[derive(Clone, Default)]
 struct Flaky {
     inner: MemoryStore,
     broken: Arc<AtomicBool>,
+    held: Arc<Mutex<Held>>,
+    ended: Arc<Mutex<Option<mpsc::UnboundedSender<TaskId>>>>,
+}
+
+impl Flaky {
+    /// Applies the held batches, in order.
+    fn flush(&self) {
+        let held = std::mem::take(&mut *self.held.lock().unwrap());
+        for (batch, reply) in held {
+            let done = self.inner.write(batch).now_or_never();
+            let _ = reply.send(done.expect("memory writes apply at once"));
+        }
+    }
 }
 
 impl Store for Flaky {
@@ -35,7 +58,23 @@ impl Store for Flaky {
         if self.broken.load(Ordering::SeqCst) {
             return Box::pin(async { Err(StoreError::WriteFailed("disk full".into())) });
         }
+        self.flush();
         self.inner.write(batch)
+    }
+    fn write_deferred(
+        &self,
+        batch: Vec<Write>,
+    ) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>> {
+        let ends = batch.iter().find_map(|w| match w {
+            Write::Update(id, life, _) if life.state.is_terminal() => Some(*id),
+            _ => None,
+        });
+        let (reply, result) = oneshot::channel();
+        self.held.lock().unwrap().push((batch, reply));
+        if let (Some(id), Some(tx)) = (ends, &*self.ended.lock().unwrap()) {
+            let _ = tx.send(id);
+        }
+        Box::pin(async move { result.await.unwrap_or(Err(StoreError::Closed)) })
     }
     fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>> {
         self.inner.get(id)
@@ -202,4 +241,48 @@ async fn an_unusable_database_file_is_refused_by_name_and_left_untouched() {
     assert!(msg.contains("left untouched"), "{msg}");
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A task that ends while nobody waits has its end written deferred. A caller who then
+/// waits is answered only once that end is durable, and its waiting makes the store
+/// commit the end now rather than whenever company comes.
+#[tokio::test(start_paused = true)]
+async fn waiting_on_a_task_whose_end_is_not_durable_yet_hurries_the_write_and_waits_for_it() {
+    let store = Flaky::default();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
+    *store.ended.lock().unwrap() = Some(ended_tx);
+    let (h, _rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("deferred"))
+        .store(store.clone())
+        .handler(h)
+        .start()
+        .await
+        .unwrap();
+    let id = sys
+        .submit(task(Script::Ok { value: 7.into() }))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(ended.recv().await, Some(id), "the end was written deferred");
+    assert_eq!(sys.status(id).unwrap().state, TaskState::Succeeded);
+    let stored = store.inner.get(id).await.unwrap().unwrap();
+    assert!(
+        !stored.life.state.is_terminal(),
+        "the end is held: {:?}",
+        stored.life.state
+    );
+
+    let result = sys.wait_timeout(id, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        (result.state, result.result),
+        (TaskState::Succeeded, Some(7.into()))
+    );
+    let stored = store.inner.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.life.state,
+        TaskState::Succeeded,
+        "durable when wait returned"
+    );
+    sys.shutdown(Duration::from_secs(1)).await;
 }

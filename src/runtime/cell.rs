@@ -135,7 +135,11 @@ pub(crate) struct Status {
     pub intent: Option<Intent>,
     /// The worker running it.
     pub worker: Option<String>,
+    /// Told the task's result once its end is durable.
     pub waiters: Vec<oneshot::Sender<TaskResult>>,
+    /// The task ended but its end is not durable yet: a caller waiting now joins
+    /// `waiters` instead of being answered at once.
+    pub end_pending: bool,
 }
 
 impl std::ops::Deref for Status {
@@ -186,6 +190,7 @@ impl TaskCell {
                 intent: None,
                 worker: None,
                 waiters: Vec::new(),
+                end_pending: false,
             }),
         }
     }

@@ -63,13 +63,36 @@ impl Journal {
     /// Queues writes without waiting; `then` runs once they are durable (at once without a
     /// store, and also after a failed write, which is logged and marks the store failing).
     pub fn write_then(&self, writes: Vec<Write>, then: Option<Box<dyn FnOnce() + Send>>) {
+        self.queue(writes, then, false);
+    }
+
+    /// Like [`write_then`](Self::write_then) for writes nobody waits on yet: the store may
+    /// hold them a little so they share the next commit ([`Store::write_deferred`]).
+    /// [`hurry`](Self::hurry) commits them at once.
+    pub fn write_later(&self, writes: Vec<Write>, then: Option<Box<dyn FnOnce() + Send>>) {
+        self.queue(writes, then, true);
+    }
+
+    /// Commits deferred writes now: queues an empty write, which nothing defers.
+    pub fn hurry(&self) {
+        if let Some(store) = &self.store {
+            // Queued when called; nothing to wait for.
+            drop(store.write(Vec::new()));
+        }
+    }
+
+    fn queue(&self, writes: Vec<Write>, then: Option<Box<dyn FnOnce() + Send>>, later: bool) {
         let Some(store) = &self.store else {
             if let Some(f) = then {
                 f();
             }
             return;
         };
-        let fut = store.write(writes);
+        let fut = if later {
+            store.write_deferred(writes)
+        } else {
+            store.write(writes)
+        };
         let journal = self.clone();
         tokio::spawn(async move {
             let result = fut.await;

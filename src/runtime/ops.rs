@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::cell::Intent;
 use super::journal::Journal;
-use super::settle::{apply, take_waiters};
+use super::settle::{apply, on_durable_end};
 use super::{Shared, Status, TaskCell};
 use crate::error::TaskError;
 use crate::store::{EventKind, Write};
@@ -200,7 +200,7 @@ fn decide(
     s.due_at = None;
     let event = Journal::event(&cell.task, kind, actor);
     let write = Write::Update(id, Box::new(s.life.clone()), event);
-    let notify = take_waiters(cell, &mut s);
+    let notify = on_durable_end(cell, &mut s);
     let state = s.state;
     drop(s);
     account(shared, cell, was, state, placement);

@@ -58,7 +58,7 @@ pub(crate) fn begin_attempt(
         };
         let write = update(cell, &s, kind);
         drop(s);
-        shared.journal.write_then(vec![write], None);
+        shared.journal.write_later(vec![write], None);
     }
     Some(started)
 }
@@ -123,11 +123,17 @@ pub(crate) fn settle(
         s.ready_at = now;
     }
     let writes = writes_for(cell, &s, d.events, d.crash);
-    let notify = take_waiters(cell, &mut s);
+    // Nobody waits yet: the end may share the next commit (a late waiter hurries it).
+    let urgent = !s.waiters.is_empty();
+    let notify = on_durable_end(cell, &mut s);
     drop(s);
     queue.finished(&cell.task.kind, state);
     tracing::debug!(task_id = %cell.task.id, state = state.as_str(), attempt, "task state changed");
-    shared.journal.write_then(writes, notify);
+    if urgent {
+        shared.journal.write_then(writes, notify);
+    } else {
+        shared.journal.write_later(writes, notify);
+    }
     match d.requeue {
         Requeue::No if state.is_terminal() => shared.table.ended(cell.task.id, now),
         Requeue::No => {}
@@ -288,14 +294,24 @@ pub(crate) fn update(cell: &TaskCell, s: &Status, kind: EventKind) -> Write {
     )
 }
 
-/// When the task ended: a closure that tells its waiters (run once the end is durable).
-pub(crate) fn take_waiters(cell: &TaskCell, s: &mut Status) -> Option<Box<dyn FnOnce() + Send>> {
-    if !s.state.is_terminal() || s.waiters.is_empty() {
+/// When the task ended: marks the end as not yet durable and returns the closure to run
+/// once it is, which tells the waiters (also those that came in the meantime: see
+/// [`Status::end_pending`]).
+pub(crate) fn on_durable_end(
+    cell: &Arc<TaskCell>,
+    s: &mut Status,
+) -> Option<Box<dyn FnOnce() + Send>> {
+    if !s.state.is_terminal() {
         return None;
     }
-    let result = s.result_of(cell.task.id);
-    let waiters = std::mem::take(&mut s.waiters);
+    s.end_pending = true;
+    let cell = Arc::clone(cell);
     Some(Box::new(move || {
+        let mut s = cell.status.lock();
+        s.end_pending = false;
+        let waiters = std::mem::take(&mut s.waiters);
+        let result = s.result_of(cell.task.id);
+        drop(s);
         for w in waiters {
             let _ = w.send(result.clone());
         }

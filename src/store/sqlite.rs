@@ -57,6 +57,10 @@ pub struct SqliteOptions {
     /// The most writes one transaction takes from the queue (default 4096). A single
     /// larger `write` batch is still applied whole, in one transaction.
     pub max_batch: usize,
+    /// The longest a [`Store::write_deferred`] batch waits for company before it is
+    /// committed on its own (default [`MAX_DEFER`](crate::store::MAX_DEFER), the most a
+    /// store may take).
+    pub max_defer: std::time::Duration,
 }
 
 impl Default for SqliteOptions {
@@ -64,6 +68,7 @@ impl Default for SqliteOptions {
         Self {
             readers: 2,
             max_batch: 4096,
+            max_defer: crate::store::MAX_DEFER,
         }
     }
 }
@@ -102,12 +107,15 @@ impl SqliteStore {
         let readers = (0..options.readers.max(1))
             .map(|_| open::open_reader(&path))
             .collect::<Result<Vec<_>, _>>()?;
-        let writer = Writer::spawn(conn, checkpoints, options.max_batch).map_err(|e| {
-            StoreError::Unusable {
+        let limits = writer::Limits {
+            max_batch: options.max_batch.max(1),
+            max_defer: options.max_defer,
+        };
+        let writer =
+            Writer::spawn(conn, checkpoints, limits).map_err(|e| StoreError::Unusable {
                 path: path.clone(),
                 reason: format!("cannot start the writer thread: {e}"),
-            }
-        })?;
+            })?;
         let schedules = schedules::Schedules::open(&path)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -148,6 +156,30 @@ impl SqliteStore {
     fn submit(&self, job: Job) -> BoxFuture<'static, Result<Outcome, StoreError>> {
         let answer = self.inner.writer.submit(job);
         async move { answer.await.unwrap_or(Err(StoreError::Closed)) }.boxed()
+    }
+
+    /// Encodes and queues `batch` now; deferred if nobody waits on it yet.
+    fn write_as(
+        &self,
+        batch: Vec<Write>,
+        deferred: bool,
+    ) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>> {
+        let done = rows::encode(batch).map(|rows| {
+            let job = Job::Write(rows);
+            let answer = if deferred {
+                self.inner.writer.submit_deferred(job)
+            } else {
+                self.inner.writer.submit(job)
+            };
+            async move { answer.await.unwrap_or(Err(StoreError::Closed)) }
+        });
+        async move {
+            match done?.await? {
+                Outcome::Writes(results) => Ok(results),
+                _ => Err(unexpected()),
+            }
+        }
+        .boxed()
     }
 
     /// Queues a deleting job now, then repeats it until a chunk comes back short.
@@ -212,14 +244,14 @@ impl Store for SqliteStore {
     }
 
     fn write(&self, batch: Vec<Write>) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>> {
-        let done = rows::encode(batch).map(|rows| self.submit(Job::Write(rows)));
-        async move {
-            match done?.await? {
-                Outcome::Writes(results) => Ok(results),
-                _ => Err(unexpected()),
-            }
-        }
-        .boxed()
+        self.write_as(batch, false)
+    }
+
+    fn write_deferred(
+        &self,
+        batch: Vec<Write>,
+    ) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>> {
+        self.write_as(batch, true)
     }
 
     fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>> {

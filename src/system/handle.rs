@@ -109,15 +109,19 @@ impl TaskSystem {
             Ok(cell) => cell,
             Err(e) => return self.ended_in_store(id).await?.ok_or(e),
         };
-        let rx = {
+        let (rx, hurry) = {
             let mut s = cell.status.lock();
-            if s.state.is_terminal() {
+            if s.state.is_terminal() && !s.end_pending {
                 return Ok(s.result_of(id));
             }
             let (tx, rx) = oneshot::channel();
             s.waiters.push(tx);
-            rx
+            (rx, s.end_pending)
         };
+        if hurry {
+            // The end may be a deferred write: someone waits on it now.
+            self.shared.journal.hurry();
+        }
         rx.await.map_err(|_| TaskError::SystemStopped)
     }
 

@@ -322,6 +322,7 @@ async fn a_batch_larger_than_max_batch_still_commits_whole() {
     let options = SqliteOptions {
         readers: 1,
         max_batch: 2,
+        ..SqliteOptions::default()
     };
     let store = SqliteStore::open_with(dir.file("t.db"), options).unwrap();
     let writes: Vec<Write> = (0..5).map(|i| create(&record("k", at(i)))).collect();
@@ -330,4 +331,46 @@ async fn a_batch_larger_than_max_batch_still_commits_whole() {
     assert_eq!(store.count(TaskFilter::default()).await.unwrap(), 5);
     store.check_writable().await.unwrap();
     assert_eq!(store.commits(), 2);
+}
+
+/// A deferred write waits for the next write someone waits on and shares its commit.
+#[tokio::test]
+async fn a_deferred_write_shares_the_commit_of_the_next_write() {
+    let dir = TempDir::new();
+    let options = SqliteOptions {
+        max_defer: Duration::from_secs(3600),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open_with(dir.file("t.db"), options).unwrap();
+    let (a, b) = (record("k", at(1)), record("k", at(2)));
+    let before = store.commits();
+    let mut deferred = store.write_deferred(vec![create(&a)]);
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        futures::poll!(&mut deferred).is_pending(),
+        "held for company"
+    );
+    store.write(vec![create(&b)]).await.unwrap();
+    deferred.await.unwrap();
+    assert_eq!(store.commits(), before + 1, "one commit for both");
+    assert_eq!(store.count(TaskFilter::default()).await.unwrap(), 2);
+}
+
+/// Alone, a deferred write still commits (after at most `MAX_DEFER`) and is durable.
+#[tokio::test]
+async fn a_lone_deferred_write_commits_by_itself() {
+    let dir = TempDir::new();
+    let path = dir.file("t.db");
+    let store = open(&path);
+    let a = record("k", at(1));
+    let done = tokio::time::timeout(
+        Duration::from_secs(30),
+        store.write_deferred(vec![create(&a)]),
+    );
+    assert_eq!(done.await.unwrap().unwrap(), vec![WriteResult::Done]);
+    assert_eq!(store.commits(), 1);
+    drop(store);
+    assert!(open(&path).get(a.task.id).await.unwrap().is_some());
 }

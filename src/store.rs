@@ -29,6 +29,9 @@ use futures::future::BoxFuture;
 use crate::scheduler::ScheduleRecord;
 use crate::task::TaskId;
 
+/// A task's events and crash history, both oldest first.
+pub type History = (Vec<StoredEvent>, Vec<Crash>);
+
 /// The longest a store holds back a [`Store::write_deferred`] batch before committing it.
 pub const MAX_DEFER: std::time::Duration = std::time::Duration::from_millis(5);
 
@@ -84,6 +87,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// A task's crash history, oldest first.
     fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>>;
+
+    /// A task's events and crash history together. A store that can should read both
+    /// from one snapshot in one call (the default makes two calls).
+    fn history(&self, id: TaskId) -> BoxFuture<'static, Result<History, StoreError>> {
+        let (events, crashes) = (self.events(id), self.crashes(id));
+        Box::pin(async move { Ok((events.await?, crashes.await?)) })
+    }
 
     /// Deletes terminal tasks (rows, events, crashes) last updated before `before`.
     /// Returns how many tasks.

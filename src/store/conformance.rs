@@ -626,7 +626,8 @@ async fn prune_terminal_deletes_only_terminal_tasks_updated_before_the_cutoff<H:
     assert_eq!(s.prune_terminal(at(20)).await.unwrap(), 0);
 }
 
-/// The cutoff is exclusive; crashes read back oldest first whatever the write order.
+/// The cutoff is exclusive; crashes read back oldest first whatever the write order, also
+/// through `history`.
 async fn sweep_crashes_deletes_only_entries_before_the_cutoff<H: Harness>(h: &mut H) {
     let s = h.fresh();
     let (a, b) = (record(0), record(1));
@@ -636,6 +637,9 @@ async fn sweep_crashes_deletes_only_entries_before_the_cutoff<H: Harness>(h: &mu
     write(&s, crashes.iter().cloned().map(Write::Crash).collect()).await;
     let oldest_first = vec![crashes[1].clone(), crashes[2].clone(), crashes[0].clone()];
     assert_eq!(s.crashes(a).await.unwrap(), oldest_first);
+    let (events, crashes) = s.history(a).await.unwrap();
+    assert_eq!(events, s.events(a).await.unwrap(), "history has the events");
+    assert_eq!(crashes, oldest_first, "history has the crashes");
     assert_eq!(s.sweep_crashes(at(20)).await.unwrap(), 2);
     let s = h.reopen(s);
     assert_eq!(s.crashes(a).await.unwrap(), oldest_first[1..]);

@@ -40,7 +40,7 @@ use rusqlite::Connection;
 use self::read::Readers;
 use self::writer::{Job, Outcome, Writer};
 use super::{
-    Crash, Page, Store, StoreError, StoredEvent, TaskFilter, TaskQuery, TaskRecord, Write,
+    Crash, History, Page, Store, StoreError, StoredEvent, TaskFilter, TaskQuery, TaskRecord, Write,
     WriteResult,
 };
 use crate::task::TaskId;
@@ -256,6 +256,10 @@ impl Store for SqliteStore {
 
     fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>> {
         self.read(move |c| read::get(c, id))
+    }
+
+    fn history(&self, id: TaskId) -> BoxFuture<'static, Result<History, StoreError>> {
+        self.read(move |c| read::history(c, id))
     }
 
     fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {

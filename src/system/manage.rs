@@ -62,8 +62,7 @@ impl TaskSystem {
                 crashes: vec![],
             });
         };
-        let events = store.events(id).await.map_err(TaskError::Store)?;
-        let crashes = store.crashes(id).await.map_err(TaskError::Store)?;
+        let (events, crashes) = store.history(id).await.map_err(TaskError::Store)?;
         Ok(TaskView {
             status,
             events,

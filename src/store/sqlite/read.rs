@@ -88,6 +88,18 @@ pub(super) fn events(conn: &Connection, id: TaskId) -> Result<Vec<StoredEvent>, 
     collect(conn, &sql, [Value::Text(id.to_string())], rows::event)
 }
 
+/// A task's events and crashes, read in one transaction (one snapshot).
+pub(super) fn history(
+    conn: &mut Connection,
+    id: TaskId,
+) -> Result<crate::store::History, StoreError> {
+    let tx = conn.transaction().map_err(read_failed)?;
+    let events = events(&tx, id)?;
+    let crashes = crashes(&tx, id)?;
+    drop(tx);
+    Ok((events, crashes))
+}
+
 /// A task's crashes, oldest first (by time, then by insertion).
 pub(super) fn crashes(conn: &Connection, id: TaskId) -> Result<Vec<Crash>, StoreError> {
     let sql = format!("SELECT {CRASH_COLUMNS} FROM crashes WHERE task_id = ?1 ORDER BY at, id");

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
-use rusqlite::{ffi, params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    ffi, params, CachedStatement, Connection, OptionalExtension, Transaction, TransactionBehavior,
+};
 use tokio::sync::oneshot;
 
 use super::checkpoint::{self, Nudge};
@@ -272,14 +274,16 @@ fn apply_all(conn: &Connection, jobs: Vec<Job>) -> rusqlite::Result<Vec<Outcome>
     }
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let mut batch = Batch {
-        conn: &tx,
+        conn,
         known: HashMap::new(),
+        hot: Hot::prepare(conn)?,
     };
     let outcomes = jobs
         .into_iter()
         .map(|job| batch.apply(job))
         .collect::<rusqlite::Result<Vec<_>>>()?;
     batch.flush()?;
+    drop(batch);
     tx.commit()?;
     Ok(outcomes)
 }
@@ -293,9 +297,42 @@ struct Known {
 
 /// A group being applied. Row updates are deferred to the end (or to the next prune), so
 /// several updates of one task in a group cost one row update; events go in at once.
+/// The statements every task's writes run, taken from the cache once per group rather
+/// than once per row.
+struct Hot<'c> {
+    insert_task: CachedStatement<'c>,
+    insert_spec: CachedStatement<'c>,
+    insert_event: CachedStatement<'c>,
+    find: CachedStatement<'c>,
+    update: CachedStatement<'c>,
+}
+
+impl<'c> Hot<'c> {
+    fn prepare(conn: &'c Connection) -> rusqlite::Result<Self> {
+        Ok(Self {
+            insert_task: conn.prepare_cached(
+                "INSERT INTO tasks (id, kind, queue, priority, state, phase, created_by, \
+                 unique_key, created_at, updated_at, due_at, life) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?,
+            insert_spec: conn.prepare_cached("INSERT INTO task_specs (n, task) VALUES (?1, ?2)")?,
+            insert_event: conn.prepare_cached(
+                "INSERT INTO events (task, at, type, actor_id, correlation_id, data) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?,
+            find: conn.prepare_cached("SELECT n FROM tasks WHERE id = ?1")?,
+            update: conn.prepare_cached(
+                "UPDATE tasks SET state = ?2, phase = ?3, updated_at = ?4, due_at = ?5, \
+                 life = ?6 WHERE n = ?1",
+            )?,
+        })
+    }
+}
+
 struct Batch<'c> {
     conn: &'c Connection,
     known: HashMap<TaskId, Known>,
+    hot: Hot<'c>,
 }
 
 impl Batch<'_> {
@@ -355,27 +392,20 @@ impl Batch<'_> {
             return Ok(WriteResult::Duplicate(t.id));
         }
         let l = &t.life;
-        let inserted = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO tasks (id, kind, queue, priority, state, phase, created_by, \
-                 unique_key, created_at, updated_at, due_at, life) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
-                t.id,
-                t.kind,
-                t.queue,
-                t.priority,
-                l.state,
-                l.phase,
-                t.created_by,
-                t.unique_key,
-                t.created_at,
-                l.updated_at,
-                l.due_at,
-                l.life
-            ]);
+        let inserted = self.hot.insert_task.execute(params![
+            t.id,
+            t.kind,
+            t.queue,
+            t.priority,
+            l.state,
+            l.phase,
+            t.created_by,
+            t.unique_key,
+            t.created_at,
+            l.updated_at,
+            l.due_at,
+            l.life
+        ]);
         match inserted {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) && self.find(t.id)?.is_some() => {
@@ -384,9 +414,7 @@ impl Batch<'_> {
             Err(e) => return Err(e),
         }
         let n = self.conn.last_insert_rowid();
-        self.conn
-            .prepare_cached("INSERT INTO task_specs (n, task) VALUES (?1, ?2)")?
-            .execute(params![n, t.task])?;
+        self.hot.insert_spec.execute(params![n, t.task])?;
         self.known.insert(t.id, Known { n, life: None });
         self.append(n, event).map(|()| WriteResult::Done)
     }
@@ -394,11 +422,7 @@ impl Batch<'_> {
     /// The task `id` if it exists, remembered for the rest of the group.
     fn find(&mut self, id: TaskId) -> rusqlite::Result<Option<&mut Known>> {
         if !self.known.contains_key(&id) {
-            let n: Option<i64> = self
-                .conn
-                .prepare_cached("SELECT n FROM tasks WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))
-                .optional()?;
+            let n: Option<i64> = self.hot.find.query_row([id], |r| r.get(0)).optional()?;
             let Some(n) = n else { return Ok(None) };
             self.known.insert(id, Known { n, life: None });
         }
@@ -406,12 +430,9 @@ impl Batch<'_> {
     }
 
     /// Appends an event of the task with internal key `n` (which exists).
-    fn append(&self, n: i64, e: &EventRow) -> rusqlite::Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO events (task, at, type, actor_id, correlation_id, data) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
+    fn append(&mut self, n: i64, e: &EventRow) -> rusqlite::Result<()> {
+        self.hot
+            .insert_event
             .execute(params![
                 n,
                 e.at,
@@ -444,10 +465,7 @@ impl Batch<'_> {
             return Ok(());
         }
         due.sort_unstable_by_key(|(n, _)| *n);
-        let mut stmt = self.conn.prepare_cached(
-            "UPDATE tasks SET state = ?2, phase = ?3, updated_at = ?4, due_at = ?5, life = ?6 \
-             WHERE n = ?1",
-        )?;
+        let stmt = &mut self.hot.update;
         for (n, l) in due {
             stmt.execute(params![n, l.state, l.phase, l.updated_at, l.due_at, l.life])?;
         }

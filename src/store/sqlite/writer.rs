@@ -252,10 +252,10 @@ fn commit_group(conn: &Connection, group: Vec<Request>, commits: &AtomicU64, nud
     match apply_all(conn, jobs) {
         Ok(outcomes) => {
             commits.fetch_add(1, Ordering::Relaxed);
-            nudge.commit();
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
             }
+            nudge.commit();
         }
         Err(e) => {
             tracing::warn!(error = %e, requests = replies.len(), "sqlite store rolled back a batch");

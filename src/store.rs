@@ -57,8 +57,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Like [`write`](Store::write), for a batch nobody waits on yet: an attempt that
     /// started, progress, an end no caller awaits. A store may hold it back for a short
-    /// while, at most [`MAX_DEFER`], so that it shares the commit (and the fsync) of the
-    /// next write instead of taking one of its own. Order with every other write is kept.
+    /// while, at most [`MAX_DEFER`], so that it shares the commit (and the fsync) of later
+    /// writes instead of taking one of its own. The writes of one task still apply in the
+    /// order they were made, and a write with no rows commits everything held before it.
     /// The default does not defer.
     fn write_deferred(
         &self,

@@ -333,29 +333,51 @@ async fn a_batch_larger_than_max_batch_still_commits_whole() {
     assert_eq!(store.commits(), 2);
 }
 
-/// A deferred write waits for the next write someone waits on and shares its commit.
+/// A deferred write is held while writes of other tasks commit on their own; a write of
+/// its task commits it first, in the same transaction; an empty write commits what is held.
 #[tokio::test]
-async fn a_deferred_write_shares_the_commit_of_the_next_write() {
+async fn a_deferred_write_waits_for_a_write_of_its_task_or_an_empty_write() {
     let dir = TempDir::new();
     let options = SqliteOptions {
         max_defer: Duration::from_secs(3600),
         ..SqliteOptions::default()
     };
     let store = SqliteStore::open_with(dir.file("t.db"), options).unwrap();
-    let (a, b) = (record("k", at(1)), record("k", at(2)));
+    let (a, b, c) = (record("k", at(1)), record("k", at(2)), record("k", at(3)));
+    store.write(vec![create(&a)]).await.unwrap();
     let before = store.commits();
-    let mut deferred = store.write_deferred(vec![create(&a)]);
-    for _ in 0..100 {
-        tokio::task::yield_now().await;
-    }
-    assert!(
-        futures::poll!(&mut deferred).is_pending(),
-        "held for company"
-    );
+    let progress = |id| {
+        let kind = EventKind::Progress {
+            percent: 50,
+            message: String::new(),
+            phase: None,
+        };
+        Write::Event(event(id, kind, at(4)))
+    };
+    let mut deferred = store.write_deferred(vec![progress(a.task.id)]);
     store.write(vec![create(&b)]).await.unwrap();
+    assert_eq!(store.commits(), before + 1, "b committed on its own");
+    assert!(futures::poll!(&mut deferred).is_pending(), "held");
+    store.write(vec![progress(a.task.id)]).await.unwrap();
     deferred.await.unwrap();
-    assert_eq!(store.commits(), before + 1, "one commit for both");
-    assert_eq!(store.count(TaskFilter::default()).await.unwrap(), 2);
+    assert_eq!(store.commits(), before + 2, "a's writes in one commit");
+    let names: Vec<_> = store
+        .events(a.task.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.kind.name())
+        .collect();
+    assert_eq!(names, ["created", "progress", "progress"]);
+
+    let mut deferred = store.write_deferred(vec![create(&c)]);
+    assert!(futures::poll!(&mut deferred).is_pending(), "held");
+    store.write(Vec::new()).await.unwrap();
+    assert!(
+        futures::poll!(&mut deferred).is_ready(),
+        "the empty write committed it"
+    );
+    assert_eq!(store.commits(), before + 3);
 }
 
 /// Alone, a deferred write still commits (after at most `MAX_DEFER`) and is durable.

@@ -6,15 +6,14 @@
 //! If anything fails, the transaction rolls back and every request of the group gets
 //! [`StoreError::WriteFailed`]; the thread goes on serving later requests.
 //!
-//! A group made only of deferred writes (nobody waits on them yet) is held until a write
-//! someone waits on arrives, the group is full, or `max_defer` has passed since the
-//! first of them: a task's `started` event then rides with the next submit's commit
-//! instead of costing an fsync of its own, which the submit would wait behind.
+//! Deferred writes (nobody waits on them yet: an attempt started, progress, an end with
+//! no waiter) are held, for at most `max_defer`, and committed together with later
+//! writes (see `hold`): they cost no fsync of their own that a submit would wait behind.
 
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
@@ -24,10 +23,13 @@ use rusqlite::{
 };
 use tokio::sync::oneshot;
 
+use self::hold::Held;
 use super::checkpoint::{self, Nudge};
 use super::rows::{nanos, CrashRow, EventRow, LifeRow, TaskRow, WriteRow};
 use crate::store::{StoreError, WriteResult};
 use crate::task::TaskId;
+
+mod hold;
 
 /// Work for the writer thread.
 pub(super) enum Job {
@@ -169,28 +171,27 @@ fn run(
     commits: &AtomicU64,
     nudge: &Nudge,
 ) {
-    while let Some(first) = next_request(requests) {
-        let held_until = Instant::now() + limits.max_defer;
-        let mut size = first.job.size();
-        let mut deferred = first.deferred;
-        let mut group = vec![first];
+    let mut held = Held::default();
+    loop {
+        let first = match next_request(requests, held.deadline(limits)) {
+            Next::Request(first) => first,
+            Next::Deadline => {
+                commit_groups(conn, held.take(), commits, nudge);
+                continue;
+            }
+            Next::Closed => {
+                commit_groups(conn, held.take(), commits, nudge);
+                return;
+            }
+        };
+        let mut size = held.size() + first.job.size();
+        let mut incoming = vec![first];
         while size < limits.max_batch {
-            let next = match requests.try_recv() {
-                Ok(next) => next,
-                Err(TryRecvError::Empty) if deferred => {
-                    match requests
-                        .recv_timeout(held_until.saturating_duration_since(Instant::now()))
-                    {
-                        Ok(next) => next,
-                        Err(_) => break,
-                    }
-                }
-                Err(_) => break,
-            };
+            let Ok(next) = requests.try_recv() else { break };
             size += next.job.size();
-            deferred &= next.deferred;
-            group.push(next);
+            incoming.push(next);
         }
+        let group = hold::split(&mut held, incoming, Instant::now(), limits);
         commit_groups(conn, group, commits, nudge);
     }
 }
@@ -201,16 +202,41 @@ fn run(
 /// path. Polling yields the core, so it takes nothing from runnable threads.
 const POLL: Duration = Duration::from_micros(200);
 
-/// The next request; polls briefly, yielding, before sleeping in `recv`.
-fn next_request(requests: &Receiver<Request>) -> Option<Request> {
-    let until = Instant::now() + POLL;
+/// What the writer woke up to.
+enum Next {
+    Request(Request),
+    /// The held writes' deadline passed.
+    Deadline,
+    /// Every sender is gone.
+    Closed,
+}
+
+/// The next request, or the `deadline`; polls briefly, yielding, before it sleeps.
+fn next_request(requests: &Receiver<Request>, deadline: Option<Instant>) -> Next {
+    let poll_until = Instant::now() + POLL;
     loop {
         match requests.try_recv() {
-            Ok(r) => return Some(r),
-            Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) if Instant::now() < until => thread::yield_now(),
-            Err(TryRecvError::Empty) => return requests.recv().ok(),
+            Ok(r) => return Next::Request(r),
+            Err(TryRecvError::Disconnected) => return Next::Closed,
+            Err(TryRecvError::Empty) => {}
         }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Next::Deadline;
+        }
+        if now < poll_until {
+            thread::yield_now();
+            continue;
+        }
+        let received = match deadline {
+            None => requests.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(d) => requests.recv_timeout(d.saturating_duration_since(now)),
+        };
+        return match received {
+            Ok(r) => Next::Request(r),
+            Err(RecvTimeoutError::Timeout) => Next::Deadline,
+            Err(RecvTimeoutError::Disconnected) => Next::Closed,
+        };
     }
 }
 

@@ -94,6 +94,27 @@ CREATE TABLE schedules (
     updated_at INTEGER NOT NULL
 );
 "#,
+    // 3: events without AUTOINCREMENT. It read and rewrote the `sqlite_sequence` row at
+    // every insert (three per task). A plain INTEGER PRIMARY KEY still numbers new events
+    // after the largest present, so `seq` still increases across the store; only once
+    // every event has been pruned can numbering start again.
+    r#"
+CREATE TABLE events_v3 (
+    seq             INTEGER PRIMARY KEY,
+    task            INTEGER NOT NULL,
+    at              INTEGER NOT NULL,
+    type            TEXT NOT NULL,
+    actor_id        TEXT,
+    correlation_id  TEXT,
+    data            TEXT NOT NULL
+);
+INSERT INTO events_v3 (seq, task, at, type, actor_id, correlation_id, data)
+    SELECT seq, task, at, type, actor_id, correlation_id, data FROM events ORDER BY seq;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+CREATE INDEX events_task ON events (task, seq);
+DELETE FROM sqlite_sequence WHERE name = 'events';
+"#,
 ];
 
 /// Applies the migrations not yet applied, each in its own transaction. The version is

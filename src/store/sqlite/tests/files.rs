@@ -139,3 +139,91 @@ fn an_empty_file_or_a_missing_directory_opens_as_a_new_database() {
     );
     drop(open(&blank));
 }
+
+/// A file at schema 2 (events numbered by AUTOINCREMENT) keeps every event, with its
+/// `seq`, through migration 3; new events are numbered after them.
+#[tokio::test]
+async fn events_of_a_schema_2_file_keep_their_seq_through_migration_3() {
+    use super::{at, create, event, record};
+    use crate::store::{EventKind, Store, Write};
+
+    let dir = TempDir::new();
+    let path = dir.file("v2.db");
+    let (a, b) = (record("k", at(1)), record("k", at(2)));
+    let progress = |id, p: u8| {
+        let kind = EventKind::Progress {
+            percent: p,
+            message: String::new(),
+            phase: None,
+        };
+        Write::Event(event(id, kind, at(3)))
+    };
+    let store = open(&path);
+    let writes = vec![
+        create(&a),
+        create(&b),
+        progress(b.task.id, 10),
+        progress(a.task.id, 20),
+    ];
+    store.write(writes).await.unwrap();
+    let before = (
+        store.events(a.task.id).await.unwrap(),
+        store.events(b.task.id).await.unwrap(),
+    );
+    drop(store);
+
+    // Put the events back the way schema 2 kept them.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE old_events (
+             seq INTEGER PRIMARY KEY AUTOINCREMENT, task INTEGER NOT NULL,
+             at INTEGER NOT NULL, type TEXT NOT NULL, actor_id TEXT,
+             correlation_id TEXT, data TEXT NOT NULL);
+         INSERT INTO old_events SELECT seq, task, at, type, actor_id, correlation_id, data
+             FROM events ORDER BY seq;
+         DROP TABLE events;
+         ALTER TABLE old_events RENAME TO events;
+         CREATE INDEX events_task ON events (task, seq);
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    let autoincrement: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_sequence WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        autoincrement, 1,
+        "the rebuilt file numbers events by AUTOINCREMENT"
+    );
+    drop(conn);
+
+    let store = open(&path);
+    let after = (
+        store.events(a.task.id).await.unwrap(),
+        store.events(b.task.id).await.unwrap(),
+    );
+    assert_eq!(after, before);
+    store.write(vec![progress(a.task.id, 90)]).await.unwrap();
+    let last = store.events(a.task.id).await.unwrap().last().unwrap().seq;
+    let highest = before
+        .0
+        .iter()
+        .chain(&before.1)
+        .map(|e| e.seq)
+        .max()
+        .unwrap();
+    assert!(last > highest, "{last} follows {highest}");
+    drop(store);
+    let conn = Connection::open(&path).unwrap();
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
+}

@@ -123,7 +123,8 @@ pub(crate) fn settle(
         s.ready_at = now;
     }
     let writes = writes_for(cell, &s, d.events, d.crash);
-    // Nobody waits yet: the end may share the next commit (a late waiter hurries it).
+    // Nobody waits yet: the end may be held to share a later commit (a late waiter
+    // hurries it).
     let urgent = !s.waiters.is_empty();
     let notify = on_durable_end(cell, &mut s);
     drop(s);

@@ -200,7 +200,7 @@ fn decide(
     s.due_at = None;
     let event = Journal::event(&cell.task, kind, actor);
     let write = Write::Update(id, Box::new(s.life.clone()), event);
-    let notify = on_durable_end(cell, &mut s);
+    let notify = on_durable_end(cell, &mut s, shared.journal.store().is_some());
     let state = s.state;
     drop(s);
     account(shared, cell, was, state, placement);

@@ -126,7 +126,7 @@ pub(crate) fn settle(
     // Nobody waits yet: the end may be held to share a later commit (a late waiter
     // hurries it).
     let urgent = !s.waiters.is_empty();
-    let notify = on_durable_end(cell, &mut s);
+    let notify = on_durable_end(cell, &mut s, shared.journal.store().is_some());
     drop(s);
     queue.finished(&cell.task.kind, state);
     tracing::debug!(task_id = %cell.task.id, state = state.as_str(), attempt, "task state changed");
@@ -297,12 +297,14 @@ pub(crate) fn update(cell: &TaskCell, s: &Status, kind: EventKind) -> Write {
 
 /// When the task ended: marks the end as not yet durable and returns the closure to run
 /// once it is, which tells the waiters (also those that came in the meantime: see
-/// [`Status::end_pending`]).
+/// [`Status::end_pending`]). Without a store (`journaled` false) the end is final at
+/// once, so there is nothing to do unless someone already waits.
 pub(crate) fn on_durable_end(
     cell: &Arc<TaskCell>,
     s: &mut Status,
+    journaled: bool,
 ) -> Option<Box<dyn FnOnce() + Send>> {
-    if !s.state.is_terminal() {
+    if !s.state.is_terminal() || (!journaled && s.waiters.is_empty()) {
         return None;
     }
     s.end_pending = true;

@@ -154,7 +154,17 @@ impl SqliteStore {
 
     /// Queues `job` now and resolves with its outcome once committed.
     fn submit(&self, job: Job) -> BoxFuture<'static, Result<Outcome, StoreError>> {
-        let answer = self.inner.writer.submit(job);
+        self.queue(job, false)
+    }
+
+    /// Queues `job` now (deferred if nobody waits on it yet) and resolves with its
+    /// outcome once committed.
+    fn queue(&self, job: Job, deferred: bool) -> BoxFuture<'static, Result<Outcome, StoreError>> {
+        let answer = if deferred {
+            self.inner.writer.submit_deferred(job)
+        } else {
+            self.inner.writer.submit(job)
+        };
         async move { answer.await.unwrap_or(Err(StoreError::Closed)) }.boxed()
     }
 
@@ -164,15 +174,7 @@ impl SqliteStore {
         batch: Vec<Write>,
         deferred: bool,
     ) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>> {
-        let done = rows::encode(batch).map(|rows| {
-            let job = Job::Write(rows);
-            let answer = if deferred {
-                self.inner.writer.submit_deferred(job)
-            } else {
-                self.inner.writer.submit(job)
-            };
-            async move { answer.await.unwrap_or(Err(StoreError::Closed)) }
-        });
+        let done = rows::encode(batch).map(|rows| self.queue(Job::Write(rows), deferred));
         async move {
             match done?.await? {
                 Outcome::Writes(results) => Ok(results),

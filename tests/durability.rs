@@ -286,3 +286,35 @@ async fn waiting_on_a_task_whose_end_is_not_durable_yet_hurries_the_write_and_wa
     );
     sys.shutdown(Duration::from_secs(1)).await;
 }
+
+/// Lists and counts read the store; they first commit what it holds back, so a task that
+/// ended is listed by its end state at once.
+#[tokio::test(start_paused = true)]
+async fn a_list_right_after_an_end_sees_the_end_the_store_held_back() {
+    let store = Flaky::default();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
+    *store.ended.lock().unwrap() = Some(ended_tx);
+    let (h, _rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("listheld"))
+        .store(store.clone())
+        .handler(h)
+        .start()
+        .await
+        .unwrap();
+    let id = sys
+        .submit(task(Script::Ok { value: 1.into() }))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(ended.recv().await, Some(id), "the end was written deferred");
+    let succeeded = TaskFilter {
+        state: Some(TaskState::Succeeded),
+        ..TaskFilter::default()
+    };
+    let page = sys.list(succeeded.clone(), 10, 0).await.unwrap();
+    let listed: Vec<TaskId> = page.tasks.iter().map(|t| t.id).collect();
+    assert_eq!(listed, vec![id]);
+    assert_eq!(sys.count(succeeded).await.unwrap(), 1);
+    sys.shutdown(Duration::from_secs(1)).await;
+}

@@ -81,6 +81,15 @@ impl Journal {
         }
     }
 
+    /// Commits deferred writes now and waits until they are durable, so that a read of
+    /// the store that follows sees every change made so far (read your writes).
+    pub async fn flush(&self) {
+        if let Some(store) = &self.store {
+            let result = store.write(Vec::new()).await;
+            self.note(&result);
+        }
+    }
+
     fn queue(&self, writes: Vec<Write>, then: Option<Box<dyn FnOnce() + Send>>, later: bool) {
         let Some(store) = &self.store else {
             if let Some(f) = then {

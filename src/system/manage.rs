@@ -48,7 +48,13 @@ impl TaskSystem {
     pub async fn get(&self, id: TaskId) -> Result<TaskView, TaskError> {
         let store = self.shared.journal.store().cloned();
         let status = match (self.shared.table.get(&id), &store) {
-            (Some(cell), _) => cell.snapshot(),
+            (Some(cell), _) => {
+                // Its end may be a held write: the events should show it.
+                if store.is_some() && cell.status.lock().end_pending {
+                    self.shared.journal.flush().await;
+                }
+                cell.snapshot()
+            }
             (None, Some(store)) => match store.get(id).await.map_err(TaskError::Store)? {
                 Some(r) => TaskStatus::of(&r.task, &r.life, None),
                 None => return Err(TaskError::NotFound(id)),
@@ -88,6 +94,8 @@ impl TaskSystem {
         let Some(store) = self.shared.journal.store() else {
             return Ok(self.list_memory(&filter, limit, offset));
         };
+        // Rows the store holds back would otherwise filter by a state already left.
+        self.shared.journal.flush().await;
         let page = store
             .list(TaskQuery {
                 filter,
@@ -132,7 +140,10 @@ impl TaskSystem {
     /// How many tasks match `filter`.
     pub async fn count(&self, filter: TaskFilter) -> Result<u64, TaskError> {
         match self.shared.journal.store() {
-            Some(store) => store.count(filter).await.map_err(TaskError::Store),
+            Some(store) => {
+                self.shared.journal.flush().await;
+                store.count(filter).await.map_err(TaskError::Store)
+            }
             None => Ok(self.list_memory(&filter, 0, 0).total),
         }
     }

@@ -1,6 +1,9 @@
 //! Criterion benchmarks of the hot paths: one submit-and-wait round trip, a batch of
-//! no-op tasks from concurrent submitters, the priority queue and the state machine.
-//! The end-to-end comparison with raw tokio lives in `taskmesh bench`.
+//! no-op tasks from concurrent submitters, the priority queue and the state machine; and
+//! on SQLite: end to end with 256 submitters, 16 concurrent acknowledgements, one
+//! sequential submitter (create), get, and a filtered page of 1,000 out of 1,000,000.
+//! The end-to-end comparison with raw tokio, and latency percentiles, live in
+//! `taskmesh bench`.
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
 use std::time::Duration;
@@ -122,9 +125,66 @@ fn durable(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { sys.get(id).await.unwrap() })
     });
+    c.bench_function(
+        "sqlite: 16 concurrent durable submits (acknowledged)",
+        |b| {
+            b.to_async(&rt).iter(|| async {
+                let subs = (0..16u64).map(|i| sys.submit(NewTask::new("noop", i.into())));
+                for r in futures::future::join_all(subs).await {
+                    r.unwrap();
+                }
+            })
+        },
+    );
+    let mut group = c.benchmark_group("sqlite: end to end, 256 submitters");
+    group.throughput(Throughput::Elements(256 * 8));
+    group.sample_size(20);
+    group.bench_function("2048 tasks", |b| {
+        b.to_async(&rt).iter(|| async {
+            let subs = (0..256).map(|_| {
+                let sys = sys.clone();
+                tokio::spawn(async move {
+                    for i in 0..8u64 {
+                        sys.submit_and_wait(NewTask::new("noop", i.into()))
+                            .await
+                            .unwrap();
+                    }
+                })
+            });
+            futures::future::join_all(subs).await;
+        })
+    });
+    group.finish();
     rt.block_on(sys.shutdown(Duration::from_secs(5)));
     std::fs::remove_dir_all(&dir).ok();
 }
 
-criterion_group!(benches, end_to_end, durable, queue_ops);
+fn list_page(c: &mut Criterion) {
+    use taskmesh::bench::{fill_list_store, list_page_filter};
+    use taskmesh::store::{SqliteStore, Store, TaskQuery};
+    let rt = runtime();
+    let dir = std::env::temp_dir().join(format!("taskmesh-crit-list-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let store = SqliteStore::open(dir.join("list.db")).expect("the store opens");
+    rt.block_on(fill_list_store(&store, 1_000_000))
+        .expect("the store fills");
+    let mut group = c.benchmark_group("sqlite: list");
+    group.sample_size(20);
+    group.bench_function("filtered page of 1000 of 1000000, with the total", |b| {
+        b.to_async(&rt).iter(|| async {
+            let query = TaskQuery {
+                filter: list_page_filter(),
+                limit: 1000,
+                offset: 0,
+            };
+            let page = store.list(query).await.unwrap();
+            assert_eq!(page.tasks.len(), 1000);
+        })
+    });
+    group.finish();
+    drop(store);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+criterion_group!(benches, end_to_end, durable, list_page, queue_ops);
 criterion_main!(benches);

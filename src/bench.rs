@@ -11,5 +11,5 @@ mod report;
 
 pub use cron::{run_cron, CronReport};
 pub use harness::{run, run_queued, BenchConfig, BenchStore};
-pub use listing::{run_list_page, ListReport};
+pub use listing::{fill_list_store, list_page_filter, run_list_page, ListReport};
 pub use report::{BenchReport, Latency, QueuedReport};

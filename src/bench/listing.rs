@@ -79,10 +79,8 @@ fn record(i: u64) -> (TaskRecord, TaskEvent) {
     (TaskRecord { task, life }, event)
 }
 
-/// Fills `path` with `n` tasks (4 states, 4 queues, 3 kinds) and times 20 page queries.
-pub async fn run_list_page(path: &Path, n: u64) -> Result<ListReport, StoreError> {
-    let store = SqliteStore::open(path)?;
-    let began = Instant::now();
+/// Adds `n` tasks to `store`: 4 states, 4 queues and 3 kinds, in batches of 10,000.
+pub async fn fill_list_store(store: &SqliteStore, n: u64) -> Result<(), StoreError> {
     let mut i = 0;
     while i < n {
         let batch: Vec<Write> = (i..(i + 10_000).min(n))
@@ -94,12 +92,25 @@ pub async fn run_list_page(path: &Path, n: u64) -> Result<ListReport, StoreError
         i += batch.len() as u64;
         store.write(batch).await?;
     }
-    let fill_s = began.elapsed().as_secs_f64();
-    let filter = TaskFilter {
+    Ok(())
+}
+
+/// The filter of the timed page: a quarter of the states and a quarter of the queues.
+pub fn list_page_filter() -> TaskFilter {
+    TaskFilter {
         state: Some(TaskState::Succeeded),
         queue: Some("q0".into()),
         ..Default::default()
-    };
+    }
+}
+
+/// Fills `path` with `n` tasks ([`fill_list_store`]) and times 20 page queries.
+pub async fn run_list_page(path: &Path, n: u64) -> Result<ListReport, StoreError> {
+    let store = SqliteStore::open(path)?;
+    let began = Instant::now();
+    fill_list_store(&store, n).await?;
+    let fill_s = began.elapsed().as_secs_f64();
+    let filter = list_page_filter();
     let mut times = vec![];
     let mut last = None;
     for _ in 0..20 {

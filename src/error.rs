@@ -47,6 +47,10 @@ pub enum SubmitError {
     /// The system is shutting down and takes no new tasks.
     #[error("the task system is shutting down")]
     ShuttingDown,
+    /// The system's supervision tree stopped (its root gave up after repeated failures),
+    /// so no worker would run the task; it was not accepted.
+    #[error("the task system's supervision tree has stopped; no worker would run the task")]
+    TreeDown,
     /// The task could not be made durable; it was not accepted.
     #[error("the task could not be stored: {0}")]
     Store(#[from] crate::store::StoreError),
@@ -72,6 +76,9 @@ pub enum TaskError {
     /// The requested change is not allowed from the task's state.
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    /// Another command's change to the task is being written; try again.
+    #[error("another command on task {0} is being stored; try again")]
+    Busy(TaskId),
     /// Waiting for the task took longer than allowed.
     #[error("timed out after {0:?} waiting for the task")]
     WaitTimeout(Duration),

@@ -172,7 +172,7 @@ impl PoolState {
             if let Some(cur) = slot.take() {
                 let why = "the pool restarted while the attempt ran".to_string();
                 let outcome = AttemptOutcome::Failed(FailureKind::Crashed, why);
-                settle(&self.shared, &self.queue, &cur.cell, cur.attempt, outcome);
+                settle(&self.shared, &self.queue, &cur.cell, cur.run, outcome);
             }
         }
     }
@@ -250,7 +250,7 @@ impl PoolState {
                     &self.shared,
                     &self.queue,
                     &cur.cell,
-                    cur.attempt,
+                    cur.run,
                     AttemptOutcome::Failed(FailureKind::TimedOut, why),
                 );
             }
@@ -276,7 +276,7 @@ impl PoolState {
         if let Some(cur) = m.slot.take() {
             let outcome =
                 AttemptOutcome::Failed(FailureKind::Crashed, format!("worker died: {reason}"));
-            settle(&self.shared, &self.queue, &cur.cell, cur.attempt, outcome);
+            settle(&self.shared, &self.queue, &cur.cell, cur.run, outcome);
         }
         self.lost(myself, m, reason)
     }

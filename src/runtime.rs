@@ -16,4 +16,4 @@ pub(crate) use cell::{Intent, Status, TaskCell};
 pub use ops::Control;
 pub(crate) use settle::{begin_attempt, settle};
 pub(crate) use shared::{HandlerEntry, Housekeeping, Shared};
-pub(crate) use table::TaskTable;
+pub(crate) use table::{Claim, KeyGuard, TaskTable};

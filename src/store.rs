@@ -106,6 +106,13 @@ pub trait Store: Send + Sync + 'static {
     /// Checks that the store can take a write now (readiness).
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>>;
 
+    /// After a write failed: checks that the store takes real writes again, which a
+    /// small probe may not show (a full disk can still fit one page where a batch does
+    /// not fit). The default is [`check_writable`](Store::check_writable).
+    fn check_recovered(&self) -> BoxFuture<'static, Result<(), StoreError>> {
+        self.check_writable()
+    }
+
     /// Inserts or replaces a schedule (by name), durably.
     fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>>;
 

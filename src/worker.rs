@@ -42,7 +42,8 @@ pub(crate) enum WorkerMsg {
 #[derive(Clone)]
 pub(crate) struct Current {
     pub cell: Arc<TaskCell>,
-    pub attempt: u32,
+    /// Which run of the task it is (`Status::run`): what its settle is fenced by.
+    pub run: u64,
     /// When the attempt should have ended at the latest (timeout plus grace).
     pub deadline: Instant,
 }
@@ -175,7 +176,7 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
     let timeout = cell.task.timeout;
     state.slot.begin(Current {
         cell: cell.clone(),
-        attempt: started.attempt,
+        run: started.run,
         deadline: now + timeout + state.shared.grace,
     });
     let span = tracing::info_span!("attempt", task_id = %cell.task.id, kind = %cell.task.kind,
@@ -200,7 +201,7 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
     let end = Instant::now();
     record(state, entry, &cell, &outcome, end.duration_since(now));
     state.slot.end(end);
-    settle(&state.shared, &state.queue, &cell, started.attempt, outcome);
+    settle(&state.shared, &state.queue, &cell, started.run, outcome);
 }
 
 /// Circuit breaker, then rate limits. `None` when the task was parked to wait;

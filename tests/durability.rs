@@ -15,7 +15,7 @@ use taskmesh::store::{
     TaskRecord, Write, WriteResult,
 };
 use taskmesh::testing::{Script, ScriptHandler};
-use taskmesh::{HealthStatus, SubmitError, TaskId, TaskState, TaskSystem};
+use taskmesh::{HealthStatus, SubmitError, TaskError, TaskId, TaskState, TaskSystem};
 use tokio::sync::{mpsc, oneshot};
 
 /// Writes held by [`Flaky::write_deferred`], each with the sender of its result.
@@ -32,6 +32,9 @@ type Held = Vec<(
 struct Flaky {
     inner: MemoryStore,
     broken: Arc<AtomicBool>,
+    /// The small readiness probe passes even while writes fail, as on a full disk where
+    /// the WAL still has room for one page; only the recovery check fails then.
+    probe_fits: Arc<AtomicBool>,
     held: Arc<Mutex<Held>>,
     ended: Arc<Mutex<Option<mpsc::UnboundedSender<TaskId>>>>,
 }
@@ -118,6 +121,15 @@ impl Store for Flaky {
         self.inner.schedules()
     }
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
+        let broken = self.broken.load(Ordering::SeqCst) && !self.probe_fits.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if broken {
+                return Err(StoreError::WriteFailed("disk full".into()));
+            }
+            Ok(())
+        })
+    }
+    fn check_recovered(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         let broken = self.broken.load(Ordering::SeqCst);
         Box::pin(async move {
             if broken {
@@ -179,6 +191,105 @@ async fn a_failing_store_refuses_submits_reports_not_ready_and_recovers() {
     sys.shutdown(Duration::from_secs(1)).await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn readiness_stays_not_ready_while_writes_fail_though_a_small_probe_passes() {
+    let store = Flaky::default();
+    store.probe_fits.store(true, Ordering::SeqCst);
+    let (h, _rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("fullprobe"))
+        .store(store.clone())
+        .handler(h)
+        .start()
+        .await
+        .unwrap();
+    assert!(sys.ready().await.ready);
+    store.broken.store(true, Ordering::SeqCst);
+    let refused = sys.submit(task(Script::Ok { value: 1.into() })).await;
+    assert!(refused.is_err(), "{refused:?}");
+    for _ in 0..3 {
+        let readiness = sys.ready().await;
+        assert!(!readiness.ready, "a passing probe hid the failed write");
+        assert!(
+            readiness.failing.iter().any(|f| f.starts_with("store:")),
+            "{readiness:?}"
+        );
+    }
+    store.broken.store(false, Ordering::SeqCst);
+    assert!(sys.ready().await.ready, "the recovery check passed");
+    sys.submit_and_wait(task(Script::Ok { value: 2.into() }))
+        .await
+        .unwrap();
+    sys.shutdown(Duration::from_secs(1)).await;
+}
+
+/// Commands are written first and applied after: one whose write fails returns the
+/// error and leaves the task as it was, in memory and in the store.
+#[tokio::test(start_paused = true)]
+async fn a_command_whose_write_fails_changes_nothing() {
+    let store = Flaky::default();
+    let (h, _rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("cmdfail"))
+        .store(store.clone())
+        .handler(h)
+        .start()
+        .await
+        .unwrap();
+    let paused = sys
+        .submit(task(Script::Ok { value: 1.into() }).auto_start(false))
+        .await
+        .unwrap()
+        .id;
+    let later = SystemTime::now() + Duration::from_secs(60);
+    let scheduled = sys
+        .submit(task(Script::Ok { value: 2.into() }).run_at(later))
+        .await
+        .unwrap()
+        .id;
+    store.broken.store(true, Ordering::SeqCst);
+    for (id, was) in [
+        (paused, TaskState::Paused),
+        (scheduled, TaskState::Scheduled),
+    ] {
+        let outcomes = [
+            sys.cancel(id, "no").await,
+            sys.complete(id, 9.into()).await,
+            sys.resume(id).await,
+            sys.pause(id).await,
+        ];
+        for outcome in outcomes {
+            assert!(
+                matches!(
+                    outcome,
+                    Err(TaskError::Store(_)) | Err(TaskError::Transition(_))
+                ),
+                "{outcome:?}"
+            );
+        }
+        if was == TaskState::Paused {
+            assert!(matches!(sys.restart(id).await, Err(TaskError::Store(_))));
+        }
+        assert_eq!(
+            sys.status(id).unwrap().state,
+            was,
+            "nothing changed in memory"
+        );
+        let stored = store.inner.get(id).await.unwrap().unwrap();
+        assert_eq!(stored.life.state, was, "nothing changed in the store");
+    }
+    store.broken.store(false, Ordering::SeqCst);
+    let done = sys.wait(scheduled).await.unwrap();
+    assert_eq!(
+        done.state,
+        TaskState::Succeeded,
+        "the failed cancel left it to run"
+    );
+    sys.resume(paused).await.unwrap();
+    assert_eq!(sys.wait(paused).await.unwrap().state, TaskState::Succeeded);
+    sys.shutdown(Duration::from_secs(1)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_creates_with_shared_unique_keys_make_one_task_per_key() {
     let dir = std::env::temp_dir().join(format!("taskmesh-conc-{}", std::process::id()));
@@ -224,6 +335,49 @@ async fn concurrent_creates_with_shared_unique_keys_make_one_task_per_key() {
         sys.wait_timeout(id, Duration::from_secs(10)).await.unwrap();
     }
     assert_eq!(sys.count(TaskFilter::default()).await.unwrap(), 10);
+    sys.shutdown(Duration::from_secs(1)).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every answer to a submit of a held key points at a task that can be read at once,
+/// as the HTTP API reads it to answer: the first submit may still be storing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submits_of_one_unique_key_all_answer_with_a_task_that_can_be_read() {
+    let dir = std::env::temp_dir().join(format!("taskmesh-onekey-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteStore::open(dir.join("t.db")).unwrap();
+    let (h, _rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("onekey"))
+        .store(store)
+        .handler(h)
+        .start()
+        .await
+        .unwrap();
+    let submits = (0..200).map(|i| {
+        let sys = sys.clone();
+        tokio::spawn(async move {
+            let new = task(Script::Ok { value: i.into() }).unique_key("the-one");
+            let receipt = sys.submit(new).await.unwrap();
+            let read = sys.status(receipt.id).map(|s| s.id);
+            (receipt, read)
+        })
+    });
+    let answers: Vec<_> = futures::future::join_all(submits)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let first: Vec<TaskId> = answers
+        .iter()
+        .filter(|(r, _)| !r.duplicate)
+        .map(|(r, _)| r.id)
+        .collect();
+    assert_eq!(first.len(), 1, "exactly one task is created");
+    for (receipt, read) in &answers {
+        assert_eq!(receipt.id, first[0]);
+        assert_eq!(read.as_ref().ok(), Some(&first[0]), "{read:?}");
+    }
     sys.shutdown(Duration::from_secs(1)).await;
     std::fs::remove_dir_all(&dir).ok();
 }

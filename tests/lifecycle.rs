@@ -200,3 +200,38 @@ async fn tasks_of_varying_durations_all_complete() {
     }
     sys.shutdown(Duration::from_secs(1)).await;
 }
+
+/// Nothing supervises the root supervisor: if it stops on its own, no worker would run a
+/// task, so the system must say so rather than accept work.
+#[tokio::test(start_paused = true)]
+async fn a_stopped_root_supervisor_makes_the_system_not_ready_and_refuse_submits() {
+    let ns = unique_ns("rootdown");
+    let (h, _rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(&ns)
+        .handler(h)
+        .start()
+        .await
+        .unwrap();
+    assert!(sys.ready().await.ready);
+    let root = ractor::registry::where_is(format!("{ns}/root")).expect("the root is registered");
+    root.kill_and_wait(None).await.unwrap();
+
+    let refused = sys.submit(task(Script::Ok { value: 1.into() })).await;
+    assert!(matches!(refused, Err(SubmitError::TreeDown)), "{refused:?}");
+    let message = refused.unwrap_err().to_string();
+    assert!(
+        message.contains("supervision tree has stopped"),
+        "{message}"
+    );
+    let readiness = sys.ready().await;
+    assert!(!readiness.ready);
+    assert!(
+        readiness
+            .failing
+            .iter()
+            .any(|f| f.starts_with("supervisor:root")),
+        "{readiness:?}"
+    );
+    sys.shutdown(Duration::from_secs(1)).await;
+}

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{gate, next_start, task, unique_ns};
-use taskmesh::store::{EventKind, MemoryStore, TaskFilter};
+use taskmesh::store::{EventKind, MemoryStore, Store, TaskFilter};
 use taskmesh::testing::{Script, ScriptHandler};
 use taskmesh::{
     Control, NewTask, QueueConfig, TaskError, TaskState, TaskSystem, TaskSystemBuilder,
@@ -139,12 +139,16 @@ async fn pausing_a_running_task_stops_it_without_failing_it_and_resume_runs_it_a
     let id = sys.submit(gate("g")).await.unwrap().id;
     next_start(&mut rx).await;
     assert_eq!(sys.pause(id).await.unwrap(), Control::Requested);
-    common::idle_for(Duration::from_millis(100)).await;
+    common::next_end(&mut rx).await;
     let s = sys.status(id).unwrap();
     assert_eq!((s.state, s.error), (TaskState::Paused, None));
     sys.resume(id).await.unwrap();
     let again = next_start(&mut rx).await;
-    assert_eq!((again.id, again.attempt), (id, 2));
+    assert_eq!(
+        (again.id, again.attempt),
+        (id, 1),
+        "a paused run is not an attempt"
+    );
     h.open("g", 1);
     assert_eq!(sys.wait(id).await.unwrap().state, TaskState::Succeeded);
     sys.shutdown(Duration::from_secs(1)).await;
@@ -189,7 +193,11 @@ async fn restart_stops_the_running_attempt_and_runs_the_task_again() {
     next_start(&mut rx).await;
     assert_eq!(sys.restart(id).await.unwrap(), Control::Requested);
     let again = next_start(&mut rx).await;
-    assert_eq!((again.id, again.attempt), (id, 2));
+    assert_eq!(
+        (again.id, again.attempt),
+        (id, 1),
+        "a restarted run is not an attempt"
+    );
     h.open("g", 1);
     sys.wait(id).await.unwrap();
     assert!(names(&sys.events(id).await.unwrap()).contains(&"restarted"));
@@ -470,4 +478,39 @@ async fn ended_tasks_past_the_store_retention_are_pruned() {
         "open tasks stay"
     );
     sys.shutdown(Duration::from_secs(1)).await;
+}
+
+/// An attempt is a run that ends by its own outcome. Pause, resume, restart and a
+/// graceful shutdown stop runs without using attempts, so a task allowed one attempt
+/// keeps its count at one however often an operator stops it.
+#[tokio::test(start_paused = true)]
+async fn operator_stops_and_shutdown_do_not_use_up_attempts() {
+    let (h, mut rx) = ScriptHandler::new();
+    let store = MemoryStore::new();
+    let sys = with_store("attempts", h.clone(), store.clone())
+        .start()
+        .await
+        .unwrap();
+    let id = sys.submit(gate("g").max_attempts(1)).await.unwrap().id;
+    assert_eq!(next_start(&mut rx).await.attempt, 1);
+    sys.pause(id).await.unwrap();
+    common::next_end(&mut rx).await;
+    sys.resume(id).await.unwrap();
+    assert_eq!(next_start(&mut rx).await.attempt, 1);
+    sys.restart(id).await.unwrap();
+    assert_eq!(next_start(&mut rx).await.attempt, 1);
+    let s = sys.status(id).unwrap();
+    assert_eq!((s.attempt, s.max_attempts), (1, 1));
+    let report = sys.shutdown(Duration::from_millis(10)).await;
+    assert_eq!(report.interrupted, vec![id]);
+    let stored = store.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.life.state,
+            stored.life.attempt,
+            stored.life.max_attempts
+        ),
+        (TaskState::Pending, 0, 1),
+        "the run cut off by shutdown gave its attempt back"
+    );
 }

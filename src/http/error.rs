@@ -119,7 +119,9 @@ impl From<SubmitError> for ApiError {
             SubmitError::Overloaded { .. } => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
             }
-            SubmitError::ShuttingDown | SubmitError::Store(_) => Self::not_ready(message),
+            SubmitError::ShuttingDown | SubmitError::TreeDown | SubmitError::Store(_) => {
+                Self::not_ready(message)
+            }
         }
     }
 }
@@ -130,7 +132,9 @@ impl From<TaskError> for ApiError {
         match e {
             TaskError::Submit(s) => s.into(),
             TaskError::NotFound(_) => Self::not_found(message),
-            TaskError::AlreadyTerminal { .. } | TaskError::Transition(_) => Self::conflict(message),
+            TaskError::AlreadyTerminal { .. } | TaskError::Transition(_) | TaskError::Busy(_) => {
+                Self::conflict(message)
+            }
             TaskError::WaitTimeout(_) | TaskError::SystemStopped | TaskError::Store(_) => {
                 Self::not_ready(message)
             }

@@ -135,11 +135,22 @@ pub(crate) struct Status {
     pub intent: Option<Intent>,
     /// The worker running it.
     pub worker: Option<String>,
+    /// Runs of the handler begun in this process. An attempt is a run that ended by its
+    /// own outcome (a value, an error, a panic, a timeout, a crash); a run stopped by a
+    /// pause, a restart or a graceful shutdown is not one and gives its attempt number
+    /// back. Settles are fenced by the run, which never goes back.
+    pub run: u64,
     /// Told the task's result once its end is durable.
     pub waiters: Vec<oneshot::Sender<TaskResult>>,
     /// The task ended but its end is not durable yet: a caller waiting now joins
     /// `waiters` instead of being answered at once.
     pub end_pending: bool,
+    /// While an operator command's write is in flight: the last durable [`Life`], which
+    /// readers see until the write is durable, and which comes back if it fails.
+    pub committed: Option<Box<Life>>,
+    /// The queue let go of the task while a command's write was in flight (a worker
+    /// found it not runnable); a failed command puts it back.
+    pub released: bool,
 }
 
 impl std::ops::Deref for Status {
@@ -189,21 +200,24 @@ impl TaskCell {
                 token: None,
                 intent: None,
                 worker: None,
+                run: 0,
                 waiters: Vec::new(),
                 end_pending: false,
+                committed: None,
+                released: false,
             }),
         }
     }
 
     pub fn snapshot(&self) -> TaskStatus {
         let s = self.status.lock();
-        TaskStatus::of(&self.task, &s.life, s.worker.clone())
+        TaskStatus::of(&self.task, s.durable_life(), s.worker.clone())
     }
 
     pub fn record(&self) -> TaskRecord {
         TaskRecord {
             task: self.task.clone(),
-            life: self.status.lock().life.clone(),
+            life: self.status.lock().durable_life().clone(),
         }
     }
 }
@@ -238,6 +252,11 @@ impl TaskStatus {
 }
 
 impl Status {
+    /// What readers see: the last durable life while a command's write is in flight.
+    pub fn durable_life(&self) -> &Life {
+        self.committed.as_deref().unwrap_or(&self.life)
+    }
+
     pub fn result_of(&self, id: TaskId) -> TaskResult {
         TaskResult {
             id,

@@ -55,8 +55,9 @@ impl Journal {
         let Some(store) = &self.store else {
             return Ok(vec![WriteResult::Done; writes.len()]);
         };
+        let rows = !writes.is_empty();
         let result = store.write(writes).await;
-        self.note(&result);
+        self.note(&result, rows);
         result
     }
 
@@ -86,7 +87,7 @@ impl Journal {
     pub async fn flush(&self) {
         if let Some(store) = &self.store {
             let result = store.write(Vec::new()).await;
-            self.note(&result);
+            self.note(&result, false);
         }
     }
 
@@ -97,34 +98,64 @@ impl Journal {
             }
             return;
         };
+        let writes_empty = writes.is_empty();
         let fut = if later {
             store.write_deferred(writes)
         } else {
             store.write(writes)
         };
         let journal = self.clone();
+        let rows = !writes_empty;
         tokio::spawn(async move {
             let result = fut.await;
-            journal.note(&result);
+            journal.note(&result, rows);
             if let Some(f) = then {
                 f();
             }
         });
     }
 
-    fn note<T>(&self, result: &Result<T, StoreError>) {
+    /// Records a write's outcome. A failure marks the store failing; only a write that
+    /// carried rows (`rows`) clears that: an empty write may have touched nothing.
+    fn note<T>(&self, result: &Result<T, StoreError>, rows: bool) {
         match result {
-            Ok(_) => self.failing.store(false, Ordering::Release),
-            Err(e) => {
-                if !self.failing.swap(true, Ordering::AcqRel) {
-                    tracing::error!(error = %e, "store write failed; the system reports not ready");
-                }
-            }
+            Ok(_) if rows => self.recovered(),
+            Ok(_) => {}
+            Err(e) => self.failed(e),
         }
     }
 
-    /// Records the outcome of a readiness probe.
-    pub fn probed(&self, result: &Result<(), StoreError>) {
-        self.note(result);
+    fn failed(&self, e: &StoreError) {
+        if !self.failing.swap(true, Ordering::AcqRel) {
+            tracing::error!(error = %e, "store write failed; the system reports not ready");
+        }
+    }
+
+    fn recovered(&self) {
+        if self.failing.swap(false, Ordering::AcqRel) {
+            tracing::info!("store writes succeed again; the system reports ready");
+        }
+    }
+
+    /// The readiness probe. While writes succeed, a small probe write; after a failed
+    /// write, the store's stricter recovery check ([`Store::check_recovered`]), which
+    /// alone (besides a real write that succeeds) makes the store healthy again: a small
+    /// probe can pass on a disk that is still too full for real writes.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let healthy = self.healthy();
+        let result = if healthy {
+            store.check_writable().await
+        } else {
+            store.check_recovered().await
+        };
+        match &result {
+            Ok(()) if !healthy => self.recovered(),
+            Ok(()) => {}
+            Err(e) => self.failed(e),
+        }
+        result
     }
 }

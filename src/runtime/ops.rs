@@ -1,6 +1,7 @@
 //! Operator commands on one task: cancel, pause (stop), resume (start), restart, complete.
 //!
-//! A waiting task changes at once and the change is durable before the call returns. A
+//! A waiting task changes once the change is durable: a command is written first and
+//! applied after, so a failed write returns the error and changes nothing. A
 //! running task gets an intent and its token fires; its worker applies the intent when
 //! the attempt stops (after the grace period at the latest), and the call returns
 //! [`Control::Requested`].
@@ -155,24 +156,44 @@ async fn command(
     actor: Option<&str>,
     f: impl FnOnce(&mut Status) -> Result<Step, TransitionError>,
 ) -> Result<Control, TaskError> {
-    let Some((write, notify)) = decide(shared, cell, actor, f)? else {
-        return Ok(Control::Requested);
+    let (write, pending) = match decide(shared, cell, actor, f)? {
+        Decided::Requested => return Ok(Control::Requested),
+        Decided::Nothing => return Ok(Control::Done),
+        Decided::Change(write, pending) => (write, pending),
     };
-    let Some(write) = write else {
-        return Ok(Control::Done);
-    };
-    let result = shared.journal.write_now(vec![write]).await;
-    if let Some(notify) = notify {
-        notify();
+    match shared.journal.write_now(vec![write]).await {
+        Ok(_) => {
+            commit(shared, cell, pending);
+            Ok(Control::Done)
+        }
+        Err(e) => {
+            revert(shared, cell);
+            Err(TaskError::Store(e))
+        }
     }
-    result.map_err(TaskError::Store)?;
-    Ok(Control::Done)
 }
 
-/// What a command changes, under the task's lock. `None` when it became an intent for
-/// the running attempt; `Some((None, _))` when nothing changed.
-type Decided = Option<(Option<Write>, Option<Box<dyn FnOnce() + Send>>)>;
+/// What a command decided under the task's lock.
+enum Decided {
+    /// It became an intent for the running attempt.
+    Requested,
+    /// Nothing to change.
+    Nothing,
+    /// A change, to be written before anything else sees it.
+    Change(Write, Pending),
+}
 
+/// A change whose write is in flight: what to do once it is durable.
+struct Pending {
+    was: TaskState,
+    placement: Placement,
+    notify: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// Decides a command under the task's lock. A change is made to the task's life, but
+/// readers keep seeing the durable one ([`Status::committed`]) and nothing else acts on
+/// it (queue counters, requeue, waiters, retention) until [`commit`]; a failed write
+/// [`revert`]s it. A second command meanwhile is refused as busy.
 fn decide(
     shared: &Shared,
     cell: &Arc<TaskCell>,
@@ -181,18 +202,22 @@ fn decide(
 ) -> Result<Decided, TaskError> {
     let id = cell.task.id;
     let mut s = cell.status.lock();
+    if s.committed.is_some() {
+        return Err(TaskError::Busy(id));
+    }
     let was = s.state;
     if was.is_terminal() {
         return Err(TaskError::AlreadyTerminal { id, state: was });
     }
+    let before = s.life.clone();
     let (kind, placement) = match f(&mut s)? {
-        Step::Nothing => return Ok(Some((None, None))),
+        Step::Nothing => return Ok(Decided::Nothing),
         Step::Intent(intent) => {
             s.intent = Some(intent);
             if let Some(t) = &s.token {
                 t.cancel();
             }
-            return Ok(None);
+            return Ok(Decided::Requested);
         }
         Step::Changed(kind, placement) => (kind, placement),
     };
@@ -201,10 +226,47 @@ fn decide(
     let event = Journal::event(&cell.task, kind, actor);
     let write = Write::Update(id, Box::new(s.life.clone()), event);
     let notify = on_durable_end(cell, &mut s, shared.journal.store().is_some());
-    let state = s.state;
-    drop(s);
-    account(shared, cell, was, state, placement);
-    Ok(Some((Some(write), notify)))
+    s.committed = Some(Box::new(before));
+    s.released = false;
+    let pending = Pending {
+        was,
+        placement,
+        notify,
+    };
+    Ok(Decided::Change(write, pending))
+}
+
+/// The command's write is durable: the change becomes visible and takes effect.
+fn commit(shared: &Shared, cell: &Arc<TaskCell>, pending: Pending) {
+    let now = {
+        let mut s = cell.status.lock();
+        s.committed = None;
+        s.released = false;
+        s.state
+    };
+    account(shared, cell, pending.was, now, pending.placement);
+    if let Some(notify) = pending.notify {
+        notify();
+    }
+}
+
+/// The command's write failed: the task is as it was, back in its queue if a worker
+/// let go of it meanwhile.
+fn revert(shared: &Shared, cell: &Arc<TaskCell>) {
+    let released = {
+        let mut s = cell.status.lock();
+        let Some(before) = s.committed.take() else {
+            return;
+        };
+        s.life = *before;
+        s.end_pending = false;
+        std::mem::take(&mut s.released)
+    };
+    if released {
+        if let Some(q) = shared.queues.get(&*cell.task.queue) {
+            q.push(cell.clone(), None);
+        }
+    }
 }
 
 /// Keeps the queue's counters and the retention list in step with a command.

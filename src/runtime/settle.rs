@@ -17,6 +17,8 @@ use crate::task::{transition, Event, TaskState};
 /// An attempt that has begun.
 pub(crate) struct Started {
     pub attempt: u32,
+    /// This run's number in this process (what its settle is fenced by).
+    pub run: u64,
     pub token: CancellationToken,
     /// How long the task waited since it became ready.
     pub waited: Duration,
@@ -37,9 +39,12 @@ pub(crate) fn begin_attempt(
         s.state = TaskState::Pending;
     }
     if !apply(&mut s, Event::Start) {
+        // A command's change is being written: if it fails, the task comes back.
+        s.released |= s.committed.is_some();
         return None;
     }
     s.attempt += 1;
+    s.run += 1;
     s.due_at = None;
     s.updated_at = SystemTime::now();
     s.worker = Some(worker.to_string());
@@ -48,6 +53,7 @@ pub(crate) fn begin_attempt(
     queue.started();
     let started = Started {
         attempt: s.attempt,
+        run: s.run,
         token,
         waited: now.saturating_duration_since(s.ready_at),
     };
@@ -88,20 +94,21 @@ impl Decision {
     }
 }
 
-/// Applies `outcome` of `attempt` to the task, once: a second settle of the same attempt
-/// (the worker and the pool racing after a crash) is ignored.
+/// Applies `outcome` of the task's `run` to the task, once: a second settle of the same
+/// run (the worker and the pool racing after a crash) or of an older one is ignored.
 pub(crate) fn settle(
     shared: &Shared,
     queue: &QueueShared,
     cell: &Arc<TaskCell>,
-    attempt: u32,
+    run: u64,
     outcome: AttemptOutcome,
 ) {
     let now = Instant::now();
     let mut s = cell.status.lock();
-    if s.state != TaskState::Running || s.attempt != attempt {
+    if s.state != TaskState::Running || s.run != run {
         return;
     }
+    let attempt = s.attempt;
     s.token = None;
     s.worker = None;
     s.updated_at = SystemTime::now();
@@ -179,11 +186,14 @@ fn stopped(s: &mut Status, intent: Option<Intent>) -> Decision {
         Some(Intent::Cancel(reason)) => cancel(s, reason),
         Some(Intent::Complete(v)) => succeed(s, v),
         Some(Intent::Pause) => {
+            s.attempt = s.attempt.saturating_sub(1);
             apply(s, Event::Pause);
             Decision::new(Requeue::No, EventKind::Paused)
         }
-        // A restart, or an attempt cut off by shutdown: back to the queue.
+        // A restart, or an attempt cut off by shutdown: back to the queue. The run was
+        // not an attempt (see `Status::run`): its number is given back.
         Some(Intent::Restart) | Some(Intent::Shutdown) | None => {
+            s.attempt = s.attempt.saturating_sub(1);
             apply(s, Event::Interrupt);
             Decision::new(Requeue::Now, EventKind::Restarted)
         }

@@ -40,6 +40,10 @@ pub(crate) struct Shared {
     /// Schedules, clock and leadership of the cron scheduler.
     pub cron: crate::scheduler::CronShared,
     pub accepting: AtomicBool,
+    /// The supervision tree's root, once started. If it stops on its own (it gave up
+    /// after repeated failures below it), no worker runs anything any more: the system is
+    /// then not ready and refuses submits.
+    pub root: std::sync::OnceLock<ractor::ActorCell>,
 }
 
 /// How long the store keeps ended tasks and crash history, and how often it is swept.
@@ -61,5 +65,23 @@ impl Shared {
 
     pub fn stop_accepting(&self) {
         self.accepting.store(false, Ordering::Release);
+    }
+
+    /// False once the root supervisor is stopping or stopped.
+    pub fn tree_alive(&self) -> bool {
+        self.root
+            .get()
+            .is_none_or(|root| root.get_status() < ractor::ActorStatus::Stopping)
+    }
+
+    /// The root supervisor stopped. During a shutdown that is expected; otherwise the
+    /// system can no longer run tasks, and says so.
+    pub fn root_stopped(&self) {
+        if self.accepting() {
+            tracing::error!(
+                namespace = %self.namespace,
+                "the root supervisor stopped: no task runs any more; the system refuses submits and reports not ready"
+            );
+        }
     }
 }

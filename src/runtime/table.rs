@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::TaskCell;
@@ -15,7 +16,7 @@ use crate::task::TaskId;
 /// the retention age or pushed out by the retention count, oldest first.
 pub(crate) struct TaskTable {
     cells: DashMap<TaskId, Arc<TaskCell>>,
-    unique: DashMap<String, TaskId>,
+    unique: DashMap<String, Holder>,
     ended: Mutex<VecDeque<(Instant, TaskId)>>,
     keep_for: Duration,
     keep_max: usize,
@@ -44,20 +45,29 @@ impl TaskTable {
         self.cells.insert(cell.task.id, cell);
     }
 
-    /// Claims `key` for `id`. Returns the task that already holds it, if any.
-    pub fn claim_unique(&self, key: &str, id: TaskId) -> Option<TaskId> {
+    /// Claims `key` for `id`. Another task's claim is returned with a receiver that
+    /// turns true once that task is visible, or closes if its submit fails.
+    pub fn claim_unique(&self, key: &str, id: TaskId) -> Claim<'_> {
         match self.unique.entry(key.to_string()) {
-            dashmap::Entry::Occupied(e) => Some(*e.get()),
+            dashmap::Entry::Occupied(e) => Claim::Held(e.get().id, e.get().visible.clone()),
             dashmap::Entry::Vacant(e) => {
-                e.insert(id);
-                None
+                let (tx, visible) = watch::channel(false);
+                e.insert(Holder { id, visible });
+                Claim::Won(KeyGuard {
+                    table: self,
+                    key: key.to_string(),
+                    id,
+                    visible: tx,
+                    kept: false,
+                })
             }
         }
     }
 
-    /// Gives up a claim made for a submit that was then refused.
-    pub fn release_unique(&self, key: &str) {
-        self.unique.remove(key);
+    /// Records that `id`, a task already visible (recovered from the store), holds `key`.
+    pub fn hold_unique(&self, key: &str, id: TaskId) {
+        let (_, visible) = watch::channel(true);
+        self.unique.insert(key.to_string(), Holder { id, visible });
     }
 
     pub fn len(&self) -> usize {
@@ -97,8 +107,52 @@ impl TaskTable {
     fn remove(&self, id: &TaskId) {
         if let Some((_, cell)) = self.cells.remove(id) {
             if let Some(key) = &cell.task.unique_key {
-                self.unique.remove_if(key, |_, v| v == id);
+                self.unique.remove_if(key, |_, v| v.id == *id);
             }
+        }
+    }
+}
+
+/// A task holding a unique key in memory, and whether it is visible yet.
+struct Holder {
+    id: TaskId,
+    visible: watch::Receiver<bool>,
+}
+
+/// The outcome of [`TaskTable::claim_unique`].
+pub(crate) enum Claim<'a> {
+    /// The key was free and is now claimed.
+    Won(KeyGuard<'a>),
+    /// Another task holds the key; the receiver turns true once it is visible, and
+    /// closes without turning true if its submit fails (then the key is free again).
+    Held(TaskId, watch::Receiver<bool>),
+}
+
+/// A claim on a unique key by a submit in progress. [`keep`](Self::keep) it once the
+/// task is visible; dropping it (a refused or abandoned submit) frees the key, and
+/// whoever waited on it tries again.
+#[must_use]
+pub(crate) struct KeyGuard<'a> {
+    table: &'a TaskTable,
+    key: String,
+    id: TaskId,
+    visible: watch::Sender<bool>,
+    kept: bool,
+}
+
+impl KeyGuard<'_> {
+    /// The task is visible: the key stays with it, and duplicates may point at it.
+    pub fn keep(mut self) {
+        self.kept = true;
+        self.visible.send_replace(true);
+    }
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            let id = self.id;
+            self.table.unique.remove_if(&self.key, |_, v| v.id == id);
         }
     }
 }

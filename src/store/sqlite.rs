@@ -301,6 +301,11 @@ impl Store for SqliteStore {
         async move { done.await.map(drop) }.boxed()
     }
 
+    fn check_recovered(&self) -> BoxFuture<'static, Result<(), StoreError>> {
+        let done = self.submit(Job::Canary);
+        async move { done.await.map(drop) }.boxed()
+    }
+
     fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
         let s = self.inner.schedules.clone();
         blocking(move || s.put(&record))

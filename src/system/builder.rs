@@ -216,6 +216,7 @@ impl TaskSystemBuilder {
                 leadership: self.leadership,
             },
             accepting: AtomicBool::new(true),
+            root: std::sync::OnceLock::new(),
         })
     }
 }

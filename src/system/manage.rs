@@ -190,12 +190,11 @@ impl TaskSystem {
         if !self.shared.accepting() {
             failing.push("intake: shutting down".to_string());
         }
-        if let Some(store) = self.shared.journal.store() {
-            let probe = store.check_writable().await;
-            self.shared.journal.probed(&probe);
-            if let Err(e) = probe {
-                failing.push(format!("store: {e}"));
-            }
+        if !self.shared.tree_alive() {
+            failing.push("supervisor:root: stopped; no task runs".to_string());
+        }
+        if let Err(e) = self.shared.journal.probe().await {
+            failing.push(format!("store: {e}"));
         }
         for s in self.health().await.services {
             if s.status == HealthStatus::Down {

@@ -47,9 +47,9 @@ pub(super) async fn recover(shared: &Arc<Shared>) -> Result<Recovery, SystemErro
             continue;
         }
         if let Some(key) = &task.unique_key {
-            shared.table.claim_unique(key, task.id);
+            shared.table.hold_unique(key, task.id);
         }
-        let (state, attempt, due) = (life.state, life.attempt, life.due_at);
+        let (state, due) = (life.state, life.due_at);
         let cell = Arc::new(TaskCell::from_record(task, life));
         shared.table.insert(cell.clone());
         report.loaded += 1;
@@ -62,7 +62,7 @@ pub(super) async fn recover(shared: &Arc<Shared>) -> Result<Recovery, SystemErro
                     shared,
                     &queue,
                     &cell,
-                    attempt,
+                    0,
                     AttemptOutcome::Failed(FailureKind::Crashed, why),
                 );
             }

@@ -67,7 +67,7 @@ impl TaskSystem {
             .await;
         let interrupted = cut.iter().map(|(c, _)| c.cell.task.id).collect();
         for (c, q) in cut {
-            settle(shared, q, &c.cell, c.attempt, AttemptOutcome::Stopped);
+            settle(shared, q, &c.cell, c.run, AttemptOutcome::Stopped);
         }
         for cell in shared.table.cells() {
             let mut s = cell.status.lock();

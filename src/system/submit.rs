@@ -10,7 +10,7 @@ use super::handle::Receipt;
 use crate::error::SubmitError;
 use crate::queue::QueueShared;
 use crate::runtime::journal::Journal;
-use crate::runtime::{HandlerEntry, Shared, TaskCell};
+use crate::runtime::{Claim, HandlerEntry, KeyGuard, Shared, TaskCell};
 use crate::store::{EventKind, Write, WriteResult};
 use crate::task::{NewTask, Task, TaskId, TaskState};
 
@@ -21,43 +21,39 @@ pub(crate) async fn submit(shared: &Shared, new: NewTask) -> Result<Receipt, Sub
     let (queue, entry) = route(shared, &new)?;
     let id = TaskId::new();
     let key = new.unique_key.clone();
-    if let Some(existing) = claim(shared, key.as_deref(), id).await? {
-        return Ok(Receipt {
-            id: existing,
-            duplicate: true,
-        });
-    }
-    let release = || {
-        if let Some(k) = &key {
-            shared.table.release_unique(k);
-        }
+    // Dropped on any early return: a refused submit frees its key.
+    let guard = match claim(shared, key.as_deref(), id).await? {
+        Claimed::Free(guard) => guard,
+        Claimed::Existing(existing) => return Ok(duplicate(existing)),
     };
-    if let Err(e) = queue.admit() {
-        release();
-        return Err(e);
-    }
+    queue.admit()?;
     let (cell, delay) = new_cell(queue, entry, id, new);
     match persist(shared, &cell).await {
         Ok(None) => {}
         Ok(Some(existing)) => {
             queue.dequeued();
-            release();
-            return Ok(Receipt {
-                id: existing,
-                duplicate: true,
-            });
+            return Ok(duplicate(existing));
         }
         Err(e) => {
             queue.dequeued();
-            release();
             return Err(e);
         }
     }
     enqueue(shared, queue, cell, delay);
+    if let Some(guard) = guard {
+        guard.keep();
+    }
     Ok(Receipt {
         id,
         duplicate: false,
     })
+}
+
+fn duplicate(existing: TaskId) -> Receipt {
+    Receipt {
+        id: existing,
+        duplicate: true,
+    }
 }
 
 fn route<'a>(
@@ -66,6 +62,9 @@ fn route<'a>(
 ) -> Result<(&'a Arc<QueueShared>, &'a HandlerEntry), SubmitError> {
     if !shared.accepting() {
         return Err(SubmitError::ShuttingDown);
+    }
+    if !shared.tree_alive() {
+        return Err(SubmitError::TreeDown);
     }
     new.validate(&shared.limits)?;
     let entry = shared
@@ -80,25 +79,44 @@ fn route<'a>(
     Ok((queue, entry))
 }
 
-/// Claims the unique key for `id`; returns the task that already holds it, here or in
-/// the store.
-async fn claim(
-    shared: &Shared,
+/// What a submit found for its unique key.
+enum Claimed<'a> {
+    /// The key is this submit's (`None`: the task has no key).
+    Free(Option<KeyGuard<'a>>),
+    /// Another task holds it, and is visible.
+    Existing(TaskId),
+}
+
+/// Claims the unique key for `id`. A key held by a task whose submit is still in
+/// progress is waited on: a duplicate is only ever reported once the task it points at
+/// can be read, and a holder whose submit fails frees the key for the next claim.
+async fn claim<'a>(
+    shared: &'a Shared,
     key: Option<&str>,
     id: TaskId,
-) -> Result<Option<TaskId>, SubmitError> {
-    let Some(key) = key else { return Ok(None) };
-    if let Some(existing) = shared.table.claim_unique(key, id) {
-        return Ok(Some(existing));
-    }
-    let Some(store) = shared.journal.store() else {
-        return Ok(None);
+) -> Result<Claimed<'a>, SubmitError> {
+    let Some(key) = key else {
+        return Ok(Claimed::Free(None));
     };
-    let found = store.find_unique(key.to_string()).await;
-    if !matches!(found, Ok(None)) {
-        shared.table.release_unique(key);
+    loop {
+        let guard = match shared.table.claim_unique(key, id) {
+            Claim::Won(guard) => guard,
+            Claim::Held(existing, mut visible) => {
+                if visible.wait_for(|v| *v).await.is_ok() {
+                    return Ok(Claimed::Existing(existing));
+                }
+                continue;
+            }
+        };
+        let Some(store) = shared.journal.store() else {
+            return Ok(Claimed::Free(Some(guard)));
+        };
+        // A task no longer held in memory may hold the key in the store.
+        return match store.find_unique(key.to_string()).await? {
+            Some(existing) => Ok(Claimed::Existing(existing)),
+            None => Ok(Claimed::Free(Some(guard))),
+        };
     }
-    found.map_err(SubmitError::Store)
 }
 
 /// Makes the new task durable. `Some(existing)` when the store refused it as a

@@ -44,9 +44,15 @@ pub(super) async fn start(
     spec = spec.child(janitor(&shared, janitor_every));
     spec = spec.child(scheduler(&shared));
     let name = shared.namespace.actor_name("root");
-    let (root, _) = start_supervisor(Some(name.clone()), Supervisor::new("root"), spec, None)
+    let (root, handle) = start_supervisor(Some(name.clone()), Supervisor::new("root"), spec, None)
         .await
         .map_err(|source| SystemError::Spawn { what: name, source })?;
+    // Nothing supervises the root: the system checks its status, and its end is logged.
+    let _ = shared.root.set(root.get_cell());
+    tokio::spawn(async move {
+        let _ = handle.await;
+        shared.root_stopped();
+    });
     Ok(root)
 }
 

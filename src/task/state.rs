@@ -104,9 +104,28 @@ pub enum Event {
     Complete,
 }
 
+impl Event {
+    /// The event as a lowercase verb, for messages ("cannot pause a task that is paused").
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::Release => "release",
+            Self::Start => "start",
+            Self::Succeed => "succeed",
+            Self::Retry => "retry",
+            Self::Fail => "fail",
+            Self::Snooze => "snooze",
+            Self::Cancel => "cancel",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Interrupt => "interrupt",
+            Self::Complete => "complete",
+        }
+    }
+}
+
 /// A transition that the state machine does not allow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("cannot {event:?} a task that is {from}")]
+#[error("cannot {} a task that is {from}", event.verb())]
 pub struct TransitionError {
     /// The state the task was in.
     pub from: TaskState,
@@ -207,6 +226,10 @@ mod tests {
             for e in EVENTS {
                 let err = transition(s, e).unwrap_err();
                 assert_eq!(err, TransitionError { from: s, event: e });
+                assert_eq!(
+                    err.to_string(),
+                    format!("cannot {} a task that is {s}", e.verb())
+                );
             }
         }
     }

@@ -46,6 +46,19 @@ pub async fn next_start(rx: &mut UnboundedReceiver<ScriptEvent>) -> ScriptEvent 
     }
 }
 
+/// Waits for the next end of an attempt, then lets the worker settle it: the worker
+/// settles right after its handler returns, without waiting on anything, so one yield
+/// of this (current-thread) runtime lets it finish.
+pub async fn next_end(rx: &mut UnboundedReceiver<ScriptEvent>) -> ScriptEvent {
+    loop {
+        let e = rx.recv().await.expect("handler dropped");
+        if !e.started {
+            tokio::task::yield_now().await;
+            return e;
+        }
+    }
+}
+
 /// Lets the runtime run until it is idle while the paused clock moves `d` forward. Only
 /// for `start_paused` tests: this is virtual time, never a real sleep.
 pub async fn idle_for(d: Duration) {

@@ -29,6 +29,7 @@ use super::rows::{nanos, CrashRow, EventRow, LifeRow, TaskRow, WriteRow};
 use crate::store::{StoreError, WriteResult};
 use crate::task::TaskId;
 
+mod canary;
 mod hold;
 
 /// Work for the writer thread.
@@ -41,6 +42,9 @@ pub(super) enum Job {
     Sweep { before: i64, limit: u32 },
     /// Touches the probe row, so a commit really happens.
     Probe,
+    /// After a failed write: checks that a write needing fresh space on disk goes
+    /// through (see `canary`). Runs on its own, outside any transaction.
+    Canary,
     /// Runs arbitrary code on the write connection, outside any transaction (test hook).
     #[cfg(test)]
     Exec(Hook),
@@ -240,33 +244,27 @@ fn next_request(requests: &Receiver<Request>, deadline: Option<Instant>) -> Next
     }
 }
 
-/// Commits the group; a test hook in it runs on its own, outside any transaction.
+/// Commits the group; a job that runs on its own (the canary, a test hook) splits it and
+/// runs outside any transaction, in order.
 fn commit_groups(conn: &Connection, group: Vec<Request>, commits: &AtomicU64, nudge: &Nudge) {
-    #[cfg(test)]
-    let group = {
-        let mut rest = Vec::new();
-        for Request {
-            job,
-            reply,
-            deferred,
-        } in group
-        {
-            match job {
-                Job::Exec(f) => {
-                    commit_group(conn, std::mem::take(&mut rest), commits, nudge);
-                    let done = f(conn).map_err(|e| StoreError::WriteFailed(e.to_string()));
-                    let _ = reply.send(done.map(|()| Outcome::Unit));
-                }
-                job => rest.push(Request {
-                    job,
-                    reply,
-                    deferred,
-                }),
+    let mut rest = Vec::new();
+    for request in group {
+        match request.job {
+            Job::Canary => {
+                commit_group(conn, std::mem::take(&mut rest), commits, nudge);
+                let done = canary::run(conn).map_err(|e| StoreError::WriteFailed(e.to_string()));
+                let _ = request.reply.send(done.map(|()| Outcome::Unit));
             }
+            #[cfg(test)]
+            Job::Exec(f) => {
+                commit_group(conn, std::mem::take(&mut rest), commits, nudge);
+                let done = f(conn).map_err(|e| StoreError::WriteFailed(e.to_string()));
+                let _ = request.reply.send(done.map(|()| Outcome::Unit));
+            }
+            _ => rest.push(request),
         }
-        rest
-    };
-    commit_group(conn, group, commits, nudge);
+    }
+    commit_group(conn, rest, commits, nudge);
 }
 
 fn commit_group(conn: &Connection, group: Vec<Request>, commits: &AtomicU64, nudge: &Nudge) {
@@ -372,6 +370,8 @@ impl Batch<'_> {
             Job::Prune { before, limit } => Outcome::Count(self.prune(before, limit)?),
             Job::Sweep { before, limit } => Outcome::Count(self.sweep(before, limit)?),
             Job::Probe => self.probe().map(|()| Outcome::Unit)?,
+            // `commit_groups` runs the canary on its own; inside a group it can only probe.
+            Job::Canary => self.probe().map(|()| Outcome::Unit)?,
             #[cfg(test)]
             Job::Exec(f) => {
                 self.flush()?;

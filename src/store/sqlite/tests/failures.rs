@@ -86,6 +86,35 @@ async fn a_full_disk_fails_the_write_and_the_store_recovers_when_space_returns()
     );
 }
 
+/// On a full disk the one-row readiness probe still fits (the WAL keeps the space of the
+/// batch that failed); the recovery check needs fresh space and fails until there is.
+#[tokio::test]
+async fn after_a_full_disk_the_recovery_check_fails_where_the_small_probe_passes() {
+    let dir = TempDir::new();
+    let store = open(&dir.file("t.db"));
+    store.check_writable().await.unwrap();
+    store
+        .exec_on_writer(|c| {
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            c.pragma_update(None, "max_page_count", pages)
+        })
+        .await
+        .unwrap();
+    let mut big = record("k", at(1));
+    big.task.args = json!("x".repeat(256 * 1024));
+    write_failed(store.write(vec![create(&big)]).await);
+    store.check_writable().await.unwrap();
+    let msg = write_failed(store.check_recovered().await);
+    assert!(msg.contains("full"), "{msg}");
+
+    store
+        .exec_on_writer(|c| c.pragma_update(None, "max_page_count", 1_000_000_000))
+        .await
+        .unwrap();
+    store.check_recovered().await.unwrap();
+    store.write(vec![create(&big)]).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_read_only_connection_fails_writes_until_it_is_writable_again() {
     let dir = TempDir::new();

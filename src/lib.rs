@@ -56,6 +56,7 @@
 //! | [`node`], [`http`], [`cli`] | the node binary's runtime, its HTTP API, the CLI client |
 //! | [`builtin`] | built-in task kinds (noop, sleep, echo, fail, exec) |
 //! | [`config`], [`secret`] | settings as data; secrets that never print |
+//! | [`lockfile`] | exclusive lock files: one process per data directory and database |
 //! | [`testing`] | a scripted handler and fault injection for tests |
 //! | [`bench`] | the `taskmesh bench` harness |
 //!
@@ -72,6 +73,7 @@ pub mod handler;
 pub mod health;
 pub mod http;
 mod janitor;
+pub mod lockfile;
 pub mod node;
 mod pool;
 pub mod queue;

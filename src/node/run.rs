@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use super::NodeConfig;
 use crate::builtin;
 use crate::http::{self, HttpConfig};
+use crate::lockfile::{LockError, LockFile};
 use crate::store::{SqliteStore, StoreError};
 use crate::system::TaskSystem;
 use crate::SystemError;
@@ -28,6 +29,23 @@ pub enum NodeError {
     Http {
         /// The address.
         addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another node runs on the data directory.
+    #[error("data directory {} is in use by another taskmesh node{}; one node per data directory", path.display(), holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
+    DataDirInUse {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The other node's pid, when known.
+        holder: Option<u32>,
+    },
+    /// The data directory's lock file could not be taken.
+    #[error("cannot lock data directory {}: {source}", path.display())]
+    DataDirLock {
+        /// The directory.
+        path: std::path::PathBuf,
         /// Why.
         #[source]
         source: std::io::Error,
@@ -57,11 +75,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), NodeError> {
+    // Nothing touches the store before the data directory is ours and the port is bound:
+    // a second node on the same directory, or one that cannot serve, changes nothing.
+    let _lock = lock_data_dir(&cfg.data_dir)?;
+    let addr = cfg.http.addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Http { addr, source })?;
     let db = cfg.data_dir.join("taskmesh.db");
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::DataDir {
-        path: cfg.data_dir.clone(),
-        source,
-    })?;
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(db))
         .await
         .expect("open does not panic")?;
@@ -78,10 +99,6 @@ pub async fn run(
         "task system started"
     );
 
-    let addr = cfg.http.addr;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| NodeError::Http { addr, source })?;
     let bound = listener
         .local_addr()
         .map_err(|source| NodeError::Http { addr, source })?;
@@ -119,6 +136,25 @@ pub async fn run(
         }),
         Err(_) => Ok(()),
     }
+}
+
+/// Creates the data directory if needed and takes its lock (`taskmesh.lock`), held for
+/// the node's life.
+fn lock_data_dir(dir: &std::path::Path) -> Result<LockFile, NodeError> {
+    std::fs::create_dir_all(dir).map_err(|source| NodeError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    LockFile::acquire(dir.join("taskmesh.lock")).map_err(|e| match e {
+        LockError::Held { holder, .. } => NodeError::DataDirInUse {
+            path: dir.to_path_buf(),
+            holder,
+        },
+        LockError::Io { source, .. } => NodeError::DataDirLock {
+            path: dir.to_path_buf(),
+            source,
+        },
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

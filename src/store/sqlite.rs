@@ -43,6 +43,7 @@ use super::{
     Crash, History, Page, Store, StoreError, StoredEvent, TaskFilter, TaskQuery, TaskRecord, Write,
     WriteResult,
 };
+use crate::lockfile::LockFile;
 use crate::task::TaskId;
 
 /// How many tasks or crashes one prune or sweep transaction deletes, so a large cleanup
@@ -73,6 +74,9 @@ impl Default for SqliteOptions {
     }
 }
 
+/// What [`SqliteStore::open_locked`] opens.
+type Parts = (Vec<Connection>, Writer, Arc<schedules::Schedules>);
+
 /// The SQLite store. Cloning is cheap and shares the file, the writer thread and the
 /// readers; dropping the last clone lets the writer finish queued work, then closes it
 /// (blocking until that work is committed).
@@ -86,6 +90,9 @@ struct Inner {
     readers: Arc<Readers>,
     writer: Writer,
     schedules: Arc<schedules::Schedules>,
+    /// Held for the store's life; declared last, so it is released only after the
+    /// writer has closed its connection.
+    _lock: LockFile,
 }
 
 impl SqliteStore {
@@ -96,16 +103,42 @@ impl SqliteStore {
     }
 
     /// Opens (or creates) the database at `path`. A missing directory is created; an
-    /// existing file is validated before anything is written to it. Blocking.
+    /// existing file is validated before anything is written to it. A file another
+    /// process has open through a store is refused ([`StoreError::InUse`]): the store
+    /// holds an exclusive lock on `<path>-lock` for its life. Blocking.
     pub fn open_with(
         path: impl AsRef<Path>,
         options: SqliteOptions,
     ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let conn = open::open_writer(&path)?;
-        let checkpoints = open::open_checkpointer(&path)?;
+        let fresh = !open::lock_path(&path).exists();
+        let lock = open::lock(&path)?;
+        match Self::open_locked(&path, options) {
+            Ok((readers, writer, schedules)) => Ok(SqliteStore {
+                inner: Arc::new(Inner {
+                    path,
+                    readers: Arc::new(Readers::new(readers)),
+                    writer,
+                    schedules,
+                    _lock: lock,
+                }),
+            }),
+            Err(e) => {
+                // A refused file gets nothing new beside it.
+                if fresh {
+                    let _ = std::fs::remove_file(lock.path());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens the connections and starts the writer, under the lock.
+    fn open_locked(path: &Path, options: SqliteOptions) -> Result<Parts, StoreError> {
+        let conn = open::open_writer(path)?;
+        let checkpoints = open::open_checkpointer(path)?;
         let readers = (0..options.readers.max(1))
-            .map(|_| open::open_reader(&path))
+            .map(|_| open::open_reader(path))
             .collect::<Result<Vec<_>, _>>()?;
         let limits = writer::Limits {
             max_batch: options.max_batch.max(1),
@@ -113,18 +146,11 @@ impl SqliteStore {
         };
         let writer =
             Writer::spawn(conn, checkpoints, limits).map_err(|e| StoreError::Unusable {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 reason: format!("cannot start the writer thread: {e}"),
             })?;
-        let schedules = schedules::Schedules::open(&path)?;
-        Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                path,
-                readers: Arc::new(Readers::new(readers)),
-                writer,
-                schedules,
-            }),
-        })
+        let schedules = schedules::Schedules::open(path)?;
+        Ok((readers, writer, schedules))
     }
 
     /// The database file.

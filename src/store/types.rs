@@ -245,6 +245,15 @@ pub enum StoreError {
         /// Not a taskmesh database, corrupt, or from a newer schema.
         reason: String,
     },
+    /// Another process (or another store in this one) has the database open: two
+    /// writers would each run the other's tasks. Nothing was read or written.
+    #[error("cannot use {}: it is open in another process{}; one process per database file", path.display(), holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
+    InUse {
+        /// The database file.
+        path: PathBuf,
+        /// The pid of the process holding it, when known.
+        holder: Option<u32>,
+    },
     /// A write could not be made durable (disk full, read-only, I/O error). Nothing of the
     /// batch was applied.
     #[error("write failed: {0}")]

@@ -3,12 +3,13 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::schema::{self, APPLICATION_ID, LATEST};
+use crate::lockfile::{LockError, LockFile};
 use crate::store::StoreError;
 
 /// How long a connection waits on another process's lock before failing.
@@ -36,6 +37,34 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let mut conn = read_write(path).map_err(|e| unusable(format!("cannot open: {e}")))?;
     schema::migrate(&mut conn).map_err(unusable)?;
     Ok(conn)
+}
+
+/// The lock file beside a database: `<path>-lock`.
+pub(super) fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-lock");
+    PathBuf::from(name)
+}
+
+/// Takes the exclusive lock beside the database ([`lock_path`]), creating its directory
+/// if needed, before anything reads or writes the database.
+pub(super) fn lock(path: &Path) -> Result<LockFile, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|e| StoreError::Unusable {
+            path: path.to_path_buf(),
+            reason: format!("cannot create directory {}: {e}", dir.display()),
+        })?;
+    }
+    LockFile::acquire(lock_path(path)).map_err(|e| match e {
+        LockError::Held { holder, .. } => StoreError::InUse {
+            path: path.to_path_buf(),
+            holder,
+        },
+        LockError::Io { source, .. } => StoreError::Unusable {
+            path: path.to_path_buf(),
+            reason: format!("cannot take its lock file: {source}"),
+        },
+    })
 }
 
 /// A read-only connection on a database the writer has opened (and so migrated).

@@ -227,3 +227,35 @@ async fn events_of_a_schema_2_file_keep_their_seq_through_migration_3() {
         .unwrap();
     assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
 }
+
+#[test]
+fn a_database_open_in_another_store_is_refused_naming_the_holder_until_it_closes() {
+    let dir = TempDir::new();
+    let path = dir.file("t.db");
+    let first = open(&path);
+    match SqliteStore::open(&path) {
+        Err(err @ StoreError::InUse { .. }) => {
+            let StoreError::InUse { path: p, holder } = &err else {
+                unreachable!()
+            };
+            assert_eq!((p, *holder), (&path, Some(std::process::id())));
+            let msg = err.to_string();
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("one process per database file"), "{msg}");
+        }
+        other => panic!("expected InUse, got {:?}", other.map(|_| ())),
+    }
+    drop(first);
+    drop(open(&path));
+}
+
+#[test]
+fn a_refused_file_gets_no_lock_file_beside_it() {
+    let dir = TempDir::new();
+    let path = dir.file("notes.db");
+    fs::write(&path, b"not a database at all, just some notes".repeat(100)).unwrap();
+    assert_refused(&path, "not a SQLite database");
+    let mut lock = path.as_os_str().to_owned();
+    lock.push("-lock");
+    assert!(!Path::new(&lock).exists(), "a lock file was left beside it");
+}

@@ -19,9 +19,9 @@ fn matches(f: &TaskFilter, r: &TaskRecord) -> bool {
 }
 
 fn varied(i: u64) -> TaskRecord {
-    let mut r = record(if i % 3 == 0 { "x" } else { "y" }, at(i));
-    r.task.queue = if i % 2 == 0 { "a" } else { "b" }.into();
-    r.task.metadata.actor_id = (i % 5 == 0).then(|| "ada".to_string());
+    let mut r = record(if i.is_multiple_of(3) { "x" } else { "y" }, at(i));
+    r.task.queue = if i.is_multiple_of(2) { "a" } else { "b" }.into();
+    r.task.metadata.actor_id = i.is_multiple_of(5).then(|| "ada".to_string());
     r.life.state = if i < 4 {
         TaskState::Succeeded
     } else {

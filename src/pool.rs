@@ -158,6 +158,7 @@ impl PoolState {
             shared: self.shared.clone(),
             queue: self.queue.clone(),
             slot: slot.clone(),
+            isolate: false,
         };
         let (actor, _) = Actor::spawn_linked(None, Worker, args, myself.get_cell()).await?;
         self.queue.register_slot(slot.clone());

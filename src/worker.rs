@@ -89,6 +89,8 @@ pub(crate) struct WorkerState {
     pub shared: Arc<Shared>,
     pub queue: Arc<QueueShared>,
     pub slot: Arc<WorkerSlot>,
+    /// On a multi-thread runtime: yield before each attempt (see [`run_one`]).
+    pub isolate: bool,
 }
 
 impl Actor for Worker {
@@ -103,6 +105,10 @@ impl Actor for Worker {
     ) -> Result<WorkerState, ActorProcessingErr> {
         let mut args = args;
         args.name = myself.get_id().to_string();
+        args.isolate = matches!(
+            tokio::runtime::Handle::current().runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::MultiThread
+        );
         let ns = &args.shared.namespace;
         pg::join_scoped(
             ns.scope(),
@@ -188,6 +194,15 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
         state.shared.journal.clone(),
     );
     let handler = entry.handler.clone();
+    if state.isolate {
+        // A handler may block its thread instead of awaiting. Tokio never lets another
+        // thread steal the task in a thread's LIFO slot, so a runtime task woken just
+        // before (the pool's ticker, a store write) would wait as long as the handler
+        // blocks, and the stuck worker might never be written off. After a yield this
+        // worker runs again only from its thread's LIFO slot or run queue, or stolen by
+        // an idle thread: in each case that thread's LIFO slot is empty.
+        tokio::task::yield_now().await;
+    }
     let outcome = run_attempt(
         handler,
         ctx,

@@ -45,10 +45,26 @@ impl Handler for Quick {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_blocked_by_its_handler_is_replaced_and_the_queue_keeps_serving() {
+    blocked_worker_round(Duration::from_millis(20)).await;
+}
+
+/// The same, many times over with a fast pool tick. A runtime task woken on the worker
+/// thread just before the handler blocked it (the pool's ticker, parked in that thread's
+/// LIFO slot, which no other thread may steal) would never run again, and the stuck
+/// worker would never be written off: the worker yields before each attempt so that its
+/// thread's LIFO slot is empty when the handler starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_runtime_task_is_stranded_behind_a_blocked_worker_thread() {
+    for _ in 0..10 {
+        blocked_worker_round(Duration::from_millis(1)).await;
+    }
+}
+
+async fn blocked_worker_round(tick: Duration) {
     let (release, blocked) = mpsc::channel();
     let queue = QueueConfig::new("default")
         .workers(1, 1)
-        .tick(Duration::from_millis(20))
+        .tick(tick)
         .stuck_after(Duration::from_millis(100));
     let sys = TaskSystem::builder()
         .namespace(unique_ns("stuck"))

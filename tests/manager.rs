@@ -114,9 +114,17 @@ async fn a_paused_waiting_task_does_not_run_until_resumed() {
         .unwrap()
         .id;
     assert_eq!(sys.pause(id).await.unwrap(), Control::Done);
+    let after = sys
+        .submit(task(Script::Ok { value: 2.into() }))
+        .await
+        .unwrap()
+        .id;
     h.open("b", 1);
     sys.wait(blocker).await.unwrap();
-    common::idle_for(Duration::from_secs(1)).await;
+    // The one worker takes tasks in queue order: had the paused task been runnable, it
+    // would have started before the one queued after it.
+    assert_eq!(next_start(&mut rx).await.id, after);
+    sys.wait(after).await.unwrap();
     assert_eq!(sys.status(id).unwrap().state, TaskState::Paused);
     assert!(matches!(sys.pause(id).await, Err(TaskError::Transition(_))));
     assert_eq!(sys.resume(id).await.unwrap(), Control::Done);
@@ -422,7 +430,7 @@ async fn the_janitor_sweeps_old_crash_history_and_prunes_old_ended_tasks() {
         .id;
     sys.wait(id).await.unwrap();
     assert_eq!(sys.get(id).await.unwrap().crashes.len(), 2);
-    common::idle_for(Duration::from_secs(3601)).await;
+    common::advance_and_settle(&sys, Duration::from_secs(3601)).await;
     let view = sys.get(id).await.unwrap();
     assert!(
         view.crashes.is_empty(),
@@ -467,7 +475,7 @@ async fn ended_tasks_past_the_store_retention_are_pruned() {
         .await
         .unwrap()
         .id;
-    common::idle_for(Duration::from_secs(61)).await;
+    common::advance_and_settle(&sys, Duration::from_secs(61)).await;
     assert!(
         matches!(sys.get(done).await, Err(TaskError::NotFound(_))),
         "the ended task was pruned"

@@ -61,7 +61,7 @@ async fn counters_and_histograms_follow_task_outcomes() {
             TaskState::Cancelled
         )
     );
-    common::idle_for(Duration::from_millis(200)).await; // the pool tick samples gauges
+    common::advance_and_settle(&sys, Duration::from_millis(200)).await; // the pool tick samples gauges
 
     let snapshot: Vec<_> = snapshotter
         .snapshot()

@@ -77,7 +77,7 @@ async fn the_pool_grows_under_load_and_shrinks_back_after_the_idle_timeout() {
     for id in ids {
         sys.wait(id).await.unwrap();
     }
-    common::idle_for(Duration::from_secs(6)).await;
+    common::advance_and_settle(&sys, Duration::from_secs(6)).await;
     assert_eq!(
         sys.queues()[0].workers,
         2,
@@ -284,10 +284,10 @@ async fn exceeding_the_restart_intensity_escalates_to_the_queue_supervisor() {
     };
     assert_eq!(pool_restarts().await, 0);
     for _ in 0..4 {
-        while !crash_worker(&sys, "default") {
-            common::idle_for(Duration::from_millis(10)).await;
-        }
-        common::idle_for(Duration::from_millis(200)).await;
+        assert!(crash_worker(&sys, "default"), "a worker to crash");
+        // The pool hears of the crash, then its respawn timer fires.
+        common::advance_and_settle(&sys, Duration::ZERO).await;
+        common::advance_and_settle(&sys, Duration::from_millis(200)).await;
     }
     assert_eq!(
         pool_restarts().await,

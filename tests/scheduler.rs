@@ -173,7 +173,7 @@ async fn a_slot_is_skipped_while_the_previous_run_still_runs_when_overlap_is_ski
         sys.put_schedule(ScheduleSpec::new("slow", "*/10 * * * * *", gate).overlap(overlap))
             .await
             .unwrap();
-        common::idle_for(Duration::from_secs(26)).await; // 00:00:31: slots 10, 20, 30
+        common::advance_and_settle(&sys, Duration::from_secs(26)).await; // 00:00:31: slots 10, 20, 30
         assert_eq!(slots_of(&sys, "slow").await.len(), expected, "{overlap:?}");
         h.open("g", 3);
         sys.shutdown(Duration::from_secs(1)).await;
@@ -196,7 +196,7 @@ async fn schedules_are_paused_resumed_listed_and_removed() {
     );
     let paused = sys.pause_schedule("m").await.unwrap();
     assert_eq!(paused.next, None);
-    common::idle_for(Duration::from_secs(30)).await; // 00:00:35
+    common::advance_and_settle(&sys, Duration::from_secs(30)).await; // 00:00:35
     assert!(
         slots_of(&sys, "m").await.is_empty(),
         "a paused schedule fires nothing"
@@ -207,7 +207,7 @@ async fn schedules_are_paused_resumed_listed_and_removed() {
         Some(at(0, 0, 40)),
         "slots passed while paused are skipped"
     );
-    common::idle_for(Duration::from_secs(6)).await; // 00:00:41
+    common::advance_and_settle(&sys, Duration::from_secs(6)).await; // 00:00:41
     assert_eq!(slots_of(&sys, "m").await, vec![at(0, 0, 40)]);
     assert_eq!(sys.schedules().await.unwrap().len(), 1);
     sys.remove_schedule("m").await.unwrap();
@@ -279,7 +279,7 @@ async fn a_node_without_leadership_fires_nothing() {
     sys.put_schedule(ScheduleSpec::new("f", "*/10 * * * * *", ok_task()))
         .await
         .unwrap();
-    common::idle_for(Duration::from_secs(30)).await;
+    common::advance_and_settle(&sys, Duration::from_secs(30)).await;
     assert!(slots_of(&sys, "f").await.is_empty());
     sys.shutdown(Duration::from_secs(1)).await;
 }

@@ -59,10 +59,23 @@ pub async fn next_end(rx: &mut UnboundedReceiver<ScriptEvent>) -> ScriptEvent {
     }
 }
 
-/// Lets the runtime run until it is idle while the paused clock moves `d` forward. Only
-/// for `start_paused` tests: this is virtual time, never a real sleep.
-pub async fn idle_for(d: Duration) {
-    tokio::time::sleep(d).await
+/// Moves paused time forward by `d`, in steps of at most a second (so timers that re-arm
+/// from one another, like cron slots, each fire at their time), and after each step
+/// waits until every service of `sys` has handled what the timers sent it: a health
+/// check asks each service in turn, and a service answers only after the messages
+/// queued before it. Only for `start_paused` tests: virtual time, never a real sleep.
+pub async fn advance_and_settle(sys: &TaskSystem, d: Duration) {
+    let mut left = d;
+    loop {
+        let step = left.min(Duration::from_secs(1));
+        tokio::time::advance(step).await;
+        tokio::task::yield_now().await;
+        sys.health().await;
+        left -= step;
+        if left.is_zero() {
+            return;
+        }
+    }
 }
 
 /// Like [`builder`], but the default queue has exactly one worker, so tasks run one at a

@@ -306,6 +306,14 @@ impl Store for SqliteStore {
         blocking(move || s.put(&record))
     }
 
+    fn put_schedules(
+        &self,
+        records: Vec<ScheduleRecord>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        let s = self.inner.schedules.clone();
+        blocking(move || s.put_all(&records))
+    }
+
     fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
         let s = self.inner.schedules.clone();
         blocking(move || s.delete(&name))

@@ -211,8 +211,14 @@ impl SchedulerState {
         let rec = spec.validate()?;
         self.check_task(&spec)?;
         let now = self.now();
-        let record = match self.record(&spec.name) {
-            Ok(mut old) => {
+        let old = self.record(&spec.name).ok();
+        let same =
+            |o: &ScheduleRecord| (&o.spec.cron, &o.spec.timezone) == (&spec.cron, &spec.timezone);
+        if !old.as_ref().is_some_and(same) {
+            rec.check_fires_after(now)?;
+        }
+        let record = match old {
+            Some(mut old) => {
                 if old.spec.paused && !spec.paused {
                     old.last_slot = Some(old.last_slot.map_or(now, |s| s.max(now)));
                 }
@@ -222,7 +228,7 @@ impl SchedulerState {
                     ..old
                 }
             }
-            Err(_) => ScheduleRecord {
+            None => ScheduleRecord {
                 spec,
                 last_slot: None,
                 last_task: None,

@@ -329,3 +329,73 @@ proptest! {
         prop_assert_eq!(r.upcoming(start, 16), plain);
     }
 }
+
+/// One item of a field: values, names, ranges, steps, wildcards, and near misses.
+fn item_strategy() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![
+        (0u32..3000).prop_map(|n| n.to_string()),
+        prop::sample::select(vec![
+            "*",
+            "?",
+            "Jan",
+            "dec",
+            "Mon",
+            "sunday",
+            "L",
+            "W",
+            "#",
+            "",
+            "-",
+            "/",
+            "Foo",
+            "-1",
+            "99999999999999999999",
+        ])
+        .prop_map(str::to_string),
+    ];
+    let sep = prop::sample::select(vec!["", "-", "/", ",", "-/", "//", ",,"]);
+    (atom.clone(), sep, atom).prop_map(|(a, s, b)| format!("{a}{s}{b}"))
+}
+
+/// A field: one to three items, comma-separated.
+fn field_strategy() -> impl Strategy<Value = String> {
+    prop::collection::vec(item_strategy(), 1..=3).prop_map(|items| items.join(","))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Arbitrary text never panics the parser.
+    #[test]
+    fn arbitrary_text_never_panics_the_parser(text in "\\PC{0,60}") {
+        let _ = text.parse::<CronExpr>();
+    }
+
+    /// Expressions of arbitrary field strings never panic; a refused field is named by
+    /// its place, with its column in the expression as typed.
+    #[test]
+    fn an_invalid_field_is_named_with_its_column(
+        fields in prop::collection::vec(field_strategy(), 6..=7),
+        bad in 0usize..7,
+    ) {
+        let mut fields = fields;
+        let bad = bad.min(fields.len() - 1);
+        let expr = fields.join(" ");
+        match expr.parse::<CronExpr>() {
+            Err(CronError::Field { field, value, column, reason }) => {
+                let i = super::field::UNITS.iter().position(|u| u.name == field);
+                let i = i.expect("a known field name");
+                prop_assert_eq!(&fields[i], &value, "{}", expr);
+                let at: usize = fields[..i].iter().map(|f| f.chars().count() + 1).sum();
+                prop_assert_eq!(column, at + 1, "{}", expr);
+                prop_assert!(!reason.is_empty());
+            }
+            Err(CronError::Expression { .. } | CronError::NeverFires { .. }) | Ok(_) => {}
+            Err(other) => prop_assert!(false, "{expr}: {other}"),
+        }
+        fields[bad] = "99999".into();
+        let err = fields.join(" ").parse::<CronExpr>().expect_err("99999 is out of range");
+        let named = matches!(&err, CronError::Field { .. });
+        prop_assert!(named, "{}", err);
+    }
+}

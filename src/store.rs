@@ -16,6 +16,8 @@ mod sqlite;
 mod types;
 
 pub use memory::MemoryStore;
+#[doc(hidden)]
+pub use sqlite::fuzz_decode_rows;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use types::{
     Crash, EventKind, Life, Page, StoreError, StoredEvent, TaskEvent, TaskFilter, TaskQuery,

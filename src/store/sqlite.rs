@@ -28,6 +28,9 @@ mod schema;
 mod tests;
 mod writer;
 
+#[doc(hidden)]
+pub use rows::fuzz_decode_rows;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -251,3 +251,56 @@ fn from_json<T: serde::de::DeserializeOwned>(
 pub(super) fn read_failed(e: rusqlite::Error) -> StoreError {
     StoreError::ReadFailed(e.to_string())
 }
+
+/// Runs each row decoder (task record, event, crash) on one row of arbitrary `values`
+/// (padded with NULL), for the fuzz target `stored_rows` in `fuzz/`: a decoder may refuse
+/// a row, and must never panic. Not part of the API.
+#[doc(hidden)]
+pub fn fuzz_decode_rows(values: &[rusqlite::types::Value]) -> Vec<Result<(), StoreError>> {
+    thread_local! {
+        static CONN: rusqlite::Connection =
+            rusqlite::Connection::open_in_memory().expect("an in-memory database");
+    }
+    type Decode = fn(&Row<'_>) -> Result<(), StoreError>;
+    let decoders: [(&[&str], Decode); 3] = [
+        (&["id", "task", "life"], |r| record(r).map(drop)),
+        (
+            &["seq", "id", "at", "actor_id", "correlation_id", "data"],
+            |r| event(r).map(drop),
+        ),
+        (&["task_id", "at", "attempt", "kind", "reason"], |r| {
+            crash(r).map(drop)
+        }),
+    ];
+    CONN.with(|conn| {
+        decoders
+            .iter()
+            .map(|(names, decode)| decode_one(conn, names, values, *decode))
+            .collect()
+    })
+}
+
+fn decode_one(
+    conn: &rusqlite::Connection,
+    names: &[&str],
+    values: &[rusqlite::types::Value],
+    decode: fn(&Row<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let columns: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("?{} AS {name}", i + 1))
+        .collect();
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {}", columns.join(", ")))
+        .map_err(read_failed)?;
+    let null = rusqlite::types::Value::Null;
+    let params = (0..names.len()).map(|i| values.get(i).unwrap_or(&null));
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params))
+        .map_err(read_failed)?;
+    match rows.next().map_err(read_failed)? {
+        Some(row) => decode(row),
+        None => Ok(()),
+    }
+}

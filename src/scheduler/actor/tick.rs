@@ -57,8 +57,11 @@ impl SchedulerState {
         if let Some(t) = self.timer.take() {
             t.abort();
         }
-        let book = self.cron().book.lock().clone();
-        let Some(next) = book.values().filter_map(|r| self.due_at(r)).min() else {
+        let next = {
+            let book = self.cron().book.lock();
+            book.values().filter_map(|r| self.due_at(r)).min()
+        };
+        let Some(next) = next else {
             return;
         };
         let now = self.now();
@@ -108,16 +111,16 @@ impl SchedulerState {
     }
 
     /// The jobs of every schedule that has due slots, leaving out those waiting for a retry.
-    fn plan_all(&mut self, now: DateTime<Utc>) -> Vec<Job> {
-        let book = self.cron().book.lock().clone();
-        book.into_values()
+    fn plan_all(&self, now: DateTime<Utc>) -> Vec<Job> {
+        let book = self.cron().book.lock();
+        book.values()
             .filter(|r| !r.spec.paused)
             .filter(|r| self.retry_at.get(&r.spec.name).is_none_or(|t| *t <= now))
             .filter_map(|r| self.plan_one(r, now))
             .collect()
     }
 
-    fn plan_one(&self, record: ScheduleRecord, now: DateTime<Utc>) -> Option<Job> {
+    fn plan_one(&self, record: &ScheduleRecord, now: DateTime<Utc>) -> Option<Job> {
         let rec = self.recurrences.get(&record.spec.name)?;
         let spec = &record.spec;
         let p = plan(
@@ -143,7 +146,7 @@ impl SchedulerState {
             }
         }
         Some(Job {
-            record,
+            record: record.clone(),
             fire,
             newest,
         })

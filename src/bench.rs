@@ -9,7 +9,7 @@ mod harness;
 mod listing;
 mod report;
 
-pub use cron::{run_cron, CronReport};
+pub use cron::{run_cron, CronBench, CronReport};
 pub use harness::{run, run_queued, BenchConfig, BenchStore};
 pub use listing::{fill_list_store, list_page_filter, run_list_page, ListReport};
 pub use report::{BenchReport, Latency, QueuedReport};

@@ -18,6 +18,7 @@
 //! of the gap. Zones with half-hour changes (`Australia/Lord_Howe`) work the same way.
 
 mod expr;
+mod field;
 mod recurrence;
 #[cfg(test)]
 mod tests;

@@ -95,10 +95,13 @@ struct BenchArgs {
     /// Fill a SQLite store with this many tasks and time a filtered page of 1,000.
     #[arg(long)]
     list_page: Option<u64>,
-    /// Run 20 every-second cron schedules for this many seconds and report how late
-    /// their slots start.
+    /// Run every-second cron schedules for this many seconds and report how many slots
+    /// started and how late (with --store sqlite, on a SQLite store as a node does).
     #[arg(long)]
     cron: Option<u64>,
+    /// The schedules of --cron.
+    #[arg(long, default_value_t = 20)]
+    schedules: usize,
     /// Enqueue this many tasks without running them and report bytes per task.
     #[arg(long)]
     queued: Option<usize>,
@@ -183,10 +186,6 @@ async fn bench(o: BenchArgs, token: Option<String>) -> Result<(), AnyError> {
         let report = bench::run_queued(n).await?;
         return print(o.json, &report, &report);
     }
-    if let Some(secs) = o.cron {
-        let report = bench::run_cron(secs).await?;
-        return print(o.json, &report, &report);
-    }
     let temp = std::env::temp_dir().join(format!("taskmesh-bench-{}", std::process::id()));
     let path = o.db.clone().unwrap_or_else(|| temp.join("bench.db"));
     let store = match o.store.as_str() {
@@ -219,6 +218,16 @@ async fn run_bench(
             return Err("--list-page needs --store sqlite".into());
         }
         let report = bench::run_list_page(path, n).await?;
+        return print(o.json, &report, &report);
+    }
+    if let Some(seconds) = o.cron {
+        let (schedules, store) = (o.schedules, store);
+        let report = bench::run_cron(bench::CronBench {
+            seconds,
+            schedules,
+            store,
+        })
+        .await?;
         return print(o.json, &report, &report);
     }
     let workers = (2.min(o.max_workers), o.max_workers);

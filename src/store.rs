@@ -16,6 +16,8 @@ mod sqlite;
 mod types;
 
 pub use memory::MemoryStore;
+#[doc(hidden)]
+pub use sqlite::fuzz_decode_rows;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use types::{
     Crash, EventKind, Life, Page, StoreError, StoredEvent, TaskEvent, TaskFilter, TaskQuery,
@@ -115,6 +117,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts or replaces a schedule (by name), durably.
     fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>>;
+
+    /// Inserts or replaces many schedules (by name) at once, durably. A store that can
+    /// should do it in one transaction: the scheduler stores every watermark a tick moved
+    /// with one call. The default makes one [`put_schedule`](Store::put_schedule) call each.
+    fn put_schedules(
+        &self,
+        records: Vec<ScheduleRecord>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        let puts: Vec<_> = records.into_iter().map(|r| self.put_schedule(r)).collect();
+        Box::pin(async move {
+            for put in puts {
+                put.await?;
+            }
+            Ok(())
+        })
+    }
 
     /// Deletes a schedule; false if there was none.
     fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>>;

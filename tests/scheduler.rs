@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use common::{next_start, unique_ns};
+use taskmesh::cron::CronError;
 use taskmesh::scheduler::{CatchUp, Leadership, Overlap, ScheduleError, ScheduleSpec, TokioClock};
 use taskmesh::store::{MemoryStore, TaskFilter};
 use taskmesh::testing::{script, Script, ScriptHandler};
@@ -220,7 +221,7 @@ async fn schedules_are_paused_resumed_listed_and_removed() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn bad_schedules_are_refused_with_the_field_named() {
+async fn bad_schedules_and_schedules_that_never_fire_are_refused_with_the_reason() {
     let (h, _rx) = ScriptHandler::new();
     let sys = system(&unique_ns("badsched"), h, MemoryStore::new(), at(0, 0, 0))
         .start()
@@ -241,6 +242,20 @@ async fn bad_schedules_are_refused_with_the_field_named() {
         zone.to_string().contains("unknown time zone \"Moon/Base\""),
         "{zone}"
     );
+    for never in ["0 0 0 30 2 *", "0 0 0 1 1 * 2020"] {
+        let err = put(ScheduleSpec::new("a", never, ok_task()))
+            .await
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, ScheduleError::Cron(CronError::NeverFires { .. })),
+            "{never}: {message}"
+        );
+        assert!(
+            message.starts_with(&format!("expression {never:?} never fires: ")),
+            "{message}"
+        );
+    }
     let kind = put(ScheduleSpec::new(
         "a",
         "@daily",

@@ -3,18 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The fields of an expression, in order.
-const FIELDS: [&str; 7] = [
-    "second",
-    "minute",
-    "hour",
-    "day-of-month",
-    "month",
-    "day-of-week",
-    "year",
-];
+use super::field::UNITS;
 
 /// Aliases and what they stand for.
 const ALIASES: [(&str, &str); 8] = [
@@ -42,12 +34,14 @@ pub enum CronError {
         hint: &'static str,
     },
     /// One field is wrong.
-    #[error("invalid {field} field {value:?}: {reason}")]
+    #[error("invalid {field} field {value:?} at column {column}: {reason}")]
     Field {
         /// The field's name, e.g. "hour".
         field: &'static str,
         /// What was written.
         value: String,
+        /// Where the field starts in the expression as written, from 1.
+        column: usize,
         /// Why it is wrong.
         reason: String,
     },
@@ -57,6 +51,15 @@ pub enum CronError {
     /// The fields are each valid but the whole is not.
     #[error("invalid expression {expr:?}: {reason}")]
     Expression {
+        /// The expression.
+        expr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The expression is valid but has no slot: no date matches (February 30), or none
+    /// is left (a year field in the past).
+    #[error("expression {expr:?} never fires: {reason}")]
+    NeverFires {
         /// The expression.
         expr: String,
         /// Why.
@@ -110,19 +113,99 @@ impl FromStr for CronExpr {
     fn from_str(text: &str) -> Result<Self, CronError> {
         let source = text.trim().to_string();
         let expanded = expand_alias(&source)?;
-        let mut fields: Vec<String> = expanded.split_whitespace().map(str::to_string).collect();
+        let typed = if source.starts_with('@') {
+            &expanded
+        } else {
+            text
+        };
+        let fields = columns(typed);
         check_count(fields.len())?;
-        fields[5] = unix_days(&fields[5])?;
-        for (i, value) in fields.iter().enumerate() {
-            check_field(i, value)?;
+        for (i, (column, value)) in fields.iter().enumerate() {
+            let bad = |reason| field_error(i, value, *column, reason);
+            UNITS[i].check(value).map_err(bad)?;
         }
-        let normalized = fields.join(" ");
+        let mut values: Vec<String> = fields.iter().map(|(_, v)| v.to_string()).collect();
+        values[5] = unix_days(&values[5], fields[5].0)?;
+        for (i, value) in values.iter().enumerate() {
+            check_field(i, value, fields[i].0)?;
+        }
         let schedule =
-            cron::Schedule::from_str(&normalized).map_err(|e| CronError::Expression {
+            cron::Schedule::from_str(&values.join(" ")).map_err(|e| CronError::Expression {
                 expr: source.clone(),
-                reason: e.to_string(),
+                reason: clean(&e.to_string()),
             })?;
-        Ok(Self { source, schedule })
+        let expr = Self { source, schedule };
+        expr.check_some_date_matches()?;
+        Ok(expr)
+    }
+}
+
+impl CronExpr {
+    /// Refuses an expression no date matches (February 30, or April 31 every year).
+    fn check_some_date_matches(&self) -> Result<(), CronError> {
+        if self
+            .schedule
+            .after(&DateTime::<Utc>::UNIX_EPOCH)
+            .next()
+            .is_some()
+        {
+            return Ok(());
+        }
+        let reason = if cron::TimeUnitSpec::is_all(self.schedule.years()) {
+            "no date matches its day-of-month, month and day-of-week fields (e.g. February 30)"
+        } else {
+            "no date in the years of its year field matches its day-of-month, month and day-of-week fields"
+        };
+        Err(self.never(reason.to_string()))
+    }
+
+    /// Refuses an expression with no slot after `now` (a year field in the past).
+    pub fn check_fires_after(&self, now: DateTime<Utc>) -> Result<(), CronError> {
+        if self.schedule.after(&now).next().is_some() {
+            return Ok(());
+        }
+        let last = self.schedule.after(&now).next_back();
+        let last = last.map_or("none".into(), |t| t.to_rfc3339());
+        Err(self.never(format!(
+            "its last slot ({last}) is not after now ({}); check the year field",
+            now.to_rfc3339()
+        )))
+    }
+
+    fn never(&self, reason: String) -> CronError {
+        CronError::NeverFires {
+            expr: self.source.clone(),
+            reason,
+        }
+    }
+}
+
+/// The whitespace-separated fields of `text` with the column (from 1) each starts at.
+fn columns(text: &str) -> Vec<(usize, &str)> {
+    let mut out = vec![];
+    let mut start = None;
+    for (col, (i, c)) in text.char_indices().enumerate() {
+        match (c.is_whitespace(), start) {
+            (false, None) => start = Some((col + 1, i)),
+            (true, Some((column, from))) => {
+                out.push((column, &text[from..i]));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some((column, from)) = start {
+        out.push((column, &text[from..]));
+    }
+    out
+}
+
+fn field_error(i: usize, value: &str, column: usize, reason: String) -> CronError {
+    CronError::Field {
+        field: UNITS[i].name,
+        value: value.to_string(),
+        column,
+        reason,
     }
 }
 
@@ -162,8 +245,9 @@ fn check_count(got: usize) -> Result<(), CronError> {
     Err(CronError::FieldCount { got, hint })
 }
 
-/// Parses field `i` alone (all other fields `*`), so an error names the field.
-fn check_field(i: usize, value: &str) -> Result<(), CronError> {
+/// Parses field `i` alone (all other fields `*`), so an error the parser finds names the
+/// field.
+fn check_field(i: usize, value: &str, column: usize) -> Result<(), CronError> {
     let mut probe = vec!["*"; 6];
     if i == 6 {
         probe.push(value);
@@ -179,31 +263,27 @@ fn check_field(i: usize, value: &str) -> Result<(), CronError> {
     }
     cron::Schedule::from_str(&probe.join(" "))
         .map(drop)
-        .map_err(|e| CronError::Field {
-            field: FIELDS[i],
-            value: value.to_string(),
-            reason: clean(&e.to_string()),
-        })
+        .map_err(|e| field_error(i, value, column, clean(&e.to_string())))
 }
 
+/// The parser's message without the expression it parsed and its caret (that expression
+/// is a rewritten one, not the one written).
 fn clean(reason: &str) -> String {
-    reason
-        .trim_start_matches("Invalid expression: ")
-        .trim()
-        .to_string()
+    let lines = reason.lines().map(str::trim);
+    let text: Vec<&str> = lines
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '^' || c.is_whitespace()))
+        .collect();
+    let text = text.last().copied().unwrap_or("not a valid expression");
+    text.trim_start_matches("Invalid expression: ").to_string()
 }
 
 /// Rewrites Unix day-of-week numbers (0-7, Sunday = 0 or 7) as day names, which the
 /// parser reads unambiguously. Names, `*`, `?` and steps of `*` pass through.
-fn unix_days(field: &str) -> Result<String, CronError> {
+fn unix_days(field: &str, column: usize) -> Result<String, CronError> {
     if !field.chars().any(|c| c.is_ascii_digit()) || field.starts_with('*') {
         return Ok(field.to_string());
     }
-    let bad = |reason: String| CronError::Field {
-        field: "day-of-week",
-        value: field.to_string(),
-        reason,
-    };
+    let bad = |reason: String| field_error(5, field, column, reason);
     let mut days: Vec<&str> = vec![];
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {

@@ -93,6 +93,24 @@ impl Recurrence {
         self.dst
     }
 
+    /// Refuses a recurrence with no slot after `now` (a year field in the past), with an
+    /// error that says so.
+    pub fn check_fires_after(&self, now: DateTime<Utc>) -> Result<(), CronError> {
+        if self.next_after(now).is_some() {
+            return Ok(());
+        }
+        self.expr
+            .check_fires_after(Utc.from_utc_datetime(&self.local(now)))?;
+        Err(CronError::NeverFires {
+            expr: self.expr.to_string(),
+            reason: format!(
+                "none of its slots after now ({}) exists in {} under the daylight-saving policy",
+                now.to_rfc3339(),
+                self.zone
+            ),
+        })
+    }
+
     /// The first slot strictly after `after`, or `None` if there is none (e.g. a year
     /// field in the past).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {

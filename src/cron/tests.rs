@@ -208,28 +208,69 @@ fn seconds_aliases_and_unix_weekdays() {
     );
 }
 
+/// Invalid expressions and their messages: the field, its column in the expression as
+/// typed, the allowed values, what was written.
+const INVALID: [(&str, &str); 22] = [
+    ("0 0 24 * * *", "invalid hour field \"24\" at column 5: expected a value in 0-23, got 24"),
+    ("60 * * * * *", "invalid second field \"60\" at column 1: expected a value in 0-59, got 60"),
+    ("0 61 * * * *", "invalid minute field \"61\" at column 3: expected a value in 0-59, got 61"),
+    ("0 0 0 32 * *", "invalid day-of-month field \"32\" at column 7: expected a value in 1-31, got 32"),
+    ("0 0 0 0 * *", "invalid day-of-month field \"0\" at column 7: expected a value in 1-31, got 0"),
+    ("0 0 0 * 13 *", "invalid month field \"13\" at column 9: expected a value in 1-12, got 13"),
+    ("0 0 0 * Foo *", "invalid month field \"Foo\" at column 9: expected a value in 1-12 or a name such as Jan, got \"Foo\""),
+    ("0 0 0 * * 8", "invalid day-of-week field \"8\" at column 11: expected a value in 0-7, got 8"),
+    ("0 0 0 * * Funday", "invalid day-of-week field \"Funday\" at column 11: expected a value in 0-7 or a name such as Sun, got \"Funday\""),
+    ("0 0 0 * * 5-1", "invalid day-of-week field \"5-1\" at column 11: expected a range from low to high, got \"5-1\""),
+    ("0 0 0 * * Fri-Mon", "invalid day-of-week field \"Fri-Mon\" at column 11: expected a range from low to high, got \"Fri-Mon\""),
+    ("*/0 * * * * *", "invalid second field \"*/0\" at column 1: expected a step of 1 or more, got \"0\""),
+    ("0 0 0 * * * 1969", "invalid year field \"1969\" at column 13: expected a value in 1970-2100, got 1969"),
+    ("0 0 ? * * *", "invalid hour field \"?\" at column 5: expected a value, got \"?\": ? stands alone and only in day-of-month or day-of-week"),
+    ("0 0 0 1,,2 * *", "invalid day-of-month field \"1,,2\" at column 7: expected a value, got an empty list item"),
+    ("  0   0  25 * * *", "invalid hour field \"25\" at column 10: expected a value in 0-23, got 25"),
+    ("0 0 0 30 2 *", "expression \"0 0 0 30 2 *\" never fires: no date matches its day-of-month, month and day-of-week fields (e.g. February 30)"),
+    ("0 0 0 31 4,6,9,11 *", "expression \"0 0 0 31 4,6,9,11 *\" never fires: no date matches its day-of-month, month and day-of-week fields (e.g. February 30)"),
+    ("0 0 0 29 2 * 2025-2027", "expression \"0 0 0 29 2 * 2025-2027\" never fires: no date in the years of its year field matches its day-of-month, month and day-of-week fields"),
+    ("0 */5 * * *", "expected 6 or 7 fields (second minute hour day-of-month month day-of-week [year]), got 5; add a seconds field first, e.g. \"0 */5 * * * *\" for every 5 minutes"),
+    ("", "expected 6 or 7 fields (second minute hour day-of-month month day-of-week [year]), got 0"),
+    ("@fortnightly", "unknown alias \"@fortnightly\": expected one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly, @minutely"),
+];
+
 #[test]
-fn bad_expressions_and_zones_name_what_is_wrong() {
-    let field = |expr: &str| match expr.parse::<CronExpr>() {
-        Err(CronError::Field { field, .. }) => field,
-        other => panic!("{expr}: {other:?}"),
-    };
-    assert_eq!(field("0 0 25 * * *"), "hour");
-    assert_eq!(field("0 61 * * * *"), "minute");
-    assert_eq!(field("60 * * * * *"), "second");
-    assert_eq!(field("0 0 0 32 * *"), "day-of-month");
-    assert_eq!(field("0 0 0 * 13 *"), "month");
-    assert_eq!(field("0 0 0 * * 8"), "day-of-week");
-    assert_eq!(field("0 0 0 * * Funday"), "day-of-week");
-    let five = "0 */5 * * *".parse::<CronExpr>().unwrap_err().to_string();
-    assert!(
-        five.contains("got 5") && five.contains("add a seconds field"),
-        "{five}"
+fn invalid_expressions_are_refused_with_messages_that_name_the_field_and_its_limits() {
+    for (expr, message) in INVALID {
+        let err = expr.parse::<CronExpr>().expect_err(expr);
+        assert_eq!(err.to_string(), message, "{expr:?}");
+    }
+}
+
+#[test]
+fn valid_expressions_with_names_ranges_steps_and_lists_parse() {
+    for expr in [
+        "0 0 9 * * Mon-Fri",
+        "0 0 9 * * monday,FRIDAY",
+        "0 0 0 1 Jan-Mar,Dec *",
+        "*/15 5-10/2 0,12 ? * *",
+        "0 0 0 29 2 * 2028",
+    ] {
+        assert!(expr.parse::<CronExpr>().is_ok(), "{expr}");
+    }
+}
+
+#[test]
+fn an_expression_whose_years_are_past_never_fires_and_says_so() {
+    let r = Recurrence::new("0 0 0 1 1 * 2020", "Europe/Berlin", DstPolicy::default()).unwrap();
+    let now = utc(2025, 6, 1, 0, 0);
+    let err = r.check_fires_after(now).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "expression \"0 0 0 1 1 * 2020\" never fires: its last slot (2020-01-01T00:00:00+00:00) is not after now (2025-06-01T02:00:00+00:00); check the year field"
     );
-    assert!(matches!(
-        "@fortnightly".parse::<CronExpr>(),
-        Err(CronError::Alias(_))
-    ));
+    let daily = Recurrence::new("@daily", "UTC", DstPolicy::default()).unwrap();
+    assert!(daily.check_fires_after(now).is_ok());
+}
+
+#[test]
+fn bad_zones_name_what_is_wrong() {
     let zone = Recurrence::new("@daily", "Mars/Olympus", DstPolicy::default()).unwrap_err();
     assert_eq!(zone.to_string(), "unknown time zone \"Mars/Olympus\": expected an IANA name such as \"Europe/Berlin\" or \"UTC\"");
 }
@@ -286,5 +327,75 @@ proptest! {
         let schedule: cron::Schedule = expr.parse::<CronExpr>().unwrap().schedule;
         let plain: Vec<_> = schedule.after(&start).take(16).collect();
         prop_assert_eq!(r.upcoming(start, 16), plain);
+    }
+}
+
+/// One item of a field: values, names, ranges, steps, wildcards, and near misses.
+fn item_strategy() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![
+        (0u32..3000).prop_map(|n| n.to_string()),
+        prop::sample::select(vec![
+            "*",
+            "?",
+            "Jan",
+            "dec",
+            "Mon",
+            "sunday",
+            "L",
+            "W",
+            "#",
+            "",
+            "-",
+            "/",
+            "Foo",
+            "-1",
+            "99999999999999999999",
+        ])
+        .prop_map(str::to_string),
+    ];
+    let sep = prop::sample::select(vec!["", "-", "/", ",", "-/", "//", ",,"]);
+    (atom.clone(), sep, atom).prop_map(|(a, s, b)| format!("{a}{s}{b}"))
+}
+
+/// A field: one to three items, comma-separated.
+fn field_strategy() -> impl Strategy<Value = String> {
+    prop::collection::vec(item_strategy(), 1..=3).prop_map(|items| items.join(","))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Arbitrary text never panics the parser.
+    #[test]
+    fn arbitrary_text_never_panics_the_parser(text in "\\PC{0,60}") {
+        let _ = text.parse::<CronExpr>();
+    }
+
+    /// Expressions of arbitrary field strings never panic; a refused field is named by
+    /// its place, with its column in the expression as typed.
+    #[test]
+    fn an_invalid_field_is_named_with_its_column(
+        fields in prop::collection::vec(field_strategy(), 6..=7),
+        bad in 0usize..7,
+    ) {
+        let mut fields = fields;
+        let bad = bad.min(fields.len() - 1);
+        let expr = fields.join(" ");
+        match expr.parse::<CronExpr>() {
+            Err(CronError::Field { field, value, column, reason }) => {
+                let i = super::field::UNITS.iter().position(|u| u.name == field);
+                let i = i.expect("a known field name");
+                prop_assert_eq!(&fields[i], &value, "{}", expr);
+                let at: usize = fields[..i].iter().map(|f| f.chars().count() + 1).sum();
+                prop_assert_eq!(column, at + 1, "{}", expr);
+                prop_assert!(!reason.is_empty());
+            }
+            Err(CronError::Expression { .. } | CronError::NeverFires { .. }) | Ok(_) => {}
+            Err(other) => prop_assert!(false, "{expr}: {other}"),
+        }
+        fields[bad] = "99999".into();
+        let err = fields.join(" ").parse::<CronExpr>().expect_err("99999 is out of range");
+        let named = matches!(&err, CronError::Field { .. });
+        prop_assert!(named, "{}", err);
     }
 }

@@ -9,17 +9,16 @@ use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 
-use super::plan::plan;
-use super::{
-    Clock, Leadership, Overlap, ScheduleError, ScheduleInfo, ScheduleRecord, ScheduleSpec,
-};
+use super::{Clock, Leadership, ScheduleError, ScheduleInfo, ScheduleRecord, ScheduleSpec};
 use crate::cron::Recurrence;
 use crate::error::{SubmitError, ValidationError};
 use crate::health::{HealthStatus, ServiceHealth};
 use crate::runtime::Shared;
 use crate::system::submit::submit;
 use crate::system::Receipt;
-use crate::task::TaskId;
+use crate::task::{NewTask, TaskId};
+
+mod tick;
 
 /// What the scheduler shares with the system: the schedules (so a restarted scheduler
 /// finds them), the clock and the leadership check.
@@ -63,10 +62,14 @@ pub(crate) struct SchedulerState {
     recurrences: HashMap<String, Recurrence>,
     timer: Option<Timer>,
     fired: u64,
+    /// Slots after this became due while this node ran and led: a slow tick never drops
+    /// them. Slots at or before it passed while it did not, and follow the catch-up policy.
+    since: DateTime<Utc>,
+    /// True if this node led at the last tick.
+    leading: bool,
+    /// Schedules whose last firing failed, and when to try them again.
+    retry_at: HashMap<String, DateTime<Utc>>,
 }
-
-/// A due slot whose firing failed is retried after this long.
-const RETRY: chrono::Duration = chrono::Duration::seconds(1);
 
 impl Actor for Scheduler {
     type Msg = SchedulerMsg;
@@ -78,11 +81,15 @@ impl Actor for Scheduler {
         _myself: ActorRef<SchedulerMsg>,
         shared: Arc<Shared>,
     ) -> Result<SchedulerState, ActorProcessingErr> {
+        let since = shared.cron.clock.now();
         let mut state = SchedulerState {
             shared,
             recurrences: HashMap::new(),
             timer: None,
             fired: 0,
+            since,
+            leading: false,
+            retry_at: HashMap::new(),
         };
         state.load().await?;
         Ok(state)
@@ -204,8 +211,14 @@ impl SchedulerState {
         let rec = spec.validate()?;
         self.check_task(&spec)?;
         let now = self.now();
-        let record = match self.record(&spec.name) {
-            Ok(mut old) => {
+        let old = self.record(&spec.name).ok();
+        let same =
+            |o: &ScheduleRecord| (&o.spec.cron, &o.spec.timezone) == (&spec.cron, &spec.timezone);
+        if !old.as_ref().is_some_and(same) {
+            rec.check_fires_after(now)?;
+        }
+        let record = match old {
+            Some(mut old) => {
                 if old.spec.paused && !spec.paused {
                     old.last_slot = Some(old.last_slot.map_or(now, |s| s.max(now)));
                 }
@@ -215,7 +228,7 @@ impl SchedulerState {
                     ..old
                 }
             }
-            Err(_) => ScheduleRecord {
+            None => ScheduleRecord {
                 spec,
                 last_slot: None,
                 last_task: None,
@@ -253,6 +266,7 @@ impl SchedulerState {
         }
         self.cron().book.lock().remove(name);
         self.recurrences.remove(name);
+        self.retry_at.remove(name);
         Ok(())
     }
 
@@ -302,111 +316,6 @@ impl SchedulerState {
             .next_after(self.watermark(r))
     }
 
-    /// Arms one timer for the earliest next slot of any schedule.
-    fn arm(&mut self, myself: &ActorRef<SchedulerMsg>) {
-        if let Some(t) = self.timer.take() {
-            t.abort();
-        }
-        let book = self.cron().book.lock().clone();
-        let Some(next) = book.values().filter_map(|r| self.next_slot(r)).min() else {
-            return;
-        };
-        let now = self.now();
-        let at = if next <= now { now + RETRY } else { next };
-        let delay = (at - now).to_std().unwrap_or_default();
-        self.timer = Some(myself.send_after(delay, || SchedulerMsg::Tick));
-    }
-
-    /// Fires what is due for every schedule, then re-arms.
-    async fn tick(&mut self, myself: &ActorRef<SchedulerMsg>) {
-        let now = self.now();
-        let leader = self.cron().leadership.is_leader();
-        let names: Vec<String> = self.cron().book.lock().keys().cloned().collect();
-        for name in names {
-            if let Err(e) = self.run_due(&name, now, leader).await {
-                tracing::warn!(schedule = %name, error = %e, "firing a schedule failed; retrying shortly");
-            }
-        }
-        self.arm(myself);
-    }
-
-    async fn run_due(
-        &mut self,
-        name: &str,
-        now: DateTime<Utc>,
-        leader: bool,
-    ) -> Result<(), ScheduleError> {
-        let mut record = self.record(name)?;
-        let Some(rec) = self.recurrences.get(name) else {
-            return Ok(());
-        };
-        if record.spec.paused || !leader {
-            return Ok(());
-        }
-        let p = plan(
-            rec,
-            self.watermark(&record),
-            now,
-            record.spec.catch_up,
-            record.spec.catch_up_max,
-        );
-        let Some(newest) = p.newest else {
-            return Ok(());
-        };
-        for slot in p.fire {
-            if let Some(id) = self.fire(&record, slot, now).await? {
-                record.last_task = Some(id);
-            }
-        }
-        record.last_slot = Some(newest);
-        record.updated_at = now;
-        self.save(record).await
-    }
-
-    /// Fires one slot unless the overlap policy skips it. Returns the task.
-    async fn fire(
-        &mut self,
-        record: &ScheduleRecord,
-        slot: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<TaskId>, ScheduleError> {
-        let name = &record.spec.name;
-        if record.spec.overlap == Overlap::Skip && self.still_running(record.last_task) {
-            metrics::counter!("taskmesh_cron_skipped_total", "schedule" => name.clone())
-                .increment(1);
-            tracing::info!(schedule = %name, slot = %slot, "slot skipped: the previous run is still running");
-            return Ok(None);
-        }
-        let receipt = self.submit_slot(record, slot).await.map_err(|e| match e {
-            SubmitError::Store(s) => ScheduleError::Store(s),
-            other => ScheduleError::Invalid(ValidationError::new("task", other.to_string())),
-        })?;
-        let late = (now - slot).to_std().unwrap_or_default();
-        metrics::histogram!("taskmesh_cron_lateness_seconds", "schedule" => name.clone())
-            .record(late.as_secs_f64());
-        self.fired += 1;
-        tracing::debug!(schedule = %name, slot = %slot, task_id = %receipt.id, duplicate = receipt.duplicate, "slot fired");
-        Ok(Some(receipt.id))
-    }
-
-    async fn submit_slot(
-        &self,
-        record: &ScheduleRecord,
-        slot: DateTime<Utc>,
-    ) -> Result<Receipt, SubmitError> {
-        let key = slot_key(&record.spec.name, slot);
-        let mut task = record
-            .spec
-            .task
-            .clone()
-            .unique_key(key.clone())
-            .correlation_id(key);
-        if task.metadata.actor_id.is_none() {
-            task = task.actor_id(format!("cron:{}", record.spec.name));
-        }
-        submit(&self.shared, task).await
-    }
-
     fn still_running(&self, last: Option<TaskId>) -> bool {
         last.and_then(|id| self.shared.table.get(&id))
             .is_some_and(|c| !c.status.lock().state.is_terminal())
@@ -428,7 +337,8 @@ impl SchedulerState {
             let why = format!("{} is not a slot of schedule {name:?}", slot.to_rfc3339());
             return Err(ValidationError::new("slot", why).into());
         }
-        self.submit_slot(&record, slot).await.map_err(|e| match e {
+        let task = slot_task(&record, slot);
+        submit(&self.shared, task).await.map_err(|e| match e {
             SubmitError::Store(s) => ScheduleError::Store(s),
             other => ScheduleError::Invalid(ValidationError::new("task", other.to_string())),
         })
@@ -455,4 +365,20 @@ pub(crate) fn slot_key(name: &str, slot: DateTime<Utc>) -> String {
         "cron:{name}:{}",
         slot.to_rfc3339_opts(SecondsFormat::Secs, true)
     )
+}
+
+/// The task of one slot: the schedule's task with the slot's unique key as its key and
+/// correlation id, created by `cron:{name}` unless the task names its actor.
+pub(crate) fn slot_task(record: &ScheduleRecord, slot: DateTime<Utc>) -> NewTask {
+    let key = slot_key(&record.spec.name, slot);
+    let task = record
+        .spec
+        .task
+        .clone()
+        .unique_key(key.clone())
+        .correlation_id(key);
+    if task.metadata.actor_id.is_some() {
+        return task;
+    }
+    task.actor_id(format!("cron:{}", record.spec.name))
 }

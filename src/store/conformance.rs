@@ -45,6 +45,34 @@ pub(crate) async fn run_all<H: Harness>(h: &mut H) {
     find_unique_names_the_holder_until_it_is_pruned(h).await;
     a_fresh_store_is_writable(h).await;
     schedules_are_stored_replaced_deleted_and_survive_a_reopen(h).await;
+    many_schedules_are_put_at_once_and_survive_a_reopen(h).await;
+}
+
+async fn many_schedules_are_put_at_once_and_survive_a_reopen<H: Harness>(h: &mut H) {
+    use crate::scheduler::{ScheduleRecord, ScheduleSpec};
+    let at = chrono::DateTime::from_timestamp(1_735_689_600, 0).expect("2025");
+    let record = |i: usize| ScheduleRecord {
+        spec: ScheduleSpec::new(
+            format!("s{i:03}"),
+            "@daily",
+            crate::task::NewTask::new("k", serde_json::json!(i)),
+        ),
+        last_slot: Some(at + chrono::Duration::seconds(i as i64)),
+        last_task: None,
+        created_at: at,
+        updated_at: at,
+    };
+    let store = h.fresh();
+    store.put_schedule(record(0)).await.unwrap();
+    let many: Vec<ScheduleRecord> = (0..200).map(record).collect();
+    store.put_schedules(many.clone()).await.unwrap();
+    store.put_schedules(vec![]).await.unwrap();
+    let store = h.reopen(store);
+    assert_eq!(
+        store.schedules().await.unwrap(),
+        many,
+        "each stored once, by name"
+    );
 }
 
 async fn schedules_are_stored_replaced_deleted_and_survive_a_reopen<H: Harness>(h: &mut H) {

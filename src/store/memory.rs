@@ -258,6 +258,17 @@ impl Store for MemoryStore {
         Box::pin(ready(Ok(())))
     }
 
+    fn put_schedules(
+        &self,
+        records: Vec<ScheduleRecord>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        self.with(|inner| {
+            for r in records {
+                inner.schedules.insert(r.spec.name.clone(), r);
+            }
+        })
+    }
+
     fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
         let removed = self.inner.lock().schedules.remove(&name).is_some();
         Box::pin(ready(Ok(removed)))

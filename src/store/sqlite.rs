@@ -28,6 +28,9 @@ mod schema;
 mod tests;
 mod writer;
 
+#[doc(hidden)]
+pub use rows::fuzz_decode_rows;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -335,6 +338,14 @@ impl Store for SqliteStore {
     fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
         let s = self.inner.schedules.clone();
         blocking(move || s.put(&record))
+    }
+
+    fn put_schedules(
+        &self,
+        records: Vec<ScheduleRecord>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        let s = self.inner.schedules.clone();
+        blocking(move || s.put_all(&records))
     }
 
     fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {

@@ -192,3 +192,120 @@ fn enqueue(
     }
     queue.push(cell, delay.map(|d| Instant::now() + d));
 }
+
+/// A task accepted into its queue by [`submit_batch`], not yet durable.
+struct Accepted {
+    queue: Arc<QueueShared>,
+    cell: Arc<TaskCell>,
+    delay: Option<Duration>,
+}
+
+/// Submits many tasks with one store write (one transaction, one fsync) for all of them:
+/// the cron scheduler fires every due slot of a tick this way. One result per task, in
+/// order. A unique key held by another task, here or in the store, returns that task with
+/// `duplicate: true`. `Err` when the store write failed: then none of the tasks was
+/// accepted.
+pub(crate) async fn submit_batch(
+    shared: &Shared,
+    tasks: Vec<NewTask>,
+) -> Result<Vec<Result<Receipt, SubmitError>>, SubmitError> {
+    let mut results = Vec::with_capacity(tasks.len());
+    let mut accepted = vec![];
+    for new in tasks {
+        match accept(shared, new) {
+            Ok(Ok(a)) => {
+                results.push(Ok(Receipt {
+                    id: a.cell.task.id,
+                    duplicate: false,
+                }));
+                accepted.push((results.len() - 1, a));
+            }
+            Ok(Err(existing)) => results.push(Ok(duplicate(existing))),
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    let written = persist_all(shared, &accepted).await;
+    let written = match written {
+        Ok(w) => w,
+        Err(e) => {
+            accepted.iter().for_each(|(_, a)| refuse(shared, a));
+            return Err(e);
+        }
+    };
+    for ((i, a), existing) in accepted.into_iter().zip(written) {
+        match existing {
+            Some(existing) => {
+                refuse(shared, &a);
+                results[i] = Ok(duplicate(existing));
+            }
+            None => enqueue(shared, &a.queue, a.cell, a.delay),
+        }
+    }
+    Ok(results)
+}
+
+fn duplicate(id: TaskId) -> Receipt {
+    Receipt {
+        id,
+        duplicate: true,
+    }
+}
+
+/// Validates, claims the unique key in memory and admits one task of a batch.
+/// `Ok(Err(existing))` when a task here already holds its key; the store checks the rest.
+fn accept(shared: &Shared, new: NewTask) -> Result<Result<Accepted, TaskId>, SubmitError> {
+    let (queue, entry) = route(shared, &new)?;
+    let id = TaskId::new();
+    if let Some(existing) = new
+        .unique_key
+        .as_deref()
+        .and_then(|k| shared.table.claim_unique(k, id))
+    {
+        return Ok(Err(existing));
+    }
+    if let Err(e) = queue.admit() {
+        if let Some(k) = &new.unique_key {
+            shared.table.release_unique(k);
+        }
+        return Err(e);
+    }
+    let (cell, delay) = new_cell(queue, entry, id, new);
+    Ok(Ok(Accepted {
+        queue: queue.clone(),
+        cell,
+        delay,
+    }))
+}
+
+/// Gives back the queue slot and the key of a task that will not be enqueued.
+fn refuse(shared: &Shared, a: &Accepted) {
+    a.queue.dequeued();
+    if let Some(k) = &a.cell.task.unique_key {
+        shared.table.release_unique(k);
+    }
+}
+
+/// Makes the tasks durable in one write. For each, `Some(existing)` when the store refused
+/// it as a duplicate of another task.
+async fn persist_all(
+    shared: &Shared,
+    accepted: &[(usize, Accepted)],
+) -> Result<Vec<Option<TaskId>>, SubmitError> {
+    if accepted.is_empty() {
+        return Ok(vec![]);
+    }
+    let writes = accepted
+        .iter()
+        .map(|(_, a)| {
+            let actor = a.cell.task.metadata.actor_id.as_deref();
+            let created = Journal::event(&a.cell.task, EventKind::Created, actor);
+            Write::Create(Box::new(a.cell.record()), created)
+        })
+        .collect();
+    let results = shared.journal.write_now(writes).await?;
+    let existing = |r: &WriteResult| match r {
+        WriteResult::Duplicate(id) => Some(*id),
+        WriteResult::Done => None,
+    };
+    Ok(results.iter().map(existing).collect())
+}

@@ -162,43 +162,58 @@ fn event_row(event: TaskEvent) -> Result<EventRow, StoreError> {
 pub(super) const RECORD_COLUMNS: &str =
     "id, (SELECT task FROM task_specs WHERE task_specs.n = tasks.n), life";
 
-/// Decodes `id, task, life`; malformed JSON is an error naming the task.
+/// Decodes `id, task, life`; a malformed value is an error naming the task and the
+/// column.
 pub(super) fn record(row: &Row<'_>) -> Result<TaskRecord, StoreError> {
-    let id = text(row, 0)?;
+    let id = text(row, 0, "id")?;
     Ok(TaskRecord {
-        task: from_json(id, "task", text(row, 1)?)?,
-        life: from_json(id, "life", text(row, 2)?)?,
+        task: from_json(id, "task", text(row, 1, "task")?)?,
+        life: from_json(id, "life", text(row, 2, "life")?)?,
     })
 }
 
-fn text<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r str, StoreError> {
-    let value = row.get_ref(i).map_err(read_failed)?;
-    value
-        .as_str()
-        .map_err(|e| StoreError::ReadFailed(format!("column {i}: {e}")))
+fn text<'r>(row: &'r Row<'_>, i: usize, name: &str) -> Result<&'r str, StoreError> {
+    let value = row.get_ref(i).map_err(|e| column(name, e))?;
+    value.as_str().map_err(|e| column(name, e))
+}
+
+/// Column `i`, called `name` in errors.
+fn get<T: FromSql>(row: &Row<'_>, i: usize, name: &str) -> Result<T, StoreError> {
+    row.get(i).map_err(|e| column(name, e))
+}
+
+fn column(name: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::ReadFailed(format!("column {name}: {e}"))
 }
 
 /// The columns [`event`] reads, in order, from `events` joined to `tasks`.
 pub(super) const EVENT_COLUMNS: &str = "seq, tasks.id, at, actor_id, correlation_id, data";
 
-/// Decodes an event row.
+/// Decodes an event row; a malformed value is an error naming the column.
 pub(super) fn event(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
-    let seq: i64 = row.get(0).map_err(read_failed)?;
-    let task_id: TaskId = row.get(1).map_err(read_failed)?;
-    let data: String = row.get(5).map_err(read_failed)?;
+    let seq: i64 = get(row, 0, "seq")?;
+    let seq = u64::try_from(seq).map_err(|_| {
+        column(
+            "seq",
+            format!("expected a sequence number of 0 or more, got {seq}"),
+        )
+    })?;
+    let task_id: TaskId = get(row, 1, "id")?;
+    let data: String = get(row, 5, "data")?;
     let kind = serde_json::from_str(&data).map_err(|e| {
-        StoreError::ReadFailed(format!(
-            "event {seq} of task {task_id}: malformed data json: {e}"
-        ))
+        column(
+            "data",
+            format!("event {seq} of task {task_id}: malformed json: {e}"),
+        )
     })?;
     Ok(StoredEvent {
-        seq: u64::try_from(seq).unwrap_or_default(),
+        seq,
         event: TaskEvent {
             task_id,
-            at: time(row.get(2).map_err(read_failed)?),
+            at: time(get(row, 2, "at")?),
             kind,
-            actor_id: row.get(3).map_err(read_failed)?,
-            correlation_id: row.get(4).map_err(read_failed)?,
+            actor_id: get(row, 3, "actor_id")?,
+            correlation_id: get(row, 4, "correlation_id")?,
         },
     })
 }
@@ -206,18 +221,21 @@ pub(super) fn event(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
 /// The columns [`crash`] reads, in order.
 pub(super) const CRASH_COLUMNS: &str = "task_id, at, attempt, kind, reason";
 
-/// Decodes a crash row.
+/// Decodes a crash row; a malformed value is an error naming the column.
 pub(super) fn crash(row: &Row<'_>) -> Result<Crash, StoreError> {
-    let task_id: TaskId = row.get(0).map_err(read_failed)?;
-    let kind: String = row.get(3).map_err(read_failed)?;
+    let task_id: TaskId = get(row, 0, "task_id")?;
+    let kind: String = get(row, 3, "kind")?;
     Ok(Crash {
         task_id,
-        at: time(row.get(1).map_err(read_failed)?),
-        attempt: row.get(2).map_err(read_failed)?,
+        at: time(get(row, 1, "at")?),
+        attempt: get(row, 2, "attempt")?,
         kind: serde_json::from_value(serde_json::Value::String(kind.clone())).map_err(|_| {
-            StoreError::ReadFailed(format!("a crash of task {task_id}: unknown kind {kind:?}"))
+            column(
+                "kind",
+                format!("a crash of task {task_id}: unknown kind {kind:?}"),
+            )
         })?,
-        reason: row.get(4).map_err(read_failed)?,
+        reason: get(row, 4, "reason")?,
     })
 }
 
@@ -226,11 +244,63 @@ fn from_json<T: serde::de::DeserializeOwned>(
     what: &str,
     text: &str,
 ) -> Result<T, StoreError> {
-    serde_json::from_str(text)
-        .map_err(|e| StoreError::ReadFailed(format!("task {id}: malformed {what} json: {e}")))
+    serde_json::from_str(text).map_err(|e| column(what, format!("task {id}: malformed json: {e}")))
 }
 
 /// Any SQLite error on the read path.
 pub(super) fn read_failed(e: rusqlite::Error) -> StoreError {
     StoreError::ReadFailed(e.to_string())
+}
+
+/// Runs each row decoder (task record, event, crash) on one row of arbitrary `values`
+/// (padded with NULL), for the fuzz target `stored_rows` in `fuzz/`: a decoder may refuse
+/// a row, and must never panic. Not part of the API.
+#[doc(hidden)]
+pub fn fuzz_decode_rows(values: &[rusqlite::types::Value]) -> Vec<Result<(), StoreError>> {
+    thread_local! {
+        static CONN: rusqlite::Connection =
+            rusqlite::Connection::open_in_memory().expect("an in-memory database");
+    }
+    type Decode = fn(&Row<'_>) -> Result<(), StoreError>;
+    let decoders: [(&[&str], Decode); 3] = [
+        (&["id", "task", "life"], |r| record(r).map(drop)),
+        (
+            &["seq", "id", "at", "actor_id", "correlation_id", "data"],
+            |r| event(r).map(drop),
+        ),
+        (&["task_id", "at", "attempt", "kind", "reason"], |r| {
+            crash(r).map(drop)
+        }),
+    ];
+    CONN.with(|conn| {
+        decoders
+            .iter()
+            .map(|(names, decode)| decode_one(conn, names, values, *decode))
+            .collect()
+    })
+}
+
+fn decode_one(
+    conn: &rusqlite::Connection,
+    names: &[&str],
+    values: &[rusqlite::types::Value],
+    decode: fn(&Row<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let columns: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("?{} AS {name}", i + 1))
+        .collect();
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {}", columns.join(", ")))
+        .map_err(read_failed)?;
+    let null = rusqlite::types::Value::Null;
+    let params = (0..names.len()).map(|i| values.get(i).unwrap_or(&null));
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params))
+        .map_err(read_failed)?;
+    match rows.next().map_err(read_failed)? {
+        Some(row) => decode(row),
+        None => Ok(()),
+    }
 }

@@ -1,7 +1,7 @@
-//! Cron schedules in SQLite. Schedule writes are rare (an operator's change, or one per
-//! fired slot), so they use a connection of their own rather than the group-commit writer;
-//! WAL and the busy timeout serialise them with it. Each write is its own durable
-//! transaction (synchronous=FULL).
+//! Cron schedules in SQLite. Schedule writes are rare (an operator's change, or one
+//! transaction per scheduler tick for every watermark it moved), so they use a connection
+//! of their own rather than the group-commit writer; WAL and the busy timeout serialise
+//! them with it. Each write is its own durable transaction (synchronous=FULL).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,18 +26,18 @@ impl Schedules {
     }
 
     pub(super) fn put(&self, record: &ScheduleRecord) -> Result<(), StoreError> {
-        let json =
-            serde_json::to_string(record).map_err(|e| StoreError::WriteFailed(e.to_string()))?;
-        let at = record.updated_at.timestamp_nanos_opt().unwrap_or(i64::MAX);
-        self.conn
-            .lock()
-            .execute(
-                "INSERT INTO schedules (name, record, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
-                params![record.spec.name, json, at],
-            )
-            .map(drop)
-            .map_err(|e| StoreError::WriteFailed(e.to_string()))
+        upsert(&self.conn.lock(), record)
+    }
+
+    /// Puts every record in one transaction (one fsync): all or none.
+    pub(super) fn put_all(&self, records: &[ScheduleRecord]) -> Result<(), StoreError> {
+        let failed = |e: rusqlite::Error| StoreError::WriteFailed(e.to_string());
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(failed)?;
+        for record in records {
+            upsert(&tx, record)?;
+        }
+        tx.commit().map_err(failed)
     }
 
     pub(super) fn delete(&self, name: &str) -> Result<bool, StoreError> {
@@ -67,4 +67,16 @@ impl Schedules {
         }
         Ok(out)
     }
+}
+
+fn upsert(conn: &Connection, record: &ScheduleRecord) -> Result<(), StoreError> {
+    let json = serde_json::to_string(record).map_err(|e| StoreError::WriteFailed(e.to_string()))?;
+    let at = record.updated_at.timestamp_nanos_opt().unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "INSERT INTO schedules (name, record, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
+    )
+    .and_then(|mut stmt| stmt.execute(params![record.spec.name, json, at]))
+    .map(drop)
+    .map_err(|e| StoreError::WriteFailed(e.to_string()))
 }

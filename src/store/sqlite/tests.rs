@@ -6,6 +6,7 @@ mod conformance;
 mod failures;
 mod files;
 mod lists;
+mod rows;
 mod scale;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,240 @@
+//! One tick of the scheduler: plan the due slots of every schedule, fire them all with one
+//! store write, then store every watermark that moved with one more.
+//!
+//! A slot the tick does not fire is counted in `taskmesh_cron_skipped_total` with the
+//! reason (`overlap`, `missed` or `refused`) and logged. A slot whose firing failed for a
+//! passing reason (the store, a full queue) is neither fired nor dropped: its schedule's
+//! watermark stays before it and the schedule is tried again after [`RETRY`].
+
+use chrono::{DateTime, Utc};
+use ractor::ActorRef;
+
+use super::{slot_task, SchedulerMsg, SchedulerState};
+use crate::error::SubmitError;
+use crate::scheduler::plan::plan;
+use crate::scheduler::{Overlap, ScheduleRecord};
+use crate::system::submit::submit_batch;
+use crate::system::Receipt;
+
+/// A schedule whose firing failed is tried again after this long; a node that does not
+/// lead checks again after this long.
+const RETRY: chrono::Duration = chrono::Duration::seconds(1);
+
+/// What a tick does for one schedule.
+struct Job {
+    /// The schedule as planned.
+    record: ScheduleRecord,
+    /// The slots to fire, oldest first.
+    fire: Vec<DateTime<Utc>>,
+    /// The newest due slot: the new watermark, unless a slot fails.
+    newest: DateTime<Utc>,
+}
+
+impl SchedulerState {
+    /// Fires what is due for every schedule, then re-arms.
+    pub(super) async fn tick(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        let now = self.now();
+        if self.lead(now) {
+            self.fire_due(now).await;
+        }
+        self.arm(myself);
+    }
+
+    /// True if this node fires now. On becoming the leader, slots before now count as
+    /// passed while it did not run.
+    fn lead(&mut self, now: DateTime<Utc>) -> bool {
+        let leader = self.cron().leadership.is_leader();
+        if leader && !self.leading {
+            self.since = self.since.max(now);
+        }
+        self.leading = leader;
+        leader
+    }
+
+    /// Arms one timer for the earliest due time of any schedule: at once if a slot is
+    /// already due (a tick that took long), after [`RETRY`] if this node does not lead.
+    pub(super) fn arm(&mut self, myself: &ActorRef<SchedulerMsg>) {
+        if let Some(t) = self.timer.take() {
+            t.abort();
+        }
+        let next = {
+            let book = self.cron().book.lock();
+            book.values().filter_map(|r| self.due_at(r)).min()
+        };
+        let Some(next) = next else {
+            return;
+        };
+        let now = self.now();
+        let at = match next > now {
+            true => next,
+            false if self.leading => now,
+            false => now + RETRY,
+        };
+        let delay = (at - now).to_std().unwrap_or_default();
+        self.timer = Some(myself.send_after(delay, || SchedulerMsg::Tick));
+    }
+
+    /// When the schedule is next due: its next slot, or later if it waits for a retry.
+    fn due_at(&self, r: &ScheduleRecord) -> Option<DateTime<Utc>> {
+        let next = self.next_slot(r)?;
+        Some(
+            self.retry_at
+                .get(&r.spec.name)
+                .map_or(next, |t| next.max(*t)),
+        )
+    }
+
+    async fn fire_due(&mut self, now: DateTime<Utc>) {
+        let jobs = self.plan_all(now);
+        if jobs.is_empty() {
+            return;
+        }
+        let tasks = jobs
+            .iter()
+            .flat_map(|j| j.fire.iter().map(|slot| slot_task(&j.record, *slot)))
+            .collect();
+        let mut results = match submit_batch(&self.shared, tasks).await {
+            Ok(results) => results.into_iter(),
+            Err(e) => {
+                tracing::warn!(schedules = jobs.len(), error = %e, "firing due slots failed; retrying shortly");
+                for j in jobs {
+                    self.retry_at.insert(j.record.spec.name, now + RETRY);
+                }
+                return;
+            }
+        };
+        let records = jobs
+            .into_iter()
+            .map(|j| self.settle(j, &mut results, now))
+            .collect();
+        self.save_all(records).await;
+    }
+
+    /// The jobs of every schedule that has due slots, leaving out those waiting for a retry.
+    fn plan_all(&self, now: DateTime<Utc>) -> Vec<Job> {
+        let book = self.cron().book.lock();
+        book.values()
+            .filter(|r| !r.spec.paused)
+            .filter(|r| self.retry_at.get(&r.spec.name).is_none_or(|t| *t <= now))
+            .filter_map(|r| self.plan_one(r, now))
+            .collect()
+    }
+
+    fn plan_one(&self, record: &ScheduleRecord, now: DateTime<Utc>) -> Option<Job> {
+        let rec = self.recurrences.get(&record.spec.name)?;
+        let spec = &record.spec;
+        let p = plan(
+            rec,
+            self.watermark(&record),
+            now,
+            self.since,
+            spec.catch_up,
+            spec.catch_up_max,
+        );
+        let newest = p.newest?;
+        if p.dropped > 0 {
+            dropped(&spec.name, "missed", p.dropped);
+            tracing::warn!(schedule = %spec.name, slots = p.dropped, newest = %newest, policy = ?spec.catch_up, "missed slots dropped by the catch-up policy");
+        }
+        let mut fire = p.fire;
+        if spec.overlap == Overlap::Skip && !fire.is_empty() {
+            let keep = usize::from(!self.still_running(record.last_task));
+            let skipped = fire.split_off(keep);
+            dropped(&spec.name, "overlap", skipped.len() as u64);
+            for slot in skipped {
+                tracing::info!(schedule = %spec.name, slot = %slot, "slot skipped: the previous run is still running");
+            }
+        }
+        Some(Job {
+            record: record.clone(),
+            fire,
+            newest,
+        })
+    }
+
+    /// Takes the job's results from `results` and returns its record with the new
+    /// watermark: the newest slot, or just before the first slot that failed for a
+    /// passing reason, so that it fires on the retry.
+    fn settle(
+        &mut self,
+        job: Job,
+        results: &mut impl Iterator<Item = Result<Receipt, SubmitError>>,
+        now: DateTime<Utc>,
+    ) -> ScheduleRecord {
+        let Job {
+            mut record,
+            fire,
+            newest,
+        } = job;
+        let name = record.spec.name.clone();
+        let mut failed = None;
+        for (slot, result) in fire.into_iter().zip(results) {
+            match result {
+                Ok(receipt) => {
+                    self.fired_one(&name, slot, &receipt, now);
+                    record.last_task = Some(receipt.id);
+                }
+                Err(e) if passing(&e) => {
+                    tracing::warn!(schedule = %name, slot = %slot, error = %e, "firing a slot failed; retrying shortly");
+                    failed = failed.or(Some(slot));
+                }
+                Err(e) => {
+                    dropped(&name, "refused", 1);
+                    tracing::error!(schedule = %name, slot = %slot, error = %e, "slot dropped: its task was refused");
+                }
+            }
+        }
+        match failed {
+            Some(slot) => {
+                self.retry_at.insert(name, now + RETRY);
+                record.last_slot = Some(slot - chrono::Duration::nanoseconds(1));
+            }
+            None => {
+                self.retry_at.remove(&name);
+                record.last_slot = Some(newest);
+            }
+        }
+        record.updated_at = now;
+        record
+    }
+
+    fn fired_one(&mut self, name: &str, slot: DateTime<Utc>, r: &Receipt, now: DateTime<Utc>) {
+        let late = (now - slot).to_std().unwrap_or_default();
+        metrics::histogram!("taskmesh_cron_lateness_seconds", "schedule" => name.to_string())
+            .record(late.as_secs_f64());
+        self.fired += 1;
+        tracing::debug!(schedule = %name, slot = %slot, task_id = %r.id, duplicate = r.duplicate, "slot fired");
+    }
+
+    /// Stores the records with one write, and keeps them in the book even if the write
+    /// fails: their slots' tasks are durable already, and a slot fired again after a
+    /// restart finds its task by its unique key.
+    async fn save_all(&self, records: Vec<ScheduleRecord>) {
+        if let Some(store) = self.shared.journal.store() {
+            if let Err(e) = store.put_schedules(records.clone()).await {
+                tracing::warn!(schedules = records.len(), error = %e, "storing schedule watermarks failed; slots fired again after a restart are deduplicated");
+            }
+        }
+        let mut book = self.cron().book.lock();
+        for r in records {
+            book.insert(r.spec.name.clone(), r);
+        }
+    }
+}
+
+/// True if a submit may succeed when tried again: the store failed, the queue was full,
+/// or the system is stopping.
+fn passing(e: &SubmitError) -> bool {
+    matches!(
+        e,
+        SubmitError::Store(_) | SubmitError::Overloaded { .. } | SubmitError::ShuttingDown
+    )
+}
+
+/// Counts `n` slots of `schedule` that were not fired, by why.
+fn dropped(schedule: &str, reason: &'static str, n: u64) {
+    if n > 0 {
+        metrics::counter!("taskmesh_cron_skipped_total", "schedule" => schedule.to_string(), "reason" => reason)
+            .increment(n);
+    }
+}

@@ -156,6 +156,9 @@ impl NodeConfig {
             .extract()
             .map_err(|e| ConfigError::Invalid(describe(e)))?;
         cfg.read_token_file()?;
+        cfg.exec
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         cfg.system
             .queues
             .iter()
@@ -313,6 +316,17 @@ mod tests {
                 "{dump}"
             );
             assert!(!format!("{cfg:?}").contains("from-env"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn exec_env_names_that_cannot_be_variables_are_refused_naming_the_key() {
+        Jail::expect_with(|jail| {
+            let err = load_in(jail, "[exec.env]\n\"A=B\" = \"x\"\n").unwrap_err();
+            assert!(err.contains("exec.env") && err.contains("\"A=B\""), "{err}");
+            let cfg = load_in(jail, "[exec.env]\nGREETING = \"hi\"\n")?;
+            assert_eq!(cfg.exec.env["GREETING"], "hi");
             Ok(())
         });
     }

@@ -40,7 +40,8 @@ pub enum ClientCmd {
     Pause(IdArgs),
     /// Resumes a paused task.
     Resume(IdArgs),
-    /// Runs an ended task again (a new attempt; the attempt budget starts over).
+    /// Restarts a task: a running attempt is stopped and the task queued again; a paused
+    /// task is resumed.
     Restart(IdArgs),
     /// Manages cron schedules.
     #[command(subcommand)]

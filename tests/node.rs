@@ -280,3 +280,144 @@ async fn a_restarted_node_finds_its_tasks_and_schedules() {
     assert_eq!(list["schedules"][0]["timezone"], json!("Europe/Berlin"));
     assert_eq!(again.terminate(), 0);
 }
+
+/// `taskmesh node …` that is expected to refuse to start: exit code and stderr (bounded).
+fn refused_node(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    refused_node_as(Command::new(BIN), args, env)
+}
+
+fn refused_node_as(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let dir = temp_dir("refused");
+    let err_path = dir.join("stderr");
+    let mut child = cmd
+        .arg("node")
+        .args(args)
+        .args(["--http-addr", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let code = wait_exit(&mut child, Duration::from_secs(30));
+    (code, std::fs::read_to_string(err_path).unwrap())
+}
+
+#[test]
+fn print_config_runs_the_nodes_checks_and_fails_for_a_config_the_node_refuses() {
+    let (code, err) = refused_node(&["--print-config"], &[("TASKMESH_HTTP__TOKEN", "")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("TASKMESH_HTTP__TOKEN (http.token) is empty"),
+        "{err}"
+    );
+    let dir = temp_dir("print-config");
+    let file = dir.join("zero.toml");
+    std::fs::write(&file, "[http]\nmax_body_bytes = 0\n").unwrap();
+    let (code, err) = refused_node(&["--print-config", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("http.max_body_bytes must be at least 1"),
+        "{err}"
+    );
+    let (code, err) = refused_node(&["--print-config", "--config", dir.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is a directory, not a file"), "{err}");
+}
+
+#[test]
+fn a_read_only_data_dir_is_refused_up_front_saying_so() {
+    let dir = temp_dir("read-only");
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let status = Command::new("chmod").arg("555").arg(&data).status();
+    assert!(status.unwrap().success());
+    let cmd = if rustix::process::geteuid().is_root() {
+        // root writes anywhere: run the node as nobody, for whom 0555 is read-only
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        cmd
+    } else {
+        Command::new(BIN)
+    };
+    let (code, err) = refused_node_as(cmd, &["--data-dir", data.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("data_dir {} is read-only", data.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_refused_corrupt_database_gets_no_wal_or_shm_files_beside_it() {
+    let dir = temp_dir("corrupt");
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let db = data.join("taskmesh.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE t (x TEXT)").unwrap();
+        for i in 0..2000 {
+            conn.execute("INSERT INTO t VALUES (?1)", [i.to_string().repeat(100)])
+                .unwrap();
+        }
+    }
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[3 * 4096..3 * 4096 + 200].fill(0xff);
+    std::fs::write(&db, bytes).unwrap();
+    let (code, err) = refused_node(&["--data-dir", data.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{err}");
+    let mut left: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["taskmesh.db"], "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_redirected_to_a_file_hold_no_colour_codes() {
+    let dir = temp_dir("colour");
+    let node = Node::start(&dir, &[], &[]);
+    let logs_path = node.stderr.clone();
+    assert_eq!(node.terminate(), 0);
+    let logs = std::fs::read_to_string(logs_path).unwrap();
+    assert!(logs.contains("node ready"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "escape codes in {logs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_child_of_a_node_never_sees_the_nodes_token() {
+    let dir = temp_dir("exec-env");
+    let config = dir.join("node.toml");
+    std::fs::write(&config, "[exec]\nallow = [\"printenv\"]\n").unwrap();
+    let env = [("TASKMESH_HTTP__TOKEN", "s3cret-t0ken")];
+    let node = Node::start(&dir, &env, &["--config", config.to_str().unwrap()]);
+    let (code, task, err) = cli(
+        &node.url,
+        Some("s3cret-t0ken"),
+        &[
+            "submit",
+            "exec",
+            "--args",
+            r#"{"command": "printenv"}"#,
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let stdout = task["result"]["stdout"].as_str().unwrap();
+    assert!(stdout.contains("PATH="), "{stdout}");
+    assert!(
+        !stdout.contains("s3cret-t0ken") && !stdout.contains("TASKMESH"),
+        "{stdout}"
+    );
+    assert_eq!(node.terminate(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_right_after_ready_is_a_graceful_shutdown_not_a_kill() {
+    let dir = temp_dir("early-term");
+    let node = Node::start(&dir, &[], &[]);
+    assert_eq!(node.terminate(), 0, "exit 0, not killed by the signal");
+}

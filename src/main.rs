@@ -108,12 +108,7 @@ struct BenchArgs {
     #[arg(long)]
     node: Option<String>,
     /// The node's API token (with --node).
-    #[arg(
-        long,
-        env = "TASKMESH_TOKEN",
-        hide_env_values = true,
-        requires = "node"
-    )]
+    #[arg(long, env = "TASKMESH_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]

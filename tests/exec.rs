@@ -23,7 +23,11 @@ async fn system(allow: &[&str], env: &[(&str, &str)]) -> TaskSystem {
             .collect(),
         ..ExecConfig::default()
     };
-    builtin::register(TaskSystem::builder().namespace(unique_ns("exec")), exec)
+    start(exec, TaskSystem::builder()).await
+}
+
+async fn start(exec: ExecConfig, builder: taskmesh::TaskSystemBuilder) -> TaskSystem {
+    builtin::register(builder.namespace(unique_ns("exec")), exec)
         .start()
         .await
         .unwrap()
@@ -67,7 +71,13 @@ fn fifo(name: &str) -> PathBuf {
 
 /// `sh` starting two background sleeps, writing their pids to `fifo`, and waiting.
 fn two_grandchildren(fifo: &Path) -> NewTask {
-    let script = r#"sleep 301 & a=$!; sleep 302 & b=$!; echo "$a $b" > "$0"; wait"#;
+    sh_with_grandchildren("", fifo)
+}
+
+/// Like [`two_grandchildren`], after the `prelude` commands.
+fn sh_with_grandchildren(prelude: &str, fifo: &Path) -> NewTask {
+    let script =
+        format!(r#"{prelude}sleep 301 & a=$!; sleep 302 & b=$!; echo "$a $b" > "$0"; wait"#);
     NewTask::new(
         "exec",
         json!({"command": "sh", "args": ["-c", script, fifo.to_str().unwrap()]}),
@@ -136,6 +146,29 @@ async fn a_timed_out_exec_kills_its_grandchildren_too() {
     let pids = read_pids(fifo.clone()).await;
     let state = assert_grandchildren_gone(&sys, id, &pids).await;
     assert_eq!(state, TaskState::Failed);
+    let _ = std::fs::remove_file(fifo);
+    sys.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_aborted_after_the_grace_kills_its_group_even_when_it_ignores_sigterm() {
+    let exec = ExecConfig {
+        allow: vec!["sh".into()],
+        kill_grace_ms: 600_000,
+        ..ExecConfig::default()
+    };
+    let builder = TaskSystem::builder().cancel_grace(Duration::from_millis(200));
+    let sys = start(exec, builder).await;
+    let fifo = fifo("abort");
+    let id = sys
+        .submit(sh_with_grandchildren("trap '' TERM; ", &fifo))
+        .await
+        .unwrap()
+        .id;
+    let pids = read_pids(fifo.clone()).await;
+    assert_eq!(sys.cancel(id, "enough").await.unwrap(), Control::Requested);
+    let state = assert_grandchildren_gone(&sys, id, &pids).await;
+    assert_eq!(state, TaskState::Cancelled);
     let _ = std::fs::remove_file(fifo);
     sys.shutdown(Duration::from_secs(1)).await;
 }

@@ -6,7 +6,7 @@
 //! | `sleep` | `{"ms": 250}` | `null` after the delay (stops early on cancel) |
 //! | `echo` | anything | the args |
 //! | `fail` | `{"message": "…"}` | fails the attempt with the message (retried like any failure) |
-//! | `exec` | `{"command": "…", "args": ["…"]}` | `{"status", "stdout", "stderr", "truncated"}`; only commands in the allowlist run |
+//! | `exec` | `{"command": "…", "args": ["…"]}` | `{"status", "stdout", "stderr", "truncated"}`; only commands in the allowlist run, in a clean environment and a process group of their own (see [`ExecConfig`]) |
 
 mod exec;
 

@@ -1,264 +1,219 @@
-//! The client subcommands: each is one or two HTTP calls to a node.
+//! The client subcommands: each is one or two HTTP calls to a node. Each takes the
+//! connection flags (`--url`, `--token`, `--output`); `node`, `demo` and `bench` do not.
 
-use std::time::Duration;
+mod run;
 
-use clap::Subcommand;
-use serde_json::{json, Value};
-use taskmesh::cli::{Client, ClientError};
+use clap::{Args, Subcommand};
+use taskmesh::cli::OutputFormat;
+
+pub use run::run;
+
+/// How to reach the node, and how to print its answers.
+#[derive(Args, Debug, Clone)]
+pub struct Conn {
+    /// The node's URL.
+    #[arg(long, env = "TASKMESH_URL", default_value = "http://127.0.0.1:7700")]
+    pub url: String,
+    /// The node's API token.
+    #[arg(long, env = "TASKMESH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// table or json (default: table when stdout is a terminal, json otherwise).
+    #[arg(long, short, value_enum)]
+    pub output: Option<OutputFormat>,
+}
 
 /// Subcommands that talk to a running node.
 #[derive(Subcommand, Debug)]
 pub enum ClientCmd {
     /// Submits a task; prints it (with --wait, once it has ended).
-    Submit {
-        /// The task kind, e.g. noop, sleep, echo, fail, exec.
-        kind: String,
-        /// The args as JSON.
-        #[arg(long, default_value = "null")]
-        args: String,
-        /// The queue.
-        #[arg(long)]
-        queue: Option<String>,
-        /// critical, high, normal, low or background.
-        #[arg(long)]
-        priority: Option<String>,
-        /// Deduplicates submissions.
-        #[arg(long)]
-        unique_key: Option<String>,
-        /// Waits until the task ends.
-        #[arg(long)]
-        wait: bool,
-        /// Prints only the task's id.
-        #[arg(long, short)]
-        quiet: bool,
-    },
+    #[command(after_help = taskmesh::cli::EXIT_CODES_HELP)]
+    Submit(SubmitArgs),
     /// Prints a task.
-    Get {
-        /// The task id.
-        id: String,
-    },
+    Get(IdArgs),
     /// Lists tasks, newest first.
-    List {
-        /// Only this state.
-        #[arg(long)]
-        state: Option<String>,
-        /// Only this queue.
-        #[arg(long)]
-        queue: Option<String>,
-        /// Only this kind.
-        #[arg(long)]
-        kind: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
-    },
+    List(ListArgs),
     /// Prints a task's events.
-    Events {
-        /// The task id.
-        id: String,
-    },
+    Events(IdArgs),
     /// Cancels a task.
-    Cancel {
-        /// The task id.
-        id: String,
-        /// Why.
-        #[arg(long)]
-        reason: Option<String>,
-    },
+    Cancel(CancelArgs),
     /// Pauses a task.
-    Pause {
-        /// The task id.
-        id: String,
-    },
+    Pause(IdArgs),
     /// Resumes a paused task.
-    Resume {
-        /// The task id.
-        id: String,
-    },
+    Resume(IdArgs),
+    /// Restarts a task: a running attempt is stopped and the task queued again; a paused
+    /// task is resumed.
+    Restart(IdArgs),
     /// Manages cron schedules.
     #[command(subcommand)]
     Schedule(ScheduleCmd),
     /// Prints every queue's load.
-    Queues,
+    Queues(Conn),
     /// Prints liveness and readiness.
-    Health,
+    Health(Conn),
+}
+
+/// `taskmesh submit KIND …`
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// The task kind, e.g. noop, sleep, echo, fail, exec.
+    pub kind: String,
+    /// The args as JSON.
+    #[arg(long, default_value = "null")]
+    pub args: String,
+    /// The queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// The priority.
+    #[arg(long, value_parser = ["critical", "high", "normal", "low", "background"])]
+    pub priority: Option<String>,
+    /// Deduplicates submissions.
+    #[arg(long)]
+    pub unique_key: Option<String>,
+    /// Runs it no earlier than this RFC 3339 time, e.g. 2030-01-01T00:00:00Z.
+    #[arg(long)]
+    pub run_at: Option<String>,
+    /// The longest one attempt may run, in milliseconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Attempts in all, the first included.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// A title for people.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Waits until the task ends; the exit code tells how it ended.
+    #[arg(long)]
+    pub wait: bool,
+    /// Prints only the task's id.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+/// `taskmesh list …`
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only this state.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Only this kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Skips this many (for the next page).
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+/// A command on one task.
+#[derive(Args, Debug)]
+pub struct IdArgs {
+    /// The task id.
+    pub id: String,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+/// `taskmesh cancel ID`
+#[derive(Args, Debug)]
+pub struct CancelArgs {
+    /// The task id.
+    pub id: String,
+    /// Why.
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub conn: Conn,
 }
 
 /// `taskmesh schedule …`
 #[derive(Subcommand, Debug)]
 pub enum ScheduleCmd {
     /// Adds or replaces a schedule.
-    Add {
-        /// Its name.
-        name: String,
-        /// Cron expression with seconds, e.g. "0 */5 * * * *".
-        #[arg(long)]
-        cron: String,
-        /// The task kind.
-        #[arg(long)]
-        kind: String,
-        /// The task args as JSON.
-        #[arg(long, default_value = "null")]
-        args: String,
-        /// IANA time zone.
-        #[arg(long, default_value = "UTC")]
-        timezone: String,
-        /// skip, latest or all.
-        #[arg(long)]
-        catch_up: Option<String>,
-    },
+    Add(ScheduleAddArgs),
+    /// Prints a schedule.
+    Get(NameArgs),
     /// Lists schedules.
-    List,
+    List(Conn),
     /// Removes a schedule.
-    Rm {
-        /// Its name.
-        name: String,
-    },
+    Rm(NameArgs),
     /// Pauses a schedule.
-    Pause {
-        /// Its name.
-        name: String,
-    },
+    Pause(NameArgs),
     /// Resumes a schedule.
-    Resume {
-        /// Its name.
-        name: String,
-    },
+    Resume(NameArgs),
 }
 
-fn parse_json(what: &str, text: &str) -> Result<Value, ClientError> {
-    serde_json::from_str(text).map_err(|e| ClientError::Api {
-        status: 0,
-        code: "invalid_argument".into(),
-        message: format!("--{what} is not valid JSON: {e}"),
-    })
+/// A command on one schedule.
+#[derive(Args, Debug)]
+pub struct NameArgs {
+    /// Its name.
+    pub name: String,
+    #[command(flatten)]
+    pub conn: Conn,
 }
 
-/// Runs one client command and returns what to print.
-pub async fn run(client: &Client, cmd: ClientCmd) -> Result<Value, ClientError> {
-    match cmd {
-        ClientCmd::Submit {
-            kind,
-            args,
-            queue,
-            priority,
-            unique_key,
-            wait,
-            quiet,
-        } => {
-            let mut body = json!({"kind": kind, "args": parse_json("args", &args)?});
-            for (k, v) in [
-                ("queue", queue),
-                ("priority", priority),
-                ("unique_key", unique_key),
-            ] {
-                if let Some(v) = v {
-                    body[k] = json!(v);
-                }
-            }
-            let task = client.post("/v1/tasks", &body).await?;
-            let task = match (wait, task["id"].as_str()) {
-                (true, Some(id)) => client.wait(id, Duration::from_secs(3600)).await?,
-                _ => task,
-            };
-            Ok(if quiet { task["id"].clone() } else { task })
-        }
-        ClientCmd::Get { id } => client.get(&format!("/v1/tasks/{id}")).await,
-        ClientCmd::List {
-            state,
-            queue,
-            kind,
-            limit,
-        } => {
-            let mut q = format!("/v1/tasks?limit={limit}");
-            for (k, v) in [("state", state), ("queue", queue), ("kind", kind)] {
-                if let Some(v) = v {
-                    q.push_str(&format!("&{k}={v}"));
-                }
-            }
-            client.get(&q).await
-        }
-        ClientCmd::Events { id } => client.get(&format!("/v1/tasks/{id}/events")).await,
-        ClientCmd::Cancel { id, reason } => {
-            let body = json!({"reason": reason.unwrap_or_else(|| "cancelled from the CLI".into())});
-            client.post(&format!("/v1/tasks/{id}/cancel"), &body).await
-        }
-        ClientCmd::Pause { id } => {
-            client
-                .post(&format!("/v1/tasks/{id}/pause"), &json!({}))
-                .await
-        }
-        ClientCmd::Resume { id } => {
-            client
-                .post(&format!("/v1/tasks/{id}/resume"), &json!({}))
-                .await
-        }
-        ClientCmd::Schedule(cmd) => schedule(client, cmd).await,
-        ClientCmd::Queues => client.get("/v1/queues").await,
-        ClientCmd::Health => {
-            let live = client.get("/health/live").await?;
-            let ready = client
-                .get("/health/ready")
-                .await
-                .unwrap_or_else(|e| json!({"ready": false, "error": e.to_string()}));
-            Ok(json!({"live": live, "ready": ready}))
+/// `taskmesh schedule add NAME …`
+#[derive(Args, Debug)]
+pub struct ScheduleAddArgs {
+    /// Its name.
+    pub name: String,
+    /// Cron expression with seconds, e.g. "0 */5 * * * *".
+    #[arg(long)]
+    pub cron: String,
+    /// The task kind.
+    #[arg(long)]
+    pub kind: String,
+    /// The task args as JSON.
+    #[arg(long, default_value = "null")]
+    pub args: String,
+    /// IANA time zone.
+    #[arg(long, default_value = "UTC")]
+    pub timezone: String,
+    /// Slots missed while the node was down: skip them, fire the latest, or fire all.
+    #[arg(long, value_parser = ["skip", "latest", "all"])]
+    pub catch_up: Option<String>,
+    /// A slot while the previous run still runs: allow it or skip it.
+    #[arg(long, value_parser = ["allow", "skip"])]
+    pub overlap: Option<String>,
+    /// Daylight saving, local times that do not exist: shift to the gap's end or skip.
+    #[arg(long, value_parser = ["shift", "skip"])]
+    pub dst_gap: Option<String>,
+    /// Daylight saving, local times that happen twice: fire once or twice.
+    #[arg(long, value_parser = ["once", "twice"])]
+    pub dst_fold: Option<String>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+impl ClientCmd {
+    /// The connection flags of this command.
+    pub fn conn(&self) -> &Conn {
+        match self {
+            Self::Submit(a) => &a.conn,
+            Self::List(a) => &a.conn,
+            Self::Cancel(a) => &a.conn,
+            Self::Get(a)
+            | Self::Events(a)
+            | Self::Pause(a)
+            | Self::Resume(a)
+            | Self::Restart(a) => &a.conn,
+            Self::Queues(c) | Self::Health(c) => c,
+            Self::Schedule(s) => match s {
+                ScheduleCmd::Add(a) => &a.conn,
+                ScheduleCmd::List(c) => c,
+                ScheduleCmd::Get(a)
+                | ScheduleCmd::Rm(a)
+                | ScheduleCmd::Pause(a)
+                | ScheduleCmd::Resume(a) => &a.conn,
+            },
         }
     }
-}
-
-async fn schedule(client: &Client, cmd: ScheduleCmd) -> Result<Value, ClientError> {
-    match cmd {
-        ScheduleCmd::Add {
-            name,
-            cron,
-            kind,
-            args,
-            timezone,
-            catch_up,
-        } => {
-            let mut body = json!({"cron": cron, "timezone": timezone, "task": {"kind": kind, "args": parse_json("args", &args)?}});
-            if let Some(c) = catch_up {
-                body["catch_up"] = json!(c);
-            }
-            client
-                .call(
-                    reqwest::Method::PUT,
-                    &format!("/v1/schedules/{name}"),
-                    Some(&body),
-                )
-                .await
-        }
-        ScheduleCmd::List => client.get("/v1/schedules").await,
-        ScheduleCmd::Rm { name } => {
-            client
-                .call(
-                    reqwest::Method::DELETE,
-                    &format!("/v1/schedules/{name}"),
-                    None,
-                )
-                .await
-        }
-        ScheduleCmd::Pause { name } => set_paused(client, &name, true).await,
-        ScheduleCmd::Resume { name } => set_paused(client, &name, false).await,
-    }
-}
-
-async fn set_paused(client: &Client, name: &str, paused: bool) -> Result<Value, ClientError> {
-    let mut current = client.get(&format!("/v1/schedules/{name}")).await?;
-    let body = json!({
-        "cron": current["cron"].take(),
-        "timezone": current["timezone"].take(),
-        "task": current["task"].take(),
-        "dst": current["dst"].take(),
-        "catch_up": current["catch_up"].take(),
-        "overlap": current["overlap"].take(),
-        "paused": paused,
-    });
-    client
-        .call(
-            reqwest::Method::PUT,
-            &format!("/v1/schedules/{name}"),
-            Some(&body),
-        )
-        .await
 }

@@ -1,10 +1,11 @@
 //! The `taskmesh` binary: a node, a client of a node's HTTP API, a demo, and benchmarks.
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use taskmesh::cli::Client;
+use taskmesh::cli::{Client, Exit, OutputFormat};
 use taskmesh::node::{LogFormat, NodeConfig};
 
 mod commands;
@@ -19,27 +20,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "taskmesh",
     version,
-    about = "Distributed task processing on ractor"
+    about = "Distributed task processing on ractor",
+    after_help = taskmesh::cli::EXIT_CODES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// The node's URL (client commands and bench --node).
-    #[arg(
-        long,
-        global = true,
-        env = "TASKMESH_URL",
-        default_value = "http://127.0.0.1:7700"
-    )]
-    url: String,
-    /// The node's API token (client commands and bench --node).
-    #[arg(long, global = true, env = "TASKMESH_TOKEN", hide_env_values = true)]
-    token: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Runs a node: SQLite store under ./data, HTTP on 127.0.0.1:7700.
+    #[command(after_help = NODE_HELP)]
     Node(NodeArgs),
     /// Runs a few thousand tasks in memory with a mix of outcomes and prints a summary.
     Demo {
@@ -52,6 +44,13 @@ enum Command {
     #[command(flatten)]
     Client(commands::ClientCmd),
 }
+
+/// `taskmesh node --help`: where the token comes from, since there is no flag for it.
+const NODE_HELP: &str = "\
+The API token is not a flag (flags show up in process lists): set TASKMESH_HTTP__TOKEN, or
+http.token_file in the config file. Every key of the config file can be set as
+TASKMESH_<SECTION>__<KEY> (e.g. TASKMESH_HTTP__ADDR). The client's variables TASKMESH_URL
+and TASKMESH_TOKEN are not node settings: the node ignores them.";
 
 #[derive(Args)]
 struct NodeArgs {
@@ -111,6 +110,9 @@ struct BenchArgs {
     /// Drive a running node at this URL over HTTP instead.
     #[arg(long)]
     node: Option<String>,
+    /// The node's API token (with --node).
+    #[arg(long, env = "TASKMESH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -119,23 +121,37 @@ struct BenchArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let client = Client::new(&cli.url, cli.token.clone());
     let result = match cli.command {
         Command::Node(args) => node(args).await,
         Command::Demo { tasks } => demo::run(tasks).await,
-        Command::Bench(args) => bench(*args, cli.token).await,
-        Command::Client(cmd) => run_client(&client, cmd).await,
+        Command::Bench(args) => bench(*args).await,
+        Command::Client(cmd) => return run_client(cmd).await.into(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            report(&*e);
+            Exit::Error.into()
         }
     }
 }
 
 type AnyError = Box<dyn std::error::Error>;
+
+/// Prints `error: …` with the whole source chain (each cause not already in the message).
+fn report(e: &dyn std::error::Error) {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    let _ = writeln!(std::io::stderr(), "error: {text}");
+}
 
 async fn node(args: NodeArgs) -> Result<(), AnyError> {
     let mut cfg = NodeConfig::load(args.config.as_deref())?;
@@ -151,6 +167,7 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
     if let Some(f) = args.log_format {
         cfg.log.format = f;
     }
+    cfg.check_data_dir()?;
     if args.print_config {
         print!("{}", cfg.dump());
         return Ok(());
@@ -163,23 +180,49 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
     Ok(())
 }
 
-async fn run_client(client: &Client, cmd: commands::ClientCmd) -> Result<(), AnyError> {
-    match commands::run(client, cmd).await? {
-        serde_json::Value::String(s) => println!("{s}"),
-        serde_json::Value::Null => {}
-        out => println!("{}", serde_json::to_string_pretty(&out)?),
+async fn run_client(cmd: commands::ClientCmd) -> Exit {
+    let conn = cmd.conn().clone();
+    let format = OutputFormat::or_default(conn.output, std::io::stdout().is_terminal());
+    let reply = match Client::new(&conn.url, conn.token) {
+        Ok(client) => commands::run(&client, cmd).await,
+        Err(e) => Err(e),
+    };
+    match reply {
+        Ok(reply) => {
+            print_quietly(&format.render(&reply.value));
+            reply.exit
+        }
+        Err(e) => {
+            report(&e);
+            Exit::of_error(&e)
+        }
     }
-    Ok(())
 }
 
-async fn bench(o: BenchArgs, token: Option<String>) -> Result<(), AnyError> {
+/// Prints `text` and a newline (nothing for empty text). A reader that went away (`taskmesh
+/// list | head -1`) is not an error: the rest is dropped without a word.
+fn print_quietly(text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let written = writeln!(out, "{text}").and_then(|()| out.flush());
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = writeln!(std::io::stderr(), "error: cannot write the output: {e}");
+        }
+    }
+}
+
+async fn bench(o: BenchArgs) -> Result<(), AnyError> {
     use taskmesh::bench::{self, BenchStore};
     if o.concurrency == 0 || o.tasks == 0 || o.max_workers == 0 {
         return Err("--tasks, --concurrency and --max-workers must be at least 1".into());
     }
     if let Some(url) = &o.node {
         let report =
-            taskmesh::cli::bench_node(&Client::new(url, token), o.tasks, o.concurrency).await?;
+            taskmesh::cli::bench_node(&Client::new(url, o.token.clone())?, o.tasks, o.concurrency)
+                .await?;
         return print(o.json, &report, &report);
     }
     if let Some(n) = o.queued {

@@ -13,6 +13,7 @@ async fn system(allow: &[&str], max_output_bytes: usize) -> TaskSystem {
     let exec = ExecConfig {
         allow: allow.iter().map(|s| s.to_string()).collect(),
         max_output_bytes,
+        ..ExecConfig::default()
     };
     builtin::register(TaskSystem::builder().namespace(unique_ns("builtin")), exec)
         .start()

@@ -1,148 +1,14 @@
 //! End to end: the real `taskmesh` binary on a free port on 127.0.0.1, driven over HTTP and
 //! through its CLI. Real processes, bounded time.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/node.rs"]
+mod support;
 
-use serde_json::{json, Value};
+use std::process::Command;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_taskmesh");
-
-/// A running node; killed if the test ends without stopping it.
-struct Node {
-    child: Child,
-    url: String,
-    stderr: PathBuf,
-}
-
-impl Node {
-    fn start(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Node {
-        let stderr = dir.join(format!("node-{}.err", std::process::id()));
-        let mut cmd = Command::new(BIN);
-        cmd.args(["node", "--data-dir"])
-            .arg(dir.join("data"))
-            .args(["--http-addr", "127.0.0.1:0", "--log", "info"]);
-        cmd.args(extra)
-            .envs(env.iter().copied())
-            .env_remove("RUST_LOG");
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("the node starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("taskmesh node listening on ")
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .to_string();
-        Node { child, url, stderr }
-    }
-
-    /// Sends SIGTERM and waits for the exit code.
-    fn terminate(mut self) -> i32 {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = wait_exit(&mut self.child, Duration::from_secs(30));
-        std::mem::forget(self);
-        status
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code().unwrap_or(-1);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the node did not exit within {limit:?}"
-        );
-        std::thread::yield_now();
-    }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("taskmesh-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Runs a CLI command against `url`; returns the exit code, stdout as JSON, and stderr.
-fn cli(url: &str, token: Option<&str>, args: &[&str]) -> (i32, Value, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .args(["--url", url])
-        .env_remove("TASKMESH_TOKEN");
-    if let Some(t) = token {
-        cmd.env("TASKMESH_TOKEN", t);
-    }
-    let out = cmd.output().unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (
-        out.status.code().unwrap_or(-1),
-        json,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// One HTTP call; returns the status, the Retry-After header and the JSON body.
-async fn http(
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    body: Option<String>,
-) -> (u16, Option<String>, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client.request(method.parse().unwrap(), url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let retry = resp
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        retry,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// Polls `check` until it holds (bounded): the node is another process.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::task::yield_now().await;
-    }
-}
+use serde_json::json;
+use support::{cli, eventually, http, temp_dir, wait_exit, Node, BIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_runs_tasks_submitted_with_the_cli_and_with_http() {
@@ -413,4 +279,147 @@ async fn a_restarted_node_finds_its_tasks_and_schedules() {
     assert_eq!(names, ["nightly"]);
     assert_eq!(list["schedules"][0]["timezone"], json!("Europe/Berlin"));
     assert_eq!(again.terminate(), 0);
+}
+
+/// `taskmesh node …` that is expected to refuse to start: exit code and stderr (bounded).
+fn refused_node(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    refused_node_as(Command::new(BIN), args, env)
+}
+
+fn refused_node_as(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let dir = temp_dir("refused");
+    let err_path = dir.join("stderr");
+    let mut child = cmd
+        .arg("node")
+        .args(args)
+        .args(["--http-addr", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let code = wait_exit(&mut child, Duration::from_secs(30));
+    (code, std::fs::read_to_string(err_path).unwrap())
+}
+
+#[test]
+fn print_config_runs_the_nodes_checks_and_fails_for_a_config_the_node_refuses() {
+    let (code, err) = refused_node(&["--print-config"], &[("TASKMESH_HTTP__TOKEN", "")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("TASKMESH_HTTP__TOKEN (http.token) is empty"),
+        "{err}"
+    );
+    let dir = temp_dir("print-config");
+    let file = dir.join("zero.toml");
+    std::fs::write(&file, "[http]\nmax_body_bytes = 0\n").unwrap();
+    let (code, err) = refused_node(&["--print-config", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("http.max_body_bytes must be at least 1"),
+        "{err}"
+    );
+    let (code, err) = refused_node(&["--print-config", "--config", dir.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is a directory, not a file"), "{err}");
+}
+
+#[test]
+fn a_read_only_data_dir_is_refused_up_front_saying_so() {
+    let dir = temp_dir("read-only");
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let status = Command::new("chmod").arg("555").arg(&data).status();
+    assert!(status.unwrap().success());
+    let cmd = if rustix::process::geteuid().is_root() {
+        // root writes anywhere: run the node as nobody, for whom 0555 is read-only
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        cmd
+    } else {
+        Command::new(BIN)
+    };
+    let (code, err) = refused_node_as(cmd, &["--data-dir", data.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("data_dir {} is read-only", data.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_refused_corrupt_database_gets_no_wal_or_shm_files_beside_it() {
+    let dir = temp_dir("corrupt");
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let db = data.join("taskmesh.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE t (x TEXT)").unwrap();
+        for i in 0..2000 {
+            conn.execute("INSERT INTO t VALUES (?1)", [i.to_string().repeat(100)])
+                .unwrap();
+        }
+    }
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[3 * 4096..3 * 4096 + 200].fill(0xff);
+    std::fs::write(&db, bytes).unwrap();
+    let (code, err) = refused_node(&["--data-dir", data.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{err}");
+    let mut left: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    // The data directory's own lock file stays (see docs/DEPLOYMENT.md); nothing is made
+    // beside the database.
+    assert_eq!(left, ["taskmesh.db", "taskmesh.lock"], "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_redirected_to_a_file_hold_no_colour_codes() {
+    let dir = temp_dir("colour");
+    let node = Node::start(&dir, &[], &[]);
+    let logs_path = node.stderr.clone();
+    assert_eq!(node.terminate(), 0);
+    let logs = std::fs::read_to_string(logs_path).unwrap();
+    assert!(logs.contains("node ready"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "escape codes in {logs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_child_of_a_node_never_sees_the_nodes_token() {
+    let dir = temp_dir("exec-env");
+    let config = dir.join("node.toml");
+    std::fs::write(&config, "[exec]\nallow = [\"printenv\"]\n").unwrap();
+    let env = [("TASKMESH_HTTP__TOKEN", "s3cret-t0ken")];
+    let node = Node::start(&dir, &env, &["--config", config.to_str().unwrap()]);
+    let (code, task, err) = cli(
+        &node.url,
+        Some("s3cret-t0ken"),
+        &[
+            "submit",
+            "exec",
+            "--args",
+            r#"{"command": "printenv"}"#,
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let stdout = task["result"]["stdout"].as_str().unwrap();
+    assert!(stdout.contains("PATH="), "{stdout}");
+    assert!(
+        !stdout.contains("s3cret-t0ken") && !stdout.contains("TASKMESH"),
+        "{stdout}"
+    );
+    assert_eq!(node.terminate(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_right_after_ready_is_a_graceful_shutdown_not_a_kill() {
+    let dir = temp_dir("early-term");
+    let node = Node::start(&dir, &[], &[]);
+    assert_eq!(node.terminate(), 0, "exit 0, not killed by the signal");
 }

@@ -1,5 +1,12 @@
 //! `exec`: runs an allowlisted command and captures its output.
+//!
+//! The command runs in a clean environment (see [`ExecConfig::env`]) and in a process
+//! group of its own, which is killed as a whole when the attempt ends: nothing it starts
+//! outlives the task, and none of the node's secrets reach it.
 
+mod group;
+
+use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -20,14 +27,64 @@ pub struct ExecConfig {
     /// Bytes of stdout and of stderr kept (default 64 KiB each); the rest is dropped and
     /// `truncated` is set.
     pub max_output_bytes: usize,
+    /// Variables the command gets besides the minimal set [`PASSED_THROUGH`] takes from
+    /// the node's environment (an entry here wins). Nothing else of the node's
+    /// environment, such as `TASKMESH_HTTP__TOKEN`, reaches the command.
+    pub env: BTreeMap<String, String>,
+    /// On cancel or timeout the command's process group gets SIGTERM, then SIGKILL after
+    /// this many milliseconds (default 2000). The task system's `cancel_grace_ms` bounds
+    /// it: when that ends first, the group is killed then.
+    pub kill_grace_ms: u64,
 }
+
+/// The variables an `exec` command inherits from the node, when the node has them.
+/// `PATH` defaults to [`DEFAULT_PATH`] when the node has none.
+pub const PASSED_THROUGH: [&str; 5] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ"];
+
+/// The `PATH` of an `exec` command when the node has none.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 impl Default for ExecConfig {
     fn default() -> Self {
         Self {
             allow: vec![],
             max_output_bytes: 64 * 1024,
+            env: BTreeMap::new(),
+            kill_grace_ms: 2000,
         }
+    }
+}
+
+impl ExecConfig {
+    /// Checks `env`: names must be non-empty and free of `=` and NUL, values free of NUL.
+    pub fn validate(&self) -> Result<(), crate::ValidationError> {
+        for (name, value) in &self.env {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(crate::ValidationError::new(
+                    "exec.env",
+                    format!("{name:?} is not a valid variable name (empty, or holds '=' or NUL)"),
+                ));
+            }
+            if value.contains('\0') {
+                return Err(crate::ValidationError::new(
+                    "exec.env",
+                    format!("the value of {name} holds a NUL byte"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The environment of a command: the passed-through variables, then `env`.
+    fn environment(&self) -> BTreeMap<String, String> {
+        let mut vars: BTreeMap<String, String> = PASSED_THROUGH
+            .iter()
+            .filter_map(|&k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect();
+        vars.entry("PATH".into())
+            .or_insert_with(|| DEFAULT_PATH.into());
+        vars.extend(self.env.clone());
+        vars
     }
 }
 
@@ -56,7 +113,7 @@ pub struct ExecOutput {
 }
 
 /// `exec`: runs an allowlisted command. A non-zero exit fails the attempt; a cancel or
-/// timeout kills the process.
+/// timeout stops the command's whole process group (SIGTERM, then SIGKILL).
 pub struct Exec {
     config: ExecConfig,
 }
@@ -82,19 +139,27 @@ impl Handler for Exec {
         }
         let mut child = Command::new(&args.command)
             .args(&args.args)
+            .env_clear()
+            .envs(self.config.environment())
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| HandlerError::msg(format!("cannot start {:?}: {e}", args.command)))?;
+        let group = group::ProcessGroup::of(&child);
         let max = self.config.max_output_bytes;
         let out = read_capped(child.stdout.take(), max);
         let err = read_capped(child.stderr.take(), max);
         let run = async { tokio::join!(child.wait(), out, err) };
         let (status, (stdout, t1), (stderr, t2)) = tokio::select! {
             r = run => r,
-            _ = ctx.cancelled() => return Err("stopped: the process was killed".into()),
+            _ = ctx.cancelled() => {
+                let grace = Duration::from_millis(self.config.kill_grace_ms);
+                group.stop(&mut child, grace).await;
+                return Err("stopped: the process group was killed".into());
+            }
         };
         let status = status
             .map_err(|e| HandlerError::msg(format!("waiting for {:?}: {e}", args.command)))?;

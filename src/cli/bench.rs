@@ -41,7 +41,7 @@ pub async fn bench_node(
     tasks: usize,
     concurrency: usize,
 ) -> Result<NodeBenchReport, ClientError> {
-    client.get("/v1/queues").await?;
+    client.get(&["v1", "queues"]).await?;
     let began = Instant::now();
     let per = tasks.div_ceil(concurrency.max(1));
     let joins: Vec<_> = (0..concurrency)
@@ -55,7 +55,7 @@ pub async fn bench_node(
                 for i in 0..n {
                     let t0 = Instant::now();
                     let ok = client
-                        .post("/v1/tasks", &json!({"kind": "noop", "args": i}))
+                        .post(&["v1", "tasks"], &json!({"kind": "noop", "args": i}))
                         .await
                         .is_ok();
                     failed += usize::from(!ok);

@@ -1,6 +1,9 @@
 //! The node's configuration: defaults, then a TOML file (`--config`), then `TASKMESH_…`
 //! environment variables (`TASKMESH_HTTP__ADDR` sets `http.addr`), then flags. Unknown keys
-//! and bad values are rejected with the key named.
+//! and bad values are rejected with the key named. The client's own variables
+//! (`TASKMESH_URL`, `TASKMESH_TOKEN`) are not settings and are ignored.
+
+mod check;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,7 @@ use crate::secret::Secret;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
-    /// Where the SQLite store lives (`{data_dir}/taskmesh.db`).
+    /// Where the SQLite store lives (`{data_dir}/taskmesh.db`). One node per data dir.
     pub data_dir: PathBuf,
     /// The HTTP API.
     pub http: HttpSettings,
@@ -129,11 +132,23 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The data directory cannot be used.
+    #[error("data_dir {path} {reason}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl NodeConfig {
     /// Loads defaults, then `file` (if given), then the environment (`TASKMESH_…`, with
-    /// `__` between levels). Then reads the token file, if one is set.
+    /// `__` between levels; the client's `TASKMESH_URL` and `TASKMESH_TOKEN` are ignored). Then reads the
+    /// token file, if one is set, and checks the values the node cannot work with.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::load_from(file, Env::prefixed("TASKMESH_").split("__"))
     }
@@ -141,27 +156,23 @@ impl NodeConfig {
     fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(NodeConfig::default()));
         if let Some(path) = file {
-            if !path.is_file() {
-                let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
-                return Err(ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
+            check::config_file(path)?;
             fig = fig.merge(Toml::file_exact(path));
         }
-        let fig = fig.merge(env.ignore(&["TASKMESH_CRASH_CHILD"]));
+        let fig = fig.merge(env.ignore(&check::ignored_keys()));
         refuse_token_in_file(&fig)?;
         let mut cfg: NodeConfig = fig
             .extract()
             .map_err(|e| ConfigError::Invalid(describe(e)))?;
         cfg.read_token_file()?;
-        cfg.system
-            .queues
-            .iter()
-            .try_for_each(|q| q.validate())
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        check::values(&cfg)?;
         Ok(cfg)
+    }
+
+    /// Checks that the data directory (or the ancestor it will be created in) is a
+    /// directory this process can write to, with an error that says so when it is not.
+    pub fn check_data_dir(&self) -> Result<(), ConfigError> {
+        check::data_dir(&self.data_dir)
     }
 
     fn read_token_file(&mut self) -> Result<(), ConfigError> {
@@ -313,6 +324,88 @@ mod tests {
                 "{dump}"
             );
             assert!(!format!("{cfg:?}").contains("from-env"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn exec_env_names_that_cannot_be_variables_are_refused_naming_the_key() {
+        Jail::expect_with(|jail| {
+            let err = load_in(jail, "[exec.env]\n\"A=B\" = \"x\"\n").unwrap_err();
+            assert!(err.contains("exec.env") && err.contains("\"A=B\""), "{err}");
+            let cfg = load_in(jail, "[exec.env]\nGREETING = \"hi\"\n")?;
+            assert_eq!(cfg.exec.env["GREETING"], "hi");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_clients_variables_do_not_stop_the_node() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TASKMESH_TOKEN", "abc");
+            jail.set_env("TASKMESH_URL", "http://127.0.0.1:1");
+            jail.set_env("TASKMESH_CRASH_CHILD", "1");
+            let cfg = load_in(jail, "")?;
+            assert_eq!(cfg.http.token, None, "the client's token is not the node's");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_empty_token_variable_is_refused_naming_it() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TASKMESH_HTTP__TOKEN", "");
+            let err = load_in(jail, "").unwrap_err();
+            assert!(
+                err.contains("TASKMESH_HTTP__TOKEN") && err.contains("empty"),
+                "{err}"
+            );
+            jail.set_env("TASKMESH_HTTP__TOKEN", "  ");
+            assert!(load_in(jail, "").is_err(), "blank is empty too");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_zero_max_body_bytes_is_refused_naming_the_key() {
+        Jail::expect_with(|jail| {
+            let err = load_in(jail, "[http]\nmax_body_bytes = 0\n").unwrap_err();
+            assert!(
+                err.contains("http.max_body_bytes must be at least 1"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_directory_given_as_the_config_file_is_called_a_directory() {
+        Jail::expect_with(|jail| {
+            let dir = jail.create_dir("conf.d")?;
+            let err = NodeConfig::load(Some(&dir)).unwrap_err().to_string();
+            assert!(err.contains("is a directory"), "{err}");
+            let missing = NodeConfig::load(Some(Path::new("nope.toml"))).unwrap_err();
+            assert!(missing.to_string().contains("no such file"), "{missing}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_data_dir_under_a_file_is_refused_saying_it_is_not_a_directory() {
+        Jail::expect_with(|jail| {
+            jail.create_file("plain", "")?;
+            let cfg = NodeConfig {
+                data_dir: PathBuf::from("plain/data"),
+                ..NodeConfig::default()
+            };
+            let err = cfg.check_data_dir().unwrap_err().to_string();
+            assert!(err.contains("plain/data is not a directory"), "{err}");
+            let fresh = NodeConfig {
+                data_dir: PathBuf::from("new/deeper"),
+                ..NodeConfig::default()
+            };
+            fresh.check_data_dir().map_err(|e| e.to_string())?;
+            assert!(!Path::new("new").exists(), "the check creates nothing");
             Ok(())
         });
     }

@@ -98,24 +98,31 @@ async fn claim<'a>(
     let Some(key) = key else {
         return Ok(Claimed::Free(None));
     };
+    let guard = match claim_here(shared, key, id).await {
+        Claimed::Free(Some(guard)) => guard,
+        other => return Ok(other),
+    };
+    let Some(store) = shared.journal.store() else {
+        return Ok(Claimed::Free(Some(guard)));
+    };
+    // A task no longer held in memory may hold the key in the store.
+    match store.find_unique(key.to_string()).await? {
+        Some(existing) => Ok(Claimed::Existing(existing)),
+        None => Ok(Claimed::Free(Some(guard))),
+    }
+}
+
+/// Claims `key` in memory, waiting on a holder whose submit is still in progress.
+async fn claim_here<'a>(shared: &'a Shared, key: &str, id: TaskId) -> Claimed<'a> {
     loop {
-        let guard = match shared.table.claim_unique(key, id) {
-            Claim::Won(guard) => guard,
+        match shared.table.claim_unique(key, id) {
+            Claim::Won(guard) => return Claimed::Free(Some(guard)),
             Claim::Held(existing, mut visible) => {
                 if visible.wait_for(|v| *v).await.is_ok() {
-                    return Ok(Claimed::Existing(existing));
+                    return Claimed::Existing(existing);
                 }
-                continue;
             }
-        };
-        let Some(store) = shared.journal.store() else {
-            return Ok(Claimed::Free(Some(guard)));
-        };
-        // A task no longer held in memory may hold the key in the store.
-        return match store.find_unique(key.to_string()).await? {
-            Some(existing) => Ok(Claimed::Existing(existing)),
-            None => Ok(Claimed::Free(Some(guard))),
-        };
+        }
     }
 }
 
@@ -194,10 +201,12 @@ fn enqueue(
 }
 
 /// A task accepted into its queue by [`submit_batch`], not yet durable.
-struct Accepted {
+struct Accepted<'a> {
     queue: Arc<QueueShared>,
     cell: Arc<TaskCell>,
     delay: Option<Duration>,
+    /// Its unique key's claim: kept once the task is visible, freed if it is refused.
+    guard: Option<KeyGuard<'a>>,
 }
 
 /// Submits many tasks with one store write (one transaction, one fsync) for all of them:
@@ -212,7 +221,7 @@ pub(crate) async fn submit_batch(
     let mut results = Vec::with_capacity(tasks.len());
     let mut accepted = vec![];
     for new in tasks {
-        match accept(shared, new) {
+        match accept(shared, new).await {
             Ok(Ok(a)) => {
                 results.push(Ok(Receipt {
                     id: a.cell.task.id,
@@ -228,68 +237,57 @@ pub(crate) async fn submit_batch(
     let written = match written {
         Ok(w) => w,
         Err(e) => {
-            accepted.iter().for_each(|(_, a)| refuse(shared, a));
+            accepted.iter().for_each(|(_, a)| a.queue.dequeued());
             return Err(e);
         }
     };
     for ((i, a), existing) in accepted.into_iter().zip(written) {
         match existing {
             Some(existing) => {
-                refuse(shared, &a);
+                a.queue.dequeued();
                 results[i] = Ok(duplicate(existing));
             }
-            None => enqueue(shared, &a.queue, a.cell, a.delay),
+            None => {
+                enqueue(shared, &a.queue, a.cell, a.delay);
+                if let Some(guard) = a.guard {
+                    guard.keep();
+                }
+            }
         }
     }
     Ok(results)
 }
 
-fn duplicate(id: TaskId) -> Receipt {
-    Receipt {
-        id,
-        duplicate: true,
-    }
-}
-
 /// Validates, claims the unique key in memory and admits one task of a batch.
 /// `Ok(Err(existing))` when a task here already holds its key; the store checks the rest.
-fn accept(shared: &Shared, new: NewTask) -> Result<Result<Accepted, TaskId>, SubmitError> {
+async fn accept(
+    shared: &Shared,
+    new: NewTask,
+) -> Result<Result<Accepted<'_>, TaskId>, SubmitError> {
     let (queue, entry) = route(shared, &new)?;
     let id = TaskId::new();
-    if let Some(existing) = new
-        .unique_key
-        .as_deref()
-        .and_then(|k| shared.table.claim_unique(k, id))
-    {
-        return Ok(Err(existing));
-    }
-    if let Err(e) = queue.admit() {
-        if let Some(k) = &new.unique_key {
-            shared.table.release_unique(k);
-        }
-        return Err(e);
-    }
+    let guard = match new.unique_key.as_deref() {
+        None => None,
+        Some(key) => match claim_here(shared, key, id).await {
+            Claimed::Free(guard) => guard,
+            Claimed::Existing(existing) => return Ok(Err(existing)),
+        },
+    };
+    queue.admit()?;
     let (cell, delay) = new_cell(queue, entry, id, new);
     Ok(Ok(Accepted {
         queue: queue.clone(),
         cell,
         delay,
+        guard,
     }))
-}
-
-/// Gives back the queue slot and the key of a task that will not be enqueued.
-fn refuse(shared: &Shared, a: &Accepted) {
-    a.queue.dequeued();
-    if let Some(k) = &a.cell.task.unique_key {
-        shared.table.release_unique(k);
-    }
 }
 
 /// Makes the tasks durable in one write. For each, `Some(existing)` when the store refused
 /// it as a duplicate of another task.
 async fn persist_all(
     shared: &Shared,
-    accepted: &[(usize, Accepted)],
+    accepted: &[(usize, Accepted<'_>)],
 ) -> Result<Vec<Option<TaskId>>, SubmitError> {
     if accepted.is_empty() {
         return Ok(vec![]);

@@ -29,7 +29,11 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         reason,
     };
     if exists_with_content(path).map_err(unusable)? {
-        validate(path).map_err(unusable)?;
+        let sidecars = Sidecars::absent(path);
+        validate(path).map_err(|e| {
+            sidecars.remove();
+            unusable(e)
+        })?;
     } else if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)
             .map_err(|e| unusable(format!("cannot create directory {}: {e}", dir.display())))?;
@@ -95,6 +99,34 @@ pub(super) fn open_checkpointer(path: &Path) -> Result<Connection, StoreError> {
         path: path.to_path_buf(),
         reason: format!("cannot open the checkpointer: {e}"),
     })
+}
+
+/// The `-wal` and `-shm` files beside a database that did not exist before validation.
+/// SQLite creates them even on a read-only connection to a WAL database; a refused file
+/// must be left as it was found, so they are removed again.
+struct Sidecars(Vec<std::path::PathBuf>);
+
+impl Sidecars {
+    fn absent(db: &Path) -> Self {
+        let beside = |suffix: &str| {
+            let mut p = db.as_os_str().to_owned();
+            p.push(suffix);
+            std::path::PathBuf::from(p)
+        };
+        Self(
+            ["-wal", "-shm"]
+                .map(beside)
+                .into_iter()
+                .filter(|p| !p.exists())
+                .collect(),
+        )
+    }
+
+    fn remove(&self) {
+        for p in &self.0 {
+            let _ = fs::remove_file(p);
+        }
+    }
 }
 
 /// False for a missing or empty file (a new database).

@@ -1,0 +1,146 @@
+//! Helpers for the end-to-end tests: the real `taskmesh` binary on a free port on
+//! 127.0.0.1, driven over HTTP and through its CLI. Real processes, bounded time.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_taskmesh");
+
+/// A running node; killed if the test ends without stopping it.
+pub struct Node {
+    pub child: Child,
+    pub url: String,
+    pub stderr: PathBuf,
+}
+
+impl Node {
+    pub fn start(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Node {
+        let stderr = dir.join(format!("node-{}.err", std::process::id()));
+        let mut cmd = Command::new(BIN);
+        cmd.args(["node", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--http-addr", "127.0.0.1:0", "--log", "info"]);
+        cmd.args(extra)
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("the node starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("taskmesh node listening on ")
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .to_string();
+        Node { child, url, stderr }
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(mut self) -> i32 {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = wait_exit(&mut self.child, Duration::from_secs(30));
+        std::mem::forget(self);
+        status
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code().unwrap_or(-1);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node did not exit within {limit:?}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("taskmesh-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs a CLI command against `url`; returns the exit code, stdout as JSON, and stderr.
+pub fn cli(url: &str, token: Option<&str>, args: &[&str]) -> (i32, Value, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .args(["--url", url])
+        .env_remove("TASKMESH_TOKEN");
+    if let Some(t) = token {
+        cmd.env("TASKMESH_TOKEN", t);
+    }
+    let out = cmd.output().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// One HTTP call; returns the status, the Retry-After header and the JSON body.
+pub async fn http(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> (u16, Option<String>, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.request(method.parse().unwrap(), url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        retry,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Polls `check` until it holds (bounded): the node is another process.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::task::yield_now().await;
+    }
+}

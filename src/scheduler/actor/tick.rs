@@ -125,7 +125,7 @@ impl SchedulerState {
         let spec = &record.spec;
         let p = plan(
             rec,
-            self.watermark(&record),
+            self.watermark(record),
             now,
             self.since,
             spec.catch_up,

@@ -298,3 +298,43 @@ async fn a_node_without_leadership_fires_nothing() {
     assert!(slots_of(&sys, "f").await.is_empty());
     sys.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn over_http_a_schedule_that_never_fires_is_a_400_that_says_so() {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use tower::ServiceExt;
+
+    let (h, _rx) = ScriptHandler::new();
+    let sys = system(&unique_ns("never"), h, MemoryStore::new(), at(0, 0, 0))
+        .start()
+        .await
+        .unwrap();
+    let app = taskmesh::http::router(sys.clone(), taskmesh::http::HttpConfig::default(), None);
+    for (cron, says) in [
+        ("0 0 0 30 2 *", "never fires: no date matches"),
+        ("0 0 0 1 1 * 2020", "never fires: its last slot"),
+        (
+            "0 0 24 * * *",
+            "invalid hour field \"24\" at column 5: expected a value in 0-23, got 24",
+        ),
+    ] {
+        let body = serde_json::json!({"cron": cron, "task": {"kind": "script", "args": {}}});
+        let req = Request::builder()
+            .method(Method::PUT)
+            .uri("/v1/schedules/never")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let answer = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{cron}");
+        let bytes = axum::body::to_bytes(answer.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let message = json["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{cron}: {json}");
+    }
+    assert!(sys.schedules().await.unwrap().is_empty());
+    sys.shutdown(Duration::from_secs(1)).await;
+}

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::error::ValidationError;
 use crate::runtime::{AttemptError, TaskStatus};
 use crate::store::{EventKind, StoredEvent};
-use crate::task::{NewTask, Priority, TaskId, TaskState};
+use crate::task::{check_time, NewTask, Priority, TaskId, TaskState};
 
 /// `time` as RFC 3339, e.g. `2025-01-31T09:00:00.000Z`.
 pub(super) fn rfc3339(time: SystemTime) -> String {
@@ -22,15 +22,18 @@ pub(super) fn utc(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Parses an RFC 3339 time; the error names `field`.
+/// Parses an RFC 3339 time within the stores' range (1970 to 2262); the error names
+/// `field`.
 pub(super) fn parse_time(field: &'static str, s: &str) -> Result<SystemTime, ValidationError> {
-    DateTime::parse_from_rfc3339(s)
+    let time = DateTime::parse_from_rfc3339(s)
         .map(SystemTime::from)
         .map_err(|e| {
             let why =
                 format!("expected an RFC 3339 time such as 2025-01-31T09:00:00Z, got {s:?}: {e}");
             ValidationError::new(field, why)
-        })
+        })?;
+    check_time(field, time)?;
+    Ok(time)
 }
 
 /// Parses a priority name; the error names `field`.
@@ -124,6 +127,7 @@ impl SubmitBody {
         task.metadata.correlation_id = self.correlation_id;
         task.metadata.actor_id = self.actor_id;
         task.auto_start = self.auto_start.unwrap_or(true);
+        task.check_unreserved()?;
         Ok(task)
     }
 }

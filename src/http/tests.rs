@@ -1,6 +1,7 @@
 //! The API driven in-process with `tower::ServiceExt::oneshot`: no sockets, no sleeps.
 
 mod errors;
+mod inputs;
 mod schedules;
 mod tasks;
 

@@ -17,7 +17,7 @@ async fn a_submitted_task_is_created_and_can_be_read_back() {
     let body = json!({
         "kind": "echo", "args": {"x": 1}, "priority": "high", "timeout_ms": 5000,
         "max_attempts": 2, "title": "hello", "correlation_id": "req-1", "actor_id": "alice",
-        "run_at": "2999-01-01T00:00:00Z",
+        "run_at": "2199-01-01T00:00:00Z",
     });
     let created = call(&app, Method::POST, "/v1/tasks", Some(body)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);

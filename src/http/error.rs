@@ -66,10 +66,15 @@ impl ApiError {
     }
 
     /// The error for a status that axum or a layer produced without a JSON body.
-    fn for_status(status: StatusCode, limit: usize) -> Self {
+    fn for_status(status: StatusCode, state: &HttpState) -> Self {
         let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
         match status {
-            StatusCode::PAYLOAD_TOO_LARGE => Self::too_large(limit),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::too_large(state.max_body_bytes),
+            StatusCode::REQUEST_TIMEOUT => {
+                let ms = state.request_timeout.as_millis();
+                let why = format!("the request did not complete within {ms} ms");
+                Self::new(status, "request_timeout", why)
+            }
             StatusCode::NOT_FOUND => Self::not_found("no such route"),
             StatusCode::METHOD_NOT_ALLOWED => Self::new(
                 status,
@@ -199,7 +204,7 @@ pub(super) async fn json_errors(State(state): State<HttpState>, response: Respon
         return response;
     }
     let (mut parts, _) = response.into_parts();
-    let api = ApiError::for_status(status, state.max_body_bytes).into_response();
+    let api = ApiError::for_status(status, &state).into_response();
     let (api_parts, body): (_, Body) = api.into_parts();
     parts.status = api_parts.status;
     parts.headers.remove(header::CONTENT_LENGTH);

@@ -88,12 +88,18 @@ pub async fn run(
     let http_cfg = HttpConfig {
         token: cfg.http.token.clone(),
         max_body_bytes: cfg.http.max_body_bytes,
+        header_read_timeout: Duration::from_millis(cfg.http.header_read_timeout_ms),
+        request_timeout: Duration::from_millis(cfg.http.request_timeout_ms),
+        max_connections: cfg.http.max_connections,
     };
-    let router = http::router(system.clone(), http_cfg, metrics);
+    let router = http::router(system.clone(), http_cfg.clone(), metrics);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(listener, router, async move {
-        let _ = http_stopped.await;
-    }));
+    let server = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = http_stopped.await;
+        };
+        http::serve(listener, router, &http_cfg, stopped).await
+    });
     tracing::info!(addr = %bound, "node ready");
     on_ready(bound);
 

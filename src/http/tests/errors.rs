@@ -215,3 +215,26 @@ async fn submits_after_shutdown_are_not_ready_with_retry_after() {
     assert_eq!(answer.code(), "not_ready");
     assert_eq!(answer.header(header::RETRY_AFTER), "1");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_whose_body_never_finishes_gets_408_in_the_error_shape() {
+    let system = start(|b| b).await;
+    let config = HttpConfig {
+        request_timeout: std::time::Duration::from_millis(500),
+        ..HttpConfig::default()
+    };
+    let app = router(system.clone(), config, None);
+    let never = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let req = raw(
+        Method::POST,
+        "/v1/tasks",
+        Some("application/json"),
+        Body::from_stream(never),
+    );
+    let answer = send(&app, req).await;
+    assert_eq!(answer.status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(answer.code(), "request_timeout");
+    assert!(answer.message().contains("500 ms"), "{}", answer.message());
+    assert_eq!(answer.header(header::CONTENT_TYPE), "application/json");
+    stop(system).await;
+}

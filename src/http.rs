@@ -20,7 +20,8 @@
 //! Every error is `{"error": {"code": "...", "message": "..."}}`, also for malformed JSON,
 //! oversized bodies and unknown routes. Codes: `invalid_json`, `invalid_request` (400),
 //! `unauthorized` (401), `not_found` (404), `method_not_allowed` (405), `conflict` (409),
-//! `request_timeout` (408), `payload_too_large` (413), `overloaded` and `not_ready` (503, with `Retry-After: 1`).
+//! `request_timeout` (408), `payload_too_large` (413), `uri_too_long` (414),
+//! `headers_too_large` (431), `overloaded` and `not_ready` (503, with `Retry-After: 1`).
 //! Messages name the offending field or parameter.
 //!
 //! When [`HttpConfig::token`] is set, every `/v1` route needs `Authorization: Bearer
@@ -31,6 +32,7 @@ mod auth;
 mod dto;
 mod error;
 mod extract;
+mod head;
 mod routes;
 mod serve;
 #[cfg(test)]
@@ -46,6 +48,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use head::{MAX_HEADERS, MAX_HEADER_BYTES, MAX_URI_BYTES};
 pub use serve::serve;
 
 use crate::TaskSystem;
@@ -145,6 +148,7 @@ pub fn router(system: TaskSystem, config: HttpConfig, metrics: Option<Prometheus
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(timeout)
+        .layer(axum::middleware::from_fn(head::check))
         .layer(axum::middleware::map_response_with_state(
             state,
             error::json_errors,

@@ -1,6 +1,6 @@
 //! `/v1/schedules`: cron schedules, put and read by name.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::cron::DstPolicy;
 use crate::http::dto::{utc, TaskTemplate};
 use crate::http::error::ApiError;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::HttpState;
 use crate::scheduler::{CatchUp, Overlap, ScheduleInfo, ScheduleSpec};
 
@@ -104,7 +104,7 @@ pub(super) async fn list(State(state): State<HttpState>) -> Result<Json<Value>, 
 /// `GET /v1/schedules/{name}`.
 pub(super) async fn get(
     State(state): State<HttpState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ScheduleJson>, ApiError> {
     Ok(Json(state.system.schedule(&name).await?.into()))
 }
@@ -112,7 +112,7 @@ pub(super) async fn get(
 /// `PUT /v1/schedules/{name}`: adds the schedule or replaces the one of that name.
 pub(super) async fn put(
     State(state): State<HttpState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ScheduleBody>,
 ) -> Result<Json<ScheduleJson>, ApiError> {
     let spec = body.into_spec(name)?;
@@ -122,7 +122,7 @@ pub(super) async fn put(
 /// `DELETE /v1/schedules/{name}`: 204; the tasks it created are not touched.
 pub(super) async fn remove(
     State(state): State<HttpState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.system.remove_schedule(&name).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,6 +1,6 @@
 //! `/v1/tasks`: submit, get, list, events, and the commands on a task's execution.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::http::dto::{parse_state, parse_time, EventJson, SubmitBody, TaskJson};
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, OptionalJson, Params};
+use crate::http::extract::{ApiJson, ApiPath, OptionalJson, Params};
 use crate::http::HttpState;
 use crate::store::TaskFilter;
 use crate::{Control, TaskError, TaskId, TaskStatus, TaskSystem};
@@ -35,7 +35,7 @@ pub(super) async fn submit(
 /// `GET /v1/tasks/{id}`.
 pub(super) async fn get(
     State(state): State<HttpState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TaskJson>, ApiError> {
     let id = task_id(&id)?;
     Ok(Json(status(&state.system, id).await?.into()))
@@ -44,7 +44,7 @@ pub(super) async fn get(
 /// `GET /v1/tasks/{id}/events`: the task's events, oldest first.
 pub(super) async fn events(
     State(state): State<HttpState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let events = state.system.events(task_id(&id)?).await?;
     let events: Vec<EventJson> = events.into_iter().map(EventJson::from).collect();
@@ -112,7 +112,7 @@ pub(super) struct CancelBody {
 /// `POST /v1/tasks/{id}/cancel`.
 pub(super) async fn cancel(
     State(state): State<HttpState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<CancelBody>,
 ) -> Result<Json<Value>, ApiError> {
     let reason = body
@@ -124,7 +124,7 @@ pub(super) async fn cancel(
 /// `POST /v1/tasks/{id}/pause`.
 pub(super) async fn pause(
     State(state): State<HttpState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     command(&state.system, &id, Command::Pause).await
 }
@@ -132,7 +132,7 @@ pub(super) async fn pause(
 /// `POST /v1/tasks/{id}/resume`.
 pub(super) async fn resume(
     State(state): State<HttpState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     command(&state.system, &id, Command::Resume).await
 }
@@ -140,7 +140,7 @@ pub(super) async fn resume(
 /// `POST /v1/tasks/{id}/restart`.
 pub(super) async fn restart(
     State(state): State<HttpState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     command(&state.system, &id, Command::Restart).await
 }

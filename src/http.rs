@@ -24,6 +24,10 @@
 //! `headers_too_large` (431), `overloaded` and `not_ready` (503, with `Retry-After: 1`).
 //! Messages name the offending field or parameter.
 //!
+//! Numbers in `args` and results keep every digit they were sent with (serde_json's
+//! `arbitrary_precision`): `100000000000000000000000000001` comes back as that, through the
+//! store and across restarts.
+//!
 //! When [`HttpConfig::token`] is set, every `/v1` route needs `Authorization: Bearer
 //! <token>`. The token is a [`Secret`]: it never appears in `Debug` output or logs, and it is
 //! compared in constant time.

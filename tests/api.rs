@@ -144,3 +144,41 @@ async fn accept_errors_from_the_file_limit_back_off_instead_of_spinning() {
     assert!(failures > 0, "the file limit was never reached: {logs}");
     assert!(failures < 100, "{failures} accept failures: the loop spins");
 }
+
+#[tokio::test]
+async fn a_large_integer_arg_survives_the_sqlite_store_and_a_restart_exactly() {
+    let dir = temp_dir("exact");
+    let exact =
+        r#"{"big":100000000000000000000000000001,"dec":0.1000000000000000055511151231257827}"#;
+    let body = format!(r#"{{"kind":"echo","args":{exact},"auto_start":false}}"#);
+    let node = Node::start(&dir, 4096, &[]);
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("{}/v1/tasks", node.url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().expect("created").to_string();
+    assert_eq!(created["args"].to_string(), exact);
+    node.kill();
+
+    let node = Node::start(&dir, 4096, &[]);
+    let text = client
+        .get(format!("{}/v1/tasks/{id}", node.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let got: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(got["args"].to_string(), exact, "{text}");
+    assert!(text.contains("100000000000000000000000000001"), "{text}");
+    node.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}

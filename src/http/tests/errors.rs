@@ -284,7 +284,10 @@ async fn a_path_segment_that_is_not_utf8_is_a_400_naming_the_parameter() {
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{uri}");
         assert_eq!(answer.code(), "invalid_request", "{uri}");
         let message = answer.message();
-        assert!(message.contains("name") || message.contains("id"), "{uri}: {message}");
+        assert!(
+            message.contains("name") || message.contains("id"),
+            "{uri}: {message}"
+        );
         assert!(message.contains("UTF-8"), "{uri}: {message}");
     }
     stop(system).await;

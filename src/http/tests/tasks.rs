@@ -201,3 +201,22 @@ async fn commands_pause_resume_restart_and_cancel_a_waiting_task() {
     }
     stop(system).await;
 }
+
+#[tokio::test]
+async fn large_integers_and_long_decimals_in_args_come_back_exactly_as_args_and_result() {
+    let system = start(|b| b).await;
+    let app = open(&system);
+    let exact = r#"{"big":100000000000000000000000000001,"dec":0.1000000000000000055511151231257827,"neg":-98765432109876543210}"#;
+    let body = format!(r#"{{"kind":"echo","args":{exact}}}"#);
+    let req = super::raw(Method::POST, "/v1/tasks", Some("application/json"), body);
+    let created = super::send(&app, req).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["args"].to_string(), exact);
+    let id: crate::TaskId = created.body["id"].as_str().unwrap().parse().unwrap();
+    system.wait(id).await.expect("echo succeeds");
+    let got = call(&app, Method::GET, &format!("/v1/tasks/{id}"), None).await;
+    assert_eq!(got.body["state"], "succeeded", "{:?}", got.body);
+    assert_eq!(got.body["args"].to_string(), exact);
+    assert_eq!(got.body["result"].to_string(), exact);
+    stop(system).await;
+}

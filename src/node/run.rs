@@ -4,15 +4,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
 
 use super::NodeConfig;
-use crate::builtin;
 use crate::http::{self, HttpConfig};
 use crate::store::{SqliteStore, StoreError};
 use crate::system::TaskSystem;
 use crate::SystemError;
+use crate::{builtin, telemetry};
 
 /// Why a node could not run.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +64,8 @@ pub async fn run(
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(db))
         .await
         .expect("open does not panic")?;
-    let metrics = PrometheusBuilder::new().install_recorder().ok();
+    let metrics = telemetry::prometheus().install_recorder().ok();
+    telemetry::describe();
     let builder = TaskSystem::builder()
         .config(cfg.system.clone())
         .store(store);

@@ -372,8 +372,7 @@ impl SchedulerState {
     ) -> Result<Option<TaskId>, ScheduleError> {
         let name = &record.spec.name;
         if record.spec.overlap == Overlap::Skip && self.still_running(record.last_task) {
-            metrics::counter!("taskmesh_cron_skipped_total", "schedule" => name.clone())
-                .increment(1);
+            metrics::counter!(crate::telemetry::names::CRON_SKIPPED).increment(1);
             tracing::info!(schedule = %name, slot = %slot, "slot skipped: the previous run is still running");
             return Ok(None);
         }
@@ -382,8 +381,7 @@ impl SchedulerState {
             other => ScheduleError::Invalid(ValidationError::new("task", other.to_string())),
         })?;
         let late = (now - slot).to_std().unwrap_or_default();
-        metrics::histogram!("taskmesh_cron_lateness_seconds", "schedule" => name.clone())
-            .record(late.as_secs_f64());
+        metrics::histogram!(crate::telemetry::names::CRON_LATENESS).record(late.as_secs_f64());
         self.fired += 1;
         tracing::debug!(schedule = %name, slot = %slot, task_id = %receipt.id, duplicate = receipt.duplicate, "slot fired");
         Ok(Some(receipt.id))

@@ -14,6 +14,7 @@
 //! | `POST /v1/tasks/{id}/cancel`, `/pause`, `/resume`, `/restart` | commands on its execution |
 //! | `GET /v1/schedules`, `PUT`/`GET`/`DELETE /v1/schedules/{name}` | cron schedules |
 //! | `GET /v1/queues` | each queue's load, workers, breaker and rate limit |
+//! | `GET /v1/openapi.json` | the OpenAPI 3.1 description of these routes (no token needed) |
 //! | `GET /health/live`, `GET /health/ready` | liveness and readiness (no token needed) |
 //! | `GET /metrics` | Prometheus text (no token needed) |
 //!
@@ -37,6 +38,7 @@ mod dto;
 mod error;
 mod extract;
 mod head;
+mod openapi;
 mod routes;
 mod serve;
 #[cfg(test)]

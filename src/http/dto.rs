@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::error::ValidationError;
 use crate::runtime::{AttemptError, TaskStatus};
@@ -50,17 +51,27 @@ pub(super) fn parse_state(s: &str) -> Result<TaskState, String> {
 }
 
 /// The fields a task has both when submitted and as a schedule's template.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TaskTemplate {
+    /// The registered handler that runs it.
     kind: String,
-    /// Optional: a task without args gets `null`.
+    /// The handler's arguments, any JSON; numbers keep every digit. A task without args
+    /// gets `null`.
     #[serde(default)]
     args: Value,
+    /// The queue; defaults to the kind's queue.
     queue: Option<String>,
+    /// One of critical, high, normal, low, background.
+    #[schema(example = "normal")]
     priority: Option<String>,
+    /// How long one attempt may run, in ms (more than 0).
+    #[schema(minimum = 1)]
     timeout_ms: Option<u64>,
+    /// Attempts before the task fails (at least 1).
+    #[schema(minimum = 1)]
     max_attempts: Option<u32>,
+    /// A title of at most 200 characters.
     title: Option<String>,
 }
 
@@ -90,22 +101,40 @@ impl TaskTemplate {
 }
 
 /// The body of `POST /v1/tasks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SubmitBody {
+    /// The registered handler that runs it.
     kind: String,
-    /// Optional: a task without args gets `null`.
+    /// The handler's arguments, any JSON; numbers keep every digit. A task without args
+    /// gets `null`.
     #[serde(default)]
     args: Value,
+    /// The queue; defaults to the kind's queue.
     queue: Option<String>,
+    /// One of critical, high, normal, low, background.
+    #[schema(example = "normal")]
     priority: Option<String>,
+    /// How long one attempt may run, in ms (more than 0).
+    #[schema(minimum = 1)]
     timeout_ms: Option<u64>,
+    /// Attempts before the task fails (at least 1).
+    #[schema(minimum = 1)]
     max_attempts: Option<u32>,
+    /// A second submit with the same key answers the first task (200, `duplicate`). At
+    /// most 1024 bytes; the prefixes `cron:`, `system:` and `taskmesh:` are reserved.
     unique_key: Option<String>,
+    /// Not before this time: RFC 3339, from 1970 to 2262-04-11.
+    #[schema(format = DateTime)]
     run_at: Option<String>,
+    /// A title of at most 200 characters.
     title: Option<String>,
+    /// Ties the task to a request or workflow (at most 256 bytes).
     correlation_id: Option<String>,
+    /// Who created the task (at most 256 bytes; `cron:`, `system:`, `taskmesh:` and
+    /// `taskmesh` are reserved). Shown as `created_by`.
     actor_id: Option<String>,
+    /// False creates the task paused (default true).
     auto_start: Option<bool>,
 }
 
@@ -133,21 +162,29 @@ impl SubmitBody {
 }
 
 /// A task as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct TaskJson {
+    #[schema(value_type = String, format = Uuid)]
     id: TaskId,
     kind: String,
     args: Value,
     queue: String,
+    /// One of critical, high, normal, low, background.
+    #[schema(value_type = String)]
     priority: Priority,
+    /// One of scheduled, pending, running, retrying, paused, succeeded, failed, cancelled.
+    #[schema(value_type = String)]
     state: TaskState,
     attempt: u32,
     max_attempts: u32,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     error: Option<AttemptError>,
     title: Option<String>,
     unique_key: Option<String>,
@@ -203,11 +240,13 @@ impl From<TaskStatus> for TaskJson {
 }
 
 /// One event of a task's stream.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct EventJson {
     seq: u64,
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     kind: &'static str,
+    #[schema(format = DateTime)]
     at: String,
     actor_id: Option<String>,
     correlation_id: Option<String>,

@@ -2,6 +2,7 @@
 
 mod errors;
 mod inputs;
+mod openapi;
 mod schedules;
 mod tasks;
 

@@ -16,6 +16,6 @@ pub use backoff::Backoff;
 pub(crate) use model::millis;
 pub use model::{
     check_time, latest_time, Limits, Metadata, NewTask, Priority, Task, TaskId, EARLIEST_TIME,
-    MAX_METADATA_BYTES, RESERVED_PREFIXES,
+    MAX_METADATA_BYTES, MAX_TIMEOUT, RESERVED_PREFIXES,
 };
 pub use state::{transition, Event, TaskState, TransitionError};

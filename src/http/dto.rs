@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::error::ValidationError;
 use crate::runtime::{AttemptError, TaskStatus};
 use crate::store::{EventKind, StoredEvent};
-use crate::task::{check_time, NewTask, Priority, TaskId, TaskState};
+use crate::task::{check_time, NewTask, Priority, TaskId, TaskState, MAX_TIMEOUT};
 
 /// `time` as RFC 3339, e.g. `2025-01-31T09:00:00.000Z`.
 pub(super) fn rfc3339(time: SystemTime) -> String {
@@ -55,6 +55,7 @@ pub(super) fn parse_state(s: &str) -> Result<TaskState, String> {
 #[serde(deny_unknown_fields)]
 pub(super) struct TaskTemplate {
     /// The registered handler that runs it.
+    #[schema(min_length = 1, example = "noop")]
     kind: String,
     /// The handler's arguments, any JSON; numbers keep every digit. A task without args
     /// gets `null`.
@@ -63,15 +64,16 @@ pub(super) struct TaskTemplate {
     /// The queue; defaults to the kind's queue.
     queue: Option<String>,
     /// One of critical, high, normal, low, background.
-    #[schema(example = "normal")]
+    #[schema(value_type = Option<crate::http::openapi::names::PriorityName>)]
     priority: Option<String>,
-    /// How long one attempt may run, in ms (more than 0).
-    #[schema(minimum = 1)]
+    /// How long one attempt may run, in ms (1 ms to 365 days).
+    #[schema(minimum = 1, maximum = 31_536_000_000_u64)]
     timeout_ms: Option<u64>,
     /// Attempts before the task fails (at least 1).
     #[schema(minimum = 1)]
     max_attempts: Option<u32>,
     /// A title of at most 200 characters.
+    #[schema(max_length = 200)]
     title: Option<String>,
 }
 
@@ -87,12 +89,11 @@ impl TaskTemplate {
             task.priority = Some(parse_priority(name("priority", "task.priority"), &p)?);
         }
         if let Some(ms) = self.timeout_ms {
-            if ms == 0 {
+            let max = MAX_TIMEOUT.as_millis() as u64;
+            if ms == 0 || ms > max {
                 let field = name("timeout_ms", "task.timeout_ms");
-                return Err(ValidationError::new(
-                    field,
-                    "expected more than 0 ms, got 0",
-                ));
+                let why = format!("expected 1 to {max} ms (365 days), got {ms}");
+                return Err(ValidationError::new(field, why));
             }
             task.timeout = Some(Duration::from_millis(ms));
         }
@@ -105,6 +106,7 @@ impl TaskTemplate {
 #[serde(deny_unknown_fields)]
 pub(super) struct SubmitBody {
     /// The registered handler that runs it.
+    #[schema(min_length = 1, example = "noop")]
     kind: String,
     /// The handler's arguments, any JSON; numbers keep every digit. A task without args
     /// gets `null`.
@@ -113,26 +115,30 @@ pub(super) struct SubmitBody {
     /// The queue; defaults to the kind's queue.
     queue: Option<String>,
     /// One of critical, high, normal, low, background.
-    #[schema(example = "normal")]
+    #[schema(value_type = Option<crate::http::openapi::names::PriorityName>)]
     priority: Option<String>,
-    /// How long one attempt may run, in ms (more than 0).
-    #[schema(minimum = 1)]
+    /// How long one attempt may run, in ms (1 ms to 365 days).
+    #[schema(minimum = 1, maximum = 31_536_000_000_u64)]
     timeout_ms: Option<u64>,
     /// Attempts before the task fails (at least 1).
     #[schema(minimum = 1)]
     max_attempts: Option<u32>,
     /// A second submit with the same key answers the first task (200, `duplicate`). At
     /// most 1024 bytes; the prefixes `cron:`, `system:` and `taskmesh:` are reserved.
+    #[schema(min_length = 1, max_length = 1024)]
     unique_key: Option<String>,
     /// Not before this time: RFC 3339, from 1970 to 2262-04-11.
     #[schema(format = DateTime)]
     run_at: Option<String>,
     /// A title of at most 200 characters.
+    #[schema(max_length = 200)]
     title: Option<String>,
     /// Ties the task to a request or workflow (at most 256 bytes).
+    #[schema(max_length = 256)]
     correlation_id: Option<String>,
     /// Who created the task (at most 256 bytes; `cron:`, `system:`, `taskmesh:` and
     /// `taskmesh` are reserved). Shown as `created_by`.
+    #[schema(max_length = 256)]
     actor_id: Option<String>,
     /// False creates the task paused (default true).
     auto_start: Option<bool>,
@@ -169,11 +175,9 @@ pub(super) struct TaskJson {
     kind: String,
     args: Value,
     queue: String,
-    /// One of critical, high, normal, low, background.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::http::openapi::names::PriorityName)]
     priority: Priority,
-    /// One of scheduled, pending, running, retrying, paused, succeeded, failed, cancelled.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::http::openapi::names::StateName)]
     state: TaskState,
     attempt: u32,
     max_attempts: u32,

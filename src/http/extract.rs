@@ -24,7 +24,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// An optional JSON body: an empty body is `None`; anything else must be valid JSON.
+/// An optional JSON body: an empty body or `null` is `None`; anything else must be valid
+/// JSON of `T`.
 pub(super) struct OptionalJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
@@ -37,8 +38,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
-        let Json(value) = Json::<T>::from_bytes(&bytes)?;
-        Ok(Self(Some(value)))
+        let Json(value) = Json::<Option<T>>::from_bytes(&bytes)?;
+        Ok(Self(value))
     }
 }
 

@@ -7,6 +7,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::routes::{schedules, system, tasks};
 
+pub(crate) mod names;
+
 /// The API's description.
 #[derive(OpenApi)]
 #[openapi(

@@ -14,7 +14,8 @@ use super::Backoff;
 use crate::error::ValidationError;
 use checks::{check_args_size, check_metadata, check_namespace, check_unique_key};
 pub use checks::{
-    check_time, latest_time, EARLIEST_TIME, MAX_METADATA_BYTES, MAX_TITLE_CHARS, RESERVED_PREFIXES,
+    check_time, latest_time, EARLIEST_TIME, MAX_METADATA_BYTES, MAX_TIMEOUT, MAX_TITLE_CHARS,
+    RESERVED_PREFIXES,
 };
 
 /// A task's identity: a uuid v7, so ids sort by creation time.
@@ -328,6 +329,14 @@ impl NewTask {
                 "expected more than 0 ms, got 0",
             ));
         }
+        if let Some(t) = self.timeout.filter(|t| *t > MAX_TIMEOUT) {
+            let why = format!(
+                "expected at most {} ms (365 days), got {} ms",
+                MAX_TIMEOUT.as_millis(),
+                t.as_millis()
+            );
+            return Err(ValidationError::new("timeout", why));
+        }
         if let Some(key) = &self.unique_key {
             check_unique_key(key, limits)?;
         }
@@ -407,6 +416,11 @@ mod tests {
             ),
             (base.clone().title("é".repeat(200)), None),
             (base.clone().title("é".repeat(201)), Some("title")),
+            (base.clone().timeout(MAX_TIMEOUT), None),
+            (
+                base.clone().timeout(MAX_TIMEOUT + Duration::from_millis(1)),
+                Some("timeout"),
+            ),
             (base.clone().actor_id("a".repeat(256)), None),
             (base.clone().actor_id("a".repeat(257)), Some("actor_id")),
             (

@@ -11,6 +11,7 @@ use crate::cron::DstPolicy;
 use crate::http::dto::{utc, TaskTemplate};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::openapi::names;
 use crate::http::HttpState;
 use crate::scheduler::{CatchUp, Overlap, ScheduleInfo, ScheduleSpec};
 
@@ -26,15 +27,16 @@ pub(crate) struct ScheduleBody {
     /// The task each slot creates.
     task: TaskTemplate,
     /// What a slot in a DST gap or overlap does.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<names::DstJson>)]
     dst: Option<DstPolicy>,
     /// What happens to slots missed while the node was down.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<names::CatchUpName>)]
     catch_up: Option<CatchUp>,
-    /// The most missed slots fired on catch-up.
+    /// The most missed slots fired on catch-up (at least 1).
+    #[schema(minimum = 1)]
     catch_up_max: Option<u32>,
     /// What a slot does while the previous run still runs.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<names::OverlapName>)]
     overlap: Option<Overlap>,
     /// Created paused.
     paused: Option<bool>,
@@ -61,12 +63,12 @@ pub(crate) struct ScheduleJson {
     name: String,
     cron: String,
     timezone: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = names::DstJson)]
     dst: DstPolicy,
-    #[schema(value_type = String)]
+    #[schema(value_type = names::CatchUpName)]
     catch_up: CatchUp,
     catch_up_max: u32,
-    #[schema(value_type = String)]
+    #[schema(value_type = names::OverlapName)]
     overlap: Overlap,
     paused: bool,
     #[schema(format = DateTime)]
@@ -139,7 +141,7 @@ pub(crate) async fn list(State(state): State<HttpState>) -> Result<Json<Schedule
 
 /// `GET /v1/schedules/{name}`.
 #[utoipa::path(get, path = "/v1/schedules/{name}", tag = "schedules",
-    params(("name" = String, Path, description = "1 to 128 of [A-Za-z0-9._:-]")),
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._:-]{1,128}$", description = "1 to 128 of [A-Za-z0-9._:-]")),
     responses(
         (status = 200, description = "the schedule", body = ScheduleJson),
         (status = 400, description = "a bad name", body = ErrorBody),
@@ -156,7 +158,7 @@ pub(crate) async fn get(
 
 /// `PUT /v1/schedules/{name}`: adds the schedule or replaces the one of that name.
 #[utoipa::path(put, path = "/v1/schedules/{name}", tag = "schedules",
-    params(("name" = String, Path, description = "1 to 128 of [A-Za-z0-9._:-]")),
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._:-]{1,128}$", description = "1 to 128 of [A-Za-z0-9._:-]")),
     request_body = ScheduleBody,
     responses(
         (status = 200, description = "the schedule as stored", body = ScheduleJson),
@@ -176,7 +178,7 @@ pub(crate) async fn put(
 
 /// `DELETE /v1/schedules/{name}`: 204; the tasks it created are not touched.
 #[utoipa::path(delete, path = "/v1/schedules/{name}", tag = "schedules",
-    params(("name" = String, Path, description = "1 to 128 of [A-Za-z0-9._:-]")),
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._:-]{1,128}$", description = "1 to 128 of [A-Za-z0-9._:-]")),
     responses(
         (status = 204, description = "removed"),
         (status = 400, description = "a bad name", body = ErrorBody),

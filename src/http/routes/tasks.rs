@@ -68,7 +68,7 @@ pub(crate) async fn submit(
 
 /// `GET /v1/tasks/{id}`.
 #[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks",
-    params(("id" = String, Path, description = "the task's uuid")),
+    params(("id" = String, Path, format = Uuid, description = "the task's uuid")),
     responses(
         (status = 200, description = "the task", body = TaskJson),
         (status = 400, description = "not a uuid", body = ErrorBody),
@@ -85,7 +85,7 @@ pub(crate) async fn get(
 
 /// `GET /v1/tasks/{id}/events`: the task's events, oldest first.
 #[utoipa::path(get, path = "/v1/tasks/{id}/events", tag = "tasks",
-    params(("id" = String, Path, description = "the task's uuid")),
+    params(("id" = String, Path, format = Uuid, description = "the task's uuid")),
     responses(
         (status = 200, description = "its events", body = EventList),
         (status = 400, description = "not a uuid", body = ErrorBody),
@@ -116,7 +116,7 @@ const LIST_PARAMS: [&str; 9] = [
 /// `GET /v1/tasks`: a filtered page, newest first, with the total.
 #[utoipa::path(get, path = "/v1/tasks", tag = "tasks",
     params(
-        ("state" = Option<String>, Query, description = "scheduled, pending, running, retrying, paused, succeeded, failed or cancelled"),
+        ("state" = Option<crate::http::openapi::names::StateName>, Query, description = "only tasks in this state"),
         ("queue" = Option<String>, Query, description = "only this queue"),
         ("kind" = Option<String>, Query, description = "only this kind"),
         ("phase" = Option<String>, Query, description = "only this workflow phase"),
@@ -124,7 +124,7 @@ const LIST_PARAMS: [&str; 9] = [
         ("created_after" = Option<String>, Query, format = DateTime, description = "RFC 3339, 1970 to 2262"),
         ("created_before" = Option<String>, Query, format = DateTime, description = "RFC 3339, 1970 to 2262"),
         ("limit" = Option<u32>, Query, maximum = 1000, description = "page size (default 100)"),
-        ("offset" = Option<u64>, Query, description = "tasks to skip"),
+        ("offset" = Option<u64>, Query, maximum = 9_223_372_036_854_775_807_u64, description = "tasks to skip"),
     ),
     responses(
         (status = 200, description = "a page", body = TaskPage),
@@ -146,11 +146,7 @@ pub(crate) async fn list(
         created_before: params.parse("created_before", |s| parse_time("created_before", s))?,
     };
     let limit = params.parse("limit", parse_limit)?.unwrap_or(DEFAULT_LIMIT);
-    let offset = params
-        .parse("offset", |s| {
-            s.parse::<u64>().map_err(|_| expected_count(s))
-        })?
-        .unwrap_or(0);
+    let offset = params.parse("offset", parse_offset)?.unwrap_or(0);
     let page = state.system.list(filter, limit, offset).await?;
     let tasks: Vec<TaskJson> = page.tasks.into_iter().map(TaskJson::from).collect();
     Ok(Json(TaskPage {
@@ -168,8 +164,15 @@ fn parse_limit(s: &str) -> Result<u32, String> {
     }
 }
 
-fn expected_count(s: &str) -> String {
-    format!("expected a whole number, got {s:?}")
+/// An offset up to `i64::MAX`, the most a store can skip.
+fn parse_offset(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n <= i64::MAX as u64 => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from 0 to {}, got {s:?}",
+            i64::MAX
+        )),
+    }
 }
 
 /// The optional body of `POST /v1/tasks/{id}/cancel`.
@@ -182,7 +185,7 @@ pub(crate) struct CancelBody {
 
 /// `POST /v1/tasks/{id}/cancel`.
 #[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks",
-    params(("id" = String, Path, description = "the task's uuid")),
+    params(("id" = String, Path, format = Uuid, description = "the task's uuid")),
     request_body(content = Option<CancelBody>, description = "optional"),
     responses(
         (status = 200, description = "cancelled, or asked to stop", body = CommandAnswer),
@@ -205,7 +208,7 @@ pub(crate) async fn cancel(
 
 /// `POST /v1/tasks/{id}/pause`.
 #[utoipa::path(post, path = "/v1/tasks/{id}/pause", tag = "tasks",
-    params(("id" = String, Path, description = "the task's uuid")),
+    params(("id" = String, Path, format = Uuid, description = "the task's uuid")),
     responses(
         (status = 200, description = "done, or requested", body = CommandAnswer),
         (status = 400, description = "not a uuid", body = ErrorBody),
@@ -223,7 +226,7 @@ pub(crate) async fn pause(
 
 /// `POST /v1/tasks/{id}/resume`.
 #[utoipa::path(post, path = "/v1/tasks/{id}/resume", tag = "tasks",
-    params(("id" = String, Path, description = "the task's uuid")),
+    params(("id" = String, Path, format = Uuid, description = "the task's uuid")),
     responses(
         (status = 200, description = "done, or requested", body = CommandAnswer),
         (status = 400, description = "not a uuid", body = ErrorBody),
@@ -241,7 +244,7 @@ pub(crate) async fn resume(
 
 /// `POST /v1/tasks/{id}/restart`.
 #[utoipa::path(post, path = "/v1/tasks/{id}/restart", tag = "tasks",
-    params(("id" = String, Path, description = "the task's uuid")),
+    params(("id" = String, Path, format = Uuid, description = "the task's uuid")),
     responses(
         (status = 200, description = "done, or requested", body = CommandAnswer),
         (status = 400, description = "not a uuid", body = ErrorBody),

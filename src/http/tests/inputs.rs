@@ -116,3 +116,20 @@ async fn correlation_and_actor_ids_over_256_bytes_are_refused_naming_the_field()
     }
     stop(system).await;
 }
+
+#[tokio::test]
+async fn a_timeout_over_365_days_or_an_offset_over_i64_max_is_a_400_naming_it() {
+    let system = start(|b| b).await;
+    let app = open(&system);
+    let body = submit_with("timeout_ms", json!(9_223_372_036_854_775_808_u64));
+    let answer = call(&app, Method::POST, "/v1/tasks", Some(body)).await;
+    assert_refused(&answer, "timeout_ms", &"timeout_ms");
+    let schedule =
+        json!({"cron": "0 0 * * * *", "task": {"kind": "noop", "timeout_ms": 31_536_000_001_u64}});
+    let answer = call(&app, Method::PUT, "/v1/schedules/long", Some(schedule)).await;
+    assert_refused(&answer, "task.timeout_ms", &"task.timeout_ms");
+    let uri = "/v1/tasks?offset=9223372036854775808";
+    let answer = call(&app, Method::GET, uri, None).await;
+    assert_refused(&answer, "offset", &uri);
+    stop(system).await;
+}

@@ -8,6 +8,10 @@ use std::time::{Duration, SystemTime};
 use super::{Limits, Metadata};
 use crate::error::ValidationError;
 
+/// The longest per-attempt timeout accepted (365 days): deadlines are computed as
+/// `now + timeout`, which must stay far inside the clock's range.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// The longest title accepted.
 pub const MAX_TITLE_CHARS: usize = 200;
 

@@ -14,5 +14,8 @@ mod state;
 
 pub use backoff::Backoff;
 pub(crate) use model::millis;
-pub use model::{Limits, Metadata, NewTask, Priority, Task, TaskId};
+pub use model::{
+    check_time, latest_time, Limits, Metadata, NewTask, Priority, Task, TaskId, EARLIEST_TIME,
+    MAX_METADATA_BYTES, MAX_TIMEOUT, RESERVED_PREFIXES,
+};
 pub use state::{transition, Event, TaskState, TransitionError};

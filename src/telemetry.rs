@@ -17,15 +17,25 @@
 //! | counter | `taskmesh_submits_rejected_total` | queue | submits refused as overloaded |
 //! | histogram | `taskmesh_attempt_duration_seconds` | queue, kind | how long attempts ran |
 //! | histogram | `taskmesh_submit_to_start_seconds` | queue | from ready to the start of an attempt |
-//! | counter | `taskmesh_cron_skipped_total` | schedule | slots skipped because the previous run still ran |
-//! | histogram | `taskmesh_cron_lateness_seconds` | schedule | from a slot's instant to its firing |
+//! | counter | `taskmesh_cron_skipped_total` | | slots skipped because the previous run still ran |
+//! | histogram | `taskmesh_cron_lateness_seconds` | | from a slot's instant to its firing |
 //! | event (debug) | `slot fired` | schedule, slot, task_id, duplicate | a cron slot fired |
 //!
 //! Metrics go through the [`metrics`] facade: install a recorder (e.g.
 //! `metrics-exporter-prometheus`) before starting the system, because handles are
-//! registered at start so the hot path does not look metrics up by name.
+//! registered at start so the hot path does not look metrics up by name. [`prometheus`]
+//! gives an exporter builder that renders the histograms as Prometheus histograms (with
+//! [`SECONDS_BUCKETS`]), and [`describe`] adds the `# HELP` line of every metric.
+//!
+//! Cron metrics carry no schedule label: a series per schedule would outlive the schedule
+//! (the facade cannot remove series) and grow without bound with many schedules. The
+//! `slot fired` event and the skip log line name the schedule.
 
-use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Gauge, Histogram, Unit,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 /// Metric names, for dashboards and tests.
 pub mod names {
@@ -51,6 +61,114 @@ pub mod names {
     pub const ATTEMPT_DURATION: &str = "taskmesh_attempt_duration_seconds";
     /// Time from ready to start.
     pub const SUBMIT_TO_START: &str = "taskmesh_submit_to_start_seconds";
+    /// Cron slots skipped because the previous run still ran.
+    pub const CRON_SKIPPED: &str = "taskmesh_cron_skipped_total";
+    /// From a cron slot's instant to its firing.
+    pub const CRON_LATENESS: &str = "taskmesh_cron_lateness_seconds";
+}
+
+/// The kind of a metric, for [`DESCRIPTIONS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// A value that goes up and down.
+    Gauge,
+    /// A count that only goes up.
+    Counter,
+    /// A distribution of observations.
+    Histogram,
+}
+
+/// Every metric of the crate: name, kind, unit and help text.
+pub const DESCRIPTIONS: [(&str, MetricKind, Unit, &str); 13] = {
+    use MetricKind::{Counter as C, Gauge as G, Histogram as H};
+    [
+        (
+            names::QUEUE_DEPTH,
+            G,
+            Unit::Count,
+            "Tasks waiting in the queue (ready and delayed).",
+        ),
+        (
+            names::RUNNING,
+            G,
+            Unit::Count,
+            "Attempts running in the queue.",
+        ),
+        (
+            names::WORKERS,
+            G,
+            Unit::Count,
+            "Workers alive in the queue.",
+        ),
+        (names::SUBMITTED, C, Unit::Count, "Tasks accepted."),
+        (names::SUCCEEDED, C, Unit::Count, "Tasks that succeeded."),
+        (names::FAILED, C, Unit::Count, "Tasks that ended as failed."),
+        (
+            names::RETRIED,
+            C,
+            Unit::Count,
+            "Failed attempts that will be retried.",
+        ),
+        (names::CANCELLED, C, Unit::Count, "Tasks cancelled."),
+        (
+            names::REJECTED,
+            C,
+            Unit::Count,
+            "Submits refused because the queue was full.",
+        ),
+        (
+            names::ATTEMPT_DURATION,
+            H,
+            Unit::Seconds,
+            "How long attempts ran.",
+        ),
+        (
+            names::SUBMIT_TO_START,
+            H,
+            Unit::Seconds,
+            "From ready to the start of an attempt.",
+        ),
+        (
+            names::CRON_SKIPPED,
+            C,
+            Unit::Count,
+            "Cron slots skipped because the previous run still ran.",
+        ),
+        (
+            names::CRON_LATENESS,
+            H,
+            Unit::Seconds,
+            "From a cron slot's instant to its firing.",
+        ),
+    ]
+};
+
+/// Bucket bounds, in seconds, of every `*_seconds` histogram: 1 ms to 1 h.
+pub const SECONDS_BUCKETS: [f64; 18] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 900.0, 3600.0,
+];
+
+/// A Prometheus exporter builder that renders every `*_seconds` metric as a histogram with
+/// [`SECONDS_BUCKETS`] (the exporter's default is a summary).
+pub fn prometheus() -> PrometheusBuilder {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+        .expect("the buckets are not empty")
+}
+
+/// Describes every metric in [`DESCRIPTIONS`] to the installed recorder (the `# HELP`
+/// lines), and registers the label-free cron skip counter at 0 so it shows before the first
+/// skip. Call it once after installing the recorder.
+pub fn describe() {
+    for (name, kind, unit, help) in DESCRIPTIONS {
+        match kind {
+            MetricKind::Gauge => describe_gauge!(name, unit, help),
+            MetricKind::Counter => describe_counter!(name, unit, help),
+            MetricKind::Histogram => describe_histogram!(name, unit, help),
+        }
+    }
+    counter!(names::CRON_SKIPPED).increment(0);
 }
 
 /// Per-queue metric handles.

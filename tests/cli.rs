@@ -161,7 +161,7 @@ async fn submit_list_restart_and_schedule_add_take_every_documented_flag() {
         "submit",
         "noop",
         "--run-at",
-        "2999-01-01T00:00:00Z",
+        "2199-01-01T00:00:00Z",
         "--timeout-ms",
         "1500",
         "--max-attempts",

@@ -13,10 +13,21 @@ use taskmesh::store::{SqliteStore, Store};
 use taskmesh::TaskId;
 
 fn submit_sleep(url: &str) -> TaskId {
-    let args = ["submit", "sleep", "--args", r#"{"ms": 20000}"#, "--output", "json"];
+    let args = [
+        "submit",
+        "sleep",
+        "--args",
+        r#"{"ms": 20000}"#,
+        "--output",
+        "json",
+    ];
     let (code, task, err) = cli(url, None, &args);
     assert_eq!(code, 0, "{err}");
-    task["id"].as_str().expect("the receipt's id").parse().unwrap()
+    task["id"]
+        .as_str()
+        .expect("the receipt's id")
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]

@@ -6,11 +6,12 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::error::ValidationError;
 use crate::runtime::{AttemptError, TaskStatus};
 use crate::store::{EventKind, StoredEvent};
-use crate::task::{NewTask, Priority, TaskId, TaskState};
+use crate::task::{check_time, NewTask, Priority, TaskId, TaskState, MAX_TIMEOUT};
 
 /// `time` as RFC 3339, e.g. `2025-01-31T09:00:00.000Z`.
 pub(super) fn rfc3339(time: SystemTime) -> String {
@@ -22,15 +23,18 @@ pub(super) fn utc(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Parses an RFC 3339 time; the error names `field`.
+/// Parses an RFC 3339 time within the stores' range (1970 to 2262); the error names
+/// `field`.
 pub(super) fn parse_time(field: &'static str, s: &str) -> Result<SystemTime, ValidationError> {
-    DateTime::parse_from_rfc3339(s)
+    let time = DateTime::parse_from_rfc3339(s)
         .map(SystemTime::from)
         .map_err(|e| {
             let why =
                 format!("expected an RFC 3339 time such as 2025-01-31T09:00:00Z, got {s:?}: {e}");
             ValidationError::new(field, why)
-        })
+        })?;
+    check_time(field, time)?;
+    Ok(time)
 }
 
 /// Parses a priority name; the error names `field`.
@@ -47,17 +51,29 @@ pub(super) fn parse_state(s: &str) -> Result<TaskState, String> {
 }
 
 /// The fields a task has both when submitted and as a schedule's template.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TaskTemplate {
+    /// The registered handler that runs it.
+    #[schema(min_length = 1, example = "noop")]
     kind: String,
-    /// Optional: a task without args gets `null`.
+    /// The handler's arguments, any JSON; numbers keep every digit. A task without args
+    /// gets `null`.
     #[serde(default)]
     args: Value,
+    /// The queue; defaults to the kind's queue.
     queue: Option<String>,
+    /// One of critical, high, normal, low, background.
+    #[schema(value_type = Option<crate::http::openapi::names::PriorityName>)]
     priority: Option<String>,
+    /// How long one attempt may run, in ms (1 ms to 365 days).
+    #[schema(minimum = 1, maximum = 31_536_000_000_u64)]
     timeout_ms: Option<u64>,
+    /// Attempts before the task fails (at least 1).
+    #[schema(minimum = 1)]
     max_attempts: Option<u32>,
+    /// A title of at most 200 characters.
+    #[schema(max_length = 200)]
     title: Option<String>,
 }
 
@@ -73,12 +89,11 @@ impl TaskTemplate {
             task.priority = Some(parse_priority(name("priority", "task.priority"), &p)?);
         }
         if let Some(ms) = self.timeout_ms {
-            if ms == 0 {
+            let max = MAX_TIMEOUT.as_millis() as u64;
+            if ms == 0 || ms > max {
                 let field = name("timeout_ms", "task.timeout_ms");
-                return Err(ValidationError::new(
-                    field,
-                    "expected more than 0 ms, got 0",
-                ));
+                let why = format!("expected 1 to {max} ms (365 days), got {ms}");
+                return Err(ValidationError::new(field, why));
             }
             task.timeout = Some(Duration::from_millis(ms));
         }
@@ -87,22 +102,45 @@ impl TaskTemplate {
 }
 
 /// The body of `POST /v1/tasks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SubmitBody {
+    /// The registered handler that runs it.
+    #[schema(min_length = 1, example = "noop")]
     kind: String,
-    /// Optional: a task without args gets `null`.
+    /// The handler's arguments, any JSON; numbers keep every digit. A task without args
+    /// gets `null`.
     #[serde(default)]
     args: Value,
+    /// The queue; defaults to the kind's queue.
     queue: Option<String>,
+    /// One of critical, high, normal, low, background.
+    #[schema(value_type = Option<crate::http::openapi::names::PriorityName>)]
     priority: Option<String>,
+    /// How long one attempt may run, in ms (1 ms to 365 days).
+    #[schema(minimum = 1, maximum = 31_536_000_000_u64)]
     timeout_ms: Option<u64>,
+    /// Attempts before the task fails (at least 1).
+    #[schema(minimum = 1)]
     max_attempts: Option<u32>,
+    /// A second submit with the same key answers the first task (200, `duplicate`). At
+    /// most 1024 bytes; the prefixes `cron:`, `system:` and `taskmesh:` are reserved.
+    #[schema(min_length = 1, max_length = 1024)]
     unique_key: Option<String>,
+    /// Not before this time: RFC 3339, from 1970 to 2262-04-11.
+    #[schema(format = DateTime)]
     run_at: Option<String>,
+    /// A title of at most 200 characters.
+    #[schema(max_length = 200)]
     title: Option<String>,
+    /// Ties the task to a request or workflow (at most 256 bytes).
+    #[schema(max_length = 256)]
     correlation_id: Option<String>,
+    /// Who created the task (at most 256 bytes; `cron:`, `system:`, `taskmesh:` and
+    /// `taskmesh` are reserved). Shown as `created_by`.
+    #[schema(max_length = 256)]
     actor_id: Option<String>,
+    /// False creates the task paused (default true).
     auto_start: Option<bool>,
 }
 
@@ -124,26 +162,33 @@ impl SubmitBody {
         task.metadata.correlation_id = self.correlation_id;
         task.metadata.actor_id = self.actor_id;
         task.auto_start = self.auto_start.unwrap_or(true);
+        task.check_unreserved()?;
         Ok(task)
     }
 }
 
 /// A task as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct TaskJson {
+    #[schema(value_type = String, format = Uuid)]
     id: TaskId,
     kind: String,
     args: Value,
     queue: String,
+    #[schema(value_type = crate::http::openapi::names::PriorityName)]
     priority: Priority,
+    #[schema(value_type = crate::http::openapi::names::StateName)]
     state: TaskState,
     attempt: u32,
     max_attempts: u32,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     error: Option<AttemptError>,
     title: Option<String>,
     unique_key: Option<String>,
@@ -199,11 +244,13 @@ impl From<TaskStatus> for TaskJson {
 }
 
 /// One event of a task's stream.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct EventJson {
     seq: u64,
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     kind: &'static str,
+    #[schema(format = DateTime)]
     at: String,
     actor_id: Option<String>,
     correlation_id: Option<String>,

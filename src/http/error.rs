@@ -7,11 +7,25 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use super::HttpState;
 use crate::error::{SubmitError, TaskError, ValidationError};
 use crate::scheduler::ScheduleError;
+
+/// The error shape, for the OpenAPI description: `{"error": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// A stable code such as `invalid_request` or `not_found`.
+    code: String,
+    /// What is wrong, naming the field or parameter at fault.
+    message: String,
+}
 
 /// An error answer of the API.
 #[derive(Debug)]
@@ -60,22 +74,44 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
     }
 
+    /// 414 `uri_too_long`.
+    pub fn uri_too_long(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::URI_TOO_LONG, "uri_too_long", message)
+    }
+
+    /// 431 `headers_too_large`.
+    pub fn headers_too_large(message: impl Into<String>) -> Self {
+        let status = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+        Self::new(status, "headers_too_large", message)
+    }
+
     fn too_large(limit: usize) -> Self {
         let why = format!("request body is larger than the limit of {limit} bytes");
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", why)
     }
 
-    /// The error for a status that axum or a layer produced without a JSON body.
-    fn for_status(status: StatusCode, limit: usize) -> Self {
-        let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+    /// The error for a status that axum or a layer produced without a JSON body; `text` is
+    /// that body, kept as the message where it says more than the status.
+    fn for_status(status: StatusCode, text: &str, state: &HttpState) -> Self {
+        let reason = match text.trim() {
+            "" => status.canonical_reason().unwrap_or("error").to_lowercase(),
+            said => said.to_string(),
+        };
         match status {
-            StatusCode::PAYLOAD_TOO_LARGE => Self::too_large(limit),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::too_large(state.max_body_bytes),
+            StatusCode::REQUEST_TIMEOUT => {
+                let ms = state.request_timeout.as_millis();
+                let why = format!("the request did not complete within {ms} ms");
+                Self::new(status, "request_timeout", why)
+            }
             StatusCode::NOT_FOUND => Self::not_found("no such route"),
             StatusCode::METHOD_NOT_ALLOWED => Self::new(
                 status,
                 "method_not_allowed",
                 "method not allowed on this route",
             ),
+            StatusCode::URI_TOO_LONG => Self::uri_too_long(reason),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Self::headers_too_large(reason),
             StatusCode::UNPROCESSABLE_ENTITY | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                 Self::invalid(reason)
             }
@@ -90,7 +126,12 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(code = self.code, message = %self.message, "http request failed");
         }
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
@@ -189,6 +230,9 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+/// The longest non-JSON error body kept as the message of the rewritten error.
+const MAX_ERROR_TEXT: usize = 4096;
+
 /// Rewrites error answers that are not in the API's shape (a 413 from the body limit, a
 /// 405 from routing, a rejection that slipped through) and fills in the body limit.
 pub(super) async fn json_errors(State(state): State<HttpState>, response: Response) -> Response {
@@ -202,8 +246,12 @@ pub(super) async fn json_errors(State(state): State<HttpState>, response: Respon
     if !fix {
         return response;
     }
-    let (mut parts, _) = response.into_parts();
-    let api = ApiError::for_status(status, state.max_body_bytes).into_response();
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_ERROR_TEXT).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    let api = ApiError::for_status(status, &text, &state).into_response();
     let (api_parts, body): (_, Body) = api.into_parts();
     parts.status = api_parts.status;
     parts.headers.remove(header::CONTENT_LENGTH);

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::Json;
 use serde::de::DeserializeOwned;
@@ -23,7 +24,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// An optional JSON body: an empty body is `None`; anything else must be valid JSON.
+/// An optional JSON body: an empty body or `null` is `None`; anything else must be valid
+/// JSON of `T`.
 pub(super) struct OptionalJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
@@ -36,9 +38,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
-        let Json(value) = Json::<T>::from_bytes(&bytes)?;
-        Ok(Self(Some(value)))
+        let Json(value) = Json::<Option<T>>::from_bytes(&bytes)?;
+        Ok(Self(value))
     }
+}
+
+/// A path parameter; a segment that does not decode (such as `%FF`, not UTF-8) is a 400
+/// `invalid_request` naming the parameter.
+pub(super) struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(r) => Err(path_error(r)),
+        }
+    }
+}
+
+fn path_error(r: PathRejection) -> ApiError {
+    let text = r.body_text();
+    let detail = text.strip_prefix("Invalid URL: ").unwrap_or(&text);
+    ApiError::invalid(format!("invalid path parameter: {detail}"))
 }
 
 /// Query parameters by name; each is parsed by the handler, so errors name the parameter.

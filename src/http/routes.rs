@@ -1,13 +1,13 @@
 //! The route table: `/v1` behind the token, health and metrics open.
 
-mod schedules;
-mod system;
-mod tasks;
+pub(super) mod schedules;
+pub(super) mod system;
+pub(super) mod tasks;
 
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::{auth, error, HttpState};
+use super::{auth, error, openapi, HttpState};
 
 /// Every route, with the fallback for unknown ones.
 pub(super) fn all(state: HttpState) -> Router {
@@ -33,6 +33,7 @@ pub(super) fn all(state: HttpState) -> Router {
         ));
     Router::new()
         .merge(v1)
+        .route("/v1/openapi.json", get(openapi::serve))
         .route("/health/live", get(system::live))
         .route("/health/ready", get(system::ready))
         .route("/metrics", get(system::metrics))

@@ -1,6 +1,8 @@
 //! The API driven in-process with `tower::ServiceExt::oneshot`: no sockets, no sleeps.
 
 mod errors;
+mod inputs;
+mod openapi;
 mod schedules;
 mod tasks;
 

@@ -42,6 +42,14 @@ pub struct HttpSettings {
     pub addr: SocketAddr,
     /// The largest request body (default 1 MiB + 64 KiB).
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request head, or keep an idle connection
+    /// (default 10 000 ms).
+    pub header_read_timeout_ms: u64,
+    /// How long a request may take, body included, before it gets 408 (default 30 000 ms).
+    pub request_timeout_ms: u64,
+    /// The most HTTP connections open at once (default 512); keep it well below the
+    /// process's open-file limit.
+    pub max_connections: usize,
     /// A file holding the bearer token that guards `/v1`.
     pub token_file: Option<PathBuf>,
     /// The bearer token itself: from `TASKMESH_HTTP__TOKEN` only, never from a file.
@@ -96,6 +104,9 @@ impl Default for HttpSettings {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 7700)),
             max_body_bytes: 1024 * 1024 + 64 * 1024,
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_connections: 512,
             token_file: None,
             token: None,
         }

@@ -4,16 +4,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
 
 use super::NodeConfig;
-use crate::builtin;
 use crate::http::{self, HttpConfig};
 use crate::lockfile::{LockError, LockFile};
 use crate::store::{SqliteStore, StoreError};
 use crate::system::TaskSystem;
 use crate::SystemError;
+use crate::{builtin, telemetry};
 
 /// Why a node could not run.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +85,8 @@ pub async fn run(
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(db))
         .await
         .expect("open does not panic")?;
-    let metrics = PrometheusBuilder::new().install_recorder().ok();
+    let metrics = telemetry::prometheus().install_recorder().ok();
+    telemetry::describe();
     let builder = TaskSystem::builder()
         .config(cfg.system.clone())
         .store(store);
@@ -105,12 +105,18 @@ pub async fn run(
     let http_cfg = HttpConfig {
         token: cfg.http.token.clone(),
         max_body_bytes: cfg.http.max_body_bytes,
+        header_read_timeout: Duration::from_millis(cfg.http.header_read_timeout_ms),
+        request_timeout: Duration::from_millis(cfg.http.request_timeout_ms),
+        max_connections: cfg.http.max_connections,
     };
-    let router = http::router(system.clone(), http_cfg, metrics);
+    let router = http::router(system.clone(), http_cfg.clone(), metrics);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(listener, router, async move {
-        let _ = http_stopped.await;
-    }));
+    let server = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = http_stopped.await;
+        };
+        http::serve(listener, router, &http_cfg, stopped).await
+    });
     tracing::info!(addr = %bound, "node ready");
     on_ready(bound);
 

@@ -1,7 +1,6 @@
 //! `Task`, its id, priority, metadata, and validation of new tasks.
 
 use std::fmt;
-use std::io::{self, Write};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -9,8 +8,15 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod checks;
+
 use super::Backoff;
 use crate::error::ValidationError;
+use checks::{check_args_size, check_metadata, check_namespace, check_unique_key};
+pub use checks::{
+    check_time, latest_time, EARLIEST_TIME, MAX_METADATA_BYTES, MAX_TIMEOUT, MAX_TITLE_CHARS,
+    RESERVED_PREFIXES,
+};
 
 /// A task's identity: a uuid v7, so ids sort by creation time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -323,11 +329,23 @@ impl NewTask {
                 "expected more than 0 ms, got 0",
             ));
         }
+        if let Some(t) = self.timeout.filter(|t| *t > MAX_TIMEOUT) {
+            let why = format!(
+                "expected at most {} ms (365 days), got {} ms",
+                MAX_TIMEOUT.as_millis(),
+                t.as_millis()
+            );
+            return Err(ValidationError::new("timeout", why));
+        }
         if let Some(key) = &self.unique_key {
             check_unique_key(key, limits)?;
         }
         if let Some(b) = &self.backoff {
             b.validate()?;
+        }
+        check_metadata(&self.metadata)?;
+        if let Some(at) = self.run_at {
+            check_time("run_at", at)?;
         }
         if let Some(title) = &self.title {
             let n = title.chars().count();
@@ -340,57 +358,22 @@ impl NewTask {
         }
         check_args_size(&self.args, limits.max_args_bytes)
     }
-}
 
-/// The longest title accepted.
-pub const MAX_TITLE_CHARS: usize = 200;
-
-fn check_unique_key(key: &str, limits: &Limits) -> Result<(), ValidationError> {
-    if key.is_empty() {
-        return Err(ValidationError::new(
-            "unique_key",
-            "must not be empty when given",
-        ));
-    }
-    if key.len() > limits.max_unique_key_bytes {
-        return Err(ValidationError::new(
-            "unique_key",
-            format!(
-                "expected at most {} bytes, got {}",
-                limits.max_unique_key_bytes,
-                key.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Fails as soon as the serialised args pass `max`, without building the whole encoding.
-fn check_args_size(args: &serde_json::Value, max: usize) -> Result<(), ValidationError> {
-    let mut counter = Counter { n: 0, max };
-    if serde_json::to_writer(&mut counter, args).is_err() || counter.n > max {
-        return Err(ValidationError::new(
-            "args",
-            format!("expected at most {max} bytes when serialised, got more"),
-        ));
-    }
-    Ok(())
-}
-
-struct Counter {
-    n: usize,
-    max: usize,
-}
-
-impl Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.n += buf.len();
-        if self.n > self.max {
-            return Err(io::Error::other("args too large"));
+    /// Refuses what only the system itself may set, for tasks from untrusted callers (the
+    /// HTTP API): a `unique_key` or `actor_id` in a reserved namespace (see
+    /// [`RESERVED_PREFIXES`]), or the runtime's own actor name. A schedule's slot keys
+    /// (`cron:{name}:{slot}`) and actors (`cron:{name}`) stay the scheduler's.
+    pub fn check_unreserved(&self) -> Result<(), ValidationError> {
+        if let Some(key) = &self.unique_key {
+            check_namespace("unique_key", key)?;
         }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
+        if let Some(actor) = &self.metadata.actor_id {
+            check_namespace("actor_id", actor)?;
+            if actor == crate::runtime::journal::RUNTIME_ACTOR {
+                let why = format!("{actor:?} is reserved for the runtime's own events");
+                return Err(ValidationError::new("actor_id", why));
+            }
+        }
         Ok(())
     }
 }
@@ -433,9 +416,54 @@ mod tests {
             ),
             (base.clone().title("é".repeat(200)), None),
             (base.clone().title("é".repeat(201)), Some("title")),
+            (base.clone().timeout(MAX_TIMEOUT), None),
+            (
+                base.clone().timeout(MAX_TIMEOUT + Duration::from_millis(1)),
+                Some("timeout"),
+            ),
+            (base.clone().actor_id("a".repeat(256)), None),
+            (base.clone().actor_id("a".repeat(257)), Some("actor_id")),
+            (
+                base.clone().correlation_id("c".repeat(257)),
+                Some("correlation_id"),
+            ),
+            (base.clone().run_at(EARLIEST_TIME), None),
+            (
+                base.clone().run_at(EARLIEST_TIME - Duration::from_secs(1)),
+                Some("run_at"),
+            ),
+            (base.clone().run_at(latest_time()), None),
+            (
+                base.clone().run_at(latest_time() + Duration::from_nanos(1)),
+                Some("run_at"),
+            ),
         ];
         for (task, want) in cases {
             assert_eq!(field_of(&task), want, "{task:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_system_may_use_its_key_and_actor_namespaces() {
+        let base = NewTask::new("k", json!(null));
+        let cases: Vec<(NewTask, Option<&str>)> = vec![
+            (
+                base.clone().unique_key("cron:victim:2030-01-01T00:00:00Z"),
+                Some("unique_key"),
+            ),
+            (base.clone().unique_key("system:x"), Some("unique_key")),
+            (base.clone().unique_key("my-cron:x"), None),
+            (base.clone().actor_id("cron:heartbeat"), Some("actor_id")),
+            (base.clone().actor_id("taskmesh"), Some("actor_id")),
+            (base.clone().actor_id("taskmesh-ops"), None),
+        ];
+        for (task, want) in cases {
+            assert_eq!(
+                task.check_unreserved().err().map(|e| e.field),
+                want,
+                "{task:?}"
+            );
+            assert!(task.validate(&Limits::default()).is_ok(), "{task:?}");
         }
     }
 

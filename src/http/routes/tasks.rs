@@ -1,14 +1,14 @@
 //! `/v1/tasks`: submit, get, list, events, and the commands on a task's execution.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::http::dto::{parse_state, parse_time, EventJson, SubmitBody, TaskJson};
-use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, OptionalJson, Params};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::{ApiJson, ApiPath, OptionalJson, Params};
 use crate::http::HttpState;
 use crate::store::TaskFilter;
 use crate::{Control, TaskError, TaskId, TaskStatus, TaskSystem};
@@ -18,9 +18,43 @@ const DEFAULT_LIMIT: u32 = 100;
 /// The largest `limit` accepted.
 const MAX_LIMIT: u32 = 1000;
 
+/// A page of tasks.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TaskPage {
+    /// The page, newest first.
+    tasks: Vec<TaskJson>,
+    /// How many tasks match the filter in all.
+    total: u64,
+}
+
+/// A task's events.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EventList {
+    /// Oldest first.
+    events: Vec<EventJson>,
+}
+
+/// The answer to a command.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CommandAnswer {
+    /// `done` when applied, `requested` when the running attempt was asked to stop.
+    result: String,
+    /// The task after the command.
+    task: TaskJson,
+}
+
 /// `POST /v1/tasks`: 201 with the new task, or 200 with the existing one and
 /// `"duplicate": true` when its unique key is held.
-pub(super) async fn submit(
+#[utoipa::path(post, path = "/v1/tasks", tag = "tasks", request_body = SubmitBody,
+    responses(
+        (status = 201, description = "created", body = TaskJson),
+        (status = 200, description = "a task with this unique key exists: it, with `duplicate: true`", body = TaskJson),
+        (status = 400, description = "invalid body; the message names the field", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 413, description = "body over the limit", body = ErrorBody),
+        (status = 503, description = "queue full or node not ready; retry after `Retry-After`", body = ErrorBody),
+    ))]
+pub(crate) async fn submit(
     State(state): State<HttpState>,
     ApiJson(body): ApiJson<SubmitBody>,
 ) -> Result<(StatusCode, Json<TaskJson>), ApiError> {
@@ -33,22 +67,38 @@ pub(super) async fn submit(
 }
 
 /// `GET /v1/tasks/{id}`.
-pub(super) async fn get(
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks",
+    params(("id" = String, Path, format = Uuid, description = "the task's uuid")),
+    responses(
+        (status = 200, description = "the task", body = TaskJson),
+        (status = 400, description = "not a uuid", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 404, description = "no such task", body = ErrorBody),
+    ))]
+pub(crate) async fn get(
     State(state): State<HttpState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TaskJson>, ApiError> {
     let id = task_id(&id)?;
     Ok(Json(status(&state.system, id).await?.into()))
 }
 
 /// `GET /v1/tasks/{id}/events`: the task's events, oldest first.
-pub(super) async fn events(
+#[utoipa::path(get, path = "/v1/tasks/{id}/events", tag = "tasks",
+    params(("id" = String, Path, format = Uuid, description = "the task's uuid")),
+    responses(
+        (status = 200, description = "its events", body = EventList),
+        (status = 400, description = "not a uuid", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 404, description = "no such task", body = ErrorBody),
+    ))]
+pub(crate) async fn events(
     State(state): State<HttpState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<EventList>, ApiError> {
     let events = state.system.events(task_id(&id)?).await?;
     let events: Vec<EventJson> = events.into_iter().map(EventJson::from).collect();
-    Ok(Json(json!({"events": events})))
+    Ok(Json(EventList { events }))
 }
 
 const LIST_PARAMS: [&str; 9] = [
@@ -64,10 +114,27 @@ const LIST_PARAMS: [&str; 9] = [
 ];
 
 /// `GET /v1/tasks`: a filtered page, newest first, with the total.
-pub(super) async fn list(
+#[utoipa::path(get, path = "/v1/tasks", tag = "tasks",
+    params(
+        ("state" = Option<crate::http::openapi::names::StateName>, Query, description = "only tasks in this state"),
+        ("queue" = Option<String>, Query, description = "only this queue"),
+        ("kind" = Option<String>, Query, description = "only this kind"),
+        ("phase" = Option<String>, Query, description = "only this workflow phase"),
+        ("created_by" = Option<String>, Query, description = "only tasks of this actor"),
+        ("created_after" = Option<String>, Query, format = DateTime, description = "RFC 3339, 1970 to 2262"),
+        ("created_before" = Option<String>, Query, format = DateTime, description = "RFC 3339, 1970 to 2262"),
+        ("limit" = Option<u32>, Query, maximum = 1000, description = "page size (default 100)"),
+        ("offset" = Option<u64>, Query, maximum = 9_223_372_036_854_775_807_u64, description = "tasks to skip"),
+    ),
+    responses(
+        (status = 200, description = "a page", body = TaskPage),
+        (status = 400, description = "a bad parameter, named", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+    ))]
+pub(crate) async fn list(
     State(state): State<HttpState>,
     params: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskPage>, ApiError> {
     params.only(&LIST_PARAMS)?;
     let filter = TaskFilter {
         state: params.parse("state", parse_state)?,
@@ -79,14 +146,13 @@ pub(super) async fn list(
         created_before: params.parse("created_before", |s| parse_time("created_before", s))?,
     };
     let limit = params.parse("limit", parse_limit)?.unwrap_or(DEFAULT_LIMIT);
-    let offset = params
-        .parse("offset", |s| {
-            s.parse::<u64>().map_err(|_| expected_count(s))
-        })?
-        .unwrap_or(0);
+    let offset = params.parse("offset", parse_offset)?.unwrap_or(0);
     let page = state.system.list(filter, limit, offset).await?;
     let tasks: Vec<TaskJson> = page.tasks.into_iter().map(TaskJson::from).collect();
-    Ok(Json(json!({"tasks": tasks, "total": page.total})))
+    Ok(Json(TaskPage {
+        tasks,
+        total: page.total,
+    }))
 }
 
 fn parse_limit(s: &str) -> Result<u32, String> {
@@ -98,23 +164,42 @@ fn parse_limit(s: &str) -> Result<u32, String> {
     }
 }
 
-fn expected_count(s: &str) -> String {
-    format!("expected a whole number, got {s:?}")
+/// An offset up to `i64::MAX`, the most a store can skip.
+fn parse_offset(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n <= i64::MAX as u64 => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from 0 to {}, got {s:?}",
+            i64::MAX
+        )),
+    }
 }
 
 /// The optional body of `POST /v1/tasks/{id}/cancel`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct CancelBody {
+pub(crate) struct CancelBody {
+    /// Why; recorded in the `cancelled` event.
     reason: Option<String>,
 }
 
 /// `POST /v1/tasks/{id}/cancel`.
-pub(super) async fn cancel(
+#[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks",
+    params(("id" = String, Path, format = Uuid, description = "the task's uuid")),
+    request_body(content = Option<CancelBody>, description = "optional"),
+    responses(
+        (status = 200, description = "cancelled, or asked to stop", body = CommandAnswer),
+        (status = 400, description = "not a uuid, or a bad body", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 404, description = "no such task", body = ErrorBody),
+        (status = 409, description = "the task has ended", body = ErrorBody),
+        (status = 503, description = "not ready", body = ErrorBody),
+    ))]
+pub(crate) async fn cancel(
     State(state): State<HttpState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<CancelBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CommandAnswer>, ApiError> {
     let reason = body
         .and_then(|b| b.reason)
         .unwrap_or_else(|| "cancelled through the HTTP API".into());
@@ -122,26 +207,56 @@ pub(super) async fn cancel(
 }
 
 /// `POST /v1/tasks/{id}/pause`.
-pub(super) async fn pause(
+#[utoipa::path(post, path = "/v1/tasks/{id}/pause", tag = "tasks",
+    params(("id" = String, Path, format = Uuid, description = "the task's uuid")),
+    responses(
+        (status = 200, description = "done, or requested", body = CommandAnswer),
+        (status = 400, description = "not a uuid", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 404, description = "no such task", body = ErrorBody),
+        (status = 409, description = "not allowed from the task's state", body = ErrorBody),
+        (status = 503, description = "not ready", body = ErrorBody),
+    ))]
+pub(crate) async fn pause(
     State(state): State<HttpState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CommandAnswer>, ApiError> {
     command(&state.system, &id, Command::Pause).await
 }
 
 /// `POST /v1/tasks/{id}/resume`.
-pub(super) async fn resume(
+#[utoipa::path(post, path = "/v1/tasks/{id}/resume", tag = "tasks",
+    params(("id" = String, Path, format = Uuid, description = "the task's uuid")),
+    responses(
+        (status = 200, description = "done, or requested", body = CommandAnswer),
+        (status = 400, description = "not a uuid", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 404, description = "no such task", body = ErrorBody),
+        (status = 409, description = "not allowed from the task's state", body = ErrorBody),
+        (status = 503, description = "not ready", body = ErrorBody),
+    ))]
+pub(crate) async fn resume(
     State(state): State<HttpState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CommandAnswer>, ApiError> {
     command(&state.system, &id, Command::Resume).await
 }
 
 /// `POST /v1/tasks/{id}/restart`.
-pub(super) async fn restart(
+#[utoipa::path(post, path = "/v1/tasks/{id}/restart", tag = "tasks",
+    params(("id" = String, Path, format = Uuid, description = "the task's uuid")),
+    responses(
+        (status = 200, description = "done, or requested", body = CommandAnswer),
+        (status = 400, description = "not a uuid", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 404, description = "no such task", body = ErrorBody),
+        (status = 409, description = "not allowed from the task's state", body = ErrorBody),
+        (status = 503, description = "not ready", body = ErrorBody),
+    ))]
+pub(crate) async fn restart(
     State(state): State<HttpState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CommandAnswer>, ApiError> {
     command(&state.system, &id, Command::Restart).await
 }
 
@@ -154,7 +269,11 @@ enum Command {
 
 /// Runs a command: `{"result": "done"|"requested", "task": …}`; 409 if the task ended
 /// (also when it is only left in the store) or the change is not allowed from its state.
-async fn command(system: &TaskSystem, id: &str, cmd: Command) -> Result<Json<Value>, ApiError> {
+async fn command(
+    system: &TaskSystem,
+    id: &str,
+    cmd: Command,
+) -> Result<Json<CommandAnswer>, ApiError> {
     let id = task_id(id)?;
     let outcome = match cmd {
         Command::Cancel(reason) => system.cancel(id, reason).await,
@@ -171,7 +290,10 @@ async fn command(system: &TaskSystem, id: &str, cmd: Command) -> Result<Json<Val
         Control::Requested => "requested",
     };
     let task = TaskJson::from(status(system, id).await?);
-    Ok(Json(json!({"result": result, "task": task})))
+    Ok(Json(CommandAnswer {
+        result: result.into(),
+        task,
+    }))
 }
 
 /// The error for a command on a task not held in memory: a conflict if the store has it

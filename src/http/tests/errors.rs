@@ -215,3 +215,80 @@ async fn submits_after_shutdown_are_not_ready_with_retry_after() {
     assert_eq!(answer.code(), "not_ready");
     assert_eq!(answer.header(header::RETRY_AFTER), "1");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_whose_body_never_finishes_gets_408_in_the_error_shape() {
+    let system = start(|b| b).await;
+    let config = HttpConfig {
+        request_timeout: std::time::Duration::from_millis(500),
+        ..HttpConfig::default()
+    };
+    let app = router(system.clone(), config, None);
+    let never = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let req = raw(
+        Method::POST,
+        "/v1/tasks",
+        Some("application/json"),
+        Body::from_stream(never),
+    );
+    let answer = send(&app, req).await;
+    assert_eq!(answer.status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(answer.code(), "request_timeout");
+    assert!(answer.message().contains("500 ms"), "{}", answer.message());
+    assert_eq!(answer.header(header::CONTENT_TYPE), "application/json");
+    stop(system).await;
+}
+
+#[tokio::test]
+async fn an_overlong_target_is_414_in_the_error_shape() {
+    let system = start(|b| b).await;
+    let app = open(&system);
+    let uri = format!("/v1/tasks?queue={}", "q".repeat(crate::http::MAX_URI_BYTES));
+    let answer = call(&app, Method::GET, &uri, None).await;
+    assert_eq!(answer.status, StatusCode::URI_TOO_LONG);
+    assert_eq!(answer.code(), "uri_too_long");
+    assert!(answer.message().contains("8192"), "{}", answer.message());
+    stop(system).await;
+}
+
+#[tokio::test]
+async fn too_many_or_too_large_headers_are_431_in_the_error_shape() {
+    let system = start(|b| b).await;
+    let app = open(&system);
+    let mut many = axum::http::Request::builder().uri("/health/live");
+    for i in 0..=crate::http::MAX_HEADERS {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    let large = axum::http::Request::builder()
+        .uri("/health/live")
+        .header("x-big", "b".repeat(crate::http::MAX_HEADER_BYTES));
+    for (req, says) in [(many, "headers"), (large, "bytes")] {
+        let answer = send(&app, req.body(Body::empty()).unwrap()).await;
+        assert_eq!(answer.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert_eq!(answer.code(), "headers_too_large");
+        assert!(answer.message().contains(says), "{}", answer.message());
+    }
+    stop(system).await;
+}
+
+#[tokio::test]
+async fn a_path_segment_that_is_not_utf8_is_a_400_naming_the_parameter() {
+    let system = start(|b| b).await;
+    let app = open(&system);
+    for uri in ["/v1/schedules/%FF", "/v1/tasks/%FF", "/v1/tasks/%FF/cancel"] {
+        let method = match uri.ends_with("cancel") {
+            true => Method::POST,
+            false => Method::GET,
+        };
+        let answer = call(&app, method, uri, None).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(answer.code(), "invalid_request", "{uri}");
+        let message = answer.message();
+        assert!(
+            message.contains("name") || message.contains("id"),
+            "{uri}: {message}"
+        );
+        assert!(message.contains("UTF-8"), "{uri}: {message}");
+    }
+    stop(system).await;
+}

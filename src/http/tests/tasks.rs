@@ -17,7 +17,7 @@ async fn a_submitted_task_is_created_and_can_be_read_back() {
     let body = json!({
         "kind": "echo", "args": {"x": 1}, "priority": "high", "timeout_ms": 5000,
         "max_attempts": 2, "title": "hello", "correlation_id": "req-1", "actor_id": "alice",
-        "run_at": "2999-01-01T00:00:00Z",
+        "run_at": "2199-01-01T00:00:00Z",
     });
     let created = call(&app, Method::POST, "/v1/tasks", Some(body)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
@@ -199,5 +199,24 @@ async fn commands_pause_resume_restart_and_cancel_a_waiting_task() {
             ended.message()
         );
     }
+    stop(system).await;
+}
+
+#[tokio::test]
+async fn large_integers_and_long_decimals_in_args_come_back_exactly_as_args_and_result() {
+    let system = start(|b| b).await;
+    let app = open(&system);
+    let exact = r#"{"big":100000000000000000000000000001,"dec":0.1000000000000000055511151231257827,"neg":-98765432109876543210}"#;
+    let body = format!(r#"{{"kind":"echo","args":{exact}}}"#);
+    let req = super::raw(Method::POST, "/v1/tasks", Some("application/json"), body);
+    let created = super::send(&app, req).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["args"].to_string(), exact);
+    let id: crate::TaskId = created.body["id"].as_str().unwrap().parse().unwrap();
+    system.wait(id).await.expect("echo succeeds");
+    let got = call(&app, Method::GET, &format!("/v1/tasks/{id}"), None).await;
+    assert_eq!(got.body["state"], "succeeded", "{:?}", got.body);
+    assert_eq!(got.body["args"].to_string(), exact);
+    assert_eq!(got.body["result"].to_string(), exact);
     stop(system).await;
 }

@@ -133,14 +133,14 @@ impl SchedulerState {
         );
         let newest = p.newest?;
         if p.dropped > 0 {
-            dropped(&spec.name, "missed", p.dropped);
+            dropped("missed", p.dropped);
             tracing::warn!(schedule = %spec.name, slots = p.dropped, newest = %newest, policy = ?spec.catch_up, "missed slots dropped by the catch-up policy");
         }
         let mut fire = p.fire;
         if spec.overlap == Overlap::Skip && !fire.is_empty() {
             let keep = usize::from(!self.still_running(record.last_task));
             let skipped = fire.split_off(keep);
-            dropped(&spec.name, "overlap", skipped.len() as u64);
+            dropped("overlap", skipped.len() as u64);
             for slot in skipped {
                 tracing::info!(schedule = %spec.name, slot = %slot, "slot skipped: the previous run is still running");
             }
@@ -179,7 +179,7 @@ impl SchedulerState {
                     failed = failed.or(Some(slot));
                 }
                 Err(e) => {
-                    dropped(&name, "refused", 1);
+                    dropped("refused", 1);
                     tracing::error!(schedule = %name, slot = %slot, error = %e, "slot dropped: its task was refused");
                 }
             }
@@ -200,8 +200,8 @@ impl SchedulerState {
 
     fn fired_one(&mut self, name: &str, slot: DateTime<Utc>, r: &Receipt, now: DateTime<Utc>) {
         let late = (now - slot).to_std().unwrap_or_default();
-        metrics::histogram!("taskmesh_cron_lateness_seconds", "schedule" => name.to_string())
-            .record(late.as_secs_f64());
+        // No schedule label: a removed schedule would leave its series behind forever.
+        metrics::histogram!(crate::telemetry::names::CRON_LATENESS).record(late.as_secs_f64());
         self.fired += 1;
         tracing::debug!(schedule = %name, slot = %slot, task_id = %r.id, duplicate = r.duplicate, "slot fired");
     }
@@ -231,10 +231,10 @@ fn passing(e: &SubmitError) -> bool {
     )
 }
 
-/// Counts `n` slots of `schedule` that were not fired, by why.
-fn dropped(schedule: &str, reason: &'static str, n: u64) {
+/// Counts `n` slots that were not fired, by why. No schedule label: a removed schedule
+/// would leave its series behind forever; the callers' log lines name the schedule.
+fn dropped(reason: &'static str, n: u64) {
     if n > 0 {
-        metrics::counter!("taskmesh_cron_skipped_total", "schedule" => schedule.to_string(), "reason" => reason)
-            .increment(n);
+        metrics::counter!(crate::telemetry::names::CRON_SKIPPED, "reason" => reason).increment(n);
     }
 }

@@ -1,0 +1,184 @@
+//! The HTTP API of a real `taskmesh` node on 127.0.0.1: slow clients under a small
+//! open-file limit, and exact large numbers through the SQLite store. Real processes,
+//! bounded time.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const BIN: &str = env!("CARGO_BIN_EXE_taskmesh");
+
+/// A node started through `sh` with an open-file limit; killed when dropped.
+struct Node {
+    child: Child,
+    url: String,
+    addr: String,
+    stderr: PathBuf,
+}
+
+impl Node {
+    /// Starts a node on `dir` with `ulimit -n nofile` and the extra environment `env`.
+    fn start(dir: &Path, nofile: u32, env: &[(&str, &str)]) -> Node {
+        let stderr = dir.join("node.err");
+        let script = format!("ulimit -n {nofile} && exec \"$0\" \"$@\"");
+        let mut child = Command::new("sh")
+            .args(["-c", &script, BIN, "node", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--http-addr", "127.0.0.1:0", "--log", "info"])
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("the node starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("taskmesh node listening on ")
+            .unwrap_or_else(|| panic!("{line:?}: {}", std::fs::read_to_string(&stderr).unwrap()))
+            .to_string();
+        let addr = url.trim_start_matches("http://").to_string();
+        Node {
+            child,
+            url,
+            addr,
+            stderr,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Kills the node and waits for it.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("taskmesh-api-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Opens `n` connections that each send the start of a request head and nothing more.
+async fn slow_clients(addr: &str, n: usize) -> Vec<TcpStream> {
+    let mut all = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = TcpStream::connect(addr)
+            .await
+            .expect("the backlog takes it");
+        s.write_all(b"GET /health/live HTTP/1.1\r\nHost: slow\r\n")
+            .await
+            .unwrap();
+        all.push(s);
+    }
+    all
+}
+
+/// Waits until the server closes `s` (end of stream or reset), reading what it sends.
+async fn closed_by_server(mut s: TcpStream) {
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// 300 slow clients against a node with `ulimit -n 128`; `/health/live` must answer
+/// within a bounded time, and every slow client must be closed by the server.
+async fn survive_slow_clients(name: &str, max_connections: &str) -> String {
+    let dir = temp_dir(name);
+    let env = [
+        ("TASKMESH_HTTP__MAX_CONNECTIONS", max_connections),
+        ("TASKMESH_HTTP__HEADER_READ_TIMEOUT_MS", "500"),
+    ];
+    let node = Node::start(&dir, 128, &env);
+    let slow = slow_clients(&node.addr, 300).await;
+    let live = reqwest::Client::new()
+        .get(format!("{}/health/live", node.url))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("/health/live did not answer: {e}\n{}", node.logs()));
+    assert_eq!(live.status(), 200);
+    let closing = futures::future::join_all(slow.into_iter().map(closed_by_server));
+    tokio::time::timeout(Duration::from_secs(60), closing)
+        .await
+        .expect("the server closes every slow client after its header timeout");
+    let logs = node.logs();
+    node.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+    logs
+}
+
+#[tokio::test]
+async fn slow_clients_are_closed_and_health_answers_under_a_small_file_limit() {
+    let logs = survive_slow_clients("slow", "32").await;
+    assert!(!logs.contains("accept failed"), "{logs}");
+}
+
+#[tokio::test]
+async fn accept_errors_from_the_file_limit_back_off_instead_of_spinning() {
+    let logs = survive_slow_clients("emfile", "10000").await;
+    let failures = logs.matches("http accept failed").count();
+    assert!(failures > 0, "the file limit was never reached: {logs}");
+    assert!(failures < 100, "{failures} accept failures: the loop spins");
+}
+
+#[tokio::test]
+async fn a_large_integer_arg_survives_the_sqlite_store_and_a_restart_exactly() {
+    let dir = temp_dir("exact");
+    let exact =
+        r#"{"big":100000000000000000000000000001,"dec":0.1000000000000000055511151231257827}"#;
+    let body = format!(r#"{{"kind":"echo","args":{exact},"auto_start":false}}"#);
+    let node = Node::start(&dir, 4096, &[]);
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("{}/v1/tasks", node.url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().expect("created").to_string();
+    assert_eq!(created["args"].to_string(), exact);
+    node.kill();
+
+    let node = Node::start(&dir, 4096, &[]);
+    let text = client
+        .get(format!("{}/v1/tasks/{id}", node.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let got: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(got["args"].to_string(), exact, "{text}");
+    assert!(text.contains("100000000000000000000000000001"), "{text}");
+    node.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,7 +13,7 @@ use crate::lockfile::{LockError, LockFile};
 use crate::store::StoreError;
 
 /// How long a connection waits on another process's lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// WAL pages after which the writer checkpoints itself (SQLite's default is 1,000). The
 /// checkpointer thread normally keeps the WAL far smaller; this is the backstop.

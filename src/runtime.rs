@@ -12,7 +12,7 @@ mod table;
 
 pub(crate) use attempt::{run_attempt, AttemptOutcome};
 pub use cell::{AttemptError, FailureKind, TaskResult, TaskStatus};
-pub(crate) use cell::{Intent, Status, TaskCell};
+pub(crate) use cell::{Status, TaskCell};
 pub use ops::Control;
 pub(crate) use settle::{begin_attempt, settle};
 pub(crate) use shared::{HandlerEntry, Housekeeping, Shared};

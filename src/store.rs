@@ -20,8 +20,8 @@ pub use memory::MemoryStore;
 pub use sqlite::fuzz_decode_rows;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use types::{
-    Crash, EventKind, Life, Page, StoreError, StoredEvent, TaskEvent, TaskFilter, TaskQuery,
-    TaskRecord, Write, WriteResult,
+    Crash, EventKind, Intent, Life, Page, StoreError, StoredEvent, TaskEvent, TaskFilter,
+    TaskQuery, TaskRecord, Write, WriteResult,
 };
 
 use std::time::SystemTime;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use common::{task, unique_ns};
+use common::{gate, next_start, task, unique_ns};
 use futures::future::{BoxFuture, FutureExt};
 use taskmesh::store::{
     Crash, MemoryStore, Page, SqliteStore, Store, StoreError, StoredEvent, TaskFilter, TaskQuery,
@@ -288,6 +288,95 @@ async fn a_command_whose_write_fails_changes_nothing() {
     sys.resume(paused).await.unwrap();
     assert_eq!(sys.wait(paused).await.unwrap().state, TaskState::Succeeded);
     sys.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A command on a running task is a stop request, stored before the attempt's token
+/// fires: if it cannot be stored, the caller gets the error and the attempt runs on.
+#[tokio::test(start_paused = true)]
+async fn a_stop_request_that_cannot_be_stored_leaves_the_attempt_running() {
+    let store = Flaky::default();
+    let (h, mut rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("stopfail"))
+        .store(store.clone())
+        .handler(h.clone())
+        .start()
+        .await
+        .unwrap();
+    let id = sys.submit(gate("g")).await.unwrap().id;
+    next_start(&mut rx).await;
+    store.broken.store(true, Ordering::SeqCst);
+    for refused in [
+        sys.cancel(id, "stop").await,
+        sys.pause(id).await,
+        sys.restart(id).await,
+        sys.complete(id, 1.into()).await,
+    ] {
+        assert!(matches!(refused, Err(TaskError::Store(_))), "{refused:?}");
+    }
+    assert_eq!(sys.status(id).unwrap().state, TaskState::Running);
+    store.broken.store(false, Ordering::SeqCst);
+    h.open("g", 1);
+    let done = sys.wait(id).await.unwrap();
+    assert_eq!(
+        done.state,
+        TaskState::Succeeded,
+        "no request reached the attempt"
+    );
+    sys.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A stop request that was stored is not lost when the process dies before the attempt
+/// stops: recovery applies it instead of running the task again.
+#[tokio::test(start_paused = true)]
+async fn a_stored_stop_request_is_applied_at_recovery() {
+    let store = Flaky::default();
+    let (h, mut rx) = ScriptHandler::new();
+    let first = TaskSystem::builder()
+        .namespace(unique_ns("stopcrash"))
+        .store(store.clone())
+        .handler(h)
+        .start()
+        .await
+        .unwrap();
+    let id = first.submit(gate("g")).await.unwrap().id;
+    next_start(&mut rx).await;
+    assert_eq!(
+        first.cancel(id, "operator").await.unwrap(),
+        taskmesh::Control::Requested
+    );
+    // The process "dies" now: nothing it writes after the request is stored.
+    store.broken.store(true, Ordering::SeqCst);
+    let stored = store.inner.get(id).await.unwrap().unwrap();
+    assert_eq!(stored.life.state, TaskState::Running);
+    assert!(stored.life.intent.is_some(), "the request is stored");
+
+    let (h, mut rx2) = ScriptHandler::new();
+    let second = TaskSystem::builder()
+        .namespace(unique_ns("stopcrash2"))
+        .store(store.inner.clone())
+        .handler(h)
+        .start()
+        .await
+        .unwrap();
+    let status = second.status(id).unwrap();
+    assert_eq!(
+        (status.state, status.cancel_reason.as_deref()),
+        (TaskState::Cancelled, Some("operator"))
+    );
+    assert!(rx2.try_recv().is_err(), "the task did not run again");
+    let names: Vec<&str> = second
+        .events(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.kind.name())
+        .collect();
+    assert!(names.contains(&"stop_requested"), "{names:?}");
+    assert!(!names.contains(&"crashed"), "{names:?}");
+    assert_eq!(names.last(), Some(&"cancelled"), "{names:?}");
+    second.shutdown(Duration::from_secs(1)).await;
+    first.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

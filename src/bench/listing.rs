@@ -68,6 +68,7 @@ fn record(i: u64) -> (TaskRecord, TaskEvent) {
         due_at: None,
         restarts: 0,
         updated_at: now,
+        intent: None,
     };
     let event = TaskEvent {
         task_id: task.id,

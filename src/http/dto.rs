@@ -292,6 +292,7 @@ fn event_data(kind: EventKind) -> Value {
         EventKind::Snoozed { until } => json!({"until": rfc3339(until)}),
         EventKind::Succeeded { result } => json!({"result": result}),
         EventKind::Cancelled { reason } => json!({"reason": reason}),
+        EventKind::StopRequested { intent } => json!(intent),
         EventKind::Crashed { crash } => json!({
             "attempt": crash.attempt,
             "kind": crash.kind,

@@ -113,17 +113,6 @@ pub struct TaskStatus {
     pub updated_at: SystemTime,
 }
 
-/// What an operator asked of a running attempt; applied when the attempt stops.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Intent {
-    Cancel(String),
-    Pause,
-    Restart,
-    Complete(serde_json::Value),
-    /// The system is shutting down: the task goes back to pending for the next start.
-    Shutdown,
-}
-
 /// The mutable part of a task: the persisted [`Life`] plus runtime-only fields.
 pub(crate) struct Status {
     pub life: Life,
@@ -131,8 +120,6 @@ pub(crate) struct Status {
     pub ready_at: Instant,
     /// Fires to stop the running attempt.
     pub token: Option<CancellationToken>,
-    /// What to do when the running attempt stops because its token fired.
-    pub intent: Option<Intent>,
     /// The worker running it.
     pub worker: Option<String>,
     /// Runs of the handler begun in this process. An attempt is a run that ended by its
@@ -148,6 +135,9 @@ pub(crate) struct Status {
     /// While an operator command's write is in flight: the last durable [`Life`], which
     /// readers see until the write is durable, and which comes back if it fails.
     pub committed: Option<Box<Life>>,
+    /// A stop request's write is in flight (see `ops`): other commands are refused as
+    /// busy until it is durable or failed.
+    pub requesting: bool,
     /// The queue let go of the task while a command's write was in flight (a worker
     /// found it not runnable); a failed command puts it back.
     pub released: bool,
@@ -186,6 +176,7 @@ impl TaskCell {
             due_at: None,
             restarts: 0,
             updated_at: task.created_at,
+            intent: None,
         };
         Self::from_record(task, life)
     }
@@ -198,12 +189,12 @@ impl TaskCell {
                 life,
                 ready_at: Instant::now(),
                 token: None,
-                intent: None,
                 worker: None,
                 run: 0,
                 waiters: Vec::new(),
                 end_pending: false,
                 committed: None,
+                requesting: false,
                 released: false,
             }),
         }

@@ -1,7 +1,11 @@
 //! Operator commands on one task: cancel, pause (stop), resume (start), restart, complete.
 //!
-//! A waiting task changes once the change is durable: a command is written first and
-//! applied after, so a failed write returns the error and changes nothing. A
+//! Every command is written first and applied after, so a failed write returns the error
+//! and changes nothing. A waiting task changes once the change is durable. For a running
+//! task the command is a stop request: the request is stored with the task (its
+//! `intent` and a `stop_requested` event), and only then does the attempt's token fire;
+//! the request is applied when the attempt stops, or at recovery if the process dies
+//! first. A
 //! running task gets an intent and its token fires; its worker applies the intent when
 //! the attempt stops (after the grace period at the latest), and the call returns
 //! [`Control::Requested`].
@@ -12,12 +16,11 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::cell::Intent;
 use super::journal::Journal;
 use super::settle::{apply, on_durable_end};
 use super::{Shared, Status, TaskCell};
 use crate::error::TaskError;
-use crate::store::{EventKind, Write};
+use crate::store::{EventKind, Intent, Write};
 use crate::task::{Event, TaskState, TransitionError};
 
 /// What a command did.
@@ -52,7 +55,7 @@ pub(crate) async fn cancel(
 ) -> Result<Control, TaskError> {
     command(shared, cell, actor, move |s| {
         if s.state == TaskState::Running {
-            return Ok(Step::Intent(Intent::Cancel(reason)));
+            return Ok(Step::Intent(Intent::Cancel { reason }));
         }
         step(s, Event::Cancel)?;
         s.cancel_reason = Some(reason.clone());
@@ -121,7 +124,7 @@ pub(crate) async fn complete(
 ) -> Result<Control, TaskError> {
     command(shared, cell, actor, move |s| {
         if s.state == TaskState::Running {
-            return Ok(Step::Intent(Intent::Complete(result)));
+            return Ok(Step::Intent(Intent::Complete { result }));
         }
         step(s, Event::Complete)?;
         s.result = Some(result.clone());
@@ -157,7 +160,7 @@ async fn command(
     f: impl FnOnce(&mut Status) -> Result<Step, TransitionError>,
 ) -> Result<Control, TaskError> {
     let (write, pending) = match decide(shared, cell, actor, f)? {
-        Decided::Requested => return Ok(Control::Requested),
+        Decided::Request(write, request) => return stop(shared, cell, write, request).await,
         Decided::Nothing => return Ok(Control::Done),
         Decided::Change(write, pending) => (write, pending),
     };
@@ -175,8 +178,8 @@ async fn command(
 
 /// What a command decided under the task's lock.
 enum Decided {
-    /// It became an intent for the running attempt.
-    Requested,
+    /// A stop request for the running attempt, to be written before its token fires.
+    Request(Write, Request),
     /// Nothing to change.
     Nothing,
     /// A change, to be written before anything else sees it.
@@ -202,7 +205,7 @@ fn decide(
 ) -> Result<Decided, TaskError> {
     let id = cell.task.id;
     let mut s = cell.status.lock();
-    if s.committed.is_some() {
+    if s.committed.is_some() || s.requesting {
         return Err(TaskError::Busy(id));
     }
     let was = s.state;
@@ -212,13 +215,7 @@ fn decide(
     let before = s.life.clone();
     let (kind, placement) = match f(&mut s)? {
         Step::Nothing => return Ok(Decided::Nothing),
-        Step::Intent(intent) => {
-            s.intent = Some(intent);
-            if let Some(t) = &s.token {
-                t.cancel();
-            }
-            return Ok(Decided::Requested);
-        }
+        Step::Intent(intent) => return Ok(request(cell, &mut s, intent, actor)),
         Step::Changed(kind, placement) => (kind, placement),
     };
     s.updated_at = SystemTime::now();
@@ -234,6 +231,59 @@ fn decide(
         notify,
     };
     Ok(Decided::Change(write, pending))
+}
+
+/// A stop request whose write is in flight.
+struct Request {
+    /// The run it asks to stop.
+    run: u64,
+    /// The intent it replaced, put back if the write fails.
+    previous: Option<Intent>,
+}
+
+/// Records `intent` on the running task, so that every later write of the task carries
+/// it, and the write that stores it. The token fires only once that write is durable.
+fn request(cell: &TaskCell, s: &mut Status, intent: Intent, actor: Option<&str>) -> Decided {
+    let previous = s.intent.replace(intent.clone());
+    s.requesting = true;
+    let event = Journal::event(&cell.task, EventKind::StopRequested { intent }, actor);
+    let write = Write::Update(cell.task.id, Box::new(s.life.clone()), event);
+    let run = s.run;
+    Decided::Request(write, Request { run, previous })
+}
+
+/// Writes a stop request, then fires the attempt's token. If the attempt stopped on its
+/// own meanwhile, its settle applied the request already; the answer waits until that is
+/// durable too.
+async fn stop(
+    shared: &Shared,
+    cell: &Arc<TaskCell>,
+    write: Write,
+    request: Request,
+) -> Result<Control, TaskError> {
+    let written = shared.journal.write_now(vec![write]).await;
+    let stopping = {
+        let mut s = cell.status.lock();
+        s.requesting = false;
+        let running = s.state == TaskState::Running && s.run == request.run;
+        if let Err(e) = written {
+            if running {
+                s.intent = request.previous;
+            }
+            return Err(TaskError::Store(e));
+        }
+        if running {
+            if let Some(t) = &s.token {
+                t.cancel();
+            }
+        }
+        running
+    };
+    if stopping {
+        return Ok(Control::Requested);
+    }
+    shared.journal.flush().await;
+    Ok(Control::Done)
 }
 
 /// The command's write is durable: the change becomes visible and takes effect.

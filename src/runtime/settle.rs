@@ -7,11 +7,10 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::cell::Intent;
 use super::journal::Journal;
 use super::{AttemptError, AttemptOutcome, FailureKind, Shared, Status, TaskCell};
 use crate::queue::QueueShared;
-use crate::store::{Crash, EventKind, Write};
+use crate::store::{Crash, EventKind, Intent, Write};
 use crate::task::{transition, Event, TaskState};
 
 /// An attempt that has begun.
@@ -183,8 +182,8 @@ fn decide(
 
 fn stopped(s: &mut Status, intent: Option<Intent>) -> Decision {
     match intent {
-        Some(Intent::Cancel(reason)) => cancel(s, reason),
-        Some(Intent::Complete(v)) => succeed(s, v),
+        Some(Intent::Cancel { reason }) => cancel(s, reason),
+        Some(Intent::Complete { result }) => succeed(s, result),
         Some(Intent::Pause) => {
             s.attempt = s.attempt.saturating_sub(1);
             apply(s, Event::Pause);

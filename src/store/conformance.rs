@@ -13,7 +13,7 @@ use proptest::test_runner::{Config, TestCaseResult, TestRunner};
 use serde_json::json;
 
 use super::{
-    Crash, EventKind, Life, MemoryStore, Page, Store, StoreError, StoredEvent, TaskEvent,
+    Crash, EventKind, Intent, Life, MemoryStore, Page, Store, StoreError, StoredEvent, TaskEvent,
     TaskFilter, TaskQuery, TaskRecord, Write, WriteResult,
 };
 use crate::context::Progress;
@@ -163,6 +163,7 @@ fn life_at(state: TaskState, attempt: u32, when: SystemTime) -> Life {
         due_at: None,
         restarts: 0,
         updated_at: when,
+        intent: None,
     }
 }
 
@@ -342,6 +343,9 @@ fn full_life() -> Life {
         due_at: Some(at(9_000) + Duration::from_nanos(1)),
         restarts: 1,
         updated_at: at(4) + Duration::from_nanos(456),
+        intent: Some(Intent::Cancel {
+            reason: "operator".into(),
+        }),
     }
 }
 
@@ -378,6 +382,11 @@ fn every_event_kind(id: TaskId) -> Vec<TaskEvent> {
             crash: crash(id, 30),
         },
         EventKind::Restarted,
+        EventKind::StopRequested {
+            intent: Intent::Complete {
+                result: json!({"n": 12}),
+            },
+        },
         EventKind::Failed {
             error: attempt_error(),
         },

@@ -74,6 +74,11 @@ pub enum EventKind {
     },
     /// The execution was restarted (by an operator or by auto-restart after a crash).
     Restarted,
+    /// An operator asked the running attempt to stop; the request is applied when it stops.
+    StopRequested {
+        /// What was asked.
+        intent: Intent,
+    },
 }
 
 impl EventKind {
@@ -93,6 +98,7 @@ impl EventKind {
             Self::Cancelled { .. } => "cancelled",
             Self::Crashed { .. } => "crashed",
             Self::Restarted => "restarted",
+            Self::StopRequested { .. } => "stop_requested",
         }
     }
 }
@@ -136,6 +142,43 @@ pub struct Crash {
     pub reason: String,
 }
 
+/// What an operator asked of a running attempt. It is stored with the task before the
+/// attempt is asked to stop, and applied when the attempt stops (or, if the process died
+/// first, when the task is recovered), so an acknowledged request is never lost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Intent {
+    /// End the task as cancelled.
+    Cancel {
+        /// Why.
+        reason: String,
+    },
+    /// Pause the task (it keeps its place and does not fail).
+    Pause,
+    /// Run the task again from the start.
+    Restart,
+    /// End the task as succeeded with this result.
+    Complete {
+        /// The result.
+        result: serde_json::Value,
+    },
+    /// The system is shutting down: the task goes back to pending for the next start.
+    Shutdown,
+}
+
+impl Intent {
+    /// The command's name, as in `stop_requested` events.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Cancel { .. } => "cancel",
+            Self::Pause => "pause",
+            Self::Restart => "restart",
+            Self::Complete { .. } => "complete",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// The mutable part of a task's metadata row.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Life {
@@ -161,6 +204,9 @@ pub struct Life {
     pub restarts: u32,
     /// When the row last changed.
     pub updated_at: SystemTime,
+    /// What an operator asked of the running attempt, not yet applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Intent>,
 }
 
 /// A task's metadata row: the immutable task and its life.

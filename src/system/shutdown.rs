@@ -8,7 +8,8 @@ use tokio::time::Instant;
 
 use super::TaskSystem;
 use crate::queue::QueueShared;
-use crate::runtime::{settle, AttemptOutcome, Intent};
+use crate::runtime::{settle, AttemptOutcome};
+use crate::store::Intent;
 use crate::task::TaskId;
 use crate::worker::Current;
 

@@ -5,18 +5,34 @@
 mod support;
 
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rustix::process::{kill_process, Pid, Signal};
 
 use serde_json::{json, Value};
 use support::{cli, temp_dir, Node, BIN};
 
 /// Runs `taskmesh args…` with no client variables set; returns exit code, stdout, stderr.
+/// Bounded: a command that does not exit within 30 s (a node that took a flag it should
+/// have refused, say) is killed and the test fails.
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(args)
         .env_remove("TASKMESH_TOKEN")
         .env_remove("TASKMESH_URL")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let pid = Pid::from_child(&child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let Ok(out) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let _ = kill_process(pid, Signal::KILL);
+        panic!("taskmesh {args:?} did not exit within 30 s");
+    };
+    let out = out.unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -26,7 +42,16 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn node_refuses_a_token_flag_and_shows_no_client_flags() {
-    let (code, _, err) = run(&["node", "--token", "x"]);
+    let data = temp_dir("cli-node-token").join("data");
+    let (code, _, err) = run(&[
+        "node",
+        "--token",
+        "x",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("unexpected argument '--token'"), "{err}");
     for command in ["node", "demo"] {

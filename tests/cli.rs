@@ -266,3 +266,30 @@ async fn output_table_prints_columns_and_json_stays_the_default_in_a_pipe() {
     assert!(serde_json::from_str::<Value>(&json).is_ok(), "{json}");
     assert_eq!(node.terminate(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pausing_a_schedule_from_the_cli_keeps_every_other_setting() {
+    let dir = temp_dir("cli-pause");
+    let node = Node::start(&dir, &[], &[]);
+    let url = node.url.as_str();
+    let spec = json!({"cron": "0 0 * * * *", "catch_up": "all", "catch_up_max": 7,
+        "overlap": "skip", "task": {"kind": "noop", "title": "t", "max_attempts": 3}});
+    let at = format!("{url}/v1/schedules/keep");
+    let put = support::http("PUT", &at, None, Some(spec.to_string())).await;
+    assert_eq!(put.0, 200, "{:?}", put.2);
+    let (code, paused, err) = cli(url, None, &["schedule", "pause", "keep"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        [
+            &paused["paused"],
+            &paused["catch_up_max"],
+            &paused["overlap"]
+        ],
+        [&json!(true), &json!(7), &json!("skip")]
+    );
+    assert_eq!(
+        [&paused["task"]["title"], &paused["task"]["max_attempts"]],
+        [&json!("t"), &json!(3)]
+    );
+    assert_eq!(node.terminate(), 0);
+}

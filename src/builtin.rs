@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use exec::{Exec, ExecConfig};
+pub use exec::{Exec, ExecConfig, DEFAULT_PATH, PASSED_THROUGH};
 
 use crate::handler::{Handler, HandlerResult, Outcome};
 use crate::system::TaskSystemBuilder;

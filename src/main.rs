@@ -169,12 +169,12 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
     }
     cfg.check_data_dir()?;
     if args.print_config {
-        print!("{}", cfg.dump());
+        print_quietly(cfg.dump().trim_end());
         return Ok(());
     }
     taskmesh::node::logging::init(&cfg.log)?;
     taskmesh::node::run(cfg, taskmesh::node::signal(), |addr| {
-        println!("taskmesh node listening on http://{addr}");
+        print_quietly(&format!("taskmesh node listening on http://{addr}"));
     })
     .await?;
     Ok(())
@@ -291,9 +291,9 @@ fn print<T: serde::Serialize>(
     text: &dyn std::fmt::Display,
 ) -> Result<(), AnyError> {
     if json {
-        println!("{}", serde_json::to_string(value)?);
+        print_quietly(&serde_json::to_string(value)?);
     } else {
-        println!("{text}");
+        print_quietly(&text.to_string());
     }
     Ok(())
 }

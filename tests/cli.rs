@@ -5,18 +5,34 @@
 mod support;
 
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rustix::process::{kill_process, Pid, Signal};
 
 use serde_json::{json, Value};
 use support::{cli, temp_dir, Node, BIN};
 
 /// Runs `taskmesh args…` with no client variables set; returns exit code, stdout, stderr.
+/// Bounded: a command that does not exit within 30 s (a node that took a flag it should
+/// have refused, say) is killed and the test fails.
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(args)
         .env_remove("TASKMESH_TOKEN")
         .env_remove("TASKMESH_URL")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let pid = Pid::from_child(&child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let Ok(out) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let _ = kill_process(pid, Signal::KILL);
+        panic!("taskmesh {args:?} did not exit within 30 s");
+    };
+    let out = out.unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -26,7 +42,16 @@ fn run(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn node_refuses_a_token_flag_and_shows_no_client_flags() {
-    let (code, _, err) = run(&["node", "--token", "x"]);
+    let data = temp_dir("cli-node-token").join("data");
+    let (code, _, err) = run(&[
+        "node",
+        "--token",
+        "x",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("unexpected argument '--token'"), "{err}");
     for command in ["node", "demo"] {
@@ -239,5 +264,32 @@ async fn output_table_prints_columns_and_json_stays_the_default_in_a_pipe() {
     assert!(lines[1].contains(task["id"].as_str().unwrap()), "{text}");
     let (_, json, _) = run(&["list", "--url", &node.url]);
     assert!(serde_json::from_str::<Value>(&json).is_ok(), "{json}");
+    assert_eq!(node.terminate(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pausing_a_schedule_from_the_cli_keeps_every_other_setting() {
+    let dir = temp_dir("cli-pause");
+    let node = Node::start(&dir, &[], &[]);
+    let url = node.url.as_str();
+    let spec = json!({"cron": "0 0 * * * *", "catch_up": "all", "catch_up_max": 7,
+        "overlap": "skip", "task": {"kind": "noop", "title": "t", "max_attempts": 3}});
+    let at = format!("{url}/v1/schedules/keep");
+    let put = support::http("PUT", &at, None, Some(spec.to_string())).await;
+    assert_eq!(put.0, 200, "{:?}", put.2);
+    let (code, paused, err) = cli(url, None, &["schedule", "pause", "keep"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        [
+            &paused["paused"],
+            &paused["catch_up_max"],
+            &paused["overlap"]
+        ],
+        [&json!(true), &json!(7), &json!("skip")]
+    );
+    assert_eq!(
+        [&paused["task"]["title"], &paused["task"]["max_attempts"]],
+        [&json!("t"), &json!(3)]
+    );
     assert_eq!(node.terminate(), 0);
 }

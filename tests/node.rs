@@ -423,3 +423,19 @@ async fn a_sigterm_right_after_ready_is_a_graceful_shutdown_not_a_kill() {
     let node = Node::start(&dir, &[], &[]);
     assert_eq!(node.terminate(), 0, "exit 0, not killed by the signal");
 }
+
+#[test]
+fn print_config_into_a_closed_pipe_exits_zero_without_a_panic() {
+    let mut child = Command::new(BIN)
+        .args(["node", "--print-config", "--data-dir"])
+        .arg(temp_dir("closed-pipe").join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

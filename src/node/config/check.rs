@@ -76,40 +76,36 @@ fn invalid(why: &str) -> ConfigError {
 /// created), must be a directory this process can write to. Writes a probe file and
 /// removes it; creates nothing else.
 pub fn data_dir(path: &Path) -> Result<(), ConfigError> {
-    let existing = path
-        .ancestors()
-        .find(|p| p.as_os_str().is_empty() || p.exists())
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            }
-        })
-        .unwrap_or(Path::new("."));
     let refuse = |reason: &str, source| ConfigError::DataDir {
         path: path.into(),
         reason: reason.into(),
         source,
     };
+    let existing = nearest_existing(path);
     if !existing.is_dir() {
         let source = std::io::Error::new(ErrorKind::NotADirectory, existing.display().to_string());
         return Err(refuse("is not a directory", source));
     }
-    let probe = existing.join(format!(".taskmesh-probe-{}", std::process::id()));
-    match std::fs::File::create(&probe) {
-        Ok(_) => std::fs::remove_file(&probe).map_err(|e| refuse("cannot be written to", e)),
-        Err(e)
-            if matches!(
-                e.kind(),
-                ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
-            ) =>
-        {
-            Err(refuse(
-                "is read-only for this process: no permission to write in it",
-                e,
-            ))
-        }
-        Err(e) => Err(refuse("cannot be written to", e)),
-    }
+    probe_write(existing).map_err(|e| match e.kind() {
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => refuse(
+            "is read-only for this process: no permission to write in it",
+            e,
+        ),
+        _ => refuse("cannot be written to", e),
+    })
+}
+
+/// `path` itself if it exists, else its nearest existing ancestor (`.` for a relative
+/// path none of whose parts exist).
+fn nearest_existing(path: &Path) -> &Path {
+    path.ancestors()
+        .find(|p| !p.as_os_str().is_empty() && p.exists())
+        .unwrap_or(Path::new("."))
+}
+
+/// Creates and removes a file in `dir`.
+fn probe_write(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".taskmesh-probe-{}", std::process::id()));
+    std::fs::File::create(&probe)?;
+    std::fs::remove_file(&probe)
 }

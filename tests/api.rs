@@ -182,3 +182,34 @@ async fn a_large_integer_arg_survives_the_sqlite_store_and_a_restart_exactly() {
     node.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `head` raw and reads the answer until the server closes or answers fully.
+async fn raw_exchange(addr: &str, head: String) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut answer));
+    read.await.expect("the server answers and closes").unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn oversized_heads_over_a_real_socket_get_431_and_414_in_the_error_shape() {
+    let dir = temp_dir("heads");
+    let node = Node::start(&dir, 4096, &[]);
+    let headers: String = (0..70).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many =
+        format!("GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n");
+    let answer = raw_exchange(&node.addr, many).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(answer.contains(r#""code":"headers_too_large""#), "{answer}");
+    let long = format!(
+        "GET /v1/tasks?queue={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "q".repeat(9000)
+    );
+    let answer = raw_exchange(&node.addr, long).await;
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
+    assert!(answer.contains(r#""code":"uri_too_long""#), "{answer}");
+    node.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}

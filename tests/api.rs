@@ -213,3 +213,28 @@ async fn oversized_heads_over_a_real_socket_get_431_and_414_in_the_error_shape()
     node.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn run_at_outside_1970_to_2262_is_a_400_naming_run_at_with_the_sqlite_store() {
+    let dir = temp_dir("run-at");
+    let node = Node::start(&dir, 4096, &[]);
+    let client = reqwest::Client::new();
+    for at in ["1969-12-31T23:59:59Z", "2263-01-01T00:00:00Z"] {
+        let body = format!(r#"{{"kind":"noop","run_at":"{at}"}}"#);
+        let answer = client
+            .post(format!("{}/v1/tasks", node.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{at}");
+        assert!(answer.headers().get("retry-after").is_none(), "{at}");
+        let text = answer.text().await.unwrap();
+        assert!(text.contains("invalid run_at"), "{at}: {text}");
+    }
+    let logs = node.logs();
+    node.kill();
+    assert!(!logs.contains("store write failed"), "{logs}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

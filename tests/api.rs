@@ -238,3 +238,33 @@ async fn run_at_outside_1970_to_2262_is_a_400_naming_run_at_with_the_sqlite_stor
     assert!(!logs.contains("store write failed"), "{logs}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn health_answers_while_slow_clients_hold_connections_which_then_are_closed() {
+    let dir = temp_dir("hold");
+    let env = [
+        ("TASKMESH_HTTP__MAX_CONNECTIONS", "64"),
+        ("TASKMESH_HTTP__HEADER_READ_TIMEOUT_MS", "2000"),
+    ];
+    let node = Node::start(&dir, 4096, &env);
+    let slow = slow_clients(&node.addr, 40).await;
+    let live = reqwest::get(format!("{}/health/live", node.url))
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let mut buf = [0u8; 16];
+    let open = slow
+        .iter()
+        .filter(|s| matches!(s.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock))
+        .count();
+    assert_eq!(
+        open, 40,
+        "the slow clients were still connected while health answered"
+    );
+    let closing = futures::future::join_all(slow.into_iter().map(closed_by_server));
+    tokio::time::timeout(Duration::from_secs(30), closing)
+        .await
+        .expect("the server closes every slow client after its header timeout");
+    node.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -183,7 +183,10 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
     state.slot.begin(Current {
         cell: cell.clone(),
         run: started.run,
-        deadline: now + timeout + state.shared.grace,
+        // Saturating: a timeout of a year plus any grace must not overflow the clock.
+        deadline: now
+            .checked_add(timeout.saturating_add(state.shared.grace))
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30)),
     });
     let span = tracing::info_span!("attempt", task_id = %cell.task.id, kind = %cell.task.kind,
         queue = %cell.task.queue, attempt = started.attempt);

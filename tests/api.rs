@@ -182,3 +182,89 @@ async fn a_large_integer_arg_survives_the_sqlite_store_and_a_restart_exactly() {
     node.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `head` raw and reads the answer until the server closes or answers fully.
+async fn raw_exchange(addr: &str, head: String) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut answer));
+    read.await.expect("the server answers and closes").unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn oversized_heads_over_a_real_socket_get_431_and_414_in_the_error_shape() {
+    let dir = temp_dir("heads");
+    let node = Node::start(&dir, 4096, &[]);
+    let headers: String = (0..70).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many =
+        format!("GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n");
+    let answer = raw_exchange(&node.addr, many).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(answer.contains(r#""code":"headers_too_large""#), "{answer}");
+    let long = format!(
+        "GET /v1/tasks?queue={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "q".repeat(9000)
+    );
+    let answer = raw_exchange(&node.addr, long).await;
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
+    assert!(answer.contains(r#""code":"uri_too_long""#), "{answer}");
+    node.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn run_at_outside_1970_to_2262_is_a_400_naming_run_at_with_the_sqlite_store() {
+    let dir = temp_dir("run-at");
+    let node = Node::start(&dir, 4096, &[]);
+    let client = reqwest::Client::new();
+    for at in ["1969-12-31T23:59:59Z", "2263-01-01T00:00:00Z"] {
+        let body = format!(r#"{{"kind":"noop","run_at":"{at}"}}"#);
+        let answer = client
+            .post(format!("{}/v1/tasks", node.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{at}");
+        assert!(answer.headers().get("retry-after").is_none(), "{at}");
+        let text = answer.text().await.unwrap();
+        assert!(text.contains("invalid run_at"), "{at}: {text}");
+    }
+    let logs = node.logs();
+    node.kill();
+    assert!(!logs.contains("store write failed"), "{logs}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn health_answers_while_slow_clients_hold_connections_which_then_are_closed() {
+    let dir = temp_dir("hold");
+    let env = [
+        ("TASKMESH_HTTP__MAX_CONNECTIONS", "64"),
+        ("TASKMESH_HTTP__HEADER_READ_TIMEOUT_MS", "2000"),
+    ];
+    let node = Node::start(&dir, 4096, &env);
+    let slow = slow_clients(&node.addr, 40).await;
+    let live = reqwest::get(format!("{}/health/live", node.url))
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let mut buf = [0u8; 16];
+    let open = slow
+        .iter()
+        .filter(|s| matches!(s.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock))
+        .count();
+    assert_eq!(
+        open, 40,
+        "the slow clients were still connected while health answered"
+    );
+    let closing = futures::future::join_all(slow.into_iter().map(closed_by_server));
+    tokio::time::timeout(Duration::from_secs(30), closing)
+        .await
+        .expect("the server closes every slow client after its header timeout");
+    node.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}

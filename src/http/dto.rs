@@ -70,7 +70,7 @@ pub(super) struct TaskTemplate {
     #[schema(minimum = 1, maximum = 31_536_000_000_u64)]
     timeout_ms: Option<u64>,
     /// Attempts before the task fails (at least 1).
-    #[schema(minimum = 1)]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 4_294_967_295_u64)]
     max_attempts: Option<u32>,
     /// A title of at most 200 characters.
     #[schema(max_length = 200)]
@@ -121,7 +121,7 @@ pub(super) struct SubmitBody {
     #[schema(minimum = 1, maximum = 31_536_000_000_u64)]
     timeout_ms: Option<u64>,
     /// Attempts before the task fails (at least 1).
-    #[schema(minimum = 1)]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 4_294_967_295_u64)]
     max_attempts: Option<u32>,
     /// A second submit with the same key answers the first task (200, `duplicate`). At
     /// most 1024 bytes; the prefixes `cron:`, `system:` and `taskmesh:` are reserved.

@@ -3,6 +3,7 @@
 mod errors;
 mod inputs;
 mod openapi;
+mod props;
 mod schedules;
 mod tasks;
 

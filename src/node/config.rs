@@ -177,6 +177,7 @@ impl NodeConfig {
             .map_err(|e| ConfigError::Invalid(describe(e)))?;
         cfg.read_token_file()?;
         check::values(&cfg)?;
+        check_http_limits(&cfg.http)?;
         Ok(cfg)
     }
 
@@ -208,6 +209,21 @@ impl NodeConfig {
     /// The configuration as TOML, with secrets left out.
     pub fn dump(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+/// The connection limits must be positive: a zero timeout would cut off every client.
+fn check_http_limits(http: &HttpSettings) -> Result<(), ConfigError> {
+    let keys = [
+        ("http.header_read_timeout_ms", http.header_read_timeout_ms),
+        ("http.request_timeout_ms", http.request_timeout_ms),
+        ("http.max_connections", http.max_connections as u64),
+    ];
+    match keys.iter().find(|(_, v)| *v == 0) {
+        Some((key, _)) => Err(ConfigError::Invalid(format!(
+            "{key} must be at least 1, got 0"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -311,6 +327,24 @@ mod tests {
             jail.set_env("TASKMESH_HTTP__ADDR", "not-an-address");
             let env = load_in(jail, "").unwrap_err();
             assert!(env.contains("at key http.addr"), "{env}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn zero_http_timeouts_or_connection_limits_are_refused_naming_the_key() {
+        Jail::expect_with(|jail| {
+            for key in [
+                "header_read_timeout_ms",
+                "request_timeout_ms",
+                "max_connections",
+            ] {
+                let err = load_in(jail, &format!("[http]\n{key} = 0\n")).unwrap_err();
+                assert!(
+                    err.contains(&format!("http.{key} must be at least 1")),
+                    "{err}"
+                );
+            }
             Ok(())
         });
     }

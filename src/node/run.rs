@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::NodeConfig;
+use super::{HttpSettings, NodeConfig};
 use crate::http::{self, HttpConfig};
 use crate::lockfile::{LockError, LockFile};
 use crate::store::{SqliteStore, StoreError};
@@ -102,13 +102,7 @@ pub async fn run(
     let bound = listener
         .local_addr()
         .map_err(|source| NodeError::Http { addr, source })?;
-    let http_cfg = HttpConfig {
-        token: cfg.http.token.clone(),
-        max_body_bytes: cfg.http.max_body_bytes,
-        header_read_timeout: Duration::from_millis(cfg.http.header_read_timeout_ms),
-        request_timeout: Duration::from_millis(cfg.http.request_timeout_ms),
-        max_connections: cfg.http.max_connections,
-    };
+    let http_cfg = http_config(&cfg.http);
     let router = http::router(system.clone(), http_cfg.clone(), metrics);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -161,6 +155,17 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<LockFile, NodeError> {
             source,
         },
     })
+}
+
+/// The HTTP API's settings from the node's.
+fn http_config(http: &HttpSettings) -> HttpConfig {
+    HttpConfig {
+        token: http.token.clone(),
+        max_body_bytes: http.max_body_bytes,
+        header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
+        request_timeout: Duration::from_millis(http.request_timeout_ms),
+        max_connections: http.max_connections,
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when

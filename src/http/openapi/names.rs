@@ -67,6 +67,10 @@ pub(crate) enum DstFoldName {
 /// How a schedule treats daylight-saving changes.
 #[derive(ToSchema)]
 pub(crate) struct DstJson {
-    gap: Option<DstGapName>,
-    fold: Option<DstFoldName>,
+    /// Default `shift`.
+    #[schema(required = false)]
+    gap: DstGapName,
+    /// Default `once`.
+    #[schema(required = false)]
+    fold: DstFoldName,
 }

@@ -33,7 +33,7 @@ pub(crate) struct ScheduleBody {
     #[schema(value_type = Option<names::CatchUpName>)]
     catch_up: Option<CatchUp>,
     /// The most missed slots fired on catch-up (at least 1).
-    #[schema(minimum = 1)]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 4_294_967_295_u64)]
     catch_up_max: Option<u32>,
     /// What a slot does while the previous run still runs.
     #[schema(value_type = Option<names::OverlapName>)]

@@ -133,3 +133,18 @@ async fn a_timeout_over_365_days_or_an_offset_over_i64_max_is_a_400_naming_it() 
     assert_refused(&answer, "offset", &uri);
     stop(system).await;
 }
+
+#[tokio::test]
+async fn a_cancel_with_a_null_body_is_a_cancel_without_a_reason() {
+    let system = start(|b| b).await;
+    let app = open(&system);
+    let body = json!({"kind": "noop", "args": {}, "queue": "held"});
+    let created = call(&app, Method::POST, "/v1/tasks", Some(body)).await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let uri = format!("/v1/tasks/{id}/cancel");
+    let req = super::raw(Method::POST, &uri, Some("application/json"), "null");
+    let answer = super::send(&app, req).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["task"]["state"], "cancelled");
+    stop(system).await;
+}

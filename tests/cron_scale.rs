@@ -310,7 +310,7 @@ async fn a_slot_whose_store_write_failed_fires_once_the_store_recovers() {
     sys.put_schedule(spec).await.unwrap();
     store.failing.store(true, Ordering::Release);
     // The paused clock moves to 00:00:12.5: the slot 00:00:10 failed at 10, 11 and 12.
-    tokio::time::sleep(Duration::from_millis(7_500)).await;
+    common::advance_and_settle(&sys, Duration::from_millis(7_500)).await;
     assert_eq!(store.count(TaskFilter::default()).await.unwrap(), 0);
     store.failing.store(false, Ordering::Release);
     let fired = common::next_start(&mut rx).await;

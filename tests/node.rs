@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{cli, eventually, http, temp_dir, wait_exit, Node, BIN};
+use support::{cli, http, temp_dir, wait_exit, Node, BIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_runs_tasks_submitted_with_the_cli_and_with_http() {
@@ -34,13 +34,13 @@ async fn a_node_runs_tasks_submitted_with_the_cli_and_with_http() {
     .await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
-    eventually("the task succeeds", async || {
-        http("GET", &format!("{url}/v1/tasks/{id}"), None, None)
-            .await
-            .2["state"]
-            == "succeeded"
-    })
-    .await;
+    let wait = format!("{url}/v1/tasks/{id}/wait?timeout_ms=20000");
+    let (status, _, done) = http("GET", &wait, None, None).await;
+    assert_eq!(
+        (status, &done["state"]),
+        (200, &json!("succeeded")),
+        "{done}"
+    );
     let (_, list, _) = cli(&url, None, &["list", "--state", "succeeded"]);
     assert!(list["total"].as_u64().unwrap() >= 2, "{list}");
     let (_, events, _) = cli(&url, None, &["events", &id]);
@@ -183,32 +183,36 @@ async fn a_token_guards_the_api_and_never_appears_in_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_running_tasks_finish_reports_not_ready_and_exits_zero() {
     let dir = temp_dir("sigterm");
-    let node = Node::start(&dir, &[("TASKMESH_SHUTDOWN__GRACE_MS", "10000")], &[]);
+    let config = dir.join("node.toml");
+    std::fs::write(&config, "[exec]\nallow = [\"sh\"]\n").unwrap();
+    let grace = [("TASKMESH_SHUTDOWN__GRACE_MS", "10000")];
+    let node = Node::start(&dir, &grace, &["--config", config.to_str().unwrap()]);
     let url = node.url.clone();
+    // The task says it runs by writing to a fifo, which the test reads.
+    let fifo = dir.join("started");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let script = r#"echo started > "$0"; sleep 1.5"#;
+    let body = json!({"kind": "exec", "args": {"command": "sh", "args": ["-c", script, &fifo]}});
     let (_, _, task) = http(
         "POST",
         &format!("{url}/v1/tasks"),
         None,
-        Some(r#"{"kind": "sleep", "args": {"ms": 1500}}"#.into()),
+        Some(body.to_string()),
     )
     .await;
     let id = task["id"].as_str().unwrap().to_string();
-    eventually("the task runs", async || {
-        http("GET", &format!("{url}/v1/tasks/{id}"), None, None)
-            .await
-            .2["state"]
-            == "running"
-    })
-    .await;
+    let started = tokio::task::spawn_blocking(move || std::fs::read_to_string(fifo));
+    let started = tokio::time::timeout(Duration::from_secs(20), started).await;
+    assert_eq!(started.unwrap().unwrap().unwrap().trim(), "started");
     let pid = node.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    eventually("readiness turns 503", async || {
-        http("GET", &format!("{url}/health/ready"), None, None)
-            .await
-            .0
-            == 503
-    })
-    .await;
+    node.wait_log("intake stopped", Duration::from_secs(20));
+    let (ready, _, _) = http("GET", &format!("{url}/health/ready"), None, None).await;
+    assert_eq!(ready, 503, "not ready once intake stopped");
     let (s, retry, _) = http(
         "POST",
         &format!("{url}/v1/tasks"),
@@ -381,9 +385,29 @@ fn a_refused_corrupt_database_gets_no_wal_or_shm_files_beside_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_redirected_to_a_file_hold_no_colour_codes() {
     let dir = temp_dir("colour");
-    let node = Node::start(&dir, &[], &[]);
-    let logs_path = node.stderr.clone();
-    assert_eq!(node.terminate(), 0);
+    let logs_path = dir.join("stderr");
+    let mut child = Command::new(BIN)
+        .args(["node", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--http-addr", "127.0.0.1:0", "--log", "info"])
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&logs_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert!(ready.starts_with("taskmesh node listening on"), "{ready}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), 0);
     let logs = std::fs::read_to_string(logs_path).unwrap();
     assert!(logs.contains("node ready"), "{logs}");
     assert!(!logs.contains('\u{1b}'), "escape codes in {logs:?}");

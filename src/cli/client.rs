@@ -5,6 +5,9 @@ use std::time::Duration;
 use reqwest::{Method, Url};
 use serde_json::Value;
 
+/// The longest one wait request asks for: well below the node's request timeout.
+const WAIT_STEP_MS: u128 = 10_000;
+
 /// Why a CLI call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -142,18 +145,20 @@ impl Client {
             .await
     }
 
-    /// Polls a task until it ends (checking every 100 ms) or `limit` passes, and returns it.
+    /// Waits until a task ends or `limit` passes, and returns it. The node answers each
+    /// wait request as soon as the task ends (`GET /v1/tasks/{id}/wait`), so nothing
+    /// polls; a long `limit` takes several requests.
     pub async fn wait(&self, id: &str, limit: Duration) -> Result<Value, ClientError> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let task = self.get(&["v1", "tasks", id]).await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let ms = left.as_millis().min(WAIT_STEP_MS).to_string();
+            let url = self.url(&["v1", "tasks", id, "wait"], &[("timeout_ms", ms)])?;
+            let task = self.call(Method::GET, url, None).await?;
             let state = task["state"].as_str().unwrap_or("");
-            if matches!(state, "succeeded" | "failed" | "cancelled")
-                || tokio::time::Instant::now() >= deadline
-            {
+            if matches!(state, "succeeded" | "failed" | "cancelled") || left.is_zero() {
                 return Ok(task);
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{schedules, system, tasks};
+use super::routes::{schedules, system, tasks, wait};
 
 pub(crate) mod names;
 
@@ -17,7 +17,7 @@ pub(crate) mod names;
         description = "Durable tasks, cron schedules and queues of a taskmesh node. Every error is `{\"error\": {\"code\", \"message\"}}`; messages name the field at fault."
     ),
     paths(
-        tasks::submit, tasks::list, tasks::get, tasks::events,
+        tasks::submit, tasks::list, tasks::get, tasks::events, wait::wait,
         tasks::cancel, tasks::pause, tasks::resume, tasks::restart,
         schedules::list, schedules::get, schedules::put, schedules::remove,
         system::queues, system::live, system::ready, system::metrics,

@@ -3,6 +3,7 @@
 pub(super) mod schedules;
 pub(super) mod system;
 pub(super) mod tasks;
+pub(super) mod wait;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -15,6 +16,7 @@ pub(super) fn all(state: HttpState) -> Router {
         .route("/v1/tasks", post(tasks::submit).get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::get))
         .route("/v1/tasks/{id}/events", get(tasks::events))
+        .route("/v1/tasks/{id}/wait", get(wait::wait))
         .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/v1/tasks/{id}/pause", post(tasks::pause))
         .route("/v1/tasks/{id}/resume", post(tasks::resume))

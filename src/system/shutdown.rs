@@ -38,6 +38,7 @@ impl TaskSystem {
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         let shared = &self.shared;
         shared.stop_accepting();
+        tracing::info!(namespace = %shared.namespace, "intake stopped: submits are refused and readiness reports not ready");
         let queues: Vec<_> = shared.queues.values().cloned().collect();
         for q in &queues {
             q.close();

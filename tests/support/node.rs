@@ -2,20 +2,24 @@
 //! 127.0.0.1, driven over HTTP and through its CLI. Real processes, bounded time.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_taskmesh");
 
-/// A running node; killed if the test ends without stopping it.
+/// A running node; killed if the test ends without stopping it. Its log lines (stderr)
+/// go to a file and, as they come, to a channel that [`Node::wait_log`] reads.
 pub struct Node {
     pub child: Child,
     pub url: String,
     pub stderr: PathBuf,
+    lines: Receiver<String>,
+    copier: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Node {
@@ -30,9 +34,10 @@ impl Node {
             .env_remove("RUST_LOG");
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("the node starts");
+        let (lines, copier) = copy_lines(child.stderr.take().unwrap(), &stderr);
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -42,7 +47,13 @@ impl Node {
             .strip_prefix("taskmesh node listening on ")
             .unwrap_or_else(|| panic!("{line:?}"))
             .to_string();
-        Node { child, url, stderr }
+        Node {
+            child,
+            url,
+            stderr,
+            lines,
+            copier: Some(copier),
+        }
     }
 
     /// Sends SIGTERM and waits for the exit code.
@@ -52,12 +63,33 @@ impl Node {
             .status()
             .unwrap();
         let status = wait_exit(&mut self.child, Duration::from_secs(30));
-        std::mem::forget(self);
+        self.finish_logs();
         status
     }
 
+    /// Waits (at most `limit`) for the next log line containing `needle`, and returns it.
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no log line with {needle:?} within {limit:?}: {e}"),
+            }
+        }
+    }
+
+    /// Everything the node logged so far (all of it once it has exited).
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until every log line of an exited node is in the file.
+    pub fn finish_logs(&mut self) {
+        if let Some(copier) = self.copier.take() {
+            copier.join().unwrap();
+        }
     }
 }
 
@@ -65,21 +97,41 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.finish_logs();
     }
 }
 
-pub fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code().unwrap_or(-1);
+/// Copies the lines of `from` into the file `to` and onto a channel, until it closes.
+fn copy_lines(from: ChildStderr, to: &Path) -> (Receiver<String>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let mut file = std::fs::File::create(to).unwrap();
+    let copier = std::thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { return };
+            let _ = writeln!(file, "{line}");
+            let _ = tx.send(line);
         }
-        assert!(
-            Instant::now() < deadline,
-            "the node did not exit within {limit:?}"
-        );
-        std::thread::yield_now();
-    }
+    });
+    (rx, copier)
+}
+
+/// Waits for `child` to exit (at most `limit`, then it is killed and the test fails) and
+/// returns its exit code. A watchdog thread keeps the time; nothing polls.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
+    let pid = child.id().to_string();
+    let (exited, done) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let late = matches!(done.recv_timeout(limit), Err(RecvTimeoutError::Timeout));
+        if late {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+        late
+    });
+    let status = child.wait().unwrap();
+    let _ = exited.send(());
+    let late = watchdog.join().unwrap();
+    assert!(!late, "the process did not exit within {limit:?}");
+    status.code().unwrap_or(-1)
 }
 
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -134,13 +186,4 @@ pub async fn http(
         retry,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
-}
-
-/// Polls `check` until it holds (bounded): the node is another process.
-pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::task::yield_now().await;
-    }
 }

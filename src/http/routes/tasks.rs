@@ -309,13 +309,13 @@ async fn ended_in_store(system: &TaskSystem, id: TaskId) -> ApiError {
 }
 
 /// The task's status: live from memory, else from the store.
-async fn status(system: &TaskSystem, id: TaskId) -> Result<TaskStatus, TaskError> {
+pub(super) async fn status(system: &TaskSystem, id: TaskId) -> Result<TaskStatus, TaskError> {
     match system.status(id) {
         Err(TaskError::NotFound(_)) => Ok(system.get(id).await?.status),
         other => other,
     }
 }
 
-fn task_id(raw: &str) -> Result<TaskId, ApiError> {
+pub(super) fn task_id(raw: &str) -> Result<TaskId, ApiError> {
     raw.parse::<TaskId>().map_err(ApiError::from)
 }

@@ -220,3 +220,46 @@ async fn large_integers_and_long_decimals_in_args_come_back_exactly_as_args_and_
     assert_eq!(got.body["result"].to_string(), exact);
     stop(system).await;
 }
+
+/// A wait answers as soon as the task ends: the sleep ends at 30 s of paused time, and
+/// the wait, asked for up to 20 s at 15 s, answers then with the ended task.
+#[tokio::test(start_paused = true)]
+async fn a_wait_answers_once_the_task_ends_and_with_its_state_when_it_runs_out() {
+    let system = start(|b| b).await;
+    let app = open(&system);
+    let body = json!({"kind": "sleep", "args": {"ms": 30_000}});
+    let created = call(&app, Method::POST, "/v1/tasks", Some(body)).await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let ran_out = call(
+        &app,
+        Method::GET,
+        &format!("/v1/tasks/{id}/wait?timeout_ms=15000"),
+        None,
+    )
+    .await;
+    assert_eq!(ran_out.status, StatusCode::OK, "{:?}", ran_out.body);
+    assert_eq!(ran_out.body["state"], "running");
+    let started = tokio::time::Instant::now();
+    let ended = call(
+        &app,
+        Method::GET,
+        &format!("/v1/tasks/{id}/wait?timeout_ms=20000"),
+        None,
+    )
+    .await;
+    assert_eq!(ended.body["state"], "succeeded");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "answered at the end"
+    );
+    let bad = call(
+        &app,
+        Method::GET,
+        &format!("/v1/tasks/{id}/wait?timeout_ms=soon"),
+        None,
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.message().contains("timeout_ms"), "{}", bad.message());
+    stop(system).await;
+}

@@ -76,6 +76,10 @@ pub enum TaskError {
     /// The requested change is not allowed from the task's state.
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    /// The task ended, but the store failed to write its end: it is not durable, and after
+    /// a restart the task runs again (delivery is at-least-once).
+    #[error("task {0} ended, but its end could not be stored; it may run again after a restart")]
+    EndNotStored(TaskId),
     /// Another command's change to the task is being written; try again.
     #[error("another command on task {0} is being stored; try again")]
     Busy(TaskId),

@@ -379,6 +379,48 @@ async fn a_stored_stop_request_is_applied_at_recovery() {
     first.shutdown(Duration::from_secs(1)).await;
 }
 
+/// A waiter is told a task ended only once its end is durable: when the write of the end
+/// fails, the waiter (and every later one) is told the end could not be stored.
+#[tokio::test(start_paused = true)]
+async fn a_waiter_is_not_told_of_an_end_whose_write_failed() {
+    let store = Flaky::default();
+    let (h, mut rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("endlost"))
+        .store(store.clone())
+        .handler(h.clone())
+        .start()
+        .await
+        .unwrap();
+    let id = sys.submit(gate("g")).await.unwrap().id;
+    next_start(&mut rx).await;
+    let waiting = tokio::spawn({
+        let sys = sys.clone();
+        async move { sys.wait(id).await }
+    });
+    tokio::task::yield_now().await;
+    store.broken.store(true, Ordering::SeqCst);
+    h.open("g", 1);
+    let told = waiting.await.unwrap();
+    assert!(
+        matches!(told, Err(TaskError::EndNotStored(t)) if t == id),
+        "{told:?}"
+    );
+    let again = sys.wait(id).await;
+    assert!(
+        matches!(again, Err(TaskError::EndNotStored(_))),
+        "{again:?}"
+    );
+    store.broken.store(false, Ordering::SeqCst);
+    let stored = store.inner.get(id).await.unwrap().unwrap();
+    assert!(
+        !stored.life.state.is_terminal(),
+        "the store never saw the end: {:?}",
+        stored.life.state
+    );
+    sys.shutdown(Duration::from_secs(1)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_creates_with_shared_unique_keys_make_one_task_per_key() {
     let dir = std::env::temp_dir().join(format!("taskmesh-conc-{}", std::process::id()));

@@ -176,9 +176,10 @@ impl From<TaskError> for ApiError {
             TaskError::AlreadyTerminal { .. } | TaskError::Transition(_) | TaskError::Busy(_) => {
                 Self::conflict(message)
             }
-            TaskError::WaitTimeout(_) | TaskError::SystemStopped | TaskError::Store(_) => {
-                Self::not_ready(message)
-            }
+            TaskError::WaitTimeout(_)
+            | TaskError::SystemStopped
+            | TaskError::EndNotStored(_)
+            | TaskError::Store(_) => Self::not_ready(message),
         }
     }
 }

@@ -128,10 +128,13 @@ pub(crate) struct Status {
     /// back. Settles are fenced by the run, which never goes back.
     pub run: u64,
     /// Told the task's result once its end is durable.
-    pub waiters: Vec<oneshot::Sender<TaskResult>>,
+    pub waiters: Vec<oneshot::Sender<Option<TaskResult>>>,
     /// The task ended but its end is not durable yet: a caller waiting now joins
     /// `waiters` instead of being answered at once.
     pub end_pending: bool,
+    /// The task ended but the write of its end failed: it is not durable (waiters are
+    /// told so), and the task runs again after a restart.
+    pub end_lost: bool,
     /// While an operator command's write is in flight: the last durable [`Life`], which
     /// readers see until the write is durable, and which comes back if it fails.
     pub committed: Option<Box<Life>>,
@@ -193,6 +196,7 @@ impl TaskCell {
                 run: 0,
                 waiters: Vec::new(),
                 end_pending: false,
+                end_lost: false,
                 committed: None,
                 requesting: false,
                 released: false,

@@ -19,6 +19,9 @@ pub(crate) struct Journal {
     failing: Arc<AtomicBool>,
 }
 
+/// Run once a queued write is settled, with whether it is durable.
+pub(crate) type Then = Box<dyn FnOnce(bool) + Send>;
+
 /// The actor id recorded for changes the runtime makes on its own.
 pub(crate) const RUNTIME_ACTOR: &str = "taskmesh";
 
@@ -61,16 +64,17 @@ impl Journal {
         result
     }
 
-    /// Queues writes without waiting; `then` runs once they are durable (at once without a
-    /// store, and also after a failed write, which is logged and marks the store failing).
-    pub fn write_then(&self, writes: Vec<Write>, then: Option<Box<dyn FnOnce() + Send>>) {
+    /// Queues writes without waiting; `then` runs once they are settled, told whether they
+    /// are durable (true at once without a store; false after a failed write, which is
+    /// logged and marks the store failing).
+    pub fn write_then(&self, writes: Vec<Write>, then: Option<Then>) {
         self.queue(writes, then, false);
     }
 
     /// Like [`write_then`](Self::write_then) for writes nobody waits on yet: the store may
     /// hold them a little so they share the next commit ([`Store::write_deferred`]).
     /// [`hurry`](Self::hurry) commits them at once.
-    pub fn write_later(&self, writes: Vec<Write>, then: Option<Box<dyn FnOnce() + Send>>) {
+    pub fn write_later(&self, writes: Vec<Write>, then: Option<Then>) {
         self.queue(writes, then, true);
     }
 
@@ -91,10 +95,10 @@ impl Journal {
         }
     }
 
-    fn queue(&self, writes: Vec<Write>, then: Option<Box<dyn FnOnce() + Send>>, later: bool) {
+    fn queue(&self, writes: Vec<Write>, then: Option<Then>, later: bool) {
         let Some(store) = &self.store else {
             if let Some(f) = then {
-                f();
+                f(true);
             }
             return;
         };
@@ -110,7 +114,7 @@ impl Journal {
             let result = fut.await;
             journal.note(&result, rows);
             if let Some(f) = then {
-                f();
+                f(result.is_ok());
             }
         });
     }

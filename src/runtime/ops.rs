@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::journal::Journal;
+use super::journal::{Journal, Then};
 use super::settle::{apply, on_durable_end};
 use super::{Shared, Status, TaskCell};
 use crate::error::TaskError;
@@ -190,7 +190,7 @@ enum Decided {
 struct Pending {
     was: TaskState,
     placement: Placement,
-    notify: Option<Box<dyn FnOnce() + Send>>,
+    notify: Option<Then>,
 }
 
 /// Decides a command under the task's lock. A change is made to the task's life, but
@@ -296,7 +296,7 @@ fn commit(shared: &Shared, cell: &Arc<TaskCell>, pending: Pending) {
     };
     account(shared, cell, pending.was, now, pending.placement);
     if let Some(notify) = pending.notify {
-        notify();
+        notify(true);
     }
 }
 

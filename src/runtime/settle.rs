@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::journal::Journal;
+use super::journal::{Journal, Then};
 use super::{AttemptError, AttemptOutcome, FailureKind, Shared, Status, TaskCell};
 use crate::queue::QueueShared;
 use crate::store::{Crash, EventKind, Intent, Write};
@@ -305,24 +305,26 @@ pub(crate) fn update(cell: &TaskCell, s: &Status, kind: EventKind) -> Write {
 }
 
 /// When the task ended: marks the end as not yet durable and returns the closure to run
-/// once it is, which tells the waiters (also those that came in the meantime: see
-/// [`Status::end_pending`]). Without a store (`journaled` false) the end is final at
-/// once, so there is nothing to do unless someone already waits.
+/// once its write is settled, which tells the waiters (also those that came in the
+/// meantime: see [`Status::end_pending`]) the result, or, if the write failed, that the
+/// end is not durable ([`Status::end_lost`]). Without a store (`journaled` false) the end
+/// is final at once, so there is nothing to do unless someone already waits.
 pub(crate) fn on_durable_end(
     cell: &Arc<TaskCell>,
     s: &mut Status,
     journaled: bool,
-) -> Option<Box<dyn FnOnce() + Send>> {
+) -> Option<Then> {
     if !s.state.is_terminal() || (!journaled && s.waiters.is_empty()) {
         return None;
     }
     s.end_pending = true;
     let cell = Arc::clone(cell);
-    Some(Box::new(move || {
+    Some(Box::new(move |durable| {
         let mut s = cell.status.lock();
         s.end_pending = false;
+        s.end_lost = !durable;
         let waiters = std::mem::take(&mut s.waiters);
-        let result = s.result_of(cell.task.id);
+        let result = durable.then(|| s.result_of(cell.task.id));
         drop(s);
         for w in waiters {
             let _ = w.send(result.clone());

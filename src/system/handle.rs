@@ -112,7 +112,10 @@ impl TaskSystem {
         let (rx, hurry) = {
             let mut s = cell.status.lock();
             if s.state.is_terminal() && !s.end_pending {
-                return Ok(s.result_of(id));
+                return match s.end_lost {
+                    true => Err(TaskError::EndNotStored(id)),
+                    false => Ok(s.result_of(id)),
+                };
             }
             let (tx, rx) = oneshot::channel();
             s.waiters.push(tx);
@@ -122,7 +125,11 @@ impl TaskSystem {
             // The end may be a deferred write: someone waits on it now.
             self.shared.journal.hurry();
         }
-        rx.await.map_err(|_| TaskError::SystemStopped)
+        match rx.await {
+            Ok(Some(result)) => Ok(result),
+            Ok(None) => Err(TaskError::EndNotStored(id)),
+            Err(_) => Err(TaskError::SystemStopped),
+        }
     }
 
     /// The result of a task that ended and is no longer held in memory.

@@ -58,7 +58,7 @@
 //! | [`config`], [`secret`] | settings as data; secrets that never print |
 //! | [`lockfile`] | exclusive lock files: one process per data directory and database |
 //! | [`testing`] | a scripted handler and fault injection for tests |
-//! | [`bench`] | the `taskmesh bench` harness |
+//! | [`bench`](mod@bench) | the `taskmesh bench` harness |
 //!
 //! See `docs/ARCHITECTURE.md` for the supervision tree and the path a task takes.
 pub mod bench;

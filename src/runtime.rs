@@ -1,6 +1,6 @@
 //! The live state of tasks inside one system: task cells, the task table, running an
 //! attempt and settling its outcome. Everything here is shared by the actors through
-//! [`Shared`]; nothing is global.
+//! `Shared`; nothing is global.
 
 mod attempt;
 mod cell;

@@ -21,7 +21,7 @@ pub const MAX_METADATA_BYTES: usize = 256;
 
 /// Prefixes of unique keys and actor ids that belong to the system (the scheduler's
 /// `cron:` slots and actors; `system:` and `taskmesh:` kept for the runtime). Untrusted
-/// callers may not use them: see [`NewTask::check_unreserved`].
+/// callers may not use them: see [`NewTask::check_unreserved`](crate::task::NewTask::check_unreserved).
 pub const RESERVED_PREFIXES: [&str; 3] = ["cron:", "system:", "taskmesh:"];
 
 /// The earliest time a task may name (the Unix epoch); stores keep times as signed

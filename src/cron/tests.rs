@@ -359,7 +359,9 @@ fn item_strategy() -> impl Strategy<Value = String> {
 
 /// A field: one to three items, comma-separated.
 fn field_strategy() -> impl Strategy<Value = String> {
-    prop::collection::vec(item_strategy(), 1..=3).prop_map(|items| items.join(","))
+    prop::collection::vec(item_strategy(), 1..=3)
+        .prop_map(|items| items.join(","))
+        .prop_filter("a field is not empty", |f| !f.is_empty())
 }
 
 proptest! {

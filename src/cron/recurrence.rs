@@ -218,10 +218,11 @@ impl Recurrence {
 
     /// Wall-clock times matching the expression, strictly after `start`, in order. Wall
     /// clock times are enumerated as if they were UTC, which has no gaps or folds.
+    /// Borrows the schedule: `after_owned` would clone it for every slot computed.
     fn wall_clock_after(&self, start: NaiveDateTime) -> impl Iterator<Item = NaiveDateTime> + '_ {
         self.expr
             .schedule
-            .after_owned(Utc.from_utc_datetime(&start))
+            .after(&Utc.from_utc_datetime(&start))
             .map(|t| t.naive_utc())
     }
 }

@@ -362,7 +362,7 @@ fn item_strategy() -> impl Strategy<Value = String> {
 fn field_strategy() -> impl Strategy<Value = String> {
     prop::collection::vec(item_strategy(), 1..=3)
         .prop_map(|items| items.join(","))
-        .prop_filter("a field has text", |f| !f.is_empty())
+        .prop_filter("a field is not empty", |f| !f.is_empty())
 }
 
 proptest! {

@@ -15,10 +15,21 @@ use crate::scheduler::plan::plan;
 use crate::scheduler::{Overlap, ScheduleRecord};
 use crate::system::submit::submit_batch;
 use crate::system::Receipt;
+use crate::task::TaskId;
 
 /// A schedule whose firing failed is tried again after this long; a node that does not
 /// lead checks again after this long.
 const RETRY: chrono::Duration = chrono::Duration::seconds(1);
+
+/// What became of one slot a tick fired.
+enum Taken {
+    /// Its task (new, or the one that already held its key).
+    Fired(TaskId),
+    /// Refused for good: counted and logged, not retried.
+    Dropped,
+    /// Failed for a passing reason: tried again.
+    Failed,
+}
 
 /// What a tick does for one schedule.
 struct Job {
@@ -169,41 +180,60 @@ impl SchedulerState {
         let name = record.spec.name.clone();
         let mut failed = None;
         for (slot, result) in fire.into_iter().zip(results) {
-            match result {
-                Ok(receipt) => {
-                    self.fired_one(&name, slot, &receipt, now);
-                    record.last_task = Some(receipt.id);
-                }
-                Err(e) if passing(&e) => {
-                    tracing::warn!(schedule = %name, slot = %slot, error = %e, "firing a slot failed; retrying shortly");
-                    failed = failed.or(Some(slot));
-                }
-                Err(e) => {
-                    dropped("refused", 1);
-                    tracing::error!(schedule = %name, slot = %slot, error = %e, "slot dropped: its task was refused");
-                }
+            match self.take(&name, slot, result, now) {
+                Taken::Fired(id) => record.last_task = Some(id),
+                Taken::Dropped => {}
+                Taken::Failed => failed = failed.or(Some(slot)),
             }
         }
+        record.last_slot = Some(match failed {
+            Some(slot) => slot - chrono::Duration::nanoseconds(1),
+            None => newest,
+        });
         match failed {
-            Some(slot) => {
-                self.retry_at.insert(name, now + RETRY);
-                record.last_slot = Some(slot - chrono::Duration::nanoseconds(1));
-            }
-            None => {
-                self.retry_at.remove(&name);
-                record.last_slot = Some(newest);
-            }
-        }
+            Some(_) => self.retry_at.insert(name, now + RETRY),
+            None => self.retry_at.remove(&name),
+        };
         record.updated_at = now;
         record
     }
 
+    /// Counts and logs the result of firing one slot.
+    fn take(
+        &mut self,
+        name: &str,
+        slot: DateTime<Utc>,
+        result: Result<Receipt, SubmitError>,
+        now: DateTime<Utc>,
+    ) -> Taken {
+        match result {
+            Ok(receipt) => {
+                self.fired_one(name, slot, &receipt, now);
+                Taken::Fired(receipt.id)
+            }
+            Err(e) if passing(&e) => {
+                tracing::warn!(schedule = %name, slot = %slot, error = %e, "firing a slot failed; retrying shortly");
+                Taken::Failed
+            }
+            Err(e) => {
+                dropped("refused", 1);
+                tracing::error!(schedule = %name, slot = %slot, error = %e, "slot dropped: its task was refused");
+                Taken::Dropped
+            }
+        }
+    }
+
+    /// Records the lateness of a slot that created its task (not of a duplicate: a slot
+    /// fired again after a failure or a restart).
     fn fired_one(&mut self, name: &str, slot: DateTime<Utc>, r: &Receipt, now: DateTime<Utc>) {
+        tracing::debug!(schedule = %name, slot = %slot, task_id = %r.id, duplicate = r.duplicate, "slot fired");
+        if r.duplicate {
+            return;
+        }
         let late = (now - slot).to_std().unwrap_or_default();
         // No schedule label: a removed schedule would leave its series behind forever.
         metrics::histogram!(crate::telemetry::names::CRON_LATENESS).record(late.as_secs_f64());
         self.fired += 1;
-        tracing::debug!(schedule = %name, slot = %slot, task_id = %r.id, duplicate = r.duplicate, "slot fired");
     }
 
     /// Stores the records with one write, and keeps them in the book even if the write

@@ -17,6 +17,7 @@ async fn the_openapi_description_is_served_without_a_token_and_lists_every_route
         ("/v1/tasks", "get"),
         ("/v1/tasks/{id}", "get"),
         ("/v1/tasks/{id}/events", "get"),
+        ("/v1/tasks/{id}/wait", "get"),
         ("/v1/tasks/{id}/cancel", "post"),
         ("/v1/tasks/{id}/pause", "post"),
         ("/v1/tasks/{id}/resume", "post"),

@@ -140,17 +140,22 @@ impl Store for Flaky {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_failing_store_refuses_submits_reports_not_ready_and_recovers() {
-    let store = Flaky::default();
-    let (h, _rx) = ScriptHandler::new();
-    let sys = TaskSystem::builder()
-        .namespace(unique_ns("flaky"))
+/// A system in a namespace of its own over `store`, with the scripted handler `h`.
+async fn on(store: &Flaky, prefix: &str, h: ScriptHandler) -> TaskSystem {
+    TaskSystem::builder()
+        .namespace(unique_ns(prefix))
         .store(store.clone())
         .handler(h)
         .start()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_store_refuses_submits_reports_not_ready_and_recovers() {
+    let store = Flaky::default();
+    let (h, _rx) = ScriptHandler::new();
+    let sys = on(&store, "flaky", h).await;
     assert!(sys.ready().await.ready);
     store.broken.store(true, Ordering::SeqCst);
     let refused = sys.submit(task(Script::Ok { value: 1.into() })).await;
@@ -196,13 +201,7 @@ async fn readiness_stays_not_ready_while_writes_fail_though_a_small_probe_passes
     let store = Flaky::default();
     store.probe_fits.store(true, Ordering::SeqCst);
     let (h, _rx) = ScriptHandler::new();
-    let sys = TaskSystem::builder()
-        .namespace(unique_ns("fullprobe"))
-        .store(store.clone())
-        .handler(h)
-        .start()
-        .await
-        .unwrap();
+    let sys = on(&store, "fullprobe", h).await;
     assert!(sys.ready().await.ready);
     store.broken.store(true, Ordering::SeqCst);
     let refused = sys.submit(task(Script::Ok { value: 1.into() })).await;
@@ -229,13 +228,7 @@ async fn readiness_stays_not_ready_while_writes_fail_though_a_small_probe_passes
 async fn a_command_whose_write_fails_changes_nothing() {
     let store = Flaky::default();
     let (h, _rx) = ScriptHandler::new();
-    let sys = TaskSystem::builder()
-        .namespace(unique_ns("cmdfail"))
-        .store(store.clone())
-        .handler(h)
-        .start()
-        .await
-        .unwrap();
+    let sys = on(&store, "cmdfail", h).await;
     let paused = sys
         .submit(task(Script::Ok { value: 1.into() }).auto_start(false))
         .await
@@ -296,13 +289,7 @@ async fn a_command_whose_write_fails_changes_nothing() {
 async fn a_stop_request_that_cannot_be_stored_leaves_the_attempt_running() {
     let store = Flaky::default();
     let (h, mut rx) = ScriptHandler::new();
-    let sys = TaskSystem::builder()
-        .namespace(unique_ns("stopfail"))
-        .store(store.clone())
-        .handler(h.clone())
-        .start()
-        .await
-        .unwrap();
+    let sys = on(&store, "stopfail", h.clone()).await;
     let id = sys.submit(gate("g")).await.unwrap().id;
     next_start(&mut rx).await;
     store.broken.store(true, Ordering::SeqCst);
@@ -332,13 +319,7 @@ async fn a_stop_request_that_cannot_be_stored_leaves_the_attempt_running() {
 async fn a_stored_stop_request_is_applied_at_recovery() {
     let store = Flaky::default();
     let (h, mut rx) = ScriptHandler::new();
-    let first = TaskSystem::builder()
-        .namespace(unique_ns("stopcrash"))
-        .store(store.clone())
-        .handler(h)
-        .start()
-        .await
-        .unwrap();
+    let first = on(&store, "stopcrash", h).await;
     let id = first.submit(gate("g")).await.unwrap().id;
     next_start(&mut rx).await;
     assert_eq!(
@@ -385,13 +366,7 @@ async fn a_stored_stop_request_is_applied_at_recovery() {
 async fn a_waiter_is_not_told_of_an_end_whose_write_failed() {
     let store = Flaky::default();
     let (h, mut rx) = ScriptHandler::new();
-    let sys = TaskSystem::builder()
-        .namespace(unique_ns("endlost"))
-        .store(store.clone())
-        .handler(h.clone())
-        .start()
-        .await
-        .unwrap();
+    let sys = on(&store, "endlost", h.clone()).await;
     let id = sys.submit(gate("g")).await.unwrap().id;
     next_start(&mut rx).await;
     let waiting = tokio::spawn({
@@ -537,13 +512,7 @@ async fn waiting_on_a_task_whose_end_is_not_durable_yet_hurries_the_write_and_wa
     let (ended_tx, mut ended) = mpsc::unbounded_channel();
     *store.ended.lock().unwrap() = Some(ended_tx);
     let (h, _rx) = ScriptHandler::new();
-    let sys = TaskSystem::builder()
-        .namespace(unique_ns("deferred"))
-        .store(store.clone())
-        .handler(h)
-        .start()
-        .await
-        .unwrap();
+    let sys = on(&store, "deferred", h).await;
     let id = sys
         .submit(task(Script::Ok { value: 7.into() }))
         .await
@@ -580,13 +549,7 @@ async fn a_list_right_after_an_end_sees_the_end_the_store_held_back() {
     let (ended_tx, mut ended) = mpsc::unbounded_channel();
     *store.ended.lock().unwrap() = Some(ended_tx);
     let (h, _rx) = ScriptHandler::new();
-    let sys = TaskSystem::builder()
-        .namespace(unique_ns("listheld"))
-        .store(store.clone())
-        .handler(h)
-        .start()
-        .await
-        .unwrap();
+    let sys = on(&store, "listheld", h).await;
     let id = sys
         .submit(task(Script::Ok { value: 1.into() }))
         .await

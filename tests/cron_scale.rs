@@ -322,3 +322,32 @@ async fn a_slot_whose_store_write_failed_fires_once_the_store_recovers() {
     assert_eq!(store.count(TaskFilter::default()).await.unwrap(), 1);
     sys.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_watermark_a_tick_moved_is_stored_soon_after_and_at_the_latest_on_shutdown() {
+    let (store, ns) = (MemoryStore::new(), unique_ns("stored"));
+    let (h, mut rx) = ScriptHandler::new();
+    let sys = system(&ns, &store, at(0, 0, 5)).handler(h);
+    let sys = sys.start().await.unwrap();
+    let spec = ScheduleSpec::new("stored", "*/10 * * * * *", ok_task());
+    sys.put_schedule(spec).await.unwrap();
+    common::next_start(&mut rx).await; // 00:00:10 fired
+    let stored = |store: &MemoryStore| {
+        let store = store.clone();
+        async move { store.schedules().await.unwrap()[0].last_slot }
+    };
+    assert_eq!(
+        sys.schedule("stored").await.unwrap().record.last_slot,
+        Some(at(0, 0, 10))
+    );
+    // The paused clock moves on by a second: the save, 250 ms after the tick, is done.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(stored(&store).await, Some(at(0, 0, 10)));
+    common::next_start(&mut rx).await; // 00:00:20 fired
+    sys.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(
+        stored(&store).await,
+        Some(at(0, 0, 20)),
+        "stored on shutdown"
+    );
+}

@@ -47,6 +47,8 @@ pub(crate) enum SchedulerMsg {
     Fire(String, DateTime<Utc>, Reply<Receipt>),
     /// The armed slot is due.
     Tick,
+    /// Stores the watermarks that ticks moved since the last save.
+    Save,
     /// Health check.
     Health(RpcReplyPort<ServiceHealth>),
 }
@@ -69,6 +71,10 @@ pub(crate) struct SchedulerState {
     leading: bool,
     /// Schedules whose last firing failed, and when to try them again.
     retry_at: HashMap<String, DateTime<Utc>>,
+    /// Records whose watermark moved and is not stored yet, by name.
+    unsaved: HashMap<String, ScheduleRecord>,
+    /// The timer of the next [`SchedulerMsg::Save`], while one is armed.
+    save_timer: Option<Timer>,
 }
 
 impl Actor for Scheduler {
@@ -90,6 +96,8 @@ impl Actor for Scheduler {
             since,
             leading: false,
             retry_at: HashMap::new(),
+            unsaved: HashMap::new(),
+            save_timer: None,
         };
         state.load().await?;
         Ok(state)
@@ -133,6 +141,7 @@ impl Actor for Scheduler {
                 let _ = reply.send(state.fire_by_hand(&name, slot).await);
             }
             SchedulerMsg::Tick => state.tick(&myself).await,
+            SchedulerMsg::Save => state.save_unsaved().await,
             SchedulerMsg::Health(reply) => {
                 let _ = reply.send(state.health());
             }
@@ -148,6 +157,7 @@ impl Actor for Scheduler {
         if let Some(t) = state.timer.take() {
             t.abort();
         }
+        state.save_unsaved().await;
         Ok(())
     }
 }
@@ -195,8 +205,9 @@ impl SchedulerState {
             .ok_or_else(|| ScheduleError::NotFound(name.to_string()))
     }
 
-    /// Stores a record durably, then in the book.
-    async fn save(&self, record: ScheduleRecord) -> Result<(), ScheduleError> {
+    /// Stores a record durably, then in the book. It replaces a watermark not yet stored.
+    async fn save(&mut self, record: ScheduleRecord) -> Result<(), ScheduleError> {
+        self.unsaved.remove(&record.spec.name);
         if let Some(store) = self.shared.journal.store() {
             store.put_schedule(record.clone()).await?;
         }
@@ -267,6 +278,7 @@ impl SchedulerState {
         self.cron().book.lock().remove(name);
         self.recurrences.remove(name);
         self.retry_at.remove(name);
+        self.unsaved.remove(name);
         Ok(())
     }
 

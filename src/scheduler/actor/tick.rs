@@ -1,5 +1,6 @@
 //! One tick of the scheduler: plan the due slots of every schedule, fire them all with one
-//! store write, then store every watermark that moved with one more.
+//! store write, then store every watermark that moved with one more, [`SAVE_AFTER`] later
+//! (off the moment the tick's tasks start; at the latest when the scheduler stops).
 //!
 //! A slot the tick does not fire is counted in `taskmesh_cron_skipped_total` with the
 //! reason (`overlap`, `missed` or `refused`) and logged. A slot whose firing failed for a
@@ -20,6 +21,11 @@ use crate::task::TaskId;
 /// A schedule whose firing failed is tried again after this long; a node that does not
 /// lead checks again after this long.
 const RETRY: chrono::Duration = chrono::Duration::seconds(1);
+
+/// Watermarks are stored this long after the tick that moved them, so that writing them
+/// does not compete with starting the tick's tasks. A crash before leaves an older
+/// watermark: its slots are planned again after the restart and find their tasks by key.
+const SAVE_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What became of one slot a tick fired.
 enum Taken {
@@ -46,7 +52,7 @@ impl SchedulerState {
     pub(super) async fn tick(&mut self, myself: &ActorRef<SchedulerMsg>) {
         let now = self.now();
         if self.lead(now) {
-            self.fire_due(now).await;
+            self.fire_due(now, myself).await;
         }
         self.arm(myself);
     }
@@ -95,7 +101,7 @@ impl SchedulerState {
         )
     }
 
-    async fn fire_due(&mut self, now: DateTime<Utc>) {
+    async fn fire_due(&mut self, now: DateTime<Utc>, myself: &ActorRef<SchedulerMsg>) {
         let jobs = self.plan_all(now);
         if jobs.is_empty() {
             return;
@@ -118,7 +124,7 @@ impl SchedulerState {
             .into_iter()
             .map(|j| self.settle(j, &mut results, now))
             .collect();
-        self.save_all(records).await;
+        self.keep(records, myself);
     }
 
     /// The jobs of every schedule that has due slots, leaving out those waiting for a retry.
@@ -236,18 +242,32 @@ impl SchedulerState {
         self.fired += 1;
     }
 
-    /// Stores the records with one write, and keeps them in the book even if the write
-    /// fails: their slots' tasks are durable already, and a slot fired again after a
-    /// restart finds its task by its unique key.
-    async fn save_all(&self, records: Vec<ScheduleRecord>) {
-        if let Some(store) = self.shared.journal.store() {
-            if let Err(e) = store.put_schedules(records.clone()).await {
-                tracing::warn!(schedules = records.len(), error = %e, "storing schedule watermarks failed; slots fired again after a restart are deduplicated");
-            }
-        }
-        let mut book = self.cron().book.lock();
+    /// Puts the records in the book now, and arms a [`SchedulerMsg::Save`] to store them.
+    fn keep(&mut self, records: Vec<ScheduleRecord>, myself: &ActorRef<SchedulerMsg>) {
+        let shared = self.shared.clone();
+        let mut book = shared.cron.book.lock();
         for r in records {
-            book.insert(r.spec.name.clone(), r);
+            book.insert(r.spec.name.clone(), r.clone());
+            self.unsaved.insert(r.spec.name.clone(), r);
+        }
+        drop(book);
+        if self.save_timer.is_none() && self.shared.journal.store().is_some() {
+            self.save_timer = Some(myself.send_after(SAVE_AFTER, || SchedulerMsg::Save));
+        }
+    }
+
+    /// Stores the unsaved records with one write. If it fails they stay in the book: their
+    /// slots' tasks are durable already, and a slot fired again after a restart finds its
+    /// task by its unique key.
+    pub(super) async fn save_unsaved(&mut self) {
+        self.save_timer = None;
+        let records: Vec<ScheduleRecord> = self.unsaved.drain().map(|(_, r)| r).collect();
+        let Some(store) = self.shared.journal.store().filter(|_| !records.is_empty()) else {
+            return;
+        };
+        let n = records.len();
+        if let Err(e) = store.put_schedules(records).await {
+            tracing::warn!(schedules = n, error = %e, "storing schedule watermarks failed; slots fired again after a restart are deduplicated");
         }
     }
 }

@@ -45,8 +45,10 @@ url="$(sed -n 's/^taskmesh node listening on //p' "$out" | head -1)"
 [ -n "$url" ] || { echo "the node did not start"; cat "$data/node.err"; exit 1; }
 echo "node at $url"
 
+# --request-timeout covers the longest answer the node gives: a wait route long poll,
+# capped a second under the node's 30 s request timeout.
 timeout --kill-after=10 "$((BUDGET + 60))" "$ST" run "$url/v1/openapi.json" \
     --checks "${ST_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance}" \
     --max-examples "$EXAMPLES" --seed "$SEED" --max-time "$BUDGET" \
-    --request-timeout 10 --workers 2 --no-color \
+    --request-timeout 35 --workers 2 --no-color \
     --generation-database none

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -34,6 +34,8 @@ struct SlowStore {
     slow: Arc<AtomicBool>,
     /// Task writes fail while set, as on a full disk.
     failing: Arc<AtomicBool>,
+    /// Extra time each write takes beyond [`FSYNC`], in ms (a slow disk).
+    extra_ms: Arc<AtomicU64>,
 }
 
 impl SlowStore {
@@ -44,8 +46,9 @@ impl SlowStore {
         if !self.slow.load(Ordering::Acquire) {
             return f;
         }
+        let extra = Duration::from_millis(self.extra_ms.load(Ordering::Acquire));
         Box::pin(async move {
-            tokio::time::sleep(FSYNC).await;
+            tokio::time::sleep(FSYNC + extra).await;
             f.await
         })
     }
@@ -231,6 +234,49 @@ async fn a_thousand_every_second_schedules_fire_every_slot_within_50_ms_when_eac
         skipped_before,
         "no slot skipped"
     );
+    sys.shutdown(Duration::from_secs(1)).await;
+}
+
+/// Slots are fired ahead of their instant as tasks that wait for it, so even a store that
+/// takes 40 ms a write does not make them late.
+#[tokio::test(start_paused = true)]
+async fn slots_fired_ahead_start_at_their_instant_however_slow_the_store() {
+    let _serial = SERIAL.lock().await;
+    let store = SlowStore::default();
+    let clock = TokioClock::starting_at(at(0, 0, 0) + chrono::Duration::milliseconds(500));
+    let (h, mut rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("ahead"))
+        .clock(clock.clone())
+        .store(store.clone())
+        .queue(QueueConfig::new("default").workers(20, 20))
+        .handler(h)
+        .start()
+        .await
+        .unwrap();
+    for i in 0..100 {
+        let spec = ScheduleSpec::new(format!("ahead-{i}"), "* * * * * *", ok_task());
+        sys.put_schedule(spec).await.unwrap();
+    }
+    store.extra_ms.store(39, Ordering::Release);
+    store.slow.store(true, Ordering::Release);
+    let mut starts = 0;
+    while starts < 300 {
+        let e = rx.recv().await.expect("handler dropped");
+        if !e.started {
+            continue;
+        }
+        starts += 1;
+        let at = clock.now();
+        let view = sys.status(e.id).unwrap();
+        let slot = slot_of(view.unique_key.as_deref().expect("a slot key"));
+        let late = at - slot;
+        assert!(late >= chrono::Duration::zero(), "started before {slot}");
+        assert!(
+            late <= chrono::Duration::milliseconds(2),
+            "{slot} started {late} late"
+        );
+    }
     sys.shutdown(Duration::from_secs(1)).await;
 }
 

@@ -27,7 +27,7 @@ pub(crate) async fn submit(shared: &Shared, new: NewTask) -> Result<Receipt, Sub
         Claimed::Existing(existing) => return Ok(duplicate(existing)),
     };
     queue.admit()?;
-    let (cell, delay) = new_cell(queue, entry, id, new);
+    let cell = new_cell(shared, queue, entry, id, new);
     match persist(shared, &cell).await {
         Ok(None) => {}
         Ok(Some(existing)) => {
@@ -39,7 +39,7 @@ pub(crate) async fn submit(shared: &Shared, new: NewTask) -> Result<Receipt, Sub
             return Err(e);
         }
     }
-    enqueue(shared, queue, cell, delay);
+    enqueue(shared, queue, cell);
     if let Some(guard) = guard {
         guard.keep();
     }
@@ -141,20 +141,26 @@ async fn persist(shared: &Shared, cell: &TaskCell) -> Result<Option<TaskId>, Sub
     }
 }
 
-/// The cell of a new task, and how long its first attempt waits.
+/// How long until `run_at`, by the system's wall clock (the cron clock: the system clock,
+/// or a test's paused one); `None` when it has come.
+fn wait_for(shared: &Shared, run_at: Option<SystemTime>) -> Option<Duration> {
+    let at = run_at?;
+    let now = SystemTime::from(shared.cron.clock.now());
+    at.duration_since(now).ok().filter(|d| !d.is_zero())
+}
+
+/// The cell of a new task.
 fn new_cell(
+    shared: &Shared,
     queue: &QueueShared,
     entry: &HandlerEntry,
     id: TaskId,
     new: NewTask,
-) -> (Arc<TaskCell>, Option<Duration>) {
+) -> Arc<TaskCell> {
     let d = &entry.defaults;
     let max_attempts = new.max_attempts.unwrap_or(d.max_attempts);
     let created_at = SystemTime::now();
-    let delay = new
-        .run_at
-        .and_then(|at| at.duration_since(created_at).ok())
-        .filter(|d| !d.is_zero());
+    let delay = wait_for(shared, new.run_at);
     let state = match (new.auto_start, delay) {
         (false, _) => TaskState::Paused,
         (true, Some(_)) => TaskState::Scheduled,
@@ -180,16 +186,13 @@ fn new_cell(
     if state == TaskState::Scheduled {
         cell.status.lock().due_at = cell.task.run_at;
     }
-    (Arc::new(cell), delay)
+    Arc::new(cell)
 }
 
-/// Makes an accepted task visible and queues it (a paused one waits for `resume`).
-fn enqueue(
-    shared: &Shared,
-    queue: &Arc<QueueShared>,
-    cell: Arc<TaskCell>,
-    delay: Option<Duration>,
-) {
+/// Makes an accepted task visible and queues it (a paused one waits for `resume`). Its
+/// wait for `run_at` is measured now, once it is durable, so the time the store took does
+/// not make it late.
+fn enqueue(shared: &Shared, queue: &Arc<QueueShared>, cell: Arc<TaskCell>) {
     shared.table.insert(cell.clone());
     queue.metrics.submitted.increment(1);
     tracing::debug!(task_id = %cell.task.id, kind = %cell.task.kind, queue = %queue.name, "task submitted");
@@ -197,14 +200,14 @@ fn enqueue(
         queue.dequeued();
         return;
     }
-    queue.push(cell, delay.map(|d| Instant::now() + d));
+    let wait = wait_for(shared, cell.task.run_at);
+    queue.push(cell, wait.map(|d| Instant::now() + d));
 }
 
 /// A task accepted into its queue by [`submit_batch`], not yet durable.
 struct Accepted<'a> {
     queue: Arc<QueueShared>,
     cell: Arc<TaskCell>,
-    delay: Option<Duration>,
     /// Its unique key's claim: kept once the task is visible, freed if it is refused.
     guard: Option<KeyGuard<'a>>,
 }
@@ -248,7 +251,7 @@ pub(crate) async fn submit_batch(
                 results[i] = Ok(duplicate(existing));
             }
             None => {
-                enqueue(shared, &a.queue, a.cell, a.delay);
+                enqueue(shared, &a.queue, a.cell);
                 if let Some(guard) = a.guard {
                     guard.keep();
                 }
@@ -274,11 +277,10 @@ async fn accept(
         },
     };
     queue.admit()?;
-    let (cell, delay) = new_cell(queue, entry, id, new);
+    let cell = new_cell(shared, queue, entry, id, new);
     Ok(Ok(Accepted {
         queue: queue.clone(),
         cell,
-        delay,
         guard,
     }))
 }

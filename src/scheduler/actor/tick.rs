@@ -16,11 +16,36 @@ use crate::scheduler::plan::plan;
 use crate::scheduler::{Overlap, ScheduleRecord};
 use crate::system::submit::submit_batch;
 use crate::system::Receipt;
-use crate::task::TaskId;
+use crate::task::{NewTask, TaskId};
 
 /// A schedule whose firing failed is tried again after this long; a node that does not
 /// lead checks again after this long.
 const RETRY: chrono::Duration = chrono::Duration::seconds(1);
+
+/// How far ahead of its instant a slot is fired, as a task scheduled for that instant: the
+/// tick's work (planning, one store transaction for every due slot) is done before the
+/// slot, and the queue's timer starts the task on time. A schedule that skips overlapping
+/// runs is fired at its instant instead, because whether its previous run still runs is
+/// asked then.
+const AHEAD: chrono::Duration = chrono::Duration::milliseconds(100);
+
+/// How far ahead of its slots `r` is fired.
+fn ahead(r: &ScheduleRecord) -> chrono::Duration {
+    match r.spec.overlap {
+        Overlap::Skip => chrono::Duration::zero(),
+        _ => AHEAD,
+    }
+}
+
+/// The task of `slot`; one fired ahead of its slot runs at the slot (`run_at`, which the
+/// queue measures by the same clock as the scheduler).
+fn task_of(record: &ScheduleRecord, slot: DateTime<Utc>, now: DateTime<Utc>) -> NewTask {
+    let task = slot_task(record, slot);
+    match slot > now {
+        true => task.run_at(slot.into()),
+        false => task,
+    }
+}
 
 /// Watermarks are stored this long after the tick that moved them, so that writing them
 /// does not compete with starting the tick's tasks. A crash before leaves an older
@@ -91,9 +116,10 @@ impl SchedulerState {
         self.timer = Some(myself.send_after(delay, || SchedulerMsg::Tick));
     }
 
-    /// When the schedule is next due: its next slot, or later if it waits for a retry.
+    /// When the schedule is next due: [`AHEAD`] of its next slot, or later if it waits for
+    /// a retry.
     fn due_at(&self, r: &ScheduleRecord) -> Option<DateTime<Utc>> {
-        let next = self.next_slot(r)?;
+        let next = self.next_slot(r)? - ahead(r);
         Some(
             self.retry_at
                 .get(&r.spec.name)
@@ -108,7 +134,7 @@ impl SchedulerState {
         }
         let tasks = jobs
             .iter()
-            .flat_map(|j| j.fire.iter().map(|slot| slot_task(&j.record, *slot)))
+            .flat_map(|j| j.fire.iter().map(|slot| task_of(&j.record, *slot, now)))
             .collect();
         let mut results = match submit_batch(&self.shared, tasks).await {
             Ok(results) => results.into_iter(),
@@ -133,7 +159,7 @@ impl SchedulerState {
         book.values()
             .filter(|r| !r.spec.paused)
             .filter(|r| self.retry_at.get(&r.spec.name).is_none_or(|t| *t <= now))
-            .filter_map(|r| self.plan_one(r, now))
+            .filter_map(|r| self.plan_one(r, now + ahead(r)))
             .collect()
     }
 

@@ -247,7 +247,7 @@ async fn slots_fired_ahead_start_at_their_instant_however_slow_the_store() {
     let (h, mut rx) = ScriptHandler::new();
     let sys = TaskSystem::builder()
         .namespace(unique_ns("ahead"))
-        .clock(clock.clone())
+        .clock(clock)
         .store(store.clone())
         .queue(QueueConfig::new("default").workers(20, 20))
         .handler(h)

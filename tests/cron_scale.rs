@@ -387,7 +387,7 @@ async fn a_watermark_a_tick_moved_is_stored_soon_after_and_at_the_latest_on_shut
         Some(at(0, 0, 10))
     );
     // The paused clock moves on by a second: the save, 250 ms after the tick, is done.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    common::advance_and_settle(&sys, Duration::from_secs(1)).await;
     assert_eq!(stored(&store).await, Some(at(0, 0, 10)));
     common::next_start(&mut rx).await; // 00:00:20 fired
     sys.shutdown(Duration::from_secs(1)).await;

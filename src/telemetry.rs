@@ -185,6 +185,8 @@ pub fn describe() {
         }
     }
     counter!(names::CRON_SKIPPED).increment(0);
+    counter!(names::FENCED).increment(0);
+    counter!(names::RESCUED).increment(0);
 }
 
 /// Per-queue metric handles.

@@ -119,7 +119,15 @@ pub(crate) async fn claim(
     s.attempt = s.attempt.saturating_sub(1);
     s.state = TaskState::Pending;
     s.ready_at = Instant::now();
+    // Waiters here learn the end from the store (`TaskSystem::wait` reads it on `None`).
+    let waiters = match lost {
+        true => std::mem::take(&mut s.waiters),
+        false => Vec::new(),
+    };
     drop(s);
+    for w in waiters {
+        let _ = w.send(None);
+    }
     queue.finished(&cell.task.kind, TaskState::Pending);
     if lost {
         shared.table.forget(cell);

@@ -12,10 +12,12 @@
 #[cfg(test)]
 mod conformance;
 mod memory;
+mod postgres;
 mod sqlite;
 mod types;
 
 pub use memory::MemoryStore;
+pub use postgres::{PgOptions, PgStore, PASSWORD_ENV};
 #[doc(hidden)]
 pub use sqlite::fuzz_decode_rows;
 pub use sqlite::{SqliteOptions, SqliteStore};

@@ -120,6 +120,11 @@ impl PgStore {
         self.inner.pool.close();
     }
 
+    /// The schema the store's tables are in.
+    pub fn schema(&self) -> &str {
+        &self.inner.options.schema
+    }
+
     /// The pool, for the store's own modules and tests.
     fn pool(&self) -> &Pool {
         &self.inner.pool

@@ -1,5 +1,7 @@
 //! Tests of the PostgreSQL store against a real server (see `testing::pg`).
 
+mod conformance;
+
 use super::{PgOptions, PgStore};
 use crate::store::conformance::record_of;
 use crate::store::{EventKind, Store, TaskEvent, Write, WriteResult};

@@ -161,7 +161,7 @@ fn durable(c: &mut Criterion) {
 
 fn list_page(c: &mut Criterion) {
     use taskmesh::bench::{fill_list_store, list_page_filter};
-    use taskmesh::store::{SqliteStore, Store, TaskQuery};
+    use taskmesh::store::{SqliteStore, TaskQuery, TaskStore};
     let rt = runtime();
     let dir = std::env::temp_dir().join(format!("taskmesh-crit-list-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temp dir");

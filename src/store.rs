@@ -11,11 +11,15 @@
 
 #[cfg(test)]
 mod conformance;
+mod coord;
+mod fence;
 mod memory;
 mod postgres;
 mod sqlite;
 mod types;
 
+pub use coord::{Coordination, NodeInfo, NodeRecord, Owner, Requested};
+pub use fence::{Fence, States};
 pub use memory::MemoryStore;
 pub use postgres::{PgOptions, PgStore, PASSWORD_ENV};
 #[doc(hidden)]
@@ -23,7 +27,7 @@ pub use sqlite::fuzz_decode_rows;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use types::{
     Crash, EventKind, Intent, Life, Page, StoreError, StoredEvent, TaskEvent, TaskFilter,
-    TaskQuery, TaskRecord, Write, WriteResult,
+    TaskQuery, TaskRecord, Transition, Write, WriteResult,
 };
 
 use std::time::SystemTime;
@@ -33,24 +37,39 @@ use futures::future::BoxFuture;
 use crate::scheduler::ScheduleRecord;
 use crate::task::TaskId;
 
+/// The store traits, imported for their methods: `use taskmesh::store::prelude::*;`.
+pub mod prelude {
+    pub use super::{Coordination as _, EventLog as _, ScheduleStore as _, Store, TaskStore as _};
+}
+
 /// A task's events and crash history, both oldest first.
 pub type History = (Vec<StoredEvent>, Vec<Crash>);
 
 /// The longest a store holds back a [`Store::write_deferred`] batch before committing it.
 pub const MAX_DEFER: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// Where tasks and their events are kept. Implementations must be safe to share between
-/// threads; every method returns a `'static` future so callers can hold it across awaits.
+/// Everything a task system needs of a store: the small traits below, together. Any type
+/// implementing all of them is a `Store`.
 ///
 /// Contract (checked by the conformance tests for every implementation):
 /// - `write` applies its batch atomically and in order; when the future resolves `Ok`, the
 ///   batch is durable (for a durable store) and visible to every read.
 /// - A `Write::Create` whose `unique_key` is already held by another task writes nothing
 ///   and yields `WriteResult::Duplicate(existing)`; the rest of the batch still applies.
-/// - A `Write::Update` or `Write::Event` for an unknown task id is ignored.
+/// - A `Write::Update` whose row does not pass its fence writes nothing and yields
+///   `WriteResult::Fenced`; the rest of the batch still applies.
+/// - A `Write::Update` or `Write::Event` for an unknown task id is ignored (an update
+///   with a fence yields `Fenced`).
 /// - Events of a task come back in the order they were written, with increasing `seq`.
-pub trait Store: Send + Sync + 'static {
-    /// A short name for logs and bench reports ("memory", "sqlite").
+pub trait Store: TaskStore + EventLog + ScheduleStore + Coordination {}
+
+impl<T: TaskStore + EventLog + ScheduleStore + Coordination> Store for T {}
+
+/// Tasks: creating them, changing them by (conditional) writes, and querying them.
+/// Implementations must be safe to share between threads; every method returns a
+/// `'static` future so callers can hold it across awaits.
+pub trait TaskStore: Send + Sync + 'static {
+    /// A short name for logs and bench reports ("memory", "sqlite", "postgres").
     fn name(&self) -> &'static str;
 
     /// True if a resolved write survives a process crash.
@@ -59,7 +78,7 @@ pub trait Store: Send + Sync + 'static {
     /// Applies `batch` atomically; one result per write, in order.
     fn write(&self, batch: Vec<Write>) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>>;
 
-    /// Like [`write`](Store::write), for a batch nobody waits on yet: an attempt that
+    /// Like [`write`](TaskStore::write), for a batch nobody waits on yet: an attempt that
     /// started, progress, an end no caller awaits. A store may hold it back for a short
     /// while, at most [`MAX_DEFER`], so that it shares the commit (and the fsync) of later
     /// writes instead of taking one of its own. The writes of one task still apply in the
@@ -75,9 +94,6 @@ pub trait Store: Send + Sync + 'static {
     /// A task's metadata row.
     fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>>;
 
-    /// A task's events, oldest first.
-    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>>;
-
     /// A page of tasks matching the filter, newest first, with the total count.
     fn list(&self, query: TaskQuery) -> BoxFuture<'static, Result<Page, StoreError>>;
 
@@ -90,6 +106,26 @@ pub trait Store: Send + Sync + 'static {
     /// The task holding `key`, if any (terminal tasks included, until pruned).
     fn find_unique(&self, key: String) -> BoxFuture<'static, Result<Option<TaskId>, StoreError>>;
 
+    /// Deletes terminal tasks (rows, events, crashes) last updated before `before`.
+    /// Returns how many tasks.
+    fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>>;
+
+    /// Checks that the store can take a write now (readiness).
+    fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>>;
+
+    /// After a write failed: checks that the store takes real writes again, which a
+    /// small probe may not show (a full disk can still fit one page where a batch does
+    /// not fit). The default is [`check_writable`](TaskStore::check_writable).
+    fn check_recovered(&self) -> BoxFuture<'static, Result<(), StoreError>> {
+        self.check_writable()
+    }
+}
+
+/// The event log: each task's events and crash history.
+pub trait EventLog: Send + Sync + 'static {
+    /// A task's events, oldest first.
+    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>>;
+
     /// A task's crash history, oldest first.
     fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>>;
 
@@ -100,29 +136,19 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(async move { Ok((events.await?, crashes.await?)) })
     }
 
-    /// Deletes terminal tasks (rows, events, crashes) last updated before `before`.
-    /// Returns how many tasks.
-    fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>>;
-
     /// Deletes crash history entries older than `before`. Returns how many.
     fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>>;
+}
 
-    /// Checks that the store can take a write now (readiness).
-    fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>>;
-
-    /// After a write failed: checks that the store takes real writes again, which a
-    /// small probe may not show (a full disk can still fit one page where a batch does
-    /// not fit). The default is [`check_writable`](Store::check_writable).
-    fn check_recovered(&self) -> BoxFuture<'static, Result<(), StoreError>> {
-        self.check_writable()
-    }
-
+/// Cron schedules, one record per name.
+pub trait ScheduleStore: Send + Sync + 'static {
     /// Inserts or replaces a schedule (by name), durably.
     fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>>;
 
     /// Inserts or replaces many schedules (by name) at once, durably. A store that can
     /// should do it in one transaction: the scheduler stores every watermark a tick moved
-    /// with one call. The default makes one [`put_schedule`](Store::put_schedule) call each.
+    /// with one call. The default makes one [`put_schedule`](ScheduleStore::put_schedule)
+    /// call each.
     fn put_schedules(
         &self,
         records: Vec<ScheduleRecord>,

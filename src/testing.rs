@@ -245,3 +245,85 @@ pub async fn run_inline<H: Handler>(handler: &H, args: H::Args) -> HandlerResult
     let ctx = TaskContext::new(cell, 1, Default::default(), Default::default());
     handler.perform(ctx, args).await
 }
+
+/// Implements [`Coordination`](crate::store::Coordination) for a test store wrapper by
+/// delegating every method to one of its fields: `delegate_coordination!(Wrapper, inner);`.
+#[macro_export]
+macro_rules! delegate_coordination {
+    ($ty:ty, $field:ident) => {
+        impl $crate::store::Coordination for $ty {
+            fn shared(&self) -> bool {
+                self.$field.shared()
+            }
+            fn register(
+                &self,
+                info: $crate::store::NodeInfo,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<$crate::store::Owner, $crate::store::StoreError>,
+            > {
+                self.$field.register(info)
+            }
+            fn heartbeat(
+                &self,
+                owner: $crate::store::Owner,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Vec<$crate::store::Requested>, $crate::store::StoreError>,
+            > {
+                self.$field.heartbeat(owner)
+            }
+            fn nodes(
+                &self,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Vec<$crate::store::NodeRecord>, $crate::store::StoreError>,
+            > {
+                self.$field.nodes()
+            }
+            fn dead(
+                &self,
+                dead_after: ::std::time::Duration,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Vec<$crate::store::Owner>, $crate::store::StoreError>,
+            > {
+                self.$field.dead(dead_after)
+            }
+            fn bury(
+                &self,
+                owner: $crate::store::Owner,
+                dead_after: ::std::time::Duration,
+            ) -> ::futures::future::BoxFuture<'static, Result<bool, $crate::store::StoreError>>
+            {
+                self.$field.bury(owner, dead_after)
+            }
+            fn held(
+                &self,
+                owner: $crate::store::Owner,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Vec<$crate::store::TaskRecord>, $crate::store::StoreError>,
+            > {
+                self.$field.held(owner)
+            }
+            fn release(
+                &self,
+                owner: $crate::store::Owner,
+            ) -> ::futures::future::BoxFuture<'static, Result<u64, $crate::store::StoreError>> {
+                self.$field.release(owner)
+            }
+            fn reserve(
+                &self,
+                owner: $crate::store::Owner,
+                queues: Vec<String>,
+                limit: u32,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Vec<$crate::store::TaskRecord>, $crate::store::StoreError>,
+            > {
+                self.$field.reserve(owner, queues, limit)
+            }
+        }
+    };
+}

@@ -15,8 +15,8 @@ use futures::future::BoxFuture;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use taskmesh::scheduler::{CatchUp, Clock, ScheduleRecord, ScheduleSpec, TokioClock};
 use taskmesh::store::{
-    Crash, History, MemoryStore, Page, Store, StoreError, StoredEvent, TaskFilter, TaskQuery,
-    TaskRecord, Write, WriteResult,
+    Crash, EventLog, History, MemoryStore, Page, ScheduleStore, StoreError, StoredEvent,
+    TaskFilter, TaskQuery, TaskRecord, TaskStore, Write, WriteResult,
 };
 use taskmesh::task::TaskId;
 use taskmesh::testing::{script, Script, ScriptHandler};
@@ -54,13 +54,17 @@ impl SlowStore {
     }
 }
 
-impl Store for SlowStore {
+taskmesh::delegate_coordination!(SlowStore, inner);
+
+impl TaskStore for SlowStore {
     fn name(&self) -> &'static str {
         "slow"
     }
+
     fn durable(&self) -> bool {
         false
     }
+
     fn write(&self, batch: Vec<Write>) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>> {
         if self.failing.load(Ordering::Acquire) {
             let full = StoreError::WriteFailed("disk full".into());
@@ -68,51 +72,70 @@ impl Store for SlowStore {
         }
         self.slow(self.inner.write(batch))
     }
+
     fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>> {
         self.inner.get(id)
     }
-    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
-        self.inner.events(id)
-    }
+
     fn list(&self, query: TaskQuery) -> BoxFuture<'static, Result<Page, StoreError>> {
         self.inner.list(query)
     }
+
     fn count(&self, filter: TaskFilter) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.inner.count(filter)
     }
+
     fn open_tasks(&self) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
         self.inner.open_tasks()
     }
+
     fn find_unique(&self, key: String) -> BoxFuture<'static, Result<Option<TaskId>, StoreError>> {
         self.inner.find_unique(key)
     }
-    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
-        self.inner.crashes(id)
-    }
-    fn history(&self, id: TaskId) -> BoxFuture<'static, Result<History, StoreError>> {
-        self.inner.history(id)
-    }
+
     fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.inner.prune_terminal(before)
     }
-    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.inner.sweep_crashes(before)
-    }
+
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         self.inner.check_writable()
     }
+}
+
+impl EventLog for SlowStore {
+    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
+        self.inner.events(id)
+    }
+
+    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
+        self.inner.crashes(id)
+    }
+
+    fn history(&self, id: TaskId) -> BoxFuture<'static, Result<History, StoreError>> {
+        self.inner.history(id)
+    }
+
+    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.inner.sweep_crashes(before)
+    }
+}
+
+impl ScheduleStore for SlowStore {
     fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
         self.slow(self.inner.put_schedule(record))
     }
+
     fn put_schedules(
         &self,
         records: Vec<ScheduleRecord>,
     ) -> BoxFuture<'static, Result<(), StoreError>> {
         self.slow(self.inner.put_schedules(records))
     }
+
     fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
         self.slow(self.inner.delete_schedule(name))
     }
+
     fn schedules(&self) -> BoxFuture<'static, Result<Vec<ScheduleRecord>, StoreError>> {
         self.inner.schedules()
     }

@@ -7,9 +7,10 @@ mod support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use taskmesh::store::prelude::*;
 
 use support::{cli, temp_dir, wait_exit, Node, BIN};
-use taskmesh::store::{SqliteStore, Store};
+use taskmesh::store::SqliteStore;
 use taskmesh::TaskId;
 
 fn submit_sleep(url: &str) -> TaskId {

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use common::{gate, next_start, task, unique_ns};
 use futures::future::{BoxFuture, FutureExt};
 use taskmesh::store::{
-    Crash, MemoryStore, Page, SqliteStore, Store, StoreError, StoredEvent, TaskFilter, TaskQuery,
-    TaskRecord, Write, WriteResult,
+    Crash, EventLog, MemoryStore, Page, ScheduleStore, SqliteStore, StoreError, StoredEvent,
+    TaskFilter, TaskQuery, TaskRecord, TaskStore, Write, WriteResult,
 };
 use taskmesh::testing::{Script, ScriptHandler};
 use taskmesh::{HealthStatus, SubmitError, TaskError, TaskId, TaskState, TaskSystem};
@@ -50,13 +50,17 @@ impl Flaky {
     }
 }
 
-impl Store for Flaky {
+taskmesh::delegate_coordination!(Flaky, inner);
+
+impl TaskStore for Flaky {
     fn name(&self) -> &'static str {
         "flaky"
     }
+
     fn durable(&self) -> bool {
         true
     }
+
     fn write(&self, batch: Vec<Write>) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>> {
         if self.broken.load(Ordering::SeqCst) {
             return Box::pin(async { Err(StoreError::WriteFailed("disk full".into())) });
@@ -64,12 +68,13 @@ impl Store for Flaky {
         self.flush();
         self.inner.write(batch)
     }
+
     fn write_deferred(
         &self,
         batch: Vec<Write>,
     ) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>> {
         let ends = batch.iter().find_map(|w| match w {
-            Write::Update(id, life, _) if life.state.is_terminal() => Some(*id),
+            Write::Update(t) if t.life.state.is_terminal() => Some(t.id),
             _ => None,
         });
         let (reply, result) = oneshot::channel();
@@ -79,47 +84,31 @@ impl Store for Flaky {
         }
         Box::pin(async move { result.await.unwrap_or(Err(StoreError::Closed)) })
     }
+
     fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>> {
         self.inner.get(id)
     }
-    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
-        self.inner.events(id)
-    }
+
     fn list(&self, q: TaskQuery) -> BoxFuture<'static, Result<Page, StoreError>> {
         self.inner.list(q)
     }
+
     fn count(&self, f: TaskFilter) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.inner.count(f)
     }
+
     fn open_tasks(&self) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
         self.inner.open_tasks()
     }
+
     fn find_unique(&self, key: String) -> BoxFuture<'static, Result<Option<TaskId>, StoreError>> {
         self.inner.find_unique(key)
     }
-    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
-        self.inner.crashes(id)
-    }
+
     fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.inner.prune_terminal(before)
     }
-    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.inner.sweep_crashes(before)
-    }
-    fn put_schedule(
-        &self,
-        r: taskmesh::scheduler::ScheduleRecord,
-    ) -> BoxFuture<'static, Result<(), StoreError>> {
-        self.inner.put_schedule(r)
-    }
-    fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
-        self.inner.delete_schedule(name)
-    }
-    fn schedules(
-        &self,
-    ) -> BoxFuture<'static, Result<Vec<taskmesh::scheduler::ScheduleRecord>, StoreError>> {
-        self.inner.schedules()
-    }
+
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         let broken = self.broken.load(Ordering::SeqCst) && !self.probe_fits.load(Ordering::SeqCst);
         Box::pin(async move {
@@ -129,6 +118,7 @@ impl Store for Flaky {
             Ok(())
         })
     }
+
     fn check_recovered(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         let broken = self.broken.load(Ordering::SeqCst);
         Box::pin(async move {
@@ -137,6 +127,39 @@ impl Store for Flaky {
             }
             Ok(())
         })
+    }
+}
+
+impl EventLog for Flaky {
+    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
+        self.inner.events(id)
+    }
+
+    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
+        self.inner.crashes(id)
+    }
+
+    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.inner.sweep_crashes(before)
+    }
+}
+
+impl ScheduleStore for Flaky {
+    fn put_schedule(
+        &self,
+        r: taskmesh::scheduler::ScheduleRecord,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        self.inner.put_schedule(r)
+    }
+
+    fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
+        self.inner.delete_schedule(name)
+    }
+
+    fn schedules(
+        &self,
+    ) -> BoxFuture<'static, Result<Vec<taskmesh::scheduler::ScheduleRecord>, StoreError>> {
+        self.inner.schedules()
     }
 }
 

@@ -3,10 +3,11 @@
 
 mod common;
 
+use taskmesh::store::prelude::*;
 use std::time::Duration;
 
 use common::{gate, next_start, task, unique_ns};
-use taskmesh::store::{EventKind, MemoryStore, Store, TaskFilter};
+use taskmesh::store::{EventKind, MemoryStore, TaskFilter};
 use taskmesh::testing::{Script, ScriptHandler};
 use taskmesh::{
     Control, NewTask, QueueConfig, TaskError, TaskState, TaskSystem, TaskSystemBuilder,

@@ -1,14 +1,14 @@
 //! `taskmesh bench --store sqlite --list-page N`: fills a store with N tasks and times a
 //! filtered page of 1,000, with the total count.
 
+use crate::store::prelude::*;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::store::{
-    EventKind, Life, SqliteStore, Store, StoreError, TaskEvent, TaskFilter, TaskQuery, TaskRecord,
-    Write,
+    EventKind, Life, SqliteStore, StoreError, TaskEvent, TaskFilter, TaskQuery, TaskRecord, Write,
 };
 use crate::task::{Backoff, Metadata, Priority, Task, TaskId, TaskState};
 
@@ -69,6 +69,7 @@ fn record(i: u64) -> (TaskRecord, TaskEvent) {
         restarts: 0,
         updated_at: now,
         intent: None,
+        owner: None,
     };
     let event = TaskEvent {
         task_id: task.id,

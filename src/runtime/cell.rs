@@ -180,6 +180,7 @@ impl TaskCell {
             restarts: 0,
             updated_at: task.created_at,
             intent: None,
+            owner: None,
         };
         Self::from_record(task, life)
     }

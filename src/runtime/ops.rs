@@ -221,7 +221,7 @@ fn decide(
     s.updated_at = SystemTime::now();
     s.due_at = None;
     let event = Journal::event(&cell.task, kind, actor);
-    let write = Write::Update(id, Box::new(s.life.clone()), event);
+    let write = Write::update(id, s.life.clone(), event);
     let notify = on_durable_end(cell, &mut s, shared.journal.store().is_some());
     s.committed = Some(Box::new(before));
     s.released = false;
@@ -247,7 +247,7 @@ fn request(cell: &TaskCell, s: &mut Status, intent: Intent, actor: Option<&str>)
     let previous = s.intent.replace(intent.clone());
     s.requesting = true;
     let event = Journal::event(&cell.task, EventKind::StopRequested { intent }, actor);
-    let write = Write::Update(cell.task.id, Box::new(s.life.clone()), event);
+    let write = Write::update(cell.task.id, s.life.clone(), event);
     let run = s.run;
     Decided::Request(write, Request { run, previous })
 }

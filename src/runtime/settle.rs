@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::journal::{Journal, Then};
 use super::{AttemptError, AttemptOutcome, FailureKind, Shared, Status, TaskCell};
 use crate::queue::QueueShared;
-use crate::store::{Crash, EventKind, Intent, Write};
+use crate::store::{Crash, EventKind, Intent, Transition, Write};
 use crate::task::{transition, Event, TaskState};
 
 /// An attempt that has begun.
@@ -278,28 +278,34 @@ fn fail(
     }
 }
 
-/// The writes for a change: the crash, every event but the last, then the row update with
-/// the last event.
+/// The write for a change: one transition with the crash and every event, the last one
+/// being the transition's own.
 pub(crate) fn writes_for(
     cell: &TaskCell,
     s: &Status,
     mut events: Vec<EventKind>,
     crash: Option<Crash>,
 ) -> Vec<Write> {
-    let mut writes: Vec<Write> = crash.into_iter().map(Write::Crash).collect();
-    let last = events.pop().unwrap_or(EventKind::Restarted);
-    for e in events {
-        writes.push(Write::Event(Journal::event(&cell.task, e, None)));
+    if events.is_empty() {
+        events.push(EventKind::Restarted);
     }
-    writes.push(update(cell, s, last));
-    writes
+    let events = events.into_iter();
+    vec![Write::Update(Box::new(Transition {
+        id: cell.task.id,
+        life: s.life.clone(),
+        events: events
+            .map(|e| Journal::event(&cell.task, e, None))
+            .collect(),
+        crash,
+        fence: None,
+    }))]
 }
 
 /// The row update of `cell` with `kind` as its event.
 pub(crate) fn update(cell: &TaskCell, s: &Status, kind: EventKind) -> Write {
-    Write::Update(
+    Write::update(
         cell.task.id,
-        Box::new(s.life.clone()),
+        s.life.clone(),
         Journal::event(&cell.task, kind, None),
     )
 }

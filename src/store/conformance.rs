@@ -3,6 +3,7 @@
 //! Every check is generic over a [`Harness`], so a store plugs in with a harness and two
 //! tests: one awaiting [`run_all`], one calling [`model_property`] (outside any runtime).
 
+use crate::store::prelude::*;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -164,6 +165,7 @@ fn life_at(state: TaskState, attempt: u32, when: SystemTime) -> Life {
         restarts: 0,
         updated_at: when,
         intent: None,
+        owner: None,
     }
 }
 
@@ -224,7 +226,7 @@ fn create(r: &TaskRecord) -> Write {
 /// Moves `id` to `life` with a `restarted` event.
 fn update(id: TaskId, life: Life) -> Write {
     let e = event(id, life.updated_at, EventKind::Restarted);
-    Write::Update(id, Box::new(life), e)
+    Write::update(id, life, e)
 }
 
 fn crash(task_id: TaskId, ms: u64) -> Crash {
@@ -296,7 +298,8 @@ async fn a_created_task_and_its_events_read_back_exactly<H: Harness>(h: &mut H) 
 
 fn event_of(w: &Write) -> TaskEvent {
     match w {
-        Write::Create(_, e) | Write::Update(_, _, e) | Write::Event(e) => e.clone(),
+        Write::Create(_, e) | Write::Event(e) => e.clone(),
+        Write::Update(t) => t.events[0].clone(),
         Write::Crash(_) => unreachable!("no crash in this batch"),
     }
 }
@@ -346,6 +349,7 @@ fn full_life() -> Life {
         intent: Some(Intent::Cancel {
             reason: "operator".into(),
         }),
+        owner: Some(super::Owner::new("node-a", 7)),
     }
 }
 
@@ -885,7 +889,7 @@ async fn act_step<S: Store>(s: &S, model: &mut Model, action: Action, i: &Index)
     m.crashes += batch.len();
     let e = event(id, at(model.clock), kind);
     let life = life(to, m.attempt, model.clock);
-    batch.push(Write::Update(id, Box::new(life), e));
+    batch.push(Write::update(id, life, e));
     let n = batch.len();
     prop_assert_eq!(s.write(batch).await?, vec![WriteResult::Done; n]);
     m.state = to;

@@ -14,11 +14,13 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
 use super::{
-    Crash, Page, Store, StoreError, StoredEvent, TaskEvent, TaskFilter, TaskQuery, TaskRecord,
-    Write, WriteResult,
+    Crash, EventLog, Page, ScheduleStore, StoreError, StoredEvent, TaskEvent, TaskFilter,
+    TaskQuery, TaskRecord, TaskStore, Transition, Write, WriteResult,
 };
 use crate::scheduler::ScheduleRecord;
 use crate::task::TaskId;
+
+mod coord;
 
 /// Keeps tasks, events and crashes in memory. Not durable: the data goes with the last
 /// clone. Clones share the data.
@@ -32,6 +34,7 @@ use crate::task::TaskId;
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
+    shared: bool,
 }
 
 #[derive(Default)]
@@ -40,6 +43,7 @@ struct Inner {
     unique: HashMap<String, TaskId>,
     last_seq: u64,
     schedules: std::collections::BTreeMap<String, ScheduleRecord>,
+    nodes: coord::Registry,
 }
 
 /// A task's row with its event stream and crash history.
@@ -53,6 +57,17 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that behaves as one several processes share: several task
+    /// systems in one process can use clones of it as nodes of one cluster (each claim
+    /// is won in the store, idle nodes reserve waiting tasks, dead ones are rescued).
+    /// Time for heartbeats is the system clock.
+    pub fn shared() -> Self {
+        Self {
+            shared: true,
+            ..Self::default()
+        }
     }
 
     /// Runs `f` under the lock and returns its value as a ready future.
@@ -78,18 +93,35 @@ impl Inner {
     fn apply(&mut self, write: Write) -> WriteResult {
         match write {
             Write::Create(record, event) => return self.create(*record, event),
-            Write::Update(id, life, event) => {
-                if let Some(entry) = self.tasks.get_mut(&id) {
-                    entry.record.life = *life;
-                }
-                self.append(id, event);
-            }
+            Write::Update(t) => return self.transition(*t),
             Write::Event(event) => self.append(event.task_id, event),
             Write::Crash(crash) => {
                 if let Some(entry) = self.tasks.get_mut(&crash.task_id) {
                     entry.crashes.push(crash);
                 }
             }
+        }
+        WriteResult::Done
+    }
+
+    /// Applies a transition if the row passes its fence.
+    fn transition(&mut self, t: Transition) -> WriteResult {
+        let Some(entry) = self.tasks.get_mut(&t.id) else {
+            return match t.fence {
+                Some(_) => WriteResult::Fenced,
+                None => WriteResult::Done,
+            };
+        };
+        if let Some(fence) = &t.fence {
+            let life = &entry.record.life;
+            if !fence.holds(life.state, life.attempt, life.owner.as_ref()) {
+                return WriteResult::Fenced;
+            }
+        }
+        entry.record.life = t.life;
+        entry.crashes.extend(t.crash);
+        for event in t.events {
+            self.append(t.id, event);
         }
         WriteResult::Done
     }
@@ -192,7 +224,7 @@ fn oldest_first(a: &TaskRecord, b: &TaskRecord) -> Ordering {
     (a.task.created_at, a.task.id).cmp(&(b.task.created_at, b.task.id))
 }
 
-impl Store for MemoryStore {
+impl TaskStore for MemoryStore {
     fn name(&self) -> &'static str {
         "memory"
     }
@@ -207,15 +239,6 @@ impl Store for MemoryStore {
 
     fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>> {
         self.with(|inner| inner.tasks.get(&id).map(|e| e.record.clone()))
-    }
-
-    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
-        self.with(|inner| {
-            inner
-                .tasks
-                .get(&id)
-                .map_or(Vec::new(), |e| e.events.clone())
-        })
     }
 
     fn list(&self, query: TaskQuery) -> BoxFuture<'static, Result<Page, StoreError>> {
@@ -234,22 +257,35 @@ impl Store for MemoryStore {
         self.with(|inner| inner.unique.get(&key).copied())
     }
 
-    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
-        self.with(|inner| inner.crashes(id))
-    }
-
     fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.with(|inner| inner.prune_terminal(before))
-    }
-
-    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.with(|inner| inner.sweep_crashes(before))
     }
 
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         self.with(|_| ())
     }
+}
 
+impl EventLog for MemoryStore {
+    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
+        self.with(|inner| {
+            inner
+                .tasks
+                .get(&id)
+                .map_or(Vec::new(), |e| e.events.clone())
+        })
+    }
+
+    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
+        self.with(|inner| inner.crashes(id))
+    }
+
+    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.with(|inner| inner.sweep_crashes(before))
+    }
+}
+
+impl ScheduleStore for MemoryStore {
     fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
         self.inner
             .lock()

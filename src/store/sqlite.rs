@@ -33,7 +33,7 @@ pub use rows::fuzz_decode_rows;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures::future::{BoxFuture, FutureExt};
 
@@ -43,7 +43,8 @@ use rusqlite::Connection;
 use self::read::Readers;
 use self::writer::{Job, Outcome, Writer};
 use super::{
-    Crash, History, Page, Store, StoreError, StoredEvent, TaskFilter, TaskQuery, TaskRecord, Write,
+    Coordination, Crash, EventLog, History, NodeInfo, NodeRecord, Owner, Page, Requested,
+    ScheduleStore, StoreError, StoredEvent, TaskFilter, TaskQuery, TaskRecord, TaskStore, Write,
     WriteResult,
 };
 use crate::lockfile::LockFile;
@@ -265,7 +266,7 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
+impl TaskStore for SqliteStore {
     fn name(&self) -> &'static str {
         "sqlite"
     }
@@ -289,14 +290,6 @@ impl Store for SqliteStore {
         self.read(move |c| read::get(c, id))
     }
 
-    fn history(&self, id: TaskId) -> BoxFuture<'static, Result<History, StoreError>> {
-        self.read(move |c| read::history(c, id))
-    }
-
-    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
-        self.read(move |c| read::events(c, id))
-    }
-
     fn list(&self, query: TaskQuery) -> BoxFuture<'static, Result<Page, StoreError>> {
         self.read(move |c| read::list(c, &query))
     }
@@ -313,16 +306,8 @@ impl Store for SqliteStore {
         self.read(move |c| read::find_unique(c, &key))
     }
 
-    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
-        self.read(move |c| read::crashes(c, id))
-    }
-
     fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.delete_in_chunks(|before, limit| Job::Prune { before, limit }, before)
-    }
-
-    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.delete_in_chunks(|before, limit| Job::Sweep { before, limit }, before)
     }
 
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
@@ -334,7 +319,27 @@ impl Store for SqliteStore {
         let done = self.submit(Job::Canary);
         async move { done.await.map(drop) }.boxed()
     }
+}
 
+impl EventLog for SqliteStore {
+    fn history(&self, id: TaskId) -> BoxFuture<'static, Result<History, StoreError>> {
+        self.read(move |c| read::history(c, id))
+    }
+
+    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
+        self.read(move |c| read::events(c, id))
+    }
+
+    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
+        self.read(move |c| read::crashes(c, id))
+    }
+
+    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.delete_in_chunks(|before, limit| Job::Sweep { before, limit }, before)
+    }
+}
+
+impl ScheduleStore for SqliteStore {
     fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
         let s = self.inner.schedules.clone();
         blocking(move || s.put(&record))
@@ -371,4 +376,49 @@ fn blocking<T: Send + 'static>(
         })
     }
     .boxed()
+}
+
+/// One process per file (the file lock): nothing to coordinate. The runtime never
+/// reserves or rescues on a store that is not shared.
+impl Coordination for SqliteStore {
+    fn shared(&self) -> bool {
+        false
+    }
+
+    fn register(&self, info: NodeInfo) -> BoxFuture<'static, Result<Owner, StoreError>> {
+        futures::future::ready(Ok(Owner::new(info.name, 1))).boxed()
+    }
+
+    fn heartbeat(&self, _: Owner) -> BoxFuture<'static, Result<Vec<Requested>, StoreError>> {
+        futures::future::ready(Ok(Vec::new())).boxed()
+    }
+
+    fn nodes(&self) -> BoxFuture<'static, Result<Vec<NodeRecord>, StoreError>> {
+        futures::future::ready(Ok(Vec::new())).boxed()
+    }
+
+    fn dead(&self, _: Duration) -> BoxFuture<'static, Result<Vec<Owner>, StoreError>> {
+        futures::future::ready(Ok(Vec::new())).boxed()
+    }
+
+    fn bury(&self, _: Owner, _: Duration) -> BoxFuture<'static, Result<bool, StoreError>> {
+        futures::future::ready(Ok(true)).boxed()
+    }
+
+    fn held(&self, _: Owner) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
+        futures::future::ready(Ok(Vec::new())).boxed()
+    }
+
+    fn release(&self, _: Owner) -> BoxFuture<'static, Result<u64, StoreError>> {
+        futures::future::ready(Ok(0)).boxed()
+    }
+
+    fn reserve(
+        &self,
+        _: Owner,
+        _: Vec<String>,
+        _: u32,
+    ) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
+        futures::future::ready(Ok(Vec::new())).boxed()
+    }
 }

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::{Fence, Owner};
 use crate::context::Progress;
 use crate::runtime::{AttemptError, FailureKind};
 use crate::task::{Task, TaskId, TaskState};
@@ -207,6 +208,10 @@ pub struct Life {
     /// What an operator asked of the running attempt, not yet applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<Intent>,
+    /// The process holding the task (running it, or holding it to run), on a store that
+    /// several processes share; `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
 }
 
 /// A task's metadata row: the immutable task and its life.
@@ -224,12 +229,51 @@ pub enum Write {
     /// Inserts a new task with its `created` event. Refused as a duplicate if its unique
     /// key is held.
     Create(Box<TaskRecord>, TaskEvent),
-    /// Replaces the task's life and appends an event.
-    Update(TaskId, Box<Life>, TaskEvent),
+    /// Replaces the task's life and appends its events, if the row passes the fence.
+    Update(Box<Transition>),
     /// Appends an event without changing the row (e.g. attempt_failed before retry).
     Event(TaskEvent),
     /// Adds to the crash history.
     Crash(Crash),
+}
+
+/// A change of a task's row with its events: one transition of the state machine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    /// The task.
+    pub id: TaskId,
+    /// Its life after the change.
+    pub life: Life,
+    /// The events appended, in order (the last one is the transition's own).
+    pub events: Vec<TaskEvent>,
+    /// A crash added to the crash history with the change.
+    pub crash: Option<Crash>,
+    /// The row the change expects; `None` applies it whatever the row is.
+    pub fence: Option<Fence>,
+}
+
+impl Write {
+    /// An unconditional update of `id`'s life with one event.
+    pub fn update(id: TaskId, life: Life, event: TaskEvent) -> Write {
+        Write::Update(Box::new(Transition {
+            id,
+            life,
+            events: vec![event],
+            crash: None,
+            fence: None,
+        }))
+    }
+
+    /// A conditional update: applied only if the row passes `fence`.
+    pub fn fenced(id: TaskId, life: Life, event: TaskEvent, fence: Fence) -> Write {
+        Write::Update(Box::new(Transition {
+            id,
+            life,
+            events: vec![event],
+            crash: None,
+            fence: Some(fence),
+        }))
+    }
 }
 
 /// What a write did.
@@ -239,6 +283,9 @@ pub enum WriteResult {
     Done,
     /// A create whose unique key another task holds; nothing was written.
     Duplicate(TaskId),
+    /// An update whose row did not pass its fence (another process or a newer attempt
+    /// changed it first); nothing of it was written.
+    Fenced,
 }
 
 /// Which tasks a list or count selects. Unset fields do not filter.
@@ -310,6 +357,37 @@ pub enum StoreError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    /// The store cannot be reached (connection refused or lost); worth retrying later.
+    /// Nothing of the operation is known to have applied.
+    #[error("the store is unavailable: {source}")]
+    Unavailable {
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A transaction lost a race in the store (serialization failure, deadlock) and
+    /// was not applied; worth retrying.
+    #[error("the store refused a conflicting transaction: {source}")]
+    Conflict {
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// This process's registration is gone: another process declared it dead and may be
+    /// running its tasks. It must stop running tasks and register again.
+    #[error("{owner} is no longer registered: it was declared dead")]
+    Fenced {
+        /// The incarnation that was fenced out.
+        owner: Owner,
+    },
+}
+
+impl StoreError {
+    /// True if the same operation may succeed when tried again (the store was
+    /// unreachable, or a transaction conflicted).
+    pub fn retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Conflict { .. })
+    }
 }
 
 impl TaskFilter {

@@ -305,7 +305,7 @@ async fn persist_all(
     let results = shared.journal.write_now(writes).await?;
     let existing = |r: &WriteResult| match r {
         WriteResult::Duplicate(id) => Some(*id),
-        WriteResult::Done => None,
+        WriteResult::Done | WriteResult::Fenced => None,
     };
     Ok(results.iter().map(existing).collect())
 }

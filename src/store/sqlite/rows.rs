@@ -6,8 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Row, ToSql};
 
-use crate::store::{Crash, Life, StoreError, StoredEvent, TaskEvent, TaskRecord, Write};
-use crate::task::TaskId;
+use crate::store::{
+    Crash, Fence, Life, Owner, StoreError, StoredEvent, TaskEvent, TaskRecord, Write,
+};
+use crate::task::{TaskId, TaskState};
 
 impl ToSql for TaskId {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -53,8 +55,17 @@ pub(super) struct EventRow {
     pub data: String,
 }
 
+/// What a fence looks at in a task's row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Current {
+    pub state: TaskState,
+    pub attempt: u32,
+    pub owner: Option<Owner>,
+}
+
 /// The mutable columns of a task row.
 pub(super) struct LifeRow {
+    pub current: Current,
     pub state: &'static str,
     pub phase: Option<String>,
     pub updated_at: i64,
@@ -84,10 +95,19 @@ pub(super) struct CrashRow {
     pub reason: String,
 }
 
+/// A [`Transition`](crate::store::Transition) with its JSON encoded.
+pub(super) struct TransitionRow {
+    pub id: TaskId,
+    pub life: LifeRow,
+    pub events: Vec<EventRow>,
+    pub crash: Option<CrashRow>,
+    pub fence: Option<Fence>,
+}
+
 /// A [`Write`] with its JSON already encoded.
 pub(super) enum WriteRow {
     Create(Box<TaskRow>, EventRow),
-    Update(TaskId, LifeRow, EventRow),
+    Update(Box<TransitionRow>),
     Event(EventRow),
     Crash(CrashRow),
 }
@@ -102,18 +122,30 @@ fn encode_one(write: Write) -> Result<WriteRow, StoreError> {
         Write::Create(record, event) => {
             WriteRow::Create(Box::new(task_row(&record)?), event_row(event)?)
         }
-        Write::Update(id, life, event) => {
-            WriteRow::Update(id, life_row(id, &life)?, event_row(event)?)
+        Write::Update(t) => {
+            let t = *t;
+            let events = t.events.into_iter().map(event_row);
+            WriteRow::Update(Box::new(TransitionRow {
+                id: t.id,
+                life: life_row(t.id, &t.life)?,
+                events: events.collect::<Result<_, _>>()?,
+                crash: t.crash.map(crash_row),
+                fence: t.fence,
+            }))
         }
         Write::Event(event) => WriteRow::Event(event_row(event)?),
-        Write::Crash(c) => WriteRow::Crash(CrashRow {
-            task_id: c.task_id,
-            at: nanos(c.at),
-            attempt: c.attempt,
-            kind: c.kind.as_str(),
-            reason: c.reason,
-        }),
+        Write::Crash(c) => WriteRow::Crash(crash_row(c)),
     })
+}
+
+fn crash_row(c: Crash) -> CrashRow {
+    CrashRow {
+        task_id: c.task_id,
+        at: nanos(c.at),
+        attempt: c.attempt,
+        kind: c.kind.as_str(),
+        reason: c.reason,
+    }
 }
 
 fn json<T: serde::Serialize>(id: TaskId, what: &str, value: &T) -> Result<String, StoreError> {
@@ -138,6 +170,11 @@ fn task_row(record: &TaskRecord) -> Result<TaskRow, StoreError> {
 
 fn life_row(id: TaskId, life: &Life) -> Result<LifeRow, StoreError> {
     Ok(LifeRow {
+        current: Current {
+            state: life.state,
+            attempt: life.attempt,
+            owner: life.owner.clone(),
+        },
         state: life.state.as_str(),
         phase: life.phase.clone(),
         updated_at: nanos(life.updated_at),

@@ -9,6 +9,7 @@ mod lists;
 mod rows;
 mod scale;
 
+use crate::store::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
@@ -22,8 +23,7 @@ use super::{SqliteOptions, SqliteStore};
 use crate::context::Progress;
 use crate::runtime::{AttemptError, FailureKind};
 use crate::store::{
-    Crash, EventKind, Life, Store, StoreError, TaskEvent, TaskFilter, TaskRecord, Write,
-    WriteResult,
+    Crash, EventKind, Life, StoreError, TaskEvent, TaskFilter, TaskRecord, Write, WriteResult,
 };
 use crate::task::{TaskId, TaskState};
 
@@ -77,7 +77,7 @@ pub(super) fn create(r: &TaskRecord) -> Write {
 }
 
 pub(super) fn update(id: TaskId, life: &Life, kind: EventKind) -> Write {
-    Write::Update(id, Box::new(life.clone()), event(id, kind, life.updated_at))
+    Write::update(id, life.clone(), event(id, kind, life.updated_at))
 }
 
 pub(super) fn open(path: &Path) -> SqliteStore {
@@ -168,7 +168,8 @@ async fn a_created_task_round_trips_exactly_after_reopening() {
     let written: Vec<TaskEvent> = writes
         .into_iter()
         .filter_map(|w| match w {
-            Write::Create(_, e) | Write::Update(_, _, e) | Write::Event(e) => Some(e),
+            Write::Create(_, e) | Write::Event(e) => Some(e),
+            Write::Update(t) => t.events.into_iter().next(),
             Write::Crash(_) => None,
         })
         .collect();

@@ -25,9 +25,12 @@ use tokio::sync::oneshot;
 
 use self::hold::Held;
 use super::checkpoint::{self, Nudge};
-use super::rows::{nanos, CrashRow, EventRow, LifeRow, TaskRow, WriteRow};
+use super::rows::{nanos, CrashRow, Current, EventRow, LifeRow, TaskRow, TransitionRow, WriteRow};
+use crate::store::Owner;
 use crate::store::{StoreError, WriteResult};
 use crate::task::TaskId;
+use crate::task::TaskState;
+use rusqlite::types::Type;
 
 mod canary;
 mod hold;
@@ -317,6 +320,8 @@ fn apply_all(conn: &Connection, jobs: Vec<Job>) -> rusqlite::Result<Vec<Outcome>
 struct Known {
     n: i64,
     life: Option<LifeRow>,
+    /// The row's fenced fields as of the group's last change, once read or written.
+    current: Option<Current>,
 }
 
 /// A group being applied. Row updates are deferred to the end (or to the next prune), so
@@ -328,6 +333,7 @@ struct Hot<'c> {
     insert_spec: CachedStatement<'c>,
     insert_event: CachedStatement<'c>,
     find: CachedStatement<'c>,
+    current: CachedStatement<'c>,
     update: CachedStatement<'c>,
 }
 
@@ -345,6 +351,11 @@ impl<'c> Hot<'c> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?,
             find: conn.prepare_cached("SELECT n FROM tasks WHERE id = ?1")?,
+            current: conn.prepare_cached(
+                "SELECT state, json_extract(life, '$.attempt'), \
+                 json_extract(life, '$.owner.node'), json_extract(life, '$.owner.incarnation') \
+                 FROM tasks WHERE n = ?1",
+            )?,
             update: conn.prepare_cached(
                 "UPDATE tasks SET state = ?2, phase = ?3, updated_at = ?4, due_at = ?5, \
                  life = ?6 WHERE n = ?1",
@@ -384,13 +395,7 @@ impl Batch<'_> {
     fn write(&mut self, row: WriteRow) -> rusqlite::Result<WriteResult> {
         match row {
             WriteRow::Create(task, event) => return self.create(&task, &event),
-            WriteRow::Update(id, life, event) => {
-                if let Some(known) = self.find(id)? {
-                    known.life = Some(life);
-                    let n = known.n;
-                    self.append(n, &event)?;
-                }
-            }
+            WriteRow::Update(t) => return self.transition(*t),
             WriteRow::Event(event) => {
                 if let Some(known) = self.find(event.task_id)? {
                     let n = known.n;
@@ -441,8 +446,69 @@ impl Batch<'_> {
         }
         let n = self.conn.last_insert_rowid();
         self.hot.insert_spec.execute(params![n, t.task])?;
-        self.known.insert(t.id, Known { n, life: None });
+        let current = Some(t.life.current.clone());
+        self.known.insert(
+            t.id,
+            Known {
+                n,
+                life: None,
+                current,
+            },
+        );
         self.append(n, event).map(|()| WriteResult::Done)
+    }
+
+    /// Applies a transition if its fence holds.
+    fn transition(&mut self, t: TransitionRow) -> rusqlite::Result<WriteResult> {
+        let Some(n) = self.find(t.id)?.map(|k| k.n) else {
+            return Ok(match t.fence {
+                Some(_) => WriteResult::Fenced,
+                None => WriteResult::Done,
+            });
+        };
+        if let Some(fence) = &t.fence {
+            let c = self.current(t.id, n)?;
+            if !fence.holds(c.state, c.attempt, c.owner.as_ref()) {
+                return Ok(WriteResult::Fenced);
+            }
+        }
+        if let Some(crash) = &t.crash {
+            self.crash(crash)?;
+        }
+        for event in &t.events {
+            self.append(n, event)?;
+        }
+        if let Some(known) = self.known.get_mut(&t.id) {
+            known.current = Some(t.life.current.clone());
+            known.life = Some(t.life);
+        }
+        Ok(WriteResult::Done)
+    }
+
+    /// The fenced fields of task `id` (internal key `n`): as the group last changed them,
+    /// or as stored.
+    fn current(&mut self, id: TaskId, n: i64) -> rusqlite::Result<Current> {
+        if let Some(c) = self.known.get(&id).and_then(|k| k.current.clone()) {
+            return Ok(c);
+        }
+        let c = self.hot.current.query_row([n], |r| {
+            let state: String = r.get(0)?;
+            let state = TaskState::ALL
+                .into_iter()
+                .find(|s| s.as_str() == state)
+                .ok_or_else(|| rusqlite::Error::InvalidColumnType(0, state, Type::Text))?;
+            let node: Option<String> = r.get(2)?;
+            let incarnation: Option<i64> = r.get(3)?;
+            Ok(Current {
+                state,
+                attempt: r.get(1)?,
+                owner: node.zip(incarnation).map(|(n, i)| Owner::new(n, i as u64)),
+            })
+        })?;
+        if let Some(known) = self.known.get_mut(&id) {
+            known.current = Some(c.clone());
+        }
+        Ok(c)
     }
 
     /// The task `id` if it exists, remembered for the rest of the group.
@@ -450,7 +516,14 @@ impl Batch<'_> {
         if !self.known.contains_key(&id) {
             let n: Option<i64> = self.hot.find.query_row([id], |r| r.get(0)).optional()?;
             let Some(n) = n else { return Ok(None) };
-            self.known.insert(id, Known { n, life: None });
+            self.known.insert(
+                id,
+                Known {
+                    n,
+                    life: None,
+                    current: None,
+                },
+            );
         }
         Ok(self.known.get_mut(&id))
     }

@@ -2,7 +2,8 @@
 
 use super::{at, create, event, hold, open, record, update, TempDir};
 use crate::runtime::FailureKind;
-use crate::store::{Crash, EventKind, Store, TaskFilter, TaskRecord, Write};
+use crate::store::prelude::*;
+use crate::store::{Crash, EventKind, TaskFilter, TaskRecord, Write};
 use crate::task::{TaskId, TaskState};
 
 fn ended(state: TaskState, updated: u64, key: Option<&str>) -> TaskRecord {

@@ -2,8 +2,8 @@
 
 use super::TempDir;
 use crate::store::conformance::{model_property, run_all, Harness};
+use crate::store::prelude::*;
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
 
 /// Each fresh store is a new file in one temporary directory; reopening drops the store
 /// (closing the file) and opens the same file again.

@@ -1,9 +1,10 @@
 //! Failed writes roll back their whole group; malformed rows are read errors, not panics.
 
+use crate::store::prelude::*;
 use serde_json::json;
 
 use super::{at, create, event, hold, open, record, TempDir};
-use crate::store::{EventKind, Store, StoreError, TaskFilter, TaskQuery, Write, WriteResult};
+use crate::store::{EventKind, StoreError, TaskFilter, TaskQuery, Write, WriteResult};
 
 /// Makes the writer fail any insert of a task of kind "boom", without touching the file.
 const BOOM: &str = "CREATE TEMP TRIGGER boom BEFORE INSERT ON main.tasks \

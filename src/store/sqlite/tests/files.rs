@@ -1,6 +1,7 @@
 //! Files that are not usable taskmesh databases are refused and left byte for byte as
 //! they were; empty and missing files open as new databases.
 
+use crate::store::prelude::*;
 use std::fs;
 use std::path::Path;
 
@@ -145,7 +146,7 @@ fn an_empty_file_or_a_missing_directory_opens_as_a_new_database() {
 #[tokio::test]
 async fn events_of_a_schema_2_file_keep_their_seq_through_migration_3() {
     use super::{at, create, event, record};
-    use crate::store::{EventKind, Store, Write};
+    use crate::store::{EventKind, Write};
 
     let dir = TempDir::new();
     let path = dir.file("v2.db");

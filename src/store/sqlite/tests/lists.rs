@@ -1,7 +1,8 @@
 //! Lists and counts against a model: every filter field, pagination, totals.
 
 use super::{at, create, open, record, TempDir};
-use crate::store::{Store, TaskFilter, TaskQuery, TaskRecord};
+use crate::store::prelude::*;
+use crate::store::{TaskFilter, TaskQuery, TaskRecord};
 use crate::task::TaskState;
 
 /// The model of a filter: what the store must select.

@@ -1,6 +1,7 @@
 //! The page query on a million tasks. Ignored by default; run it with
 //! `cargo test --release --lib store::sqlite::tests::scale -- --ignored --nocapture`.
 
+use crate::store::prelude::*;
 use std::time::{Duration, Instant};
 
 use super::{at, create, open, record, TempDir};

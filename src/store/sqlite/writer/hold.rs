@@ -117,7 +117,7 @@ fn tasks_of(job: &Job) -> impl Iterator<Item = TaskId> + '_ {
     };
     rows.iter().map(|row| match row {
         WriteRow::Create(task, _) => task.id,
-        WriteRow::Update(id, _, _) => *id,
+        WriteRow::Update(t) => t.id,
         WriteRow::Event(event) => event.task_id,
         WriteRow::Crash(crash) => crash.task_id,
     })

@@ -3,8 +3,8 @@
 
 mod common;
 
-use taskmesh::store::prelude::*;
 use std::time::Duration;
+use taskmesh::store::prelude::*;
 
 use common::{gate, next_start, task, unique_ns};
 use taskmesh::store::{EventKind, MemoryStore, TaskFilter};

@@ -19,7 +19,9 @@
 //! | `read` | the queries |
 //! | `maint` | prune, sweep, probes |
 //! | `schedules` | cron schedules |
+//! | `coord` | the node registry, heartbeats, reservations |
 
+mod coord;
 mod errors;
 mod maint;
 mod options;
@@ -43,8 +45,8 @@ use tokio_postgres::NoTls;
 use self::errors::{pool_error, Doing};
 use self::writer::{Limits, WriteRow, Writer};
 use super::{
-    Crash, History, Page, Store, StoreError, StoredEvent, TaskFilter, TaskQuery, TaskRecord, Write,
-    WriteResult,
+    Crash, EventLog, History, Page, ScheduleStore, StoreError, StoredEvent, TaskFilter, TaskQuery,
+    TaskRecord, TaskStore, Write, WriteResult,
 };
 use crate::scheduler::ScheduleRecord;
 use crate::task::TaskId;
@@ -161,9 +163,7 @@ fn encode(batch: Vec<Write>) -> Result<Vec<WriteRow>, StoreError> {
                 Write::Create(record, event) => {
                     WriteRow::Create(Box::new(rows::task_row(&record)?), rows::event_row(event)?)
                 }
-                Write::Update(id, life, event) => {
-                    WriteRow::Update(id, rows::life_row(id, &life)?, rows::event_row(event)?)
-                }
+                Write::Update(t) => WriteRow::Update(Box::new(rows::transition_row(*t)?)),
                 Write::Event(event) => WriteRow::Event(rows::event_row(event)?),
                 Write::Crash(c) => WriteRow::Crash(rows::crash_row(c)),
             })
@@ -181,7 +181,7 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-impl Store for PgStore {
+impl TaskStore for PgStore {
     fn name(&self) -> &'static str {
         "postgres"
     }
@@ -205,14 +205,6 @@ impl Store for PgStore {
         self.with_pool(move |p| async move { read::get(&p, id).await })
     }
 
-    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
-        self.with_pool(move |p| async move { read::events(&p, id).await })
-    }
-
-    fn history(&self, id: TaskId) -> BoxFuture<'static, Result<History, StoreError>> {
-        self.with_pool(move |p| async move { read::history(&p, id).await })
-    }
-
     fn list(&self, query: TaskQuery) -> BoxFuture<'static, Result<Page, StoreError>> {
         self.with_pool(move |p| async move { read::list(&p, &query).await })
     }
@@ -229,22 +221,34 @@ impl Store for PgStore {
         self.with_pool(move |p| async move { read::find_unique(&p, &key).await })
     }
 
-    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
-        self.with_pool(move |p| async move { read::crashes(&p, id).await })
-    }
-
     fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.with_pool(move |p| async move { maint::prune(&p, before).await })
-    }
-
-    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.with_pool(move |p| async move { maint::sweep(&p, before).await })
     }
 
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         self.with_pool(|p| async move { maint::probe(&p).await })
     }
+}
 
+impl EventLog for PgStore {
+    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
+        self.with_pool(move |p| async move { read::events(&p, id).await })
+    }
+
+    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
+        self.with_pool(move |p| async move { read::crashes(&p, id).await })
+    }
+
+    fn history(&self, id: TaskId) -> BoxFuture<'static, Result<History, StoreError>> {
+        self.with_pool(move |p| async move { read::history(&p, id).await })
+    }
+
+    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.with_pool(move |p| async move { maint::sweep(&p, before).await })
+    }
+}
+
+impl ScheduleStore for PgStore {
     fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
         self.with_pool(move |p| async move { schedules::put_all(&p, &[record]).await })
     }

@@ -157,14 +157,37 @@ fn describe(e: &tokio_postgres::Error) -> String {
 }
 
 /// A conflict with a concurrent transaction.
-pub(super) fn conflict(message: String) -> StoreError {
-    StoreError::WriteFailed(format!("conflict: {message}"))
+fn conflict(message: String) -> StoreError {
+    StoreError::Conflict {
+        source: message.into(),
+    }
 }
 
-/// The server cannot be reached; keeps `source`.
-pub(super) fn unavailable(
+/// The server cannot be reached; keeps the driver's error as the source.
+fn unavailable(
     message: String,
-    _source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 ) -> StoreError {
-    StoreError::WriteFailed(format!("unavailable: {message}"))
+    StoreError::Unavailable {
+        source: Box::new(Unreachable { message, source }),
+    }
+}
+
+/// Why the server could not be reached: what the store was doing, and the driver's error.
+#[derive(Debug)]
+struct Unreachable {
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Unreachable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::Row;
 
-use crate::store::{Crash, Life, StoreError, StoredEvent, TaskEvent, TaskRecord};
+use crate::store::{
+    Crash, Fence, Life, Owner, StoreError, StoredEvent, TaskEvent, TaskRecord, Transition,
+};
 use crate::task::TaskId;
 
 /// Nanoseconds since the UNIX epoch, negative before it; saturates past year 2262.
@@ -44,6 +46,10 @@ pub(super) struct EventRow {
 pub(super) struct LifeRow {
     pub state: &'static str,
     pub attempt: i32,
+    pub owner_node: Option<String>,
+    pub owner_incarnation: Option<i64>,
+    /// An operator's request waits for the running attempt.
+    pub intent: bool,
     pub phase: Option<String>,
     pub updated_at: i64,
     pub due_at: Option<SystemTime>,
@@ -102,11 +108,48 @@ pub(super) fn life_row(id: TaskId, life: &Life) -> Result<LifeRow, StoreError> {
     Ok(LifeRow {
         state: life.state.as_str(),
         attempt: i32::try_from(life.attempt).unwrap_or(i32::MAX),
+        owner_node: life.owner.as_ref().map(|o| o.node.clone()),
+        owner_incarnation: life.owner.as_ref().map(|o| incarnation(o.incarnation)),
+        intent: life.intent.is_some(),
         phase: life.phase.clone(),
         updated_at: nanos(life.updated_at),
         due_at: life.due_at,
         life: json(id, "life", life)?,
     })
+}
+
+/// A transition ready to apply.
+#[derive(Debug)]
+pub(super) struct TransitionRow {
+    pub id: TaskId,
+    pub life: LifeRow,
+    pub events: Vec<EventRow>,
+    pub crash: Option<CrashRow>,
+    pub fence: Option<Fence>,
+}
+
+pub(super) fn transition_row(t: Transition) -> Result<TransitionRow, StoreError> {
+    Ok(TransitionRow {
+        id: t.id,
+        life: life_row(t.id, &t.life)?,
+        events: t
+            .events
+            .into_iter()
+            .map(event_row)
+            .collect::<Result<_, _>>()?,
+        crash: t.crash.map(crash_row),
+        fence: t.fence,
+    })
+}
+
+/// An incarnation as stored (the sequence's `bigint`).
+pub(super) fn incarnation(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The owner named by two columns, if both are set.
+pub(super) fn owner(node: Option<String>, incarnation: Option<i64>) -> Option<Owner> {
+    Some(Owner::new(node?, u64::try_from(incarnation?).ok()?))
 }
 
 pub(super) fn event_row(event: TaskEvent) -> Result<EventRow, StoreError> {
@@ -130,8 +173,10 @@ pub(super) fn crash_row(c: Crash) -> CrashRow {
     }
 }
 
-/// The columns [`record`] reads, in order, from `tasks` joined to `task_specs`.
-pub(super) const RECORD_COLUMNS: &str = "t.id, s.task::text, t.life::text";
+/// The columns [`record`] reads, in order, from `tasks` joined to `task_specs`. The
+/// owner columns are the truth for the owner (reservations change only them).
+pub(super) const RECORD_COLUMNS: &str =
+    "t.id, s.task::text, t.life::text, t.owner_node, t.owner_incarnation";
 
 /// The join [`RECORD_COLUMNS`] read from.
 pub(super) const RECORD_FROM: &str = "tasks t JOIN task_specs s ON s.id = t.id";
@@ -152,9 +197,14 @@ fn column(name: &str, e: impl std::fmt::Display) -> StoreError {
 /// Decodes `id, task, life`; a malformed value is an error naming the task and column.
 pub(super) fn record(row: &Row) -> Result<TaskRecord, StoreError> {
     let id: uuid::Uuid = get(row, 0, "id")?;
+    let mut life: Life = from_json(id, "life", get(row, 2, "life")?)?;
+    life.owner = owner(
+        get(row, 3, "owner_node")?,
+        get(row, 4, "owner_incarnation")?,
+    );
     Ok(TaskRecord {
         task: from_json(id, "task", get(row, 1, "task")?)?,
-        life: from_json(id, "life", get(row, 2, "life")?)?,
+        life,
     })
 }
 

@@ -19,6 +19,9 @@ use crate::store::StoreError;
 ///   with `now()` (due times compared by claims, heartbeats) are `timestamptz`.
 /// - `events.seq` counts a task's events from 1, assigned under the task's row lock, so a
 ///   reader paging one task never sees a gap; `gseq` orders events across the store.
+/// - A task's owner is two columns (node, incarnation); they are the truth, the copy in
+///   the life JSON is replaced by them on read, so a reservation touches no JSON. An
+///   incarnation is unique across nodes (one sequence), so it alone finds an owner's tasks.
 /// - Node incarnations come from a sequence, so they only ever grow.
 const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE tasks (
@@ -30,6 +33,7 @@ CREATE TABLE tasks (
     attempt            integer NOT NULL,
     owner_node         text,
     owner_incarnation  bigint,
+    intent             boolean NOT NULL,
     phase              text,
     created_by         text,
     unique_key         text,
@@ -48,9 +52,9 @@ CREATE INDEX tasks_phase ON tasks (phase, created_at) WHERE phase IS NOT NULL;
 CREATE INDEX tasks_created_by ON tasks (created_by, created_at) WHERE created_by IS NOT NULL;
 CREATE INDEX tasks_terminal ON tasks (updated_at)
     WHERE state IN ('succeeded', 'failed', 'cancelled');
-CREATE INDEX tasks_ready ON tasks (queue, priority DESC, due_at, id)
-    WHERE state IN ('pending', 'retrying', 'scheduled');
-CREATE INDEX tasks_owner ON tasks (owner_node, owner_incarnation)
+CREATE INDEX tasks_ready ON tasks (queue, priority DESC, due_at NULLS FIRST, id)
+    WHERE state IN ('pending', 'retrying', 'scheduled') AND owner_incarnation IS NULL;
+CREATE INDEX tasks_owner ON tasks (owner_incarnation, state)
     WHERE owner_incarnation IS NOT NULL;
 
 CREATE TABLE task_specs (

@@ -4,7 +4,8 @@ mod conformance;
 
 use super::{PgOptions, PgStore};
 use crate::store::conformance::record_of;
-use crate::store::{EventKind, Store, TaskEvent, Write, WriteResult};
+use crate::store::prelude::*;
+use crate::store::{EventKind, TaskEvent, Write, WriteResult};
 use crate::testing::pg::TestDb;
 
 /// A store on a fresh database, or `None` (skipped).

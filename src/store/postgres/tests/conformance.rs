@@ -2,7 +2,7 @@
 
 use crate::store::conformance::{model_property, run_all, Harness};
 use crate::store::postgres::PgStore;
-use crate::store::Store;
+use crate::store::prelude::*;
 use crate::testing::pg::TestDb;
 
 /// Each fresh store is a new schema of one test database; reopening drops the store

@@ -5,8 +5,12 @@
 //!    beside a `SELECT … ORDER BY id FOR UPDATE` of every other task the batch touches
 //!    (rows locked in id order, so two writers never deadlock on them). Both go down the
 //!    connection together (pipelined).
-//! 2. The writes are then decided in order, in memory, against the locked rows: updates
-//!    of unknown tasks are ignored, and each event gets the task's next `seq`.
+//! 2. The writes are then decided in order, in memory, against the locked rows: a fenced
+//!    update applies only if the row (as the batch left it so far) passes its fence, the
+//!    same check as `UPDATE … WHERE state = ANY(…) AND attempt = … AND owner IS NOT
+//!    DISTINCT FROM …` but able to chain several transitions of one task in one batch; a
+//!    fenced-out update writes nothing (no event, no crash). Updates of unknown tasks are
+//!    ignored (fenced ones yield `Fenced`), and each event gets the task's next `seq`.
 //! 3. One `UPDATE … FROM unnest(…)` for the changed rows, one insert of the events and
 //!    one of the crashes, pipelined, then the commit.
 
@@ -16,15 +20,15 @@ use std::time::SystemTime;
 use deadpool_postgres::Transaction;
 use tokio_postgres::Error;
 
-use super::super::rows::{CrashRow, EventRow, LifeRow, TaskRow};
-use crate::store::WriteResult;
-use crate::task::TaskId;
+use super::super::rows::{owner, CrashRow, EventRow, LifeRow, TaskRow, TransitionRow};
+use crate::store::{Owner, WriteResult};
+use crate::task::{TaskId, TaskState};
 
 /// A write with its JSON already encoded.
 #[derive(Debug)]
 pub(in crate::store::postgres) enum WriteRow {
     Create(Box<TaskRow>, EventRow),
-    Update(TaskId, LifeRow, EventRow),
+    Update(Box<TransitionRow>),
     Event(EventRow),
     Crash(CrashRow),
 }
@@ -32,21 +36,24 @@ pub(in crate::store::postgres) enum WriteRow {
 const INSERT_TASKS: &str = "WITH input AS ( \
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::text[], \
         $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], \
-        $12::timestamptz[], $13::text[], $14::text[]) \
+        $12::timestamptz[], $13::text[], $14::text[], $15::text[], $16::int8[], $17::bool[]) \
     AS u(id, kind, queue, priority, state, attempt, phase, created_by, unique_key, \
-        created_at, updated_at, due_at, life, task)), \
+        created_at, updated_at, due_at, life, task, owner_node, owner_incarnation, intent)), \
 ins AS ( \
     INSERT INTO tasks (id, kind, queue, priority, state, attempt, phase, created_by, \
-        unique_key, created_at, updated_at, due_at, last_seq, life) \
+        unique_key, created_at, updated_at, due_at, last_seq, life, owner_node, \
+        owner_incarnation, intent) \
     SELECT id, kind, queue, priority, state, attempt, phase, created_by, unique_key, \
-        created_at, updated_at, due_at, 1, life::json FROM input \
+        created_at, updated_at, due_at, 1, life::json, owner_node, owner_incarnation, \
+        intent FROM input \
     ON CONFLICT DO NOTHING RETURNING id), \
 specs AS ( \
     INSERT INTO task_specs (id, task) \
     SELECT input.id, input.task::json FROM input JOIN ins ON ins.id = input.id) \
 SELECT id FROM ins";
 
-const LOCK: &str = "SELECT id, state, attempt, last_seq FROM tasks \
+const LOCK: &str = "SELECT id, state, attempt, last_seq, owner_node, owner_incarnation \
+    FROM tasks \
     WHERE id = ANY($1) ORDER BY id FOR UPDATE";
 
 const HOLDERS: &str = "SELECT unique_key, id FROM tasks WHERE unique_key = ANY($1)";
@@ -58,10 +65,15 @@ const UPDATE: &str = "UPDATE tasks t SET \
     updated_at = CASE WHEN u.changed THEN u.updated_at ELSE t.updated_at END, \
     due_at = CASE WHEN u.changed THEN u.due_at ELSE t.due_at END, \
     life = CASE WHEN u.changed THEN u.life::json ELSE t.life END, \
+    owner_node = CASE WHEN u.changed THEN u.owner_node ELSE t.owner_node END, \
+    owner_incarnation = CASE WHEN u.changed THEN u.owner_incarnation \
+        ELSE t.owner_incarnation END, \
+    intent = CASE WHEN u.changed THEN u.intent ELSE t.intent END, \
     last_seq = u.last_seq \
 FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::int4[], $5::text[], $6::int8[], \
-    $7::timestamptz[], $8::text[], $9::int4[]) \
-    AS u(id, changed, state, attempt, phase, updated_at, due_at, life, last_seq) \
+    $7::timestamptz[], $8::text[], $9::int4[], $10::text[], $11::int8[], $12::bool[]) \
+    AS u(id, changed, state, attempt, phase, updated_at, due_at, life, last_seq, \
+        owner_node, owner_incarnation, intent) \
 WHERE t.id = u.id";
 
 const INSERT_EVENTS: &str = "INSERT INTO events \
@@ -77,10 +89,33 @@ FROM unnest($1::uuid[], $2::int8[], $3::int4[], $4::text[], $5::text[]) \
     WITH ORDINALITY AS u(task_id, at, attempt, kind, reason, n) ORDER BY n";
 
 /// A task row as the batch sees it.
-struct Row {
+struct Row<'a> {
     last_seq: i32,
+    /// The fenced fields as the batch last left them.
+    current: Current,
     /// The new mutable columns, if an update changed them.
-    life: Option<LifeRow>,
+    life: Option<&'a LifeRow>,
+}
+
+/// The fields a fence checks.
+struct Current {
+    state: Option<TaskState>,
+    attempt: u32,
+    owner: Option<Owner>,
+}
+
+impl Current {
+    fn of(life: &LifeRow) -> Self {
+        Self {
+            state: state(life.state),
+            attempt: u32::try_from(life.attempt).unwrap_or_default(),
+            owner: owner(life.owner_node.clone(), life.owner_incarnation),
+        }
+    }
+}
+
+fn state(name: &str) -> Option<TaskState> {
+    TaskState::ALL.into_iter().find(|s| s.as_str() == name)
 }
 
 /// Applies `batches` (one per request) in order; one result per write.
@@ -104,13 +139,12 @@ pub(super) async fn apply(
     for (i, w) in writes.iter().enumerate() {
         results.push(match w {
             WriteRow::Create(t, e) if inserted.contains(&t.id) && !dup_ids.contains(&i) => {
-                rows.insert(
-                    t.id,
-                    Row {
-                        last_seq: 1,
-                        life: None,
-                    },
-                );
+                let row = Row {
+                    last_seq: 1,
+                    current: Current::of(&t.life),
+                    life: None,
+                };
+                rows.insert(t.id, row);
                 out.events.push((1, e));
                 WriteResult::Done
             }
@@ -118,14 +152,7 @@ pub(super) async fn apply(
                 let by_key = t.unique_key.as_ref().and_then(|k| holders.get(k));
                 WriteResult::Duplicate(by_key.copied().unwrap_or(t.id))
             }
-            WriteRow::Update(id, life, e) => {
-                if let Some(row) = rows.get_mut(id) {
-                    row.last_seq += 1;
-                    row.life = Some(life.clone());
-                    out.events.push((row.last_seq, e));
-                }
-                WriteResult::Done
-            }
+            WriteRow::Update(t) => transition(rows.get_mut(&t.id), t, &mut out),
             WriteRow::Event(e) => {
                 if let Some(row) = rows.get_mut(&e.task_id) {
                     row.last_seq += 1;
@@ -149,6 +176,37 @@ pub(super) async fn apply(
         insert_crashes(tx, &out.crashes)
     )?;
     Ok(split(results, batches))
+}
+
+/// Applies `t` to its row if the row exists and passes the fence.
+fn transition<'a>(
+    row: Option<&mut Row<'a>>,
+    t: &'a TransitionRow,
+    out: &mut Outputs<'a>,
+) -> WriteResult {
+    let Some(row) = row else {
+        return match t.fence {
+            Some(_) => WriteResult::Fenced,
+            None => WriteResult::Done,
+        };
+    };
+    if let Some(fence) = &t.fence {
+        let c = &row.current;
+        let holds = c
+            .state
+            .is_some_and(|s| fence.holds(s, c.attempt, c.owner.as_ref()));
+        if !holds {
+            return WriteResult::Fenced;
+        }
+    }
+    for e in &t.events {
+        row.last_seq += 1;
+        out.events.push((row.last_seq, e));
+    }
+    out.crashes.extend(t.crash.as_ref());
+    row.current = Current::of(&t.life);
+    row.life = Some(&t.life);
+    WriteResult::Done
 }
 
 /// A task created in this batch whose only event is its `created` one needs no update.
@@ -186,7 +244,7 @@ fn touched_of(writes: &[&WriteRow], creates: &[&TaskRow]) -> Vec<uuid::Uuid> {
     let mut ids: Vec<uuid::Uuid> = writes
         .iter()
         .filter_map(|w| match w {
-            WriteRow::Update(id, ..) => Some(*id),
+            WriteRow::Update(t) => Some(t.id),
             WriteRow::Event(e) => Some(e.task_id),
             _ => None,
         })
@@ -216,6 +274,12 @@ async fn insert(tx: &Transaction<'_>, creates: &[&TaskRow]) -> Result<HashSet<Ta
     let due: Vec<Option<SystemTime>> = creates.iter().map(|t| t.life.due_at).collect();
     let lives: Vec<&str> = creates.iter().map(|t| t.life.life.as_str()).collect();
     let tasks: Vec<&str> = creates.iter().map(|t| t.task.as_str()).collect();
+    let nodes: Vec<Option<&str>> = creates
+        .iter()
+        .map(|t| t.life.owner_node.as_deref())
+        .collect();
+    let incarnations: Vec<Option<i64>> = creates.iter().map(|t| t.life.owner_incarnation).collect();
+    let intents: Vec<bool> = creates.iter().map(|t| t.life.intent).collect();
     let stmt = tx.prepare_cached(INSERT_TASKS).await?;
     let rows = tx
         .query(
@@ -235,13 +299,19 @@ async fn insert(tx: &Transaction<'_>, creates: &[&TaskRow]) -> Result<HashSet<Ta
                 &due,
                 &lives,
                 &tasks,
+                &nodes,
+                &incarnations,
+                &intents,
             ],
         )
         .await?;
     Ok(rows.iter().map(|r| TaskId(r.get(0))).collect())
 }
 
-async fn lock(tx: &Transaction<'_>, ids: &[uuid::Uuid]) -> Result<HashMap<TaskId, Row>, Error> {
+async fn lock(
+    tx: &Transaction<'_>,
+    ids: &[uuid::Uuid],
+) -> Result<HashMap<TaskId, Row<'static>>, Error> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -250,8 +320,14 @@ async fn lock(tx: &Transaction<'_>, ids: &[uuid::Uuid]) -> Result<HashMap<TaskId
     Ok(rows
         .iter()
         .map(|r| {
+            let attempt: i32 = r.get(2);
             let row = Row {
                 last_seq: r.get(3),
+                current: Current {
+                    state: state(r.get(1)),
+                    attempt: u32::try_from(attempt).unwrap_or_default(),
+                    owner: owner(r.get(4), r.get(5)),
+                },
                 life: None,
             };
             (TaskId(r.get(0)), row)
@@ -276,34 +352,48 @@ async fn holders(
     Ok(rows.iter().map(|r| (r.get(0), TaskId(r.get(1)))).collect())
 }
 
-async fn update(tx: &Transaction<'_>, changed: &[(TaskId, Row)]) -> Result<(), Error> {
+async fn update(tx: &Transaction<'_>, changed: &[(TaskId, Row<'_>)]) -> Result<(), Error> {
     if changed.is_empty() {
         return Ok(());
     }
-    let lifes: Vec<Option<&LifeRow>> = changed.iter().map(|(_, r)| r.life.as_ref()).collect();
+    let lifes: Vec<Option<&LifeRow>> = changed.iter().map(|(_, r)| r.life).collect();
     let ids: Vec<uuid::Uuid> = changed.iter().map(|(id, _)| id.0).collect();
     let flags: Vec<bool> = changed.iter().map(|(_, r)| r.life.is_some()).collect();
     let states: Vec<Option<&str>> = lifes.iter().map(|l| l.map(|l| l.state)).collect();
     let attempts: Vec<Option<i32>> = lifes.iter().map(|l| l.map(|l| l.attempt)).collect();
-    let phases: Vec<Option<&str>> = changed
+    let phases: Vec<Option<&str>> = lifes
         .iter()
-        .map(|(_, r)| r.life.as_ref().and_then(|l| l.phase.as_deref()))
+        .map(|l| l.and_then(|l| l.phase.as_deref()))
         .collect();
     let updated: Vec<Option<i64>> = lifes.iter().map(|l| l.map(|l| l.updated_at)).collect();
-    let due: Vec<Option<SystemTime>> = changed
-        .iter()
-        .map(|(_, r)| r.life.as_ref().and_then(|l| l.due_at))
-        .collect();
-    let lives: Vec<Option<&str>> = changed
-        .iter()
-        .map(|(_, r)| r.life.as_ref().map(|l| l.life.as_str()))
-        .collect();
+    let due: Vec<Option<SystemTime>> = lifes.iter().map(|l| l.and_then(|l| l.due_at)).collect();
+    let lives: Vec<Option<&str>> = lifes.iter().map(|l| l.map(|l| l.life.as_str())).collect();
     let seqs: Vec<i32> = changed.iter().map(|(_, r)| r.last_seq).collect();
+    let nodes: Vec<Option<&str>> = lifes
+        .iter()
+        .map(|l| l.and_then(|l| l.owner_node.as_deref()))
+        .collect();
+    let incarnations: Vec<Option<i64>> = lifes
+        .iter()
+        .map(|l| l.and_then(|l| l.owner_incarnation))
+        .collect();
+    let intents: Vec<bool> = lifes.iter().map(|l| l.is_some_and(|l| l.intent)).collect();
     let stmt = tx.prepare_cached(UPDATE).await?;
     tx.execute(
         &stmt,
         &[
-            &ids, &flags, &states, &attempts, &phases, &updated, &due, &lives, &seqs,
+            &ids,
+            &flags,
+            &states,
+            &attempts,
+            &phases,
+            &updated,
+            &due,
+            &lives,
+            &seqs,
+            &nodes,
+            &incarnations,
+            &intents,
         ],
     )
     .await

@@ -3,6 +3,11 @@
 //! Every check is generic over a [`Harness`], so a store plugs in with a harness and two
 //! tests: one awaiting [`run_all`], one calling [`model_property`] (outside any runtime).
 
+mod coordination;
+mod fencing;
+
+pub(crate) use coordination::run_shared;
+
 use crate::store::prelude::*;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -47,6 +52,8 @@ pub(crate) async fn run_all<H: Harness>(h: &mut H) {
     a_fresh_store_is_writable(h).await;
     schedules_are_stored_replaced_deleted_and_survive_a_reopen(h).await;
     many_schedules_are_put_at_once_and_survive_a_reopen(h).await;
+    fencing::a_fenced_update_applies_only_if_the_row_passes_its_fence(h).await;
+    fencing::a_task_created_and_claimed_in_one_batch_is_claimed(h).await;
 }
 
 async fn many_schedules_are_put_at_once_and_survive_a_reopen<H: Harness>(h: &mut H) {
@@ -128,6 +135,25 @@ async fn memory_store_passes_the_conformance_suite() {
     let store = MemoryHarness.fresh().await;
     assert_eq!((store.name(), store.durable()), ("memory", false));
     run_all(&mut MemoryHarness).await;
+}
+
+/// A memory store shared like a database (`MemoryStore::shared`); a clone is a reopening.
+pub(crate) struct SharedMemoryHarness;
+
+impl Harness for SharedMemoryHarness {
+    type S = MemoryStore;
+    async fn fresh(&mut self) -> MemoryStore {
+        MemoryStore::shared()
+    }
+    async fn reopen(&mut self, s: MemoryStore) -> MemoryStore {
+        s.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_shared_memory_store_passes_the_coordination_checks() {
+    run_all(&mut SharedMemoryHarness).await;
+    run_shared(&mut SharedMemoryHarness).await;
 }
 
 #[test]

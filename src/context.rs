@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::journal::Journal;
-use crate::runtime::settle::update;
+use crate::runtime::settle::{running_fence, update};
 use crate::runtime::TaskCell;
 use crate::store::EventKind;
 use crate::task::TaskId;
@@ -122,7 +122,7 @@ impl TaskContext {
             message,
             phase: s.phase.clone(),
         };
-        let write = update(&self.cell, &s, kind);
+        let write = update(&self.cell, &s, kind, running_fence(&s));
         drop(s);
         self.journal.write_later(vec![write], None);
     }

@@ -83,6 +83,10 @@ pub enum TaskError {
     /// Another command's change to the task is being written; try again.
     #[error("another command on task {0} is being stored; try again")]
     Busy(TaskId),
+    /// The task changed in the store while the command was decided (another process
+    /// or the task's own attempt got there first); nothing was changed. Try again.
+    #[error("task {0} changed while the command was being stored; nothing was changed; try again")]
+    Conflict(TaskId),
     /// Waiting for the task took longer than allowed.
     #[error("timed out after {0:?} waiting for the task")]
     WaitTimeout(Duration),

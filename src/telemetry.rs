@@ -65,6 +65,10 @@ pub mod names {
     pub const CRON_SKIPPED: &str = "taskmesh_cron_skipped_total";
     /// From a cron slot's instant to its firing.
     pub const CRON_LATENESS: &str = "taskmesh_cron_lateness_seconds";
+    /// Transitions the store refused because the task's row had changed first.
+    pub const FENCED: &str = "taskmesh_fenced_total";
+    /// Running tasks of dead processes rescued by this one.
+    pub const RESCUED: &str = "taskmesh_rescued_total";
 }
 
 /// The kind of a metric, for [`DESCRIPTIONS`].
@@ -79,7 +83,7 @@ pub enum MetricKind {
 }
 
 /// Every metric of the crate: name, kind, unit and help text.
-pub const DESCRIPTIONS: [(&str, MetricKind, Unit, &str); 13] = {
+pub const DESCRIPTIONS: [(&str, MetricKind, Unit, &str); 15] = {
     use MetricKind::{Counter as C, Gauge as G, Histogram as H};
     [
         (
@@ -140,6 +144,18 @@ pub const DESCRIPTIONS: [(&str, MetricKind, Unit, &str); 13] = {
             Unit::Seconds,
             "From a cron slot's instant to its firing.",
         ),
+        (
+            names::FENCED,
+            C,
+            Unit::Count,
+            "Changes dropped because the task had changed in the store first (another process or a newer attempt won).",
+        ),
+        (
+            names::RESCUED,
+            C,
+            Unit::Count,
+            "Running tasks of dead processes rescued (as crashed attempts) by this process.",
+        ),
     ]
 };
 
@@ -169,6 +185,8 @@ pub fn describe() {
         }
     }
     counter!(names::CRON_SKIPPED).increment(0);
+    counter!(names::FENCED).increment(0);
+    counter!(names::RESCUED).increment(0);
 }
 
 /// Per-queue metric handles.

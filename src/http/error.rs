@@ -173,9 +173,10 @@ impl From<TaskError> for ApiError {
         match e {
             TaskError::Submit(s) => s.into(),
             TaskError::NotFound(_) => Self::not_found(message),
-            TaskError::AlreadyTerminal { .. } | TaskError::Transition(_) | TaskError::Busy(_) => {
-                Self::conflict(message)
-            }
+            TaskError::AlreadyTerminal { .. }
+            | TaskError::Transition(_)
+            | TaskError::Busy(_)
+            | TaskError::Conflict(_) => Self::conflict(message),
             TaskError::WaitTimeout(_)
             | TaskError::SystemStopped
             | TaskError::EndNotStored(_)

@@ -6,10 +6,11 @@
 //! acknowledge something to a caller (submit, cancel, pause, …) are awaited.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use crate::store::{EventKind, Store, StoreError, TaskEvent, Write, WriteResult};
+use crate::store::prelude::*;
+use crate::store::{EventKind, Owner, StoreError, TaskEvent, Write, WriteResult};
 use crate::task::Task;
 
 /// The store, if any, and whether its last write succeeded (readiness).
@@ -17,10 +18,41 @@ use crate::task::Task;
 pub(crate) struct Journal {
     store: Option<Arc<dyn Store>>,
     failing: Arc<AtomicBool>,
+    /// This process, on a store several processes share (set once it registered).
+    owner: Arc<OnceLock<Owner>>,
 }
 
-/// Run once a queued write is settled, with whether it is durable.
-pub(crate) type Then = Box<dyn FnOnce(bool) + Send>;
+/// Run once a queued write is settled, with what became of it.
+pub(crate) type Then = Box<dyn FnOnce(Written) + Send>;
+
+/// What became of a queued write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// It is durable (or there is no store).
+    Durable,
+    /// It failed: nothing of it applied.
+    Failed,
+    /// The store refused a transition of it: the task's row was not what this process
+    /// believed (another process, or a newer attempt, changed it first).
+    Fenced,
+}
+
+/// Counts writes refused by their fence, logging each.
+pub(crate) fn fenced(results: &[WriteResult], writes: &[Write]) -> bool {
+    let mut any = false;
+    for (r, w) in results.iter().zip(writes) {
+        if *r == WriteResult::Fenced {
+            any = true;
+            metrics::counter!(crate::telemetry::names::FENCED).increment(1);
+            if let Write::Update(t) = w {
+                let state = t.life.state.as_str();
+                tracing::warn!(task_id = %t.id, to = state, attempt = t.life.attempt,
+                    "fenced out: the task changed in the store first; this change was dropped");
+            }
+        }
+    }
+    any
+}
 
 /// The actor id recorded for changes the runtime makes on its own.
 pub(crate) const RUNTIME_ACTOR: &str = "taskmesh";
@@ -30,7 +62,23 @@ impl Journal {
         Self {
             store,
             failing: Arc::default(),
+            owner: Arc::default(),
         }
+    }
+
+    /// True if several processes share the store: claims must be won in the store.
+    pub fn shared(&self) -> bool {
+        self.store.as_ref().is_some_and(|s| s.shared())
+    }
+
+    /// Records this process's registration (once).
+    pub fn set_owner(&self, owner: Owner) {
+        let _ = self.owner.set(owner);
+    }
+
+    /// This process as the holder of the tasks it runs, on a shared store.
+    pub fn owner(&self) -> Option<Owner> {
+        self.owner.get().cloned()
     }
 
     pub fn store(&self) -> Option<&Arc<dyn Store>> {
@@ -98,11 +146,17 @@ impl Journal {
     fn queue(&self, writes: Vec<Write>, then: Option<Then>, later: bool) {
         let Some(store) = &self.store else {
             if let Some(f) = then {
-                f(true);
+                f(Written::Durable);
             }
             return;
         };
         let writes_empty = writes.is_empty();
+        // Kept to name the task of a fenced write; only transitions can be fenced.
+        let kept: Vec<Write> = writes
+            .iter()
+            .filter(|w| matches!(w, Write::Update(t) if t.fence.is_some()))
+            .cloned()
+            .collect();
         let fut = if later {
             store.write_deferred(writes)
         } else {
@@ -113,8 +167,24 @@ impl Journal {
         tokio::spawn(async move {
             let result = fut.await;
             journal.note(&result, rows);
+            let written = match &result {
+                Ok(results) => {
+                    let fenced_results: Vec<WriteResult> = results
+                        .iter()
+                        .copied()
+                        .filter(|r| *r == WriteResult::Fenced)
+                        .collect();
+                    if fenced_results.is_empty() {
+                        Written::Durable
+                    } else {
+                        fenced(&fenced_results, &kept);
+                        Written::Fenced
+                    }
+                }
+                Err(_) => Written::Failed,
+            };
             if let Some(f) = then {
-                f(result.is_ok());
+                f(written);
             }
         });
     }

@@ -16,11 +16,11 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::journal::{Journal, Then};
-use super::settle::{apply, on_durable_end};
+use super::journal::{fenced, Journal, Then, Written};
+use super::settle::{apply, on_durable_end, running_fence};
 use super::{Shared, Status, TaskCell};
 use crate::error::TaskError;
-use crate::store::{EventKind, Intent, Write};
+use crate::store::{EventKind, Fence, Intent, States, Write, WriteResult};
 use crate::task::{Event, TaskState, TransitionError};
 
 /// What a command did.
@@ -146,6 +146,16 @@ fn step(s: &mut Status, event: Event) -> Result<(), TransitionError> {
     })
 }
 
+/// The states a row may have when memory says `state`: a waiting task may be stored as
+/// any waiting state (the timer moves a due task to pending without a write).
+fn states_of(state: TaskState) -> States {
+    if queued(state) {
+        States::WAITING
+    } else {
+        States::one(state)
+    }
+}
+
 fn queued(state: TaskState) -> bool {
     matches!(
         state,
@@ -165,6 +175,11 @@ async fn command(
         Decided::Change(write, pending) => (write, pending),
     };
     match shared.journal.write_now(vec![write]).await {
+        Ok(results) if results.first() == Some(&WriteResult::Fenced) => {
+            fenced(&results, &[]);
+            revert(shared, cell);
+            Err(TaskError::Conflict(cell.task.id))
+        }
         Ok(_) => {
             commit(shared, cell, pending);
             Ok(Control::Done)
@@ -221,7 +236,12 @@ fn decide(
     s.updated_at = SystemTime::now();
     s.due_at = None;
     let event = Journal::event(&cell.task, kind, actor);
-    let write = Write::update(id, s.life.clone(), event);
+    let fence = Fence::new(
+        states_of(before.state),
+        before.attempt,
+        before.owner.clone(),
+    );
+    let write = Write::fenced(id, s.life.clone(), event, fence);
     let notify = on_durable_end(cell, &mut s, shared.journal.store().is_some());
     s.committed = Some(Box::new(before));
     s.released = false;
@@ -247,7 +267,7 @@ fn request(cell: &TaskCell, s: &mut Status, intent: Intent, actor: Option<&str>)
     let previous = s.intent.replace(intent.clone());
     s.requesting = true;
     let event = Journal::event(&cell.task, EventKind::StopRequested { intent }, actor);
-    let write = Write::update(cell.task.id, s.life.clone(), event);
+    let write = Write::fenced(cell.task.id, s.life.clone(), event, running_fence(s));
     let run = s.run;
     Decided::Request(write, Request { run, previous })
 }
@@ -266,11 +286,22 @@ async fn stop(
         let mut s = cell.status.lock();
         s.requesting = false;
         let running = s.state == TaskState::Running && s.run == request.run;
-        if let Err(e) = written {
-            if running {
-                s.intent = request.previous;
+        let results = match written {
+            Ok(results) => results,
+            Err(e) => {
+                if running {
+                    s.intent = request.previous;
+                }
+                return Err(TaskError::Store(e));
             }
-            return Err(TaskError::Store(e));
+        };
+        // Fenced while the attempt still runs here: the row changed in the store (another
+        // process rescued or changed the task). Fenced after the attempt ended: its
+        // settle was written first and applied the request (below).
+        if running && results.first() == Some(&WriteResult::Fenced) {
+            fenced(&results, &[]);
+            s.intent = request.previous;
+            return Err(TaskError::Conflict(cell.task.id));
         }
         if running {
             if let Some(t) = &s.token {
@@ -296,7 +327,7 @@ fn commit(shared: &Shared, cell: &Arc<TaskCell>, pending: Pending) {
     };
     account(shared, cell, pending.was, now, pending.placement);
     if let Some(notify) = pending.notify {
-        notify(true);
+        notify(Written::Durable);
     }
 }
 

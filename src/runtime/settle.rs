@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::journal::{Journal, Then};
+use super::journal::{Journal, Then, Written};
 use super::{AttemptError, AttemptOutcome, FailureKind, Shared, Status, TaskCell};
 use crate::queue::QueueShared;
-use crate::store::{Crash, EventKind, Intent, Transition, Write};
+use crate::store::{Crash, EventKind, Fence, Intent, States, Transition, Write};
 use crate::task::{transition, Event, TaskState};
 
 /// An attempt that has begun.
@@ -42,8 +42,10 @@ pub(crate) fn begin_attempt(
         s.released |= s.committed.is_some();
         return None;
     }
+    let fence = Fence::new(States::WAITING, s.attempt, s.owner.clone());
     s.attempt += 1;
     s.run += 1;
+    s.owner = shared.journal.owner();
     s.due_at = None;
     s.updated_at = SystemTime::now();
     s.worker = Some(worker.to_string());
@@ -61,7 +63,7 @@ pub(crate) fn begin_attempt(
             attempt: s.attempt,
             worker: s.worker.clone(),
         };
-        let write = update(cell, &s, kind);
+        let write = update(cell, &s, kind, fence);
         drop(s);
         shared.journal.write_later(vec![write], None);
     }
@@ -108,6 +110,7 @@ pub(crate) fn settle(
         return;
     }
     let attempt = s.attempt;
+    let fence = running_fence(&s);
     s.token = None;
     s.worker = None;
     s.updated_at = SystemTime::now();
@@ -128,7 +131,10 @@ pub(crate) fn settle(
     if !matches!(d.requeue, Requeue::No) {
         s.ready_at = now;
     }
-    let writes = writes_for(cell, &s, d.events, d.crash);
+    if state.is_terminal() {
+        s.owner = None;
+    }
+    let writes = writes_for(cell, &s, d.events, d.crash, fence);
     // Nobody waits yet: the end may be held to share a later commit (a late waiter
     // hurries it).
     let urgent = !s.waiters.is_empty();
@@ -285,6 +291,7 @@ pub(crate) fn writes_for(
     s: &Status,
     mut events: Vec<EventKind>,
     crash: Option<Crash>,
+    fence: Fence,
 ) -> Vec<Write> {
     if events.is_empty() {
         events.push(EventKind::Restarted);
@@ -297,17 +304,20 @@ pub(crate) fn writes_for(
             .map(|e| Journal::event(&cell.task, e, None))
             .collect(),
         crash,
-        fence: None,
+        fence: Some(fence),
     }))]
 }
 
-/// The row update of `cell` with `kind` as its event.
-pub(crate) fn update(cell: &TaskCell, s: &Status, kind: EventKind) -> Write {
-    Write::update(
-        cell.task.id,
-        s.life.clone(),
-        Journal::event(&cell.task, kind, None),
-    )
+/// The row update of `cell` with `kind` as its event, if the row passes `fence`.
+pub(crate) fn update(cell: &TaskCell, s: &Status, kind: EventKind, fence: Fence) -> Write {
+    let event = Journal::event(&cell.task, kind, None);
+    Write::fenced(cell.task.id, s.life.clone(), event, fence)
+}
+
+/// The fence of a write made while the task's attempt runs here: still running, the
+/// same attempt, held by the same process.
+pub(crate) fn running_fence(s: &Status) -> Fence {
+    Fence::new(States::RUNNING, s.attempt, s.owner.clone())
 }
 
 /// When the task ended: marks the end as not yet durable and returns the closure to run
@@ -325,7 +335,8 @@ pub(crate) fn on_durable_end(
     }
     s.end_pending = true;
     let cell = Arc::clone(cell);
-    Some(Box::new(move |durable| {
+    Some(Box::new(move |written| {
+        let durable = written == Written::Durable;
         let mut s = cell.status.lock();
         s.end_pending = false;
         s.end_lost = !durable;

@@ -81,7 +81,7 @@ impl PgStore {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1) + 1)
+            .max_size(options.pool_size.max(1) + writer::IN_FLIGHT)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(options.connect_timeout))
             .create_timeout(Some(options.connect_timeout))
@@ -165,7 +165,7 @@ fn encode(batch: Vec<Write>) -> Result<Vec<WriteRow>, StoreError> {
                 }
                 Write::Update(t) => WriteRow::Update(Box::new(rows::transition_row(*t)?)),
                 Write::Event(event) => WriteRow::Event(rows::event_row(event)?),
-                Write::Crash(c) => WriteRow::Crash(rows::crash_row(c)),
+                Write::Crash(c) => WriteRow::Crash(rows::crash_row(c)?),
             })
         })
         .collect()

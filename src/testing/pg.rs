@@ -13,6 +13,10 @@
 //! # }
 //! ```
 
+mod proxy;
+
+pub use proxy::Proxy;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -70,6 +74,46 @@ impl TestDb {
         o.database = Some(self.name.clone());
         o.connect_timeout = Duration::from_secs(10);
         o
+    }
+
+    /// Options for a store in this database reached through `addr` (a [`Proxy`]), as
+    /// the test server's user.
+    pub fn options_via(&self, addr: std::net::SocketAddr) -> PgOptions {
+        let config: tokio_postgres::Config = self.url.parse().expect("checked at create");
+        let user = config.get_user().unwrap_or("postgres");
+        let mut o = PgOptions::new(format!("postgres://{user}@{addr}/{}", self.name));
+        if let Some(p) = config.get_password() {
+            o.password = Some(crate::secret::Secret::new(String::from_utf8_lossy(p)));
+        }
+        o.connect_timeout = Duration::from_secs(2);
+        o
+    }
+
+    /// The test server's address (the first host and port of the URL).
+    pub fn server(&self) -> std::net::SocketAddr {
+        let config: tokio_postgres::Config = self.url.parse().expect("checked at create");
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let host = if host == "localhost" {
+            "127.0.0.1".to_owned()
+        } else {
+            host
+        };
+        format!("{host}:{port}")
+            .parse()
+            .expect("an IP address and port")
+    }
+
+    /// A plain connection to this database, for a test to inspect or break things.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let mut config: tokio_postgres::Config = self.url.parse().expect("checked at create");
+        config.dbname(&self.name);
+        let (client, connection) = config.connect(NoTls).await.expect("connect to the test db");
+        tokio::spawn(connection);
+        client
     }
 
     /// The database's name.

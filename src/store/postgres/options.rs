@@ -20,7 +20,7 @@ pub struct PgOptions {
     /// `postgres://user[:password]@host[:port]/database[?…]`, or a key=value string.
     pub url: String,
     /// Connections for reads and coordination (at least 1; default 8). The writer has
-    /// one more of its own.
+    /// up to four more of its own (one per commit in flight).
     pub pool_size: usize,
     /// The password, if not in the URL. Takes precedence over the file and the
     /// environment.

@@ -89,8 +89,24 @@ pub(super) fn json<T: serde::Serialize>(
         .map_err(|e| StoreError::WriteFailed(format!("cannot encode the {what} of task {id}: {e}")))
 }
 
+/// Refuses text PostgreSQL cannot store (a NUL byte), naming the task and the field, so
+/// one bad write fails alone instead of failing the batch it would join.
+fn plain(id: TaskId, what: &str, text: Option<&str>) -> Result<(), StoreError> {
+    match text {
+        Some(t) if t.contains('\0') => Err(StoreError::WriteFailed(format!(
+            "the {what} of task {id} contains a NUL byte, which PostgreSQL cannot store"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn task_row(record: &TaskRecord) -> Result<TaskRow, StoreError> {
     let task = &record.task;
+    let id = task.id;
+    plain(id, "kind", Some(&task.kind))?;
+    plain(id, "queue", Some(&task.queue))?;
+    plain(id, "unique key", task.unique_key.as_deref())?;
+    plain(id, "actor id", task.metadata.actor_id.as_deref())?;
     Ok(TaskRow {
         id: task.id,
         kind: task.kind.to_string(),
@@ -105,6 +121,8 @@ pub(super) fn task_row(record: &TaskRecord) -> Result<TaskRow, StoreError> {
 }
 
 pub(super) fn life_row(id: TaskId, life: &Life) -> Result<LifeRow, StoreError> {
+    plain(id, "phase", life.phase.as_deref())?;
+    plain(id, "owner", life.owner.as_ref().map(|o| o.node.as_str()))?;
     Ok(LifeRow {
         state: life.state.as_str(),
         attempt: i32::try_from(life.attempt).unwrap_or(i32::MAX),
@@ -137,7 +155,7 @@ pub(super) fn transition_row(t: Transition) -> Result<TransitionRow, StoreError>
             .into_iter()
             .map(event_row)
             .collect::<Result<_, _>>()?,
-        crash: t.crash.map(crash_row),
+        crash: t.crash.map(crash_row).transpose()?,
         fence: t.fence,
     })
 }
@@ -153,6 +171,12 @@ pub(super) fn owner(node: Option<String>, incarnation: Option<i64>) -> Option<Ow
 }
 
 pub(super) fn event_row(event: TaskEvent) -> Result<EventRow, StoreError> {
+    plain(event.task_id, "event actor id", event.actor_id.as_deref())?;
+    plain(
+        event.task_id,
+        "event correlation id",
+        event.correlation_id.as_deref(),
+    )?;
     Ok(EventRow {
         task_id: event.task_id,
         at: nanos(event.at),
@@ -163,14 +187,15 @@ pub(super) fn event_row(event: TaskEvent) -> Result<EventRow, StoreError> {
     })
 }
 
-pub(super) fn crash_row(c: Crash) -> CrashRow {
-    CrashRow {
+pub(super) fn crash_row(c: Crash) -> Result<CrashRow, StoreError> {
+    plain(c.task_id, "crash reason", Some(&c.reason))?;
+    Ok(CrashRow {
         task_id: c.task_id,
         at: nanos(c.at),
         attempt: i32::try_from(c.attempt).unwrap_or(i32::MAX),
         kind: c.kind.as_str(),
         reason: c.reason,
-    }
+    })
 }
 
 /// The columns [`record`] reads, in order, from `tasks` joined to `task_specs`. The

@@ -1,6 +1,8 @@
 //! Tests of the PostgreSQL store against a real server (see `testing::pg`).
 
+mod concurrency;
 mod conformance;
+mod failures;
 
 use super::{PgOptions, PgStore};
 use crate::store::conformance::record_of;
@@ -9,13 +11,13 @@ use crate::store::{EventKind, TaskEvent, Write, WriteResult};
 use crate::testing::pg::TestDb;
 
 /// A store on a fresh database, or `None` (skipped).
-async fn fresh(test: &str) -> Option<(TestDb, PgStore)> {
+pub(super) async fn fresh(test: &str) -> Option<(TestDb, PgStore)> {
     let db = TestDb::create(test).await?;
     let store = PgStore::connect_with(db.options()).await.expect("connect");
     Some((db, store))
 }
 
-fn created(r: &crate::store::TaskRecord) -> Write {
+pub(super) fn created(r: &crate::store::TaskRecord) -> Write {
     let e = TaskEvent {
         task_id: r.task.id,
         at: r.task.created_at,

@@ -1,5 +1,6 @@
 //! One batch in one transaction: a handful of multi-row statements over arrays, whatever
-//! the number of writes.
+//! the number of writes. The caller has begun the transaction (pipelined with the first
+//! statements) and commits it.
 //!
 //! 1. Creates: one `INSERT … SELECT … FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`,
 //!    beside a `SELECT … ORDER BY id FOR UPDATE` of every other task the batch touches
@@ -17,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Error;
 
 use super::super::rows::{owner, CrashRow, EventRow, LifeRow, TaskRow, TransitionRow};
@@ -120,7 +121,7 @@ fn state(name: &str) -> Option<TaskState> {
 
 /// Applies `batches` (one per request) in order; one result per write.
 pub(super) async fn apply(
-    tx: &Transaction<'_>,
+    tx: &ClientWrapper,
     batches: &[Vec<WriteRow>],
 ) -> Result<Vec<Vec<WriteResult>>, Error> {
     let writes: Vec<&WriteRow> = batches.iter().flatten().collect();
@@ -256,7 +257,7 @@ fn touched_of(writes: &[&WriteRow], creates: &[&TaskRow]) -> Vec<uuid::Uuid> {
     ids
 }
 
-async fn insert(tx: &Transaction<'_>, creates: &[&TaskRow]) -> Result<HashSet<TaskId>, Error> {
+async fn insert(tx: &ClientWrapper, creates: &[&TaskRow]) -> Result<HashSet<TaskId>, Error> {
     if creates.is_empty() {
         return Ok(HashSet::new());
     }
@@ -309,7 +310,7 @@ async fn insert(tx: &Transaction<'_>, creates: &[&TaskRow]) -> Result<HashSet<Ta
 }
 
 async fn lock(
-    tx: &Transaction<'_>,
+    tx: &ClientWrapper,
     ids: &[uuid::Uuid],
 ) -> Result<HashMap<TaskId, Row<'static>>, Error> {
     if ids.is_empty() {
@@ -337,7 +338,7 @@ async fn lock(
 
 /// The holder of each unique key a refused create asked for.
 async fn holders(
-    tx: &Transaction<'_>,
+    tx: &ClientWrapper,
     rejected: &[&TaskRow],
 ) -> Result<HashMap<String, TaskId>, Error> {
     let keys: Vec<&str> = rejected
@@ -352,7 +353,7 @@ async fn holders(
     Ok(rows.iter().map(|r| (r.get(0), TaskId(r.get(1)))).collect())
 }
 
-async fn update(tx: &Transaction<'_>, changed: &[(TaskId, Row<'_>)]) -> Result<(), Error> {
+async fn update(tx: &ClientWrapper, changed: &[(TaskId, Row<'_>)]) -> Result<(), Error> {
     if changed.is_empty() {
         return Ok(());
     }
@@ -400,7 +401,7 @@ async fn update(tx: &Transaction<'_>, changed: &[(TaskId, Row<'_>)]) -> Result<(
     .map(drop)
 }
 
-async fn insert_events(tx: &Transaction<'_>, events: &[(i32, &EventRow)]) -> Result<(), Error> {
+async fn insert_events(tx: &ClientWrapper, events: &[(i32, &EventRow)]) -> Result<(), Error> {
     if events.is_empty() {
         return Ok(());
     }
@@ -423,7 +424,7 @@ async fn insert_events(tx: &Transaction<'_>, events: &[(i32, &EventRow)]) -> Res
     .map(drop)
 }
 
-async fn insert_crashes(tx: &Transaction<'_>, crashes: &[&CrashRow]) -> Result<(), Error> {
+async fn insert_crashes(tx: &ClientWrapper, crashes: &[&CrashRow]) -> Result<(), Error> {
     if crashes.is_empty() {
         return Ok(());
     }
@@ -436,6 +437,23 @@ async fn insert_crashes(tx: &Transaction<'_>, crashes: &[&CrashRow]) -> Result<(
     tx.execute(&stmt, &[&tasks, &ats, &attempts, &kinds, &reasons])
         .await
         .map(drop)
+}
+
+/// The tasks a batch creates.
+pub(super) fn created(batches: &[Vec<WriteRow>]) -> impl Iterator<Item = TaskId> + '_ {
+    batches.iter().flatten().filter_map(|w| match w {
+        WriteRow::Create(t, _) => Some(t.id),
+        _ => None,
+    })
+}
+
+/// The tasks a batch changes or appends to without creating them.
+pub(super) fn touched(batches: &[Vec<WriteRow>]) -> impl Iterator<Item = TaskId> + '_ {
+    batches.iter().flatten().filter_map(|w| match w {
+        WriteRow::Update(t) => Some(t.id),
+        WriteRow::Event(e) => Some(e.task_id),
+        _ => None,
+    })
 }
 
 /// Splits the flat results back into one list per request.

@@ -18,7 +18,10 @@ use crate::store::StoreError;
 ///   nanoseconds since the UNIX epoch, exact like SQLite's; times the database decides
 ///   with `now()` (due times compared by claims, heartbeats) are `timestamptz`.
 /// - `events.seq` counts a task's events from 1, assigned under the task's row lock, so a
-///   reader paging one task never sees a gap; `gseq` orders events across the store.
+///   reader paging one task never sees a gap; `gseq` orders events across the store (a
+///   BRIN index: it grows with insertion order and costs inserts almost nothing).
+/// - Every index is paid on every update that changes an indexed column (state always
+///   does), so indexes on mostly-NULL or rarely-true columns are partial.
 /// - A task's owner is two columns (node, incarnation); they are the truth, the copy in
 ///   the life JSON is replaced by them on read, so a reservation touches no JSON. An
 ///   incarnation is unique across nodes (one sequence), so it alone finds an owner's tasks.
@@ -42,8 +45,9 @@ CREATE TABLE tasks (
     due_at             timestamptz,
     last_seq           integer NOT NULL,
     life               json NOT NULL
-) WITH (fillfactor = 70);
-CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key);
+) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02,
+       autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+CREATE UNIQUE INDEX tasks_unique_key ON tasks (unique_key) WHERE unique_key IS NOT NULL;
 CREATE INDEX tasks_created_at ON tasks (created_at);
 CREATE INDEX tasks_state ON tasks (state, created_at);
 CREATE INDEX tasks_queue ON tasks (queue, created_at);
@@ -73,7 +77,7 @@ CREATE TABLE events (
     data            json NOT NULL,
     PRIMARY KEY (task, seq)
 );
-CREATE INDEX events_gseq ON events (gseq);
+CREATE INDEX events_gseq ON events USING brin (gseq);
 
 CREATE TABLE crashes (
     id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -100,7 +104,7 @@ CREATE TABLE nodes (
     started_at    timestamptz NOT NULL DEFAULT now(),
     heartbeat_at  timestamptz NOT NULL DEFAULT now(),
     buried_at     timestamptz
-) WITH (fillfactor = 50);
+) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0.01);
 CREATE INDEX nodes_name ON nodes (name, incarnation);
 
 CREATE TABLE probe (

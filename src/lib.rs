@@ -67,6 +67,7 @@ pub mod builtin;
 pub mod cli;
 pub mod config;
 pub mod context;
+mod coordinator;
 pub mod cron;
 pub mod error;
 pub mod handler;

@@ -14,6 +14,6 @@ pub(crate) use attempt::{run_attempt, AttemptOutcome};
 pub use cell::{AttemptError, FailureKind, TaskResult, TaskStatus};
 pub(crate) use cell::{Status, TaskCell};
 pub use ops::Control;
-pub(crate) use settle::{begin_attempt, settle};
-pub(crate) use shared::{HandlerEntry, Housekeeping, Shared};
+pub(crate) use settle::{begin_attempt, claim, settle};
+pub(crate) use shared::{CoordConfig, HandlerEntry, Housekeeping, Shared};
 pub(crate) use table::{Claim, KeyGuard, TaskTable};

@@ -4,7 +4,7 @@
 mod builder;
 mod handle;
 mod manage;
-mod recover;
+pub(crate) mod recover;
 mod schedules;
 mod shutdown;
 pub(crate) mod submit;

@@ -25,7 +25,7 @@ use crate::breaker::Admission;
 use crate::context::TaskContext;
 use crate::queue::QueueShared;
 use crate::runtime::{
-    begin_attempt, run_attempt, settle, AttemptOutcome, HandlerEntry, Shared, TaskCell,
+    begin_attempt, claim, run_attempt, settle, AttemptOutcome, HandlerEntry, Shared, TaskCell,
 };
 
 /// Tasks a worker runs per `Drain` message before it looks at its mailbox again.
@@ -168,12 +168,22 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
     let Some(is_probe) = pass_gates(state, entry, &cell, now) else {
         return;
     };
-    let Some(started) = begin_attempt(&state.shared, &cell, &state.queue, &state.name, now) else {
+    let Some(mut started) = begin_attempt(&state.shared, &cell, &state.queue, &state.name, now)
+    else {
         if is_probe {
             breaker_neutral(entry);
         }
         return;
     };
+    if let Some(write) = started.claim.take() {
+        let (shared, queue) = (&state.shared, &state.queue);
+        if !claim(shared, queue, &cell, started.run, write).await {
+            if is_probe {
+                breaker_neutral(entry);
+            }
+            return;
+        }
+    }
     state
         .queue
         .metrics

@@ -6,7 +6,9 @@
 //! acknowledge something to a caller (submit, cancel, pause, …) are awaited.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use std::time::SystemTime;
 
 use crate::store::prelude::*;
@@ -18,8 +20,12 @@ use crate::task::Task;
 pub(crate) struct Journal {
     store: Option<Arc<dyn Store>>,
     failing: Arc<AtomicBool>,
-    /// This process, on a store several processes share (set once it registered).
-    owner: Arc<OnceLock<Owner>>,
+    /// This process, on a store several processes share (set once it registered, and
+    /// again if it had to register anew after it was declared dead).
+    owner: Arc<RwLock<Option<Owner>>>,
+    /// On a shared store: false once this process has not renewed its heartbeat within
+    /// its trust window; it then claims nothing until a heartbeat succeeds again.
+    trusted: Arc<AtomicBool>,
 }
 
 /// Run once a queued write is settled, with what became of it.
@@ -63,6 +69,7 @@ impl Journal {
             store,
             failing: Arc::default(),
             owner: Arc::default(),
+            trusted: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -71,14 +78,24 @@ impl Journal {
         self.store.as_ref().is_some_and(|s| s.shared())
     }
 
-    /// Records this process's registration (once).
+    /// Records this process's registration.
     pub fn set_owner(&self, owner: Owner) {
-        let _ = self.owner.set(owner);
+        *self.owner.write() = Some(owner);
     }
 
     /// This process as the holder of the tasks it runs, on a shared store.
     pub fn owner(&self) -> Option<Owner> {
-        self.owner.get().cloned()
+        self.owner.read().clone()
+    }
+
+    /// False while this process may not claim (see `trusted`).
+    pub fn trusted(&self) -> bool {
+        self.trusted.load(Ordering::Acquire)
+    }
+
+    /// Sets whether this process may claim; true if that changed.
+    pub fn set_trusted(&self, trusted: bool) -> bool {
+        self.trusted.swap(trusted, Ordering::AcqRel) != trusted
     }
 
     pub fn store(&self) -> Option<&Arc<dyn Store>> {

@@ -7,10 +7,12 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::journal::{Journal, Then, Written};
+use super::journal::{fenced, Journal, Then, Written};
 use super::{AttemptError, AttemptOutcome, FailureKind, Shared, Status, TaskCell};
 use crate::queue::QueueShared;
-use crate::store::{Crash, EventKind, Fence, Intent, States, Transition, Write};
+use crate::store::{
+    Crash, EventKind, Fence, Intent, Owner, States, StoreError, Transition, Write, WriteResult,
+};
 use crate::task::{transition, Event, TaskState};
 
 /// An attempt that has begun.
@@ -21,6 +23,9 @@ pub(crate) struct Started {
     pub token: CancellationToken,
     /// How long the task waited since it became ready.
     pub waited: Duration,
+    /// On a store several processes share: the claim, to be won in the store before the
+    /// attempt runs ([`claim`]). Otherwise the `started` write was queued already.
+    pub claim: Option<Write>,
 }
 
 /// Moves a queued task to running and journals `started`. `None` when it is no longer
@@ -52,11 +57,12 @@ pub(crate) fn begin_attempt(
     let token = CancellationToken::new();
     s.token = Some(token.clone());
     queue.started();
-    let started = Started {
+    let mut started = Started {
         attempt: s.attempt,
         run: s.run,
         token,
         waited: now.saturating_duration_since(s.ready_at),
+        claim: None,
     };
     if shared.journal.store().is_some() {
         let kind = EventKind::Started {
@@ -65,10 +71,66 @@ pub(crate) fn begin_attempt(
         };
         let write = update(cell, &s, kind, fence);
         drop(s);
-        shared.journal.write_later(vec![write], None);
+        if shared.journal.shared() {
+            started.claim = Some(write);
+        } else {
+            // One process per store: memory is exact, the claim cannot lose.
+            shared.journal.write_later(vec![write], None);
+        }
     }
     Some(started)
 }
+
+/// Wins the claim of a begun attempt in the store. False if it was not won: the task
+/// changed in the store (another process has it, or a command or a rescue changed it),
+/// and this process forgets it; or the store failed, and the task waits again.
+pub(crate) async fn claim(
+    shared: &Shared,
+    queue: &QueueShared,
+    cell: &Arc<TaskCell>,
+    run: u64,
+    write: Write,
+) -> bool {
+    // Past its trust window this process may already be declared dead: it claims
+    // nothing until its heartbeat is renewed.
+    let written = match shared.journal.trusted() {
+        true => shared.journal.write_now(vec![write]).await,
+        false => Err(StoreError::Fenced {
+            owner: shared.journal.owner().unwrap_or_else(|| Owner::new("", 0)),
+        }),
+    };
+    let lost = match written {
+        Ok(results) if results.first() == Some(&WriteResult::Done) => return true,
+        Ok(results) => {
+            fenced(&results, &[]);
+            true
+        }
+        Err(e) => {
+            tracing::warn!(task_id = %cell.task.id, error = %e, "could not claim the task; it waits");
+            false
+        }
+    };
+    let mut s = cell.status.lock();
+    if s.run != run || s.state != TaskState::Running {
+        return false;
+    }
+    s.token = None;
+    s.worker = None;
+    s.attempt = s.attempt.saturating_sub(1);
+    s.state = TaskState::Pending;
+    s.ready_at = Instant::now();
+    drop(s);
+    queue.finished(&cell.task.kind, TaskState::Pending);
+    if lost {
+        shared.table.forget(cell);
+    } else {
+        queue.requeue(cell.clone(), Some(Instant::now() + CLAIM_RETRY));
+    }
+    false
+}
+
+/// How long a task whose claim failed in the store waits before it is tried again.
+const CLAIM_RETRY: Duration = Duration::from_secs(1);
 
 /// Where the task goes after a settle.
 enum Requeue {
@@ -131,9 +193,12 @@ pub(crate) fn settle(
     if !matches!(d.requeue, Requeue::No) {
         s.ready_at = now;
     }
-    if state.is_terminal() {
-        s.owner = None;
-    }
+    // A task that goes on waits here (this process holds it); an ended one is held by
+    // nobody. (A rescued task changes hands here: from its dead owner to this process.)
+    s.owner = match state.is_terminal() {
+        true => None,
+        false => shared.journal.owner(),
+    };
     let writes = writes_for(cell, &s, d.events, d.crash, fence);
     // Nobody waits yet: the end may be held to share a later commit (a late waiter
     // hurries it).

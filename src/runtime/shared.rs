@@ -44,6 +44,31 @@ pub(crate) struct Shared {
     /// after repeated failures below it), no worker runs anything any more: the system is
     /// then not ready and refuses submits.
     pub root: std::sync::OnceLock<ractor::ActorCell>,
+    /// How this process takes part when several share the store.
+    pub coord: CoordConfig,
+}
+
+/// How a process takes part in a store that several processes share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CoordConfig {
+    /// This node's name (unique among the processes sharing the store).
+    pub node: String,
+    /// A process whose heartbeat is older than this (store time) is dead.
+    pub dead_after: Duration,
+    /// How often the heartbeat is renewed (and dead processes looked for).
+    pub heartbeat_every: Duration,
+    /// How often free workers reserve waiting tasks from the shared pool.
+    pub poll_every: Duration,
+}
+
+impl CoordConfig {
+    /// How long this process trusts its last renewed heartbeat: it stops claiming and
+    /// stops its attempts before any other process can find it dead.
+    pub fn trust_window(&self) -> Duration {
+        self.dead_after
+            .saturating_sub(self.heartbeat_every * 2)
+            .max(self.heartbeat_every)
+    }
 }
 
 /// How long the store keeps ended tasks and crash history, and how often it is swept.

@@ -104,6 +104,21 @@ impl TaskTable {
         removed
     }
 
+    /// Forgets `cell` if it is still the table's cell for its task: this process found
+    /// in the store that the task is not its own any more (another process won it).
+    pub fn forget(&self, cell: &Arc<TaskCell>) {
+        let id = cell.task.id;
+        if self
+            .cells
+            .remove_if(&id, |_, c| Arc::ptr_eq(c, cell))
+            .is_some()
+        {
+            if let Some(key) = &cell.task.unique_key {
+                self.unique.remove_if(key, |_, v| v.id == id);
+            }
+        }
+    }
+
     fn remove(&self, id: &TaskId) {
         if let Some((_, cell)) = self.cells.remove(id) {
             if let Some(key) = &cell.task.unique_key {

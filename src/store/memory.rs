@@ -26,7 +26,8 @@ mod coord;
 /// clone. Clones share the data.
 ///
 /// ```
-/// use taskmesh::store::{MemoryStore, Store};
+/// use taskmesh::store::prelude::*;
+/// use taskmesh::store::MemoryStore;
 /// let store = MemoryStore::new();
 /// assert_eq!(store.name(), "memory");
 /// assert!(!store.durable());

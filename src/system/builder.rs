@@ -17,6 +17,7 @@ use crate::queue::{QueueConfig, QueueShared};
 use crate::ratelimit::{Limiter, RateLimit};
 use crate::registry::Namespace;
 use crate::runtime::journal::Journal;
+use crate::runtime::CoordConfig;
 use crate::runtime::{HandlerEntry, Housekeeping, Shared, TaskTable};
 use crate::scheduler::{Clock, CronShared, Leadership, SingleNode, SystemClock};
 use crate::store::Store;
@@ -59,6 +60,10 @@ pub struct TaskSystemBuilder {
     housekeeping: Housekeeping,
     clock: Arc<dyn Clock>,
     leadership: Arc<dyn Leadership>,
+    node: Option<String>,
+    dead_after: Duration,
+    heartbeat_every: Duration,
+    poll_every: Duration,
 }
 
 impl Default for TaskSystemBuilder {
@@ -78,6 +83,10 @@ impl Default for TaskSystemBuilder {
                 every: Duration::from_secs(3600),
             },
             clock: Arc::new(SystemClock),
+            node: None,
+            dead_after: Duration::from_secs(15),
+            heartbeat_every: Duration::from_secs(2),
+            poll_every: Duration::from_millis(500),
             leadership: Arc::new(SingleNode),
         }
     }
@@ -160,6 +169,31 @@ impl TaskSystemBuilder {
         self
     }
 
+    /// This process's node name, on a store several processes share (see
+    /// [`Coordination`](crate::store::Coordination)). It must be unique among them and
+    /// should stay the same across restarts, so that a restarted node rescues its own
+    /// earlier tasks at once. Default: `{namespace}@{host}:{pid}`.
+    pub fn node_name(mut self, name: impl Into<String>) -> Self {
+        self.node = Some(name.into());
+        self
+    }
+
+    /// On a shared store: a process whose heartbeat is older than `dead_after` (store
+    /// time) is dead, and its running tasks are rescued; heartbeats are renewed every
+    /// `heartbeat_every`; free workers reserve waiting tasks every `poll_every`.
+    /// Defaults: 15 s, 2 s, 500 ms.
+    pub fn liveness(
+        mut self,
+        dead_after: Duration,
+        heartbeat_every: Duration,
+        poll_every: Duration,
+    ) -> Self {
+        self.dead_after = dead_after;
+        self.heartbeat_every = heartbeat_every;
+        self.poll_every = poll_every;
+        self
+    }
+
     /// How long crash history is kept (default 24 h) and how often the store is swept
     /// (default every hour).
     pub fn crash_history(mut self, keep: Duration, sweep_every: Duration) -> Self {
@@ -172,6 +206,7 @@ impl TaskSystemBuilder {
     /// supervision tree.
     pub async fn start(self) -> Result<TaskSystem, SystemError> {
         let shared = Arc::new(self.build()?);
+        register(&shared).await?;
         let recovery = recover(&shared).await?;
         if recovery.loaded > 0 || recovery.orphaned > 0 {
             tracing::info!(
@@ -200,6 +235,24 @@ impl TaskSystemBuilder {
                 "expected a sweep interval above 0 ms, got 0",
             ));
         }
+        if self.heartbeat_every.is_zero()
+            || self.poll_every.is_zero()
+            || self.dead_after <= self.heartbeat_every * 2
+        {
+            return Err(ValidationError::new(
+                "liveness",
+                format!(
+                    "expected heartbeat and poll intervals above 0 and dead_after above two heartbeats, got dead_after {:?}, heartbeat {:?}, poll {:?}",
+                    self.dead_after, self.heartbeat_every, self.poll_every
+                ),
+            ));
+        }
+        let coord = CoordConfig {
+            node: self.node.unwrap_or_else(|| default_node(&self.namespace)),
+            dead_after: self.dead_after,
+            heartbeat_every: self.heartbeat_every,
+            poll_every: self.poll_every,
+        };
         let journal = Journal::new(self.store);
         Ok(Shared {
             namespace,
@@ -217,6 +270,7 @@ impl TaskSystemBuilder {
             },
             accepting: AtomicBool::new(true),
             root: std::sync::OnceLock::new(),
+            coord,
         })
     }
 }
@@ -291,6 +345,25 @@ fn check_handler(
         ));
     }
     Ok(())
+}
+
+/// On a shared store, registers this process; its tasks are held under that name.
+async fn register(shared: &Shared) -> Result<(), SystemError> {
+    let Some(store) = shared.journal.store().filter(|s| s.shared()) else {
+        return Ok(());
+    };
+    let owner = store
+        .register(crate::coordinator::node_info(shared))
+        .await
+        .map_err(SystemError::Store)?;
+    tracing::info!(%owner, "registered with the shared store");
+    shared.journal.set_owner(owner);
+    Ok(())
+}
+
+fn default_node(namespace: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    format!("{namespace}@{host}:{}", std::process::id())
 }
 
 fn janitor_period(retention: Duration) -> Duration {

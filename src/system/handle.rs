@@ -107,6 +107,7 @@ impl TaskSystem {
     pub async fn wait(&self, id: TaskId) -> Result<TaskResult, TaskError> {
         let cell = match self.cell(id) {
             Ok(cell) => cell,
+            Err(_) if self.shared.journal.shared() => return self.wait_in_store(id).await,
             Err(e) => return self.ended_in_store(id).await?.ok_or(e),
         };
         let (rx, hurry) = {
@@ -127,8 +128,29 @@ impl TaskSystem {
         }
         match rx.await {
             Ok(Some(result)) => Ok(result),
+            // The end written here was fenced out: another process had the task.
+            Ok(None) if self.shared.journal.shared() => self.wait_in_store(id).await,
             Ok(None) => Err(TaskError::EndNotStored(id)),
             Err(_) => Err(TaskError::SystemStopped),
+        }
+    }
+
+    /// Waits for a task another process runs (or may run): reads the store until the
+    /// task has ended, at growing intervals up to [`STORE_POLL_MAX`].
+    async fn wait_in_store(&self, id: TaskId) -> Result<TaskResult, TaskError> {
+        let Some(store) = self.shared.journal.store() else {
+            return Err(TaskError::NotFound(id));
+        };
+        let mut every = Duration::from_millis(10);
+        loop {
+            let Some(record) = store.get(id).await.map_err(TaskError::Store)? else {
+                return Err(TaskError::NotFound(id));
+            };
+            if record.life.state.is_terminal() {
+                return Ok(result_of(id, record.life));
+            }
+            tokio::time::sleep(every).await;
+            every = (every * 2).min(STORE_POLL_MAX);
         }
     }
 
@@ -140,14 +162,7 @@ impl TaskSystem {
         let record = store.get(id).await.map_err(TaskError::Store)?;
         Ok(record
             .filter(|r| r.life.state.is_terminal())
-            .map(|r| TaskResult {
-                id,
-                state: r.life.state,
-                attempt: r.life.attempt,
-                result: r.life.result,
-                error: r.life.error,
-                cancel_reason: r.life.cancel_reason,
-            }))
+            .map(|r| result_of(id, r.life)))
     }
 
     /// Like [`TaskSystem::wait`], but gives up after `limit`.
@@ -285,5 +300,19 @@ async fn ask<M: ractor::Message>(
     match actor.call(msg, Some(HEALTH_DEADLINE)).await {
         Ok(ractor::rpc::CallResult::Success(h)) => h,
         _ => ServiceHealth::new(name, HealthStatus::Down, "did not answer within 1 s"),
+    }
+}
+
+/// The longest pause between two reads of a task another process runs.
+const STORE_POLL_MAX: Duration = Duration::from_millis(200);
+
+fn result_of(id: TaskId, life: crate::store::Life) -> TaskResult {
+    TaskResult {
+        id,
+        state: life.state,
+        attempt: life.attempt,
+        result: life.result,
+        error: life.error,
+        cancel_reason: life.cancel_reason,
     }
 }

@@ -8,7 +8,7 @@ use crate::error::TaskError;
 use crate::health::HealthStatus;
 use crate::runtime::{ops, Control, TaskStatus};
 use crate::store::{Crash, StoredEvent, TaskFilter, TaskQuery};
-use crate::task::TaskId;
+use crate::task::{TaskId, TaskState};
 
 /// A task with its history: the live status, its events and its crash history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,7 +47,12 @@ impl TaskSystem {
     /// tasks no longer held in memory, in the store.
     pub async fn get(&self, id: TaskId) -> Result<TaskView, TaskError> {
         let store = self.shared.journal.store().cloned();
-        let status = match (self.shared.table.get(&id), &store) {
+        // On a shared store only an attempt running here is known better here than in the
+        // store; anything else may have been changed by another process.
+        let local = self.shared.table.get(&id).filter(|c| {
+            !self.shared.journal.shared() || c.status.lock().state == TaskState::Running
+        });
+        let status = match (local, &store) {
             (Some(cell), _) => {
                 // Its end may be a held write: the events should show it.
                 if store.is_some() && cell.status.lock().end_pending {

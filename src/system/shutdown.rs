@@ -77,6 +77,7 @@ impl TaskSystem {
                 s.waiters.clear();
             }
         }
+        release_held(shared).await;
         ShutdownReport {
             interrupted,
             left_queued: queues.iter().map(|q| q.depth()).sum(),
@@ -95,6 +96,25 @@ async fn wait_idle(q: &QueueShared, deadline: Instant) {
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return;
+        }
+    }
+}
+
+/// On a shared store: once this process's last writes are durable, gives its waiting
+/// tasks back to the shared pool, so that other processes run them now rather than
+/// after this one is found dead.
+async fn release_held(shared: &crate::runtime::Shared) {
+    let (Some(store), Some(owner)) = (shared.journal.store(), shared.journal.owner()) else {
+        return;
+    };
+    if !store.shared() {
+        return;
+    }
+    shared.journal.flush().await;
+    match store.release(owner.clone()).await {
+        Ok(n) => tracing::info!(%owner, released = n, "gave waiting tasks back to the shared pool"),
+        Err(e) => {
+            tracing::warn!(%owner, error = %e, "could not give waiting tasks back; they are rescued once this process is found dead")
         }
     }
 }

@@ -186,6 +186,10 @@ fn new_cell(
     if state == TaskState::Scheduled {
         cell.status.lock().due_at = cell.task.run_at;
     }
+    if shared.journal.shared() {
+        // Accepted here, held here: other processes leave it to this one while it lives.
+        cell.status.lock().owner = shared.journal.owner();
+    }
     Arc::new(cell)
 }
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use ractor::{Actor, ActorRef};
 
+use crate::coordinator::Coordinator;
 use crate::error::SystemError;
 use crate::janitor::Janitor;
 use crate::pool::{Pool, PoolArgs};
@@ -43,6 +44,9 @@ pub(super) async fn start(
     }
     spec = spec.child(janitor(&shared, janitor_every));
     spec = spec.child(scheduler(&shared));
+    if shared.journal.shared() {
+        spec = spec.child(coordinator(&shared));
+    }
     let name = shared.namespace.actor_name("root");
     let (root, handle) = start_supervisor(Some(name.clone()), Supervisor::new("root"), spec, None)
         .await
@@ -111,6 +115,19 @@ fn scheduler(shared: &Arc<Shared>) -> ChildSpec {
         let (name, shared) = (name.clone(), shared.clone());
         async move {
             let (actor, _) = Actor::spawn_linked(Some(name), Scheduler, shared, parent).await?;
+            Ok(actor.get_cell())
+        }
+        .boxed()
+    })
+}
+
+fn coordinator(shared: &Arc<Shared>) -> ChildSpec {
+    let name = shared.namespace.actor_name("coordinator");
+    let shared = shared.clone();
+    ChildSpec::new("coordinator", move |parent| {
+        let (name, shared) = (name.clone(), shared.clone());
+        async move {
+            let (actor, _) = Actor::spawn_linked(Some(name), Coordinator, shared, parent).await?;
             Ok(actor.get_cell())
         }
         .boxed()

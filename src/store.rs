@@ -14,12 +14,14 @@ mod conformance;
 mod coord;
 mod fence;
 mod memory;
+mod postgres;
 mod sqlite;
 mod types;
 
 pub use coord::{Coordination, NodeInfo, NodeRecord, Owner, Requested};
 pub use fence::{Fence, States};
 pub use memory::MemoryStore;
+pub use postgres::{PgOptions, PgStore, PASSWORD_ENV};
 #[doc(hidden)]
 pub use sqlite::fuzz_decode_rows;
 pub use sqlite::{SqliteOptions, SqliteStore};

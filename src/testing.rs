@@ -6,6 +6,9 @@
 //! - [`crash_worker`] injects a worker crash, for supervision tests.
 //! - [`run_inline`] runs one handler call without a system.
 
+#[doc(hidden)]
+pub mod pg;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -3,6 +3,11 @@
 //! Every check is generic over a [`Harness`], so a store plugs in with a harness and two
 //! tests: one awaiting [`run_all`], one calling [`model_property`] (outside any runtime).
 
+mod coordination;
+mod fencing;
+
+pub(crate) use coordination::run_shared;
+
 use crate::store::prelude::*;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -26,9 +31,9 @@ pub(crate) trait Harness {
     /// The store under test.
     type S: Store;
     /// An empty store, independent of every other one this harness made.
-    fn fresh(&mut self) -> Self::S;
+    async fn fresh(&mut self) -> Self::S;
     /// Closes `s` and opens its data again as a new instance.
-    fn reopen(&mut self, s: Self::S) -> Self::S;
+    async fn reopen(&mut self, s: Self::S) -> Self::S;
 }
 
 /// Runs every check of the suite; panics on the first failure.
@@ -47,6 +52,8 @@ pub(crate) async fn run_all<H: Harness>(h: &mut H) {
     a_fresh_store_is_writable(h).await;
     schedules_are_stored_replaced_deleted_and_survive_a_reopen(h).await;
     many_schedules_are_put_at_once_and_survive_a_reopen(h).await;
+    fencing::a_fenced_update_applies_only_if_the_row_passes_its_fence(h).await;
+    fencing::a_task_created_and_claimed_in_one_batch_is_claimed(h).await;
 }
 
 async fn many_schedules_are_put_at_once_and_survive_a_reopen<H: Harness>(h: &mut H) {
@@ -63,12 +70,12 @@ async fn many_schedules_are_put_at_once_and_survive_a_reopen<H: Harness>(h: &mut
         created_at: at,
         updated_at: at,
     };
-    let store = h.fresh();
+    let store = h.fresh().await;
     store.put_schedule(record(0)).await.unwrap();
     let many: Vec<ScheduleRecord> = (0..200).map(record).collect();
     store.put_schedules(many.clone()).await.unwrap();
     store.put_schedules(vec![]).await.unwrap();
-    let store = h.reopen(store);
+    let store = h.reopen(store).await;
     assert_eq!(
         store.schedules().await.unwrap(),
         many,
@@ -91,12 +98,12 @@ async fn schedules_are_stored_replaced_deleted_and_survive_a_reopen<H: Harness>(
         created_at: at,
         updated_at: at,
     };
-    let store = h.fresh();
+    let store = h.fresh().await;
     store.put_schedule(record("b", "@daily")).await.unwrap();
     store.put_schedule(record("a", "@hourly")).await.unwrap();
     let replaced = record("b", "0 */5 * * * *");
     store.put_schedule(replaced.clone()).await.unwrap();
-    let store = h.reopen(store);
+    let store = h.reopen(store).await;
     let all = store.schedules().await.unwrap();
     let names: Vec<&str> = all.iter().map(|r| r.spec.name.as_str()).collect();
     assert_eq!(names, ["a", "b"], "by name");
@@ -106,7 +113,7 @@ async fn schedules_are_stored_replaced_deleted_and_survive_a_reopen<H: Harness>(
         !store.delete_schedule("a".into()).await.unwrap(),
         "already gone"
     );
-    let store = h.reopen(store);
+    let store = h.reopen(store).await;
     assert_eq!(store.schedules().await.unwrap(), vec![replaced]);
 }
 
@@ -115,19 +122,38 @@ pub(crate) struct MemoryHarness;
 
 impl Harness for MemoryHarness {
     type S = MemoryStore;
-    fn fresh(&mut self) -> MemoryStore {
+    async fn fresh(&mut self) -> MemoryStore {
         MemoryStore::new()
     }
-    fn reopen(&mut self, s: MemoryStore) -> MemoryStore {
+    async fn reopen(&mut self, s: MemoryStore) -> MemoryStore {
         s.clone()
     }
 }
 
 #[tokio::test]
 async fn memory_store_passes_the_conformance_suite() {
-    let store = MemoryHarness.fresh();
+    let store = MemoryHarness.fresh().await;
     assert_eq!((store.name(), store.durable()), ("memory", false));
     run_all(&mut MemoryHarness).await;
+}
+
+/// A memory store shared like a database (`MemoryStore::shared`); a clone is a reopening.
+pub(crate) struct SharedMemoryHarness;
+
+impl Harness for SharedMemoryHarness {
+    type S = MemoryStore;
+    async fn fresh(&mut self) -> MemoryStore {
+        MemoryStore::shared()
+    }
+    async fn reopen(&mut self, s: MemoryStore) -> MemoryStore {
+        s.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_shared_memory_store_passes_the_coordination_checks() {
+    run_all(&mut SharedMemoryHarness).await;
+    run_shared(&mut SharedMemoryHarness).await;
 }
 
 #[test]
@@ -269,7 +295,7 @@ fn ids(records: &[TaskRecord]) -> Vec<TaskId> {
 
 /// A task with every field set, at nanosecond times, and one event of every kind.
 async fn a_created_task_and_its_events_read_back_exactly<H: Harness>(h: &mut H) {
-    let s = h.fresh();
+    let s = h.fresh().await;
     let rec = full_record();
     let id = rec.task.id;
     let mut batch = vec![create(&rec)];
@@ -289,7 +315,7 @@ async fn a_created_task_and_its_events_read_back_exactly<H: Harness>(h: &mut H) 
     assert_eq!(before.0.as_ref(), Some(&want));
     let events: Vec<TaskEvent> = before.1.iter().map(|e| e.event.clone()).collect();
     assert_eq!(events, written);
-    let s = h.reopen(s);
+    let s = h.reopen(s).await;
     assert_eq!(
         (s.get(id).await.unwrap(), s.events(id).await.unwrap()),
         before
@@ -408,7 +434,7 @@ fn every_event_kind(id: TaskId) -> Vec<TaskEvent> {
 /// Across batches and within one; the rest of the batch still applies.
 async fn a_duplicate_unique_key_writes_nothing<H: Harness>(h: &mut H) {
     use WriteResult::{Done, Duplicate};
-    let s = h.fresh();
+    let s = h.fresh().await;
     let a = keyed(0, "k", TaskState::Pending);
     put(&s, std::slice::from_ref(&a)).await;
     let b = keyed(1, "k", TaskState::Pending);
@@ -437,7 +463,7 @@ async fn a_duplicate_unique_key_writes_nothing<H: Harness>(h: &mut H) {
 }
 
 async fn writes_for_an_unknown_task_are_ignored<H: Harness>(h: &mut H) {
-    let s = h.fresh();
+    let s = h.fresh().await;
     let (ghost, known) = (TaskId::new(), record(0));
     let batch = vec![
         update(ghost, life(TaskState::Running, 1, 1)),
@@ -454,7 +480,7 @@ async fn writes_for_an_unknown_task_are_ignored<H: Harness>(h: &mut H) {
 /// Two interleaved streams: each in write order, and `seq` increasing across the store,
 /// also after a reopening.
 async fn events_keep_write_order_with_increasing_seq<H: Harness>(h: &mut H) {
-    let s = h.fresh();
+    let s = h.fresh().await;
     let (a, b) = (record(0), record(1));
     let (x, y) = (a.task.id, b.task.id);
     let progress = |id, p| event(id, at(2), progress_kind(p));
@@ -472,7 +498,7 @@ async fn events_keep_write_order_with_increasing_seq<H: Harness>(h: &mut H) {
         written.extend(batch.iter().map(event_of));
         write(&s, batch).await;
     }
-    let s = h.reopen(s);
+    let s = h.reopen(s).await;
     let late = event(y, at(5), EventKind::Paused);
     write(&s, vec![Write::Event(late.clone())]).await;
     written.push(late);
@@ -543,7 +569,7 @@ fn filter_cases() -> (Vec<TaskRecord>, FilterCases) {
 
 /// Each field alone, a time window (after inclusive, before exclusive), and fields AND-ed.
 async fn list_filters_on_each_field<H: Harness>(h: &mut H) {
-    let s = h.fresh();
+    let s = h.fresh().await;
     let (records, cases) = filter_cases();
     put(&s, &records).await;
     for (filter, want) in cases {
@@ -555,7 +581,7 @@ async fn list_filters_on_each_field<H: Harness>(h: &mut H) {
 }
 
 async fn count_matches_the_list_total<H: Harness>(h: &mut H) {
-    let s = h.fresh();
+    let s = h.fresh().await;
     let (records, cases) = filter_cases();
     put(&s, &records).await;
     for (filter, _) in cases {
@@ -566,7 +592,7 @@ async fn count_matches_the_list_total<H: Harness>(h: &mut H) {
 
 /// Ties on `created_at` go to the larger id first; pages concatenate to the whole list.
 async fn list_is_newest_first_and_pages_with_a_total<H: Harness>(h: &mut H) {
-    let s = h.fresh();
+    let s = h.fresh().await;
     let records: Vec<TaskRecord> = [0, 10, 10, 10, 20].into_iter().map(record).collect();
     put(&s, &records).await;
     let mut tied = ids(&records[1..4]);
@@ -597,7 +623,7 @@ const STATES: [TaskState; 8] = TaskState::ALL;
 
 /// One task per state, created in scrambled order, plus a tie; a task that ends drops out.
 async fn open_tasks_exclude_terminal_tasks_oldest_first<H: Harness>(h: &mut H) {
-    let s = h.fresh();
+    let s = h.fresh().await;
     let times = [70, 10, 50, 10, 30, 0, 60, 20];
     let records: Vec<TaskRecord> = STATES
         .iter()
@@ -625,7 +651,7 @@ async fn open_tasks_exclude_terminal_tasks_oldest_first<H: Harness>(h: &mut H) {
 async fn prune_terminal_deletes_only_terminal_tasks_updated_before_the_cutoff<H: Harness>(
     h: &mut H,
 ) {
-    let s = h.fresh();
+    let s = h.fresh().await;
     let old_done = keyed(10, "a", TaskState::Succeeded);
     let old_cancelled = TaskRecord {
         life: life(TaskState::Cancelled, 0, 0),
@@ -652,7 +678,7 @@ async fn prune_terminal_deletes_only_terminal_tasks_updated_before_the_cutoff<H:
     ];
     write(&s, evidence).await;
     assert_eq!(s.prune_terminal(at(20)).await.unwrap(), 2);
-    let s = h.reopen(s);
+    let s = h.reopen(s).await;
     for id in &gone {
         assert_eq!(s.get(*id).await.unwrap(), None);
         assert!(s.events(*id).await.unwrap().is_empty());
@@ -670,7 +696,7 @@ async fn prune_terminal_deletes_only_terminal_tasks_updated_before_the_cutoff<H:
 /// The cutoff is exclusive; crashes read back oldest first whatever the write order, also
 /// through `history`.
 async fn sweep_crashes_deletes_only_entries_before_the_cutoff<H: Harness>(h: &mut H) {
-    let s = h.fresh();
+    let s = h.fresh().await;
     let (a, b) = (record(0), record(1));
     put(&s, &[a.clone(), b.clone()]).await;
     let (a, b) = (a.task.id, b.task.id);
@@ -682,14 +708,14 @@ async fn sweep_crashes_deletes_only_entries_before_the_cutoff<H: Harness>(h: &mu
     assert_eq!(events, s.events(a).await.unwrap(), "history has the events");
     assert_eq!(crashes, oldest_first, "history has the crashes");
     assert_eq!(s.sweep_crashes(at(20)).await.unwrap(), 2);
-    let s = h.reopen(s);
+    let s = h.reopen(s).await;
     assert_eq!(s.crashes(a).await.unwrap(), oldest_first[1..]);
     assert!(s.crashes(b).await.unwrap().is_empty());
     assert_eq!(s.sweep_crashes(at(20)).await.unwrap(), 0);
 }
 
 async fn find_unique_names_the_holder_until_it_is_pruned<H: Harness>(h: &mut H) {
-    let s = h.fresh();
+    let s = h.fresh().await;
     let holder = keyed(0, "job:1", TaskState::Running);
     let id = holder.task.id;
     put(&s, &[holder, record(1)]).await;
@@ -702,7 +728,7 @@ async fn find_unique_names_the_holder_until_it_is_pruned<H: Harness>(h: &mut H) 
 }
 
 async fn a_fresh_store_is_writable<H: Harness>(h: &mut H) {
-    h.fresh().check_writable().await.expect("writable");
+    h.fresh().await.check_writable().await.expect("writable");
 }
 
 // ---- The model -----------------------------------------------------------------------
@@ -821,7 +847,7 @@ pub(crate) fn model_property<H: Harness>(h: &mut H) {
 }
 
 async fn run_ops<H: Harness>(h: &mut H, ops: &[Op]) -> TestCaseResult {
-    let mut store = h.fresh();
+    let mut store = h.fresh().await;
     let mut model = Model::default();
     for op in ops {
         model.clock += 1;
@@ -832,7 +858,7 @@ async fn run_ops<H: Harness>(h: &mut H, ops: &[Op]) -> TestCaseResult {
             Op::Act(action, index) => act_step(&store, &mut model, *action, index).await?,
             Op::Reopen => {
                 let before = snapshot(&store).await?;
-                store = h.reopen(store);
+                store = h.reopen(store).await;
                 prop_assert_eq!(snapshot(&store).await?, before);
             }
         }

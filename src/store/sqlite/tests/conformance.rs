@@ -23,11 +23,11 @@ impl SqliteHarness {
 
 impl Harness for SqliteHarness {
     type S = SqliteStore;
-    fn fresh(&mut self) -> SqliteStore {
+    async fn fresh(&mut self) -> SqliteStore {
         self.next += 1;
         SqliteStore::open(self.dir.file(&format!("{}.db", self.next))).unwrap()
     }
-    fn reopen(&mut self, s: SqliteStore) -> SqliteStore {
+    async fn reopen(&mut self, s: SqliteStore) -> SqliteStore {
         let path = s.path().to_path_buf();
         drop(s);
         SqliteStore::open(path).unwrap()
@@ -37,7 +37,7 @@ impl Harness for SqliteHarness {
 #[tokio::test]
 async fn sqlite_store_passes_the_conformance_suite() {
     let mut h = SqliteHarness::new();
-    let store = h.fresh();
+    let store = h.fresh().await;
     assert_eq!((store.name(), store.durable()), ("sqlite", true));
     run_all(&mut h).await;
 }

@@ -1,0 +1,79 @@
+//! Maintenance on pooled connections: pruning ended tasks, sweeping old crashes, and the
+//! readiness probe. Each chunk is its own short transaction, so a large cleanup never
+//! holds locks (or vacuum) back for long.
+
+use std::time::SystemTime;
+
+use deadpool_postgres::Pool;
+
+use super::errors::{pg_error, pool_error, Doing};
+use super::rows::nanos;
+use crate::store::StoreError;
+
+/// How many tasks or crashes one transaction deletes.
+const CHUNK: i64 = 1_000;
+
+/// Deletes a chunk of ended tasks (rows, specs, events, crashes); rows another
+/// transaction holds are left for the next run.
+const PRUNE: &str = "WITH doomed AS ( \
+    SELECT id FROM tasks WHERE state IN ('succeeded', 'failed', 'cancelled') \
+    AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED), \
+e AS (DELETE FROM events WHERE task IN (SELECT id FROM doomed)), \
+c AS (DELETE FROM crashes WHERE task_id IN (SELECT id FROM doomed)), \
+s AS (DELETE FROM task_specs WHERE id IN (SELECT id FROM doomed)) \
+DELETE FROM tasks WHERE id IN (SELECT id FROM doomed)";
+
+const SWEEP: &str = "DELETE FROM crashes WHERE id IN \
+    (SELECT id FROM crashes WHERE at < $1 ORDER BY at LIMIT $2)";
+
+/// Deletes terminal tasks last updated before `before`, in chunks.
+pub(super) async fn prune(pool: &Pool, before: SystemTime) -> Result<u64, StoreError> {
+    in_chunks(pool, PRUNE, before, "pruning tasks").await
+}
+
+/// Deletes crashes older than `before`, in chunks.
+pub(super) async fn sweep(pool: &Pool, before: SystemTime) -> Result<u64, StoreError> {
+    in_chunks(pool, SWEEP, before, "sweeping crashes").await
+}
+
+async fn in_chunks(
+    pool: &Pool,
+    sql: &str,
+    before: SystemTime,
+    what: &'static str,
+) -> Result<u64, StoreError> {
+    let c = pool
+        .get()
+        .await
+        .map_err(|e| pool_error(Doing::Other(what), e))?;
+    let stmt = c
+        .prepare_cached(sql)
+        .await
+        .map_err(|e| pg_error(Doing::Other(what), e))?;
+    let before = nanos(before);
+    let mut total = 0;
+    loop {
+        let n = c
+            .execute(&stmt, &[&before, &CHUNK])
+            .await
+            .map_err(|e| pg_error(Doing::Other(what), e))?;
+        total += n;
+        if n < CHUNK as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Touches the probe row, so a real commit happens.
+pub(super) async fn probe(pool: &Pool) -> Result<(), StoreError> {
+    let doing = Doing::Other("probing the store");
+    let c = pool.get().await.map_err(|e| pool_error(doing, e))?;
+    c.execute(
+        "INSERT INTO probe (id, at) VALUES (1, now()) \
+         ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        &[],
+    )
+    .await
+    .map(drop)
+    .map_err(|e| pg_error(doing, e))
+}

@@ -1,0 +1,45 @@
+//! Tests of the PostgreSQL store against a real server (see `testing::pg`).
+
+mod concurrency;
+mod conformance;
+mod failures;
+
+use super::{PgOptions, PgStore};
+use crate::store::conformance::record_of;
+use crate::store::prelude::*;
+use crate::store::{EventKind, TaskEvent, Write, WriteResult};
+use crate::testing::pg::TestDb;
+
+/// A store on a fresh database, or `None` (skipped).
+pub(super) async fn fresh(test: &str) -> Option<(TestDb, PgStore)> {
+    let db = TestDb::create(test).await?;
+    let store = PgStore::connect_with(db.options()).await.expect("connect");
+    Some((db, store))
+}
+
+pub(super) fn created(r: &crate::store::TaskRecord) -> Write {
+    let e = TaskEvent {
+        task_id: r.task.id,
+        at: r.task.created_at,
+        kind: EventKind::Created,
+        actor_id: None,
+        correlation_id: None,
+    };
+    Write::Create(Box::new(r.clone()), e)
+}
+
+#[tokio::test]
+async fn a_created_task_reads_back_and_a_second_connect_finds_the_schema() {
+    let Some((db, store)) = fresh("smoke").await else {
+        return;
+    };
+    let r = record_of("k", std::time::SystemTime::now());
+    assert_eq!(
+        store.write(vec![created(&r)]).await.unwrap(),
+        vec![WriteResult::Done]
+    );
+    assert_eq!(store.get(r.task.id).await.unwrap(), Some(r.clone()));
+    let again = PgStore::connect_with(db.options()).await.unwrap();
+    assert_eq!(again.events(r.task.id).await.unwrap().len(), 1);
+    let _ = PgOptions::new("x");
+}

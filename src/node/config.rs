@@ -239,7 +239,10 @@ fn check_http_limits(http: &HttpSettings) -> Result<(), ConfigError> {
 fn refuse_token_in_file(fig: &Figment) -> Result<(), ConfigError> {
     let secrets = [
         ("http.token", "TASKMESH_HTTP__TOKEN or http.token_file"),
-        ("store.password", "TASKMESH_STORE__PASSWORD or store.password_file"),
+        (
+            "store.password",
+            "TASKMESH_STORE__PASSWORD or store.password_file",
+        ),
     ];
     for (key, instead) in secrets {
         let from_file = fig

@@ -5,7 +5,7 @@
 //! kept. Callers waiting for a task are told only after its end is durable. Writes that
 //! acknowledge something to a caller (submit, cancel, pause, …) are awaited.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -26,6 +26,8 @@ pub(crate) struct Journal {
     /// On a shared store: false once this process has not renewed its heartbeat within
     /// its trust window; it then claims nothing until a heartbeat succeeds again.
     trusted: Arc<AtomicBool>,
+    /// Changes the store refused by their fence, since start.
+    fenced: Arc<AtomicU64>,
 }
 
 /// Run once a queued write is settled, with what became of it.
@@ -79,6 +81,7 @@ impl Journal {
             failing: Arc::default(),
             owner: Arc::default(),
             trusted: Arc::new(AtomicBool::new(true)),
+            fenced: Arc::default(),
         }
     }
 
@@ -95,6 +98,21 @@ impl Journal {
     /// This process as the holder of the tasks it runs, on a shared store.
     pub fn owner(&self) -> Option<Owner> {
         self.owner.read().clone()
+    }
+
+    /// Changes the store refused by their fence, since start.
+    pub fn fenced_count(&self) -> u64 {
+        self.fenced.load(Ordering::Relaxed)
+    }
+
+    /// Counts and logs the fenced results of a batch.
+    pub fn fenced(&self, results: &[WriteResult], writes: &[Write]) {
+        let n = results
+            .iter()
+            .filter(|r| **r == WriteResult::Fenced)
+            .count();
+        self.fenced.fetch_add(n as u64, Ordering::Relaxed);
+        fenced(results, writes);
     }
 
     /// False while this process may not claim (see `trusted`).
@@ -201,7 +219,7 @@ impl Journal {
             journal.note(&result, rows);
             let written = match &result {
                 Ok(results) if results.contains(&WriteResult::Fenced) => {
-                    fenced(results, retry.as_deref().unwrap_or(&[]));
+                    journal.fenced(results, retry.as_deref().unwrap_or(&[]));
                     Written::Fenced
                 }
                 Ok(_) => Written::Durable,

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::journal::{fenced, Journal, Then, Written};
+use super::journal::{Journal, Then, Written};
 use super::settle::{apply, on_durable_end, running_fence};
 use super::{Shared, Status, TaskCell};
 use crate::error::TaskError;
@@ -166,7 +166,7 @@ async fn command(
     };
     match shared.journal.write_now(vec![write]).await {
         Ok(results) if results.first() == Some(&WriteResult::Fenced) => {
-            fenced(&results, &[]);
+            shared.journal.fenced(&results, &[]);
             revert(shared, cell);
             Err(TaskError::Conflict(cell.task.id))
         }
@@ -289,7 +289,7 @@ async fn stop(
         // process rescued or changed the task). Fenced after the attempt ended: its
         // settle was written first and applied the request (below).
         if running && results.first() == Some(&WriteResult::Fenced) {
-            fenced(&results, &[]);
+            shared.journal.fenced(&results, &[]);
             s.intent = request.previous;
             return Err(TaskError::Conflict(cell.task.id));
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::journal::{fenced, Journal, Then, Written};
+use super::journal::{Journal, Then, Written};
 use super::{AttemptError, AttemptOutcome, FailureKind, Shared, Status, TaskCell};
 use crate::queue::QueueShared;
 use crate::store::{
@@ -102,7 +102,7 @@ pub(crate) async fn claim(
     let lost = match written {
         Ok(results) if results.first() == Some(&WriteResult::Done) => return true,
         Ok(results) => {
-            fenced(&results, &[]);
+            shared.journal.fenced(&results, &[]);
             true
         }
         Err(e) => {

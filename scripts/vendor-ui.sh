@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Refreshes the dashboard's vendored JavaScript (assets/ui/vendor) from the npm registry
-# with `npm pack`, and rewrites assets/ui/CHECKSUMS (sha256 of every embedded file).
+# with `npm pack`, and rewrites assets/ui/CHECKSUMS (sha256 of every vendored file; a unit
+# test checks the embedded files against it).
 # A maintainer's script: `cargo build` never calls npm, and the node loads nothing from
 # outside. Change a version below, run this, review the diff, commit.
 #   scripts/vendor-ui.sh          refresh the files and the checksums
@@ -13,7 +14,7 @@ SSE=2.2.4
 IDIOMORPH=0.8.0
 
 checksums() {
-  (cd assets/ui && find . -type f ! -name CHECKSUMS | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum)
+  (cd assets/ui && find vendor -type f | LC_ALL=C sort | xargs sha256sum)
 }
 
 if [[ "${1:-}" == "--check" ]]; then

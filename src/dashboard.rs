@@ -124,7 +124,10 @@ impl Dashboard {
             ));
         Router::new()
             .merge(pages)
-            .route("/ui/", get(|| async { axum::response::Redirect::permanent("/ui") }))
+            .route(
+                "/ui/",
+                get(|| async { axum::response::Redirect::permanent("/ui") }),
+            )
             .route("/ui/login", get(auth::login_page).post(auth::login))
             .route("/ui/assets/{*path}", get(assets::serve))
             .layer(axum::middleware::from_fn(security::headers))

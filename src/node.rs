@@ -5,5 +5,7 @@ mod config;
 pub mod logging;
 mod run;
 
-pub use config::{ConfigError, HttpSettings, LogFormat, LogSettings, NodeConfig, ShutdownSettings};
+pub use config::{
+    ConfigError, HttpSettings, LogFormat, LogSettings, NodeConfig, ShutdownSettings, UiSettings,
+};
 pub use run::{run, signal, NodeError};

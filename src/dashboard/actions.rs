@@ -36,22 +36,34 @@ pub(crate) async fn task(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, UiError> {
-    ui.auth.permit(&session, form.csrf.as_deref()).map_err(UiError::refused)?;
+    ui.auth
+        .permit(&session, form.csrf.as_deref())
+        .map_err(UiError::refused)?;
     let id: TaskId = id
         .parse()
         .map_err(|_| UiError::bad_request(format!("expected a task id (a uuid), got {id:?}")))?;
     let s = &ui.system;
     let actor = session.actor.as_str();
     let outcome = match action.as_str() {
-        "cancel" if form.confirm.as_deref() != Some("yes") => return Ok(confirm_cancel(id, &session)),
+        "cancel" if form.confirm.as_deref() != Some("yes") => {
+            return Ok(confirm_cancel(id, &session))
+        }
         "cancel" => {
             let reason = form.reason.filter(|r| !r.trim().is_empty());
-            s.cancel_by(id, reason.unwrap_or_else(|| "cancelled from the dashboard".into()), actor).await
+            s.cancel_by(
+                id,
+                reason.unwrap_or_else(|| "cancelled from the dashboard".into()),
+                actor,
+            )
+            .await
         }
         "pause" => s.pause_by(id, actor).await,
         "resume" => s.resume_by(id, actor).await,
         "restart" => s.restart_by(id, actor).await,
-        "complete" => s.complete_by(id, result(form.result.as_deref())?, actor).await,
+        "complete" => {
+            s.complete_by(id, result(form.result.as_deref())?, actor)
+                .await
+        }
         other => return Err(UiError::not_found(format!("no task action {other:?}"))),
     };
     match outcome {
@@ -105,7 +117,9 @@ pub(crate) async fn queue(
     Path((name, action)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, UiError> {
-    ui.auth.permit(&session, form.csrf.as_deref()).map_err(UiError::refused)?;
+    ui.auth
+        .permit(&session, form.csrf.as_deref())
+        .map_err(UiError::refused)?;
     match action.as_str() {
         "pause" => ui.system.pause_queue(&name)?,
         "resume" => ui.system.resume_queue(&name)?,
@@ -122,14 +136,19 @@ pub(crate) async fn schedule(
     Path((name, action)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, UiError> {
-    ui.auth.permit(&session, form.csrf.as_deref()).map_err(UiError::refused)?;
+    ui.auth
+        .permit(&session, form.csrf.as_deref())
+        .map_err(UiError::refused)?;
     match action.as_str() {
         "pause" => drop(ui.system.pause_schedule(&name).await?),
         "resume" => drop(ui.system.resume_schedule(&name).await?),
         "fire" => {
             let next = ui.system.schedule(&name).await?.next;
             let slot = next.ok_or_else(|| {
-                UiError::new(axum::http::StatusCode::CONFLICT, format!("schedule {name:?} has no next slot"))
+                UiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    format!("schedule {name:?} has no next slot"),
+                )
             })?;
             ui.system.fire_schedule(&name, slot).await?;
         }

@@ -117,7 +117,11 @@ impl Auth {
         let nonce = format!("{:032x}", rand::random::<u128>());
         let payload = format!("{}|{expires}|{nonce}|{}", role.as_str(), clean_name(name));
         let sig = self.sign(payload.as_bytes());
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(sig))
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(sig)
+        )
     }
 
     /// The session of a cookie value, if it is signed by this node and not expired.
@@ -181,7 +185,9 @@ fn clean_name(name: &str) -> String {
 }
 
 fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The session cookie's value in `headers`, if any.

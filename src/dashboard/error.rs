@@ -41,7 +41,9 @@ impl UiError {
     pub fn refused(why: Refusal) -> Self {
         let message = match why {
             Refusal::Role => "your session is read-only (viewer): actions need the operator token",
-            Refusal::Csrf => "the form's CSRF token is missing or stale: reload the page and try again",
+            Refusal::Csrf => {
+                "the form's CSRF token is missing or stale: reload the page and try again"
+            }
         };
         Self::new(StatusCode::FORBIDDEN, message)
     }

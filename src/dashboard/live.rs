@@ -146,7 +146,9 @@ impl Live {
 }
 
 /// `GET /ui/live`: one SSE event per region (`counts`, `queues`, `updated`) per snapshot.
-pub(crate) async fn stream(State(ui): State<Ui>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub(crate) async fn stream(
+    State(ui): State<Ui>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut rx = ui.live.subscribe();
     rx.mark_changed();
     let stop = ui.live.stop.clone();

@@ -27,7 +27,11 @@ pub(crate) async fn page(
     let schedules = ui.system.schedules().await?;
     let mut rows = Vec::with_capacity(schedules.len());
     for s in schedules {
-        let next = ui.system.next_fires(&s.record.spec.name, NEXT).await.unwrap_or_default();
+        let next = ui
+            .system
+            .next_fires(&s.record.spec.name, NEXT)
+            .await
+            .unwrap_or_default();
         rows.push((s, next));
     }
     let body = html! {
@@ -44,7 +48,10 @@ pub(crate) fn schedule(info: &ScheduleInfo, next: &[DateTime<Utc>], session: &Se
     let spec = &info.record.spec;
     let zone = parse_zone(&spec.timezone).ok();
     let local = |t: &DateTime<Utc>| match zone {
-        Some(z) => t.with_timezone(&z).format("%Y-%m-%d %H:%M:%S %Z").to_string(),
+        Some(z) => t
+            .with_timezone(&z)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
         None => String::new(),
     };
     let base = format!("/ui/schedules/{}", encode_segment(&spec.name));
@@ -89,7 +96,9 @@ pub(crate) fn schedule(info: &ScheduleInfo, next: &[DateTime<Utc>], session: &Se
 pub(crate) fn encode_segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

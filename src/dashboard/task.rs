@@ -44,7 +44,12 @@ pub(crate) async fn page(
 }
 
 /// The page body (the unit tests render it with hostile values).
-pub(crate) fn body(view: &TaskView, session: &Session, all: bool, done: Option<&'static str>) -> Markup {
+pub(crate) fn body(
+    view: &TaskView,
+    session: &Session,
+    all: bool,
+    done: Option<&'static str>,
+) -> Markup {
     let t = &view.status;
     html! {
         h1 { "Task " span.mono { (t.id) } }
@@ -107,11 +112,19 @@ fn actions(view: &TaskView, session: &Session) -> Markup {
 
 /// The attempt lanes, newest events last.
 fn lanes(events: &[StoredEvent], all: bool, id: TaskId) -> Markup {
-    let cut = if all { 0 } else { events.len().saturating_sub(MAX_EVENTS) };
-    let mut lanes: Vec<(String, Vec<&StoredEvent>)> = vec![("Before the first attempt".into(), vec![])];
+    let cut = if all {
+        0
+    } else {
+        events.len().saturating_sub(MAX_EVENTS)
+    };
+    let mut lanes: Vec<(String, Vec<&StoredEvent>)> =
+        vec![("Before the first attempt".into(), vec![])];
     for e in &events[cut..] {
         if let EventKind::Started { attempt, worker } = &e.event.kind {
-            let on = worker.as_deref().map(|w| format!(" on {w}")).unwrap_or_default();
+            let on = worker
+                .as_deref()
+                .map(|w| format!(" on {w}"))
+                .unwrap_or_default();
             lanes.push((format!("Attempt {attempt}{on}"), vec![]));
         }
         lanes.last_mut().expect("one lane at least").1.push(e);
@@ -145,8 +158,15 @@ fn lanes(events: &[StoredEvent], all: bool, id: TaskId) -> Markup {
 /// What an event says beyond its name.
 fn detail(kind: &EventKind) -> String {
     match kind {
-        EventKind::Progress { percent, message, phase } => {
-            let phase = phase.as_deref().map(|p| format!(" [{p}]")).unwrap_or_default();
+        EventKind::Progress {
+            percent,
+            message,
+            phase,
+        } => {
+            let phase = phase
+                .as_deref()
+                .map(|p| format!(" [{p}]"))
+                .unwrap_or_default();
             format!("{percent}% {message}{phase}")
         }
         EventKind::AttemptFailed { error } | EventKind::Failed { error } => {

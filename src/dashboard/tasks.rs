@@ -45,15 +45,33 @@ pub(crate) struct ListQuery {
 impl ListQuery {
     /// Parses the URL query; an unusable value is a 400 naming the parameter.
     pub fn parse(q: &HashMap<String, String>) -> Result<Self, UiError> {
-        let text = |k: &str| q.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let text = |k: &str| {
+            q.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let bad = |k: &str, e: String| UiError::bad_request(format!("parameter {k}: {e}"));
-        let state = text("state").map(|s| format::parse_state(&s)).transpose().map_err(|e| bad("state", e))?;
-        let time = |k: &str| text(k).map(|s| parse_time(&s)).transpose().map_err(|e| bad(k, e));
+        let state = text("state")
+            .map(|s| format::parse_state(&s))
+            .transpose()
+            .map_err(|e| bad("state", e))?;
+        let time = |k: &str| {
+            text(k)
+                .map(|s| parse_time(&s))
+                .transpose()
+                .map_err(|e| bad(k, e))
+        };
         let before = text("before")
-            .map(|s| s.parse::<u64>().map(|n| UNIX_EPOCH + Duration::from_nanos(n)))
+            .map(|s| {
+                s.parse::<u64>()
+                    .map(|n| UNIX_EPOCH + Duration::from_nanos(n))
+            })
             .transpose()
             .map_err(|e| bad("before", e.to_string()))?;
-        let skip = text("skip").map(|s| s.parse::<u64>()).transpose().map_err(|e| bad("skip", e.to_string()))?;
+        let skip = text("skip")
+            .map(|s| s.parse::<u64>())
+            .transpose()
+            .map_err(|e| bad("skip", e.to_string()))?;
         Ok(Self {
             state,
             queue: text("queue"),
@@ -86,7 +104,11 @@ impl ListQuery {
     pub fn next(&self, tasks: &[TaskStatus]) -> Option<Self> {
         let last = tasks.last()?.created_at;
         let same = tasks.iter().filter(|t| t.created_at == last).count() as u64;
-        let skip = if self.before == Some(last) { self.skip + same } else { same };
+        let skip = if self.before == Some(last) {
+            self.skip + same
+        } else {
+            same
+        };
         Some(Self {
             before: Some(last),
             skip,
@@ -97,18 +119,38 @@ impl ListQuery {
     /// The URL query of these filters (and the cursor, if set).
     pub fn href(&self) -> String {
         let mut parts: Vec<(&str, String)> = vec![];
-        let iso = |t: SystemTime| DateTime::<Utc>::from(t).format("%Y-%m-%dT%H:%M").to_string();
-        if let Some(s) = self.state { parts.push(("state", s.as_str().into())) }
-        if let Some(q) = &self.queue { parts.push(("queue", q.clone())) }
-        if let Some(k) = &self.kind { parts.push(("kind", k.clone())) }
-        if let Some(t) = self.from { parts.push(("from", iso(t))) }
-        if let Some(t) = self.to { parts.push(("to", iso(t))) }
+        let iso = |t: SystemTime| {
+            DateTime::<Utc>::from(t)
+                .format("%Y-%m-%dT%H:%M")
+                .to_string()
+        };
+        if let Some(s) = self.state {
+            parts.push(("state", s.as_str().into()))
+        }
+        if let Some(q) = &self.queue {
+            parts.push(("queue", q.clone()))
+        }
+        if let Some(k) = &self.kind {
+            parts.push(("kind", k.clone()))
+        }
+        if let Some(t) = self.from {
+            parts.push(("from", iso(t)))
+        }
+        if let Some(t) = self.to {
+            parts.push(("to", iso(t)))
+        }
         if let Some(t) = self.before {
-            let nanos = t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            let nanos = t
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
             parts.push(("before", nanos.to_string()));
             parts.push(("skip", self.skip.to_string()));
         }
-        let query: Vec<String> = parts.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+        let query: Vec<String> = parts
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect();
         format!("/ui/tasks?{}", query.join("&"))
     }
 }
@@ -122,14 +164,18 @@ fn parse_time(s: &str) -> Result<SystemTime, String> {
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
         .map(|t| t.and_utc().into())
-        .ok_or_else(|| format!("expected a time like 2026-01-31T08:00 (UTC) or RFC 3339, got {s:?}"))
+        .ok_or_else(|| {
+            format!("expected a time like 2026-01-31T08:00 (UTC) or RFC 3339, got {s:?}")
+        })
 }
 
 /// Percent-encodes a query value.
 fn encode(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -164,7 +210,13 @@ pub(crate) async fn page(
 }
 
 fn filters(q: &ListQuery, queues: &[String]) -> Markup {
-    let local = |t: Option<SystemTime>| t.map(|t| DateTime::<Utc>::from(t).format("%Y-%m-%dT%H:%M").to_string());
+    let local = |t: Option<SystemTime>| {
+        t.map(|t| {
+            DateTime::<Utc>::from(t)
+                .format("%Y-%m-%dT%H:%M")
+                .to_string()
+        })
+    };
     html! {
         form.filters method="get" action="/ui/tasks" role="search"
             hx-get="/ui/tasks" hx-target="#task-list" hx-select="#task-list" hx-swap="outerHTML"

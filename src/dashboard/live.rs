@@ -93,6 +93,7 @@ impl Live {
     }
 
     /// True while the ticker runs.
+    #[cfg(test)]
     pub fn ticking(&self) -> bool {
         *self.running.lock()
     }

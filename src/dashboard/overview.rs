@@ -90,5 +90,5 @@ pub(crate) fn queues(s: &Snapshot) -> Markup {
 
 /// The "last updated" mark.
 pub(crate) fn updated(s: &Snapshot) -> Markup {
-    html! { "Last updated " (format::when(s.at)) }
+    html! { span { "Last updated " (format::when(s.at)) } }
 }

@@ -13,7 +13,10 @@ async fn the_dashboard_is_served_by_default_and_ui_enabled_false_turns_it_off() 
     let node = Node::start(&dir, &[], &[]);
     let page = reqwest::get(format!("{}/ui", node.url)).await.unwrap();
     assert_eq!(page.status(), 200);
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     assert!(page.text().await.unwrap().contains("Tasks by state"));
     assert_eq!(node.terminate(), 0);
@@ -22,7 +25,9 @@ async fn the_dashboard_is_served_by_default_and_ui_enabled_false_turns_it_off() 
     let node = Node::start(&dir, &[("TASKMESH_UI__ENABLED", "false")], &[]);
     let page = reqwest::get(format!("{}/ui", node.url)).await.unwrap();
     assert_eq!(page.status(), 404);
-    let api = reqwest::get(format!("{}/v1/queues", node.url)).await.unwrap();
+    let api = reqwest::get(format!("{}/v1/queues", node.url))
+        .await
+        .unwrap();
     assert_eq!(api.status(), 200, "the API stays on");
     assert_eq!(node.terminate(), 0);
 }
@@ -35,11 +40,17 @@ async fn an_open_live_stream_does_not_hold_up_a_graceful_shutdown() {
     assert_eq!(stream.status(), 200);
     let mut text = String::new();
     while !text.contains("event: updated") {
-        let chunk = stream.chunk().await.unwrap().expect("the stream sends a snapshot");
+        let chunk = stream
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream sends a snapshot");
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(text.contains("event: counts"), "{text}");
-    let code = tokio::task::spawn_blocking(move || node.terminate()).await.unwrap();
+    let code = tokio::task::spawn_blocking(move || node.terminate())
+        .await
+        .unwrap();
     assert_eq!(code, 0);
     while let Ok(Some(_)) = stream.chunk().await {}
 }

@@ -7,7 +7,7 @@
 //! | `GET /ui/tasks` | tasks filtered by state, queue, kind and creation time (in the URL), keyset pages |
 //! | `GET /ui/tasks/{id}` | one task: args, result, one lane per attempt, crash history, actions |
 //! | `GET /ui/queues` | depth, running, workers, pause and resume |
-//! | `GET /ui/schedules` | expression, zone, policies, next fires in UTC and the schedule's zone |
+//! | `GET /ui/schedules` | expression, zone, policies, next fires in UTC, the schedule's zone and the viewer's; the next DST change and what the policy does there |
 //! | `POST /ui/tasks/{id}/{cancel,pause,resume,restart,complete}` | task commands |
 //! | `POST /ui/queues/{name}/{pause,resume}`, `/ui/schedules/{name}/{pause,resume,fire}` | queue and schedule commands |
 //! | `GET /ui/live` | the SSE stream of the shared snapshot |
@@ -28,6 +28,7 @@
 mod actions;
 mod assets;
 mod auth;
+mod dst;
 mod error;
 mod format;
 mod layout;

@@ -38,6 +38,19 @@
     }
   });
 
+  // Times in the viewer's own zone: cells marked `time.local` get their text, every other
+  // <time> a tooltip.
+  function localTimes() {
+    document.querySelectorAll("time[datetime]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d)) { return; }
+      var text = d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "long" });
+      if (el.classList.contains("local")) { el.textContent = text; } else { el.title = text; }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", localTimes);
+  document.addEventListener("htmx:afterSettle", localTimes);
+
   // Keys: "g" then o/t/q/s moves between pages; "/" focuses the first filter field.
   var pages = { o: "/ui", t: "/ui/tasks", q: "/ui/queues", s: "/ui/schedules" };
   var pending = false;

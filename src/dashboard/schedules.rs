@@ -75,11 +75,17 @@ pub(crate) fn schedule(info: &ScheduleInfo, next: &[DateTime<Utc>], session: &Se
             }
             table.fires {
                 caption { "Next fires" }
-                thead { tr { th scope="col" { "UTC" } th scope="col" { "in " (spec.timezone) } } }
+                thead { tr { th scope="col" { "UTC" } th scope="col" { "in " (spec.timezone) } th scope="col" { "in your zone" } } }
                 tbody {
-                    @for t in next { tr { td { (format::utc(*t)) } td { (local(t)) } } }
+                    @for t in next {
+                        tr {
+                            td { (format::utc(*t)) } td { (local(t)) }
+                            td { time.local datetime=(t.to_rfc3339()) { "(needs JavaScript)" } }
+                        }
+                    }
                 }
             }
+            @if let Ok(r) = spec.recurrence() { (super::dst::block(&r, Utc::now())) }
             div.actions {
                 @if spec.paused {
                     (layout::action(session, &format!("{base}/resume"), "Resume", ""))

@@ -204,6 +204,10 @@ impl NodeConfig {
             .map_err(|e| ConfigError::Invalid(describe(e)))?;
         cfg.read_token_file()?;
         cfg.read_viewer_token_file()?;
+        if cfg.ui.viewer_token.is_some() && cfg.http.token.is_none() {
+            let why = "ui.viewer_token needs http.token: without a token the dashboard is open to everyone";
+            return Err(ConfigError::Invalid(why.into()));
+        }
         check::values(&cfg)?;
         check_http_limits(&cfg.http)?;
         Ok(cfg)
@@ -435,6 +439,12 @@ mod tests {
             let in_file = load_in(jail, "[ui]\nviewer_token = \"v\"\n").unwrap_err();
             assert!(in_file.contains("ui.viewer_token must not"), "{in_file}");
             jail.create_file("viewer.txt", "look-only\n")?;
+            let alone = load_in(jail, "[ui]\nviewer_token_file = \"viewer.txt\"\n").unwrap_err();
+            assert!(
+                alone.contains("ui.viewer_token needs http.token"),
+                "{alone}"
+            );
+            jail.set_env("TASKMESH_HTTP__TOKEN", "operate");
             let cfg = load_in(jail, "[ui]\nviewer_token_file = \"viewer.txt\"\n")?;
             assert!(cfg.ui.viewer_token.as_ref().unwrap().matches("look-only"));
             assert!(!cfg.dump().contains("look-only"));

@@ -164,7 +164,11 @@ await check("schedules show their next fires and fire a slot on demand", async (
   await page.goto(`${URL_}/ui/schedules`);
   const card = page.locator("section.schedule", { hasText: "nightly-report" });
   assert((await card.locator("table.fires tbody tr").count()) === 5, "five next fires");
-  assert((await card.innerText()).includes("CET") || (await card.innerText()).includes("CEST"), "Berlin time");
+  const text = await card.innerText();
+  assert(text.includes("CET") || text.includes("CEST"), "Berlin time");
+  assert(/Next daylight-saving change[\s\S]*Clocks go (forward|back)/.test(text), "the DST change in words");
+  const yours = await card.locator("table.fires time.local").first().innerText();
+  assert(!yours.includes("needs JavaScript") && yours.length > 5, `the viewer's zone: ${yours}`);
   await axe(page, "schedules");
   await shot(page, "schedules");
   await card.locator("button:text-is('Fire the next slot now')").click();

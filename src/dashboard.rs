@@ -18,7 +18,8 @@
 //! from the node, no inline code); maud escapes every value. When the node has an API
 //! token, the UI asks for it once and keeps a signed, HTTP-only, `SameSite=Strict` session
 //! cookie; the operator token gives the `operator` role, [`UiConfig::viewer_token`] the
-//! read-only `viewer` role. Every action checks the role and a CSRF token on the server,
+//! read-only `viewer` role. Every action checks the role and a CSRF token on the server
+//! (and a form posted from another site, login included, is refused by its `Origin`),
 //! and task commands are written into the task's events with the session's actor
 //! (`ui:<name>`).
 //!
@@ -131,6 +132,7 @@ impl Dashboard {
             )
             .route("/ui/login", get(auth::login_page).post(auth::login))
             .route("/ui/assets/{*path}", get(assets::serve))
+            .layer(axum::middleware::from_fn(security::same_origin))
             .layer(axum::middleware::from_fn(security::headers))
             .with_state(self.ui.clone())
     }

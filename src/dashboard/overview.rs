@@ -34,6 +34,9 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
         }
         section aria-labelledby="health-h" {
             h2 #health-h { "Services" }
+            @let r = ui.system.recovery();
+            p { "At start this node recovered " (r.loaded) " open tasks from the store ("
+                (r.interrupted) " interrupted, " (r.orphaned) " orphaned)." }
             p { "Overall: " strong { (format!("{:?}", health.status).to_lowercase()) } }
             table {
                 thead { tr { th scope="col" { "service" } th scope="col" { "status" } th scope="col" { "detail" } } }

@@ -4,6 +4,7 @@
 
 mod actions;
 mod live;
+mod scale;
 mod views;
 
 use axum::body::Body;

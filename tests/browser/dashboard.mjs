@@ -96,7 +96,7 @@ await check("the operator logs in and sees the overview with counts and queues",
   assert(await page.locator("#queues td", { hasText: "default" }).count() > 0, "the default queue");
 });
 
-await check("the overview updates live, without a reload", async () => {
+await check("the overview updates live without a reload, and pauses while hidden", async () => {
   await page.locator("#live-state", { hasText: "live" }).waitFor({ timeout: 10000 });
   await page.evaluate(() => { window.__noReload = true; });
   const paused = page.locator('#counts a[href$="state=paused"] .n');
@@ -104,6 +104,16 @@ await check("the overview updates live, without a reload", async () => {
   await api("POST", "/v1/tasks", { kind: "echo", args: { live: 1 }, auto_start: false });
   await page.waitForFunction((n) => Number(document.querySelector('#counts a[href$="state=paused"] .n').textContent) === n + 1, before, { timeout: 10000 });
   assert(await page.evaluate(() => window.__noReload === true), "the page was replaced");
+  const setHidden = (hidden) => page.evaluate((h) => {
+    Object.defineProperty(document, "hidden", { value: h, configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, hidden);
+  await setHidden(true);
+  await page.locator("#live-state", { hasText: "paused while hidden" }).waitFor();
+  const frozen = await page.locator("#updated").innerText();
+  await setHidden(false);
+  await page.locator("#live-state", { hasText: "live" }).waitFor({ timeout: 10000 });
+  await page.waitForFunction((old) => document.querySelector("#updated").innerText !== old, frozen, { timeout: 10000 });
   await axe(page, "overview");
   await shot(page, "overview");
 });

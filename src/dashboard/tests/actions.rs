@@ -252,3 +252,39 @@ async fn complete_takes_a_json_result_and_names_a_bad_one() {
         (TaskState::Succeeded, Some(json!({"ok": 1})))
     );
 }
+
+#[tokio::test]
+async fn a_form_posted_from_another_site_is_refused_login_included() {
+    let system = start().await;
+    let app = guarded(&system);
+    let fetch_site = header::HeaderName::from_static("sec-fetch-site");
+    for (name, value) in [
+        (header::ORIGIN, "http://evil.example"),
+        (header::ORIGIN, "null"),
+        (header::ORIGIN, "http://127.0.0.1:9999"),
+        (fetch_site.clone(), "cross-site"),
+        (fetch_site.clone(), "same-site"),
+    ] {
+        let req = axum::http::Request::post("/ui/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::HOST, "127.0.0.1:7700")
+            .header(name, value)
+            .body(axum::body::Body::from(format!("token={OPERATOR}")))
+            .unwrap();
+        let a = send(&app, req).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{value}");
+        assert!(a.header(header::SET_COOKIE).is_empty());
+    }
+    let req = axum::http::Request::post("/ui/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::HOST, "127.0.0.1:7700")
+        .header(header::ORIGIN, "null")
+        .header(fetch_site, "same-origin")
+        .body(axum::body::Body::from(format!("token={OPERATOR}")))
+        .unwrap();
+    assert_eq!(
+        send(&app, req).await.status,
+        StatusCode::SEE_OTHER,
+        "same origin passes"
+    );
+}

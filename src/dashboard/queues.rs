@@ -17,10 +17,21 @@ pub(crate) async fn page(
     Query(q): Query<HashMap<String, String>>,
 ) -> Markup {
     let queues = ui.system.queues();
+    let health = ui.system.health().await;
+    let gates = health
+        .services
+        .iter()
+        .filter(|s| s.service == "breakers" || s.service.starts_with("pool:"));
     let body = html! {
         h1 { "Queues" }
         @if let Some(done) = super::format::done(&q) { p.notice role="status" { (done) } }
         (table(&queues, &session))
+        h2 { "Pools and circuit breakers" }
+        ul {
+            @for s in gates {
+                li { strong { (s.service) } " (" (format!("{:?}", s.status).to_lowercase()) "): " (s.detail) }
+            }
+        }
     };
     layout::page("Queues", Nav::Queues, &session, body)
 }

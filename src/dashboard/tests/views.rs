@@ -38,9 +38,22 @@ async fn hostile_args_errors_and_kinds_are_escaped_on_the_task_page_and_list() {
         kind: crate::FailureKind::Failed,
         message: XSS.into(),
     });
+    view.crashes.push(crate::store::Crash {
+        task_id: id,
+        at: std::time::SystemTime::now(),
+        attempt: 1,
+        kind: crate::FailureKind::Panicked,
+        reason: XSS.into(),
+    });
     let session = Auth::new(None, None).open_session();
     let page = task::body(&view, &session, false, None).into_string();
     assert_escaped(&page);
+    assert!(page.contains("Crash history"), "{page}");
+    assert_eq!(
+        page.matches("&lt;script&gt;alert(1)").count(),
+        4,
+        "args, kind, error, crash: {page}"
+    );
     assert!(
         page.contains("&lt;img src=x onerror=alert(2)&gt;&quot;'&amp;"),
         "{page}"

@@ -51,8 +51,8 @@ async fn hostile_args_errors_and_kinds_are_escaped_on_the_task_page_and_list() {
     assert!(page.contains("Crash history"), "{page}");
     assert_eq!(
         page.matches("&lt;script&gt;alert(1)").count(),
-        4,
-        "args, kind, error, crash: {page}"
+        5,
+        "args, kind, title, error, crash: {page}"
     );
     assert!(
         page.contains("&lt;img src=x onerror=alert(2)&gt;&quot;'&amp;"),

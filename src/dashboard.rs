@@ -5,12 +5,12 @@
 //! |---|---|
 //! | `GET /ui` | overview: tasks per state, queue load, service health; live |
 //! | `GET /ui/tasks` | tasks filtered by state, queue, kind and creation time (in the URL), keyset pages |
-//! | `GET /ui/tasks/{id}` | one task: args, result, one lane per attempt, crash history, actions |
+//! | `GET /ui/tasks/{id}` | one task: live state and progress, args, result, one lane per attempt, crash history, actions |
 //! | `GET /ui/queues` | depth, running, workers, pause and resume |
 //! | `GET /ui/schedules` | expression, zone, policies, next fires in UTC, the schedule's zone and the viewer's; the next DST change and what the policy does there |
 //! | `POST /ui/tasks/{id}/{cancel,pause,resume,restart,complete}` | task commands |
 //! | `POST /ui/queues/{name}/{pause,resume}`, `/ui/schedules/{name}/{pause,resume,fire}` | queue and schedule commands |
-//! | `GET /ui/live` | the SSE stream of the shared snapshot |
+//! | `GET /ui/live` | the SSE stream of the shared snapshot (`?task=<id>`: and of that task) |
 //! | `GET`/`POST /ui/login`, `POST /ui/logout` | the session, when the node has a token |
 //! | `GET /ui/assets/{path}` | the embedded CSS and JavaScript |
 //!

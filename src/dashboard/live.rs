@@ -9,7 +9,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use parking_lot::Mutex;
@@ -19,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::{overview, Ui};
 use crate::store::TaskFilter;
 use crate::system::QueueStats;
-use crate::{TaskState, TaskSystem};
+use crate::{TaskId, TaskState, TaskSystem};
 
 /// What every live view shows, as of `at`.
 #[derive(Clone, Debug)]
@@ -146,22 +148,34 @@ impl Live {
     }
 }
 
-/// `GET /ui/live`: one SSE event per region (`counts`, `queues`, `updated`) per snapshot.
+/// `GET /ui/live`: one SSE event per region (`counts`, `queues`, `updated`) per snapshot;
+/// with `?task=<id>`, also the task's fields (`task`) while it is held in memory.
 pub(crate) async fn stream(
     State(ui): State<Ui>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut rx = ui.live.subscribe();
     rx.mark_changed();
     let stop = ui.live.stop.clone();
-    let events = async_events(rx, stop);
+    let task: Option<TaskId> = q.get("task").and_then(|t| t.parse().ok());
+    let system = ui.system.clone();
+    let events = futures::StreamExt::flat_map(snapshots(rx, stop), move |s| {
+        let mut out = events(&s);
+        if let Some(status) = task.and_then(|id| system.status(id).ok()) {
+            let html = super::task::fields(&status).into_string();
+            out.push(Ok(Event::default().event("task").data(html)));
+        }
+        futures::stream::iter(out)
+    });
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
-fn async_events(
+/// Every new snapshot until `stop` fires.
+fn snapshots(
     rx: watch::Receiver<Slot>,
     stop: CancellationToken,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    let snapshots = futures::stream::unfold((rx, stop), |(mut rx, stop)| async move {
+) -> impl Stream<Item = Arc<Snapshot>> {
+    futures::stream::unfold((rx, stop), |(mut rx, stop)| async move {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return None,
@@ -172,8 +186,7 @@ fn async_events(
                 return Some((snapshot, (rx, stop)));
             }
         }
-    });
-    futures::StreamExt::flat_map(snapshots, |s| futures::stream::iter(events(&s)))
+    })
 }
 
 /// The events of one snapshot: each live region's new HTML.

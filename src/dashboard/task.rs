@@ -17,7 +17,7 @@ use super::layout::{self, Nav};
 use super::{format, Ui};
 use crate::store::{Crash, EventKind, StoredEvent};
 use crate::system::TaskView;
-use crate::{TaskId, TaskState};
+use crate::{TaskId, TaskState, TaskStatus};
 
 /// Events shown unless `?events=all`.
 pub(crate) const MAX_EVENTS: usize = 200;
@@ -54,6 +54,32 @@ pub(crate) fn body(
     html! {
         h1 { "Task " span.mono { (t.id) } }
         @if let Some(done) = done { p.notice role="status" { (done) } }
+        @if t.state.is_terminal() {
+            (fields(t))
+        } @else {
+            div hx-ext="sse,morph" sse-connect={ "/ui/live?task=" (t.id) } {
+                p.updated { span #live-state .live-state { "" } }
+                div #task-live sse-swap="task" hx-swap="morph:innerHTML" aria-live="polite" { (fields(t)) }
+            }
+        }
+        (actions(view, session))
+        section aria-labelledby="args-h" { h2 #args-h { "Args" } (format::json(&t.args)) }
+        @if let Some(r) = &t.result { section aria-labelledby="result-h" { h2 #result-h { "Result" } (format::json(r)) } }
+        @if let Some(e) = &t.error {
+            section aria-labelledby="error-h" {
+                h2 #error-h { "Last error" }
+                p { "attempt " (e.attempt) ", " (e.kind.as_str()) } pre.error { (e.message) }
+            }
+        }
+        @if let Some(r) = &t.cancel_reason { p { "Cancelled: " (r) } }
+        (lanes(&view.events, all, t.id))
+        (crashes(&view.crashes))
+    }
+}
+
+/// The task's fields: the live region of its page (state, attempt, progress).
+pub(crate) fn fields(t: &TaskStatus) -> Markup {
+    html! {
         dl.fields {
             dt { "state" } dd { (format::state(t.state)) }
             dt { "kind" } dd { (t.kind) }
@@ -70,18 +96,6 @@ pub(crate) fn body(
                 dt { "progress" } dd { progress max="100" value=(p.percent) { (p.percent) "%" } " " (p.percent) "% " (p.message) }
             }
         }
-        (actions(view, session))
-        section aria-labelledby="args-h" { h2 #args-h { "Args" } (format::json(&t.args)) }
-        @if let Some(r) = &t.result { section aria-labelledby="result-h" { h2 #result-h { "Result" } (format::json(r)) } }
-        @if let Some(e) = &t.error {
-            section aria-labelledby="error-h" {
-                h2 #error-h { "Last error" }
-                p { "attempt " (e.attempt) ", " (e.kind.as_str()) } pre.error { (e.message) }
-            }
-        }
-        @if let Some(r) = &t.cancel_reason { p { "Cancelled: " (r) } }
-        (lanes(&view.events, all, t.id))
-        (crashes(&view.crashes))
     }
 }
 

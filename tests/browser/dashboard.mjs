@@ -145,7 +145,7 @@ await check("a hostile task is shown as text, and the failed one shows its attem
   await shot(page, "task");
 });
 
-await check("an operator pauses a queue, then pauses, resumes and cancels a task in it", async () => {
+await check("an operator pauses a queue; a task in it updates live, then is paused, resumed and cancelled", async () => {
   await page.goto(`${URL_}/ui/queues`);
   await page.click("button:text-is('Pause')");
   await page.locator("td .badge.paused").waitFor();
@@ -153,6 +153,14 @@ await check("an operator pauses a queue, then pauses, resumes and cancels a task
   await shot(page, "queues");
   const held = await api("POST", "/v1/tasks", { kind: "echo", args: { held: 2 }, title: "waits in a paused queue" });
   await page.goto(`${URL_}/ui/tasks/${held.id}`);
+  await page.locator("#live-state", { hasText: "live" }).waitFor({ timeout: 10000 });
+  await page.evaluate(() => { window.__noReload = true; });
+  await api("POST", `/v1/tasks/${held.id}/pause`);
+  await page.locator("#task-live .badge.state-paused").waitFor({ timeout: 10000 });
+  assert(await page.evaluate(() => window.__noReload === true), "the task page was replaced");
+  await page.reload();
+  await page.click("button:text-is('Resume')");
+  await page.locator(".notice", { hasText: "Resume done" }).waitFor();
   await page.click("button:text-is('Pause')");
   await page.locator(".notice", { hasText: "Pause done" }).waitFor();
   await page.click("button:text-is('Resume')");

@@ -67,6 +67,28 @@ async fn the_stream_sends_each_live_region_and_ends_on_shutdown() {
 }
 
 #[tokio::test]
+async fn a_task_pages_stream_also_sends_the_tasks_fields() {
+    let system = start().await;
+    let id = held(&system).await;
+    let app = open(&system);
+    let req = axum::http::Request::get(format!("/ui/live?task={id}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let mut body = app
+        .oneshot(req)
+        .await
+        .unwrap()
+        .into_body()
+        .into_data_stream();
+    let mut text = String::new();
+    while !text.contains("event: task") || !text.ends_with("\n\n") {
+        let chunk = futures::StreamExt::next(&mut body).await.unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("state-pending"), "{text}");
+}
+
+#[tokio::test]
 async fn keyset_pages_walk_every_task_once_even_when_creation_times_tie() {
     let system = start().await;
     let mut ids = vec![];

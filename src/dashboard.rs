@@ -3,7 +3,7 @@
 //!
 //! | route | what it shows or does |
 //! |---|---|
-//! | `GET /ui` | overview: tasks per state, queue load, service health; live |
+//! | `GET /ui` | overview: tasks per state, throughput and latency percentiles, queue load, service health; live |
 //! | `GET /ui/tasks` | tasks filtered by state, queue, kind and creation time (in the URL), keyset pages |
 //! | `GET /ui/tasks/{id}` | one task: live state and progress, args, result, one lane per attempt, crash history, actions |
 //! | `GET /ui/queues` | depth, running, workers, pause and resume |
@@ -34,6 +34,7 @@ mod error;
 mod format;
 mod layout;
 mod live;
+mod metrics;
 mod overview;
 mod queues;
 mod schedules;
@@ -48,6 +49,7 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::secret::Secret;
 use crate::TaskSystem;
@@ -66,6 +68,9 @@ pub struct UiConfig {
     pub viewer_token: Option<Secret>,
     /// How often the live snapshot is rebuilt (default [`DEFAULT_TICK`]).
     pub tick: Duration,
+    /// The node's metrics recorder: the overview shows throughput and latency
+    /// percentiles from it. `None` leaves them out.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl Default for UiConfig {
@@ -74,6 +79,7 @@ impl Default for UiConfig {
             operator_token: None,
             viewer_token: None,
             tick: DEFAULT_TICK,
+            metrics: None,
         }
     }
 }
@@ -97,7 +103,7 @@ impl Dashboard {
     /// A dashboard over `system`.
     pub fn new(system: TaskSystem, config: UiConfig) -> Self {
         let auth = auth::Auth::new(config.operator_token, config.viewer_token);
-        let live = live::Live::new(system.clone(), config.tick);
+        let live = live::Live::new(system.clone(), config.tick, config.metrics);
         Self {
             ui: Ui {
                 system,

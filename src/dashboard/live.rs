@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use std::collections::HashMap;
 
@@ -18,10 +18,12 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::{self, History, Rates};
 use super::{overview, Ui};
 use crate::store::TaskFilter;
 use crate::system::QueueStats;
 use crate::{TaskId, TaskState, TaskSystem};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// What every live view shows, as of `at`.
 #[derive(Clone, Debug)]
@@ -32,6 +34,9 @@ pub(crate) struct Snapshot {
     pub counts: Result<Vec<(TaskState, u64)>, String>,
     /// Every queue's load.
     pub queues: Vec<QueueStats>,
+    /// Throughput and latency over the last minute, when the node has a metrics recorder
+    /// and an earlier reading.
+    pub rates: Option<Rates>,
 }
 
 impl Snapshot {
@@ -56,6 +61,7 @@ impl Snapshot {
             at: SystemTime::now(),
             counts,
             queues: system.queues(),
+            rates: None,
         }
     }
 }
@@ -65,6 +71,8 @@ type Slot = Option<Arc<Snapshot>>;
 /// The shared snapshot and its ticker.
 pub(crate) struct Live {
     system: TaskSystem,
+    metrics: Option<PrometheusHandle>,
+    history: Mutex<History>,
     tick: Duration,
     tx: watch::Sender<Slot>,
     running: Mutex<bool>,
@@ -73,9 +81,11 @@ pub(crate) struct Live {
 
 impl Live {
     /// No snapshot yet, no ticker.
-    pub fn new(system: TaskSystem, tick: Duration) -> Self {
+    pub fn new(system: TaskSystem, tick: Duration, metrics: Option<PrometheusHandle>) -> Self {
         Self {
             system,
+            metrics,
+            history: Mutex::new(History::default()),
             tick,
             tx: watch::Sender::new(None),
             running: Mutex::new(false),
@@ -107,11 +117,21 @@ impl Live {
         match last {
             Some(s) if fresh(&s) => s,
             _ => {
-                let s = Arc::new(Snapshot::build(&self.system).await);
+                let s = Arc::new(self.build().await);
                 self.tx.send_replace(Some(s.clone()));
                 s
             }
         }
+    }
+
+    /// A snapshot with the rates since the reading about a minute ago.
+    async fn build(&self) -> Snapshot {
+        let mut snapshot = Snapshot::build(&self.system).await;
+        if let Some(handle) = &self.metrics {
+            let totals = metrics::parse(&handle.render());
+            snapshot.rates = self.history.lock().push(Instant::now(), totals);
+        }
+        snapshot
     }
 
     /// Ends every stream and the ticker; no new ones start.
@@ -130,7 +150,7 @@ impl Live {
             if self.idle() {
                 return;
             }
-            let snapshot = Snapshot::build(&self.system).await;
+            let snapshot = self.build().await;
             self.tx.send_replace(Some(Arc::new(snapshot)));
         }
         *self.running.lock() = false;
@@ -195,6 +215,7 @@ pub(crate) fn events(s: &Snapshot) -> Vec<Result<Event, Infallible>> {
         ("counts", overview::counts(s)),
         ("queues", overview::queues(s)),
         ("updated", overview::updated(s)),
+        ("rates", metrics::view(s.rates.as_ref())),
     ]
     .into_iter()
     .map(|(name, html)| Ok(Event::default().event(name).data(html.into_string())))

@@ -27,6 +27,12 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
                     (counts(&snapshot))
                 }
             }
+            section aria-labelledby="rates-h" {
+                h2 #rates-h { "Throughput and latency" }
+                div #rates sse-swap="rates" hx-swap="morph:innerHTML" {
+                    (super::metrics::view(snapshot.rates.as_ref()))
+                }
+            }
             section aria-labelledby="queues-h" {
                 h2 #queues-h { "Queues" }
                 div #queues sse-swap="queues" hx-swap="morph:innerHTML" { (queues(&snapshot)) }

@@ -104,8 +104,8 @@ pub async fn run(
         .local_addr()
         .map_err(|source| NodeError::Http { addr, source })?;
     let http_cfg = http_config(&cfg.http);
-    let mut router = http::router(system.clone(), http_cfg.clone(), metrics);
-    let dashboard = cfg.ui.enabled.then(|| dashboard(&system, &cfg));
+    let mut router = http::router(system.clone(), http_cfg.clone(), metrics.clone());
+    let dashboard = cfg.ui.enabled.then(|| dashboard(&system, &cfg, metrics));
     if let Some(d) = &dashboard {
         router = router.merge(d.router());
     }
@@ -165,11 +165,16 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<LockFile, NodeError> {
     })
 }
 
-/// The dashboard over `system`, with the node's tokens.
-fn dashboard(system: &TaskSystem, cfg: &NodeConfig) -> Dashboard {
+/// The dashboard over `system`, with the node's tokens and metrics.
+fn dashboard(
+    system: &TaskSystem,
+    cfg: &NodeConfig,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Dashboard {
     let ui = UiConfig {
         operator_token: cfg.http.token.clone(),
         viewer_token: cfg.ui.viewer_token.clone(),
+        metrics,
         ..UiConfig::default()
     };
     Dashboard::new(system.clone(), ui)

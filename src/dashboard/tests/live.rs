@@ -12,7 +12,7 @@ use crate::TaskState;
 #[tokio::test(start_paused = true)]
 async fn the_ticker_runs_only_while_someone_watches_and_shares_one_snapshot() {
     let system = start().await;
-    let live = std::sync::Arc::new(Live::new(system.clone(), Duration::from_secs(1)));
+    let live = std::sync::Arc::new(Live::new(system.clone(), Duration::from_secs(1), None));
     assert!(!live.ticking(), "nobody watches yet");
     let mut a = live.subscribe();
     let mut b = live.subscribe();
@@ -125,7 +125,7 @@ async fn keyset_pages_walk_every_task_once_even_when_creation_times_tie() {
 #[tokio::test]
 async fn a_page_reuses_a_fresh_snapshot() {
     let system = start().await;
-    let live = Live::new(system.clone(), Duration::from_secs(3600));
+    let live = Live::new(system.clone(), Duration::from_secs(3600), None);
     let first = live.current().await;
     held(&system).await;
     let second = live.current().await;

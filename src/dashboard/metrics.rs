@@ -196,7 +196,7 @@ pub(crate) fn view(rates: Option<&Rates>) -> Markup {
             }
         }
         table.latency {
-            thead { tr { th scope="col" { "latency" } th scope="col" { "p50" } th scope="col" { "p95" } th scope="col" { "p99" } } }
+            thead { tr { th scope="col" { "latency" } th.num scope="col" { "p50" } th.num scope="col" { "p95" } th.num scope="col" { "p99" } } }
             tbody {
                 @for (what, p) in &r.latency {
                     tr {

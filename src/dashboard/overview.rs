@@ -78,8 +78,8 @@ pub(crate) fn queues(s: &Snapshot) -> Markup {
     html! {
         table {
             thead { tr {
-                th scope="col" { "queue" } th scope="col" { "waiting" } th scope="col" { "running" }
-                th scope="col" { "workers (idle)" } th scope="col" { "min–max" } th scope="col" { "dispatch" }
+                th scope="col" { "queue" } th.num scope="col" { "waiting" } th.num scope="col" { "running" }
+                th.num scope="col" { "workers (idle)" } th.num scope="col" { "min–max" } th scope="col" { "dispatch" }
             } }
             tbody {
                 @for q in &s.queues {

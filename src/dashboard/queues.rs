@@ -41,9 +41,9 @@ pub(crate) fn table(queues: &[QueueStats], session: &Session) -> Markup {
     html! {
         table.queues {
             thead { tr {
-                th scope="col" { "queue" } th scope="col" { "waiting" } th scope="col" { "bound" }
-                th scope="col" { "running" } th scope="col" { "workers" } th scope="col" { "idle" }
-                th scope="col" { "min" } th scope="col" { "max" } th scope="col" { "dispatch" }
+                th scope="col" { "queue" } th.num scope="col" { "waiting" } th.num scope="col" { "bound" }
+                th.num scope="col" { "running" } th.num scope="col" { "workers" } th.num scope="col" { "idle" }
+                th.num scope="col" { "min" } th.num scope="col" { "max" } th scope="col" { "dispatch" }
                 th scope="col" { span.sr-only { "actions" } }
             } }
             tbody {

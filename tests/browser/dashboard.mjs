@@ -104,7 +104,11 @@ await check("the overview updates live without a reload, and pauses while hidden
   await api("POST", "/v1/tasks", { kind: "echo", args: { live: 1 }, auto_start: false });
   await page.waitForFunction((n) => Number(document.querySelector('#counts a[href$="state=paused"] .n').textContent) === n + 1, before, { timeout: 10000 });
   assert(await page.evaluate(() => window.__noReload === true), "the page was replaced");
-  await page.locator("#rates", { hasText: "succeeded / s" }).waitFor({ timeout: 10000 });
+  for (let i = 0; i < 20; i++) await api("POST", "/v1/tasks", { kind: "echo", args: { burst: i } });
+  await page.waitForFunction(() => {
+    const rate = [...document.querySelectorAll("#rates .rate")].find((r) => r.textContent.includes("succeeded"));
+    return rate && Number(rate.querySelector(".n").textContent) > 0;
+  }, null, { timeout: 10000 });
   assert(await page.locator("#rates table.latency td", { hasText: "submit → start" }).count() === 1, "latency");
   const setHidden = (hidden) => page.evaluate((h) => {
     Object.defineProperty(document, "hidden", { value: h, configurable: true });

@@ -99,7 +99,12 @@ fn top_level_graph() -> Graph {
     let mut graph = Graph::new();
     for file in files.iter().filter(|f| production_source(f)) {
         let rel = file.strip_prefix(&src).unwrap();
-        let top = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         let top = top.trim_end_matches(".rs").to_string();
         if top == "lib" || top == "main" {
             continue;
@@ -151,9 +156,15 @@ fn no_new_import_cycle_between_top_level_modules() {
 
 #[test]
 fn the_scan_sees_a_dependency_and_its_absence() {
-    let names = names_after("use crate::{store::X, task};\nuse crate::runtime::Y;", "crate::");
+    let names = names_after(
+        "use crate::{store::X, task};\nuse crate::runtime::Y;",
+        "crate::",
+    );
     assert_eq!(names, ["store", "task", "runtime"]);
     let graph = top_level_graph();
     assert!(graph["store"].contains("task"), "store names task");
-    assert!(!graph["task"].contains("http"), "the model knows nothing of HTTP");
+    assert!(
+        !graph["task"].contains("http"),
+        "the model knows nothing of HTTP"
+    );
 }

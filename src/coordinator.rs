@@ -20,9 +20,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
 
+use crate::runtime::adopt::{adopt, Adopted};
 use crate::runtime::{CoordConfig, Shared};
 use crate::store::{Intent, NodeInfo, Owner, Requested, StoreError};
-use crate::system::recover::{adopt, Adopted};
 use crate::task::TaskState;
 
 /// Reserved at most per queue and tick.

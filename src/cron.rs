@@ -20,6 +20,7 @@
 mod expr;
 mod field;
 mod recurrence;
+pub mod schedule;
 #[cfg(test)]
 mod tests;
 

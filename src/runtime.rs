@@ -2,8 +2,10 @@
 //! attempt and settling its outcome. Everything here is shared by the actors through
 //! `Shared`; nothing is global.
 
+pub(crate) mod adopt;
 mod attempt;
 mod cell;
+pub(crate) mod context;
 pub(crate) mod journal;
 pub(crate) mod ops;
 mod remote;
@@ -11,9 +13,10 @@ pub(crate) mod settle;
 mod shared;
 mod table;
 
+pub use crate::task::{AttemptError, FailureKind};
 pub(crate) use attempt::{run_attempt, AttemptOutcome};
-pub use cell::{AttemptError, FailureKind, TaskResult, TaskStatus};
 pub(crate) use cell::{Status, TaskCell};
+pub use cell::{TaskResult, TaskStatus};
 pub use ops::Control;
 pub(crate) use settle::{begin_attempt, claim, settle};
 pub(crate) use shared::{CoordConfig, HandlerEntry, Housekeeping, Shared};

@@ -21,7 +21,10 @@ mod leader;
 mod plan;
 mod spec;
 
+pub use crate::cron::schedule::{
+    CatchUp, Overlap, ScheduleInfo, ScheduleRecord, ScheduleSpec, SpecError,
+};
 pub(crate) use actor::{CronShared, Scheduler, SchedulerMsg};
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use leader::{Leadership, SingleNode};
-pub use spec::{CatchUp, Overlap, ScheduleError, ScheduleInfo, ScheduleRecord, ScheduleSpec};
+pub use spec::ScheduleError;

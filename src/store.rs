@@ -34,7 +34,7 @@ use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 
-use crate::scheduler::ScheduleRecord;
+use crate::cron::schedule::ScheduleRecord;
 use crate::task::TaskId;
 
 /// The store traits, imported for their methods: `use taskmesh::store::prelude::*;`.

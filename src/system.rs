@@ -5,7 +5,7 @@ mod builder;
 mod by;
 mod handle;
 mod manage;
-pub(crate) mod recover;
+mod recover;
 mod schedules;
 mod shutdown;
 pub(crate) mod submit;

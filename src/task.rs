@@ -10,7 +10,10 @@
 
 mod backoff;
 mod model;
+mod outcome;
+mod progress;
 mod state;
+mod validation;
 
 pub use backoff::Backoff;
 pub(crate) use model::millis;
@@ -18,4 +21,10 @@ pub use model::{
     check_time, latest_time, Limits, Metadata, NewTask, Priority, Task, TaskId, EARLIEST_TIME,
     MAX_METADATA_BYTES, MAX_TIMEOUT, RESERVED_PREFIXES,
 };
+pub use outcome::{AttemptError, FailureKind};
+pub use progress::Progress;
 pub use state::{transition, Event, TaskState, TransitionError};
+pub use validation::ValidationError;
+
+/// The actor id recorded for changes the runtime makes on its own.
+pub const RUNTIME_ACTOR: &str = "taskmesh";

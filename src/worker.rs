@@ -22,8 +22,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::breaker::Admission;
-use crate::context::TaskContext;
 use crate::queue::QueueShared;
+use crate::runtime::context::TaskContext;
 use crate::runtime::{
     begin_attempt, claim, run_attempt, settle, AttemptOutcome, HandlerEntry, Shared, TaskCell,
 };

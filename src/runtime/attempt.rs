@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
+use super::context::TaskContext;
 use super::FailureKind;
-use crate::context::TaskContext;
 use crate::handler::{ErasedHandler, RawOutcome};
 
 /// How an attempt ended, before it is settled against the task's state.

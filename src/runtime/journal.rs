@@ -71,8 +71,7 @@ const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(10);
 /// The longest pause between two tries.
 const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The actor id recorded for changes the runtime makes on its own.
-pub(crate) const RUNTIME_ACTOR: &str = "taskmesh";
+pub(crate) use crate::task::RUNTIME_ACTOR;
 
 impl Journal {
     pub fn new(store: Option<Arc<dyn Store>>) -> Self {

@@ -17,7 +17,7 @@ use super::{
     Crash, EventLog, Page, ScheduleStore, StoreError, StoredEvent, TaskEvent, TaskFilter,
     TaskQuery, TaskRecord, TaskStore, Transition, Write, WriteResult,
 };
-use crate::scheduler::ScheduleRecord;
+use crate::cron::schedule::ScheduleRecord;
 use crate::task::TaskId;
 
 mod coord;

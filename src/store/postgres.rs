@@ -72,7 +72,7 @@ use super::{
     Crash, EventLog, History, Page, ScheduleStore, StoreError, StoredEvent, TaskFilter, TaskQuery,
     TaskRecord, TaskStore, Write, WriteResult,
 };
-use crate::scheduler::ScheduleRecord;
+use crate::cron::schedule::ScheduleRecord;
 use crate::task::TaskId;
 
 /// The PostgreSQL store. Cloning is cheap and shares the pool and the writer.

@@ -37,7 +37,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::future::{BoxFuture, FutureExt};
 
-use crate::scheduler::ScheduleRecord;
+use crate::cron::schedule::ScheduleRecord;
 use rusqlite::Connection;
 
 use self::read::Readers;

@@ -6,9 +6,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::{Fence, Owner};
-use crate::context::Progress;
-use crate::runtime::{AttemptError, FailureKind};
-use crate::task::{Task, TaskId, TaskState};
+use crate::task::{AttemptError, FailureKind, Progress, Task, TaskId, TaskState};
 
 /// What happened to a task. Stored as JSON with a `type` tag.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::Recovery;
-use crate::context::Progress;
 use crate::error::{SubmitError, TaskError};
 use crate::health::{HealthStatus, ServiceHealth, SystemHealth};
 use crate::janitor::JanitorMsg;
@@ -18,6 +17,7 @@ use crate::queue::QueueShared;
 use crate::runtime::{Shared, TaskCell, TaskResult, TaskStatus};
 use crate::scheduler::SchedulerMsg;
 use crate::supervisor::SupervisorMsg;
+use crate::task::Progress;
 use crate::task::{NewTask, TaskId};
 
 /// What a submit acknowledged.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ValidationError;
+use super::ValidationError;
 
 /// Capped exponential backoff with full jitter: the delay before attempt `n + 1` is drawn
 /// uniformly from `[0, min(max, base × 2^(n-1))]`. Full jitter spreads retries of many

@@ -11,7 +11,7 @@ use uuid::Uuid;
 mod checks;
 
 use super::Backoff;
-use crate::error::ValidationError;
+use super::ValidationError;
 use checks::{check_args_size, check_metadata, check_namespace, check_unique_key};
 pub use checks::{
     check_time, latest_time, EARLIEST_TIME, MAX_METADATA_BYTES, MAX_TIMEOUT, MAX_TITLE_CHARS,
@@ -369,7 +369,7 @@ impl NewTask {
         }
         if let Some(actor) = &self.metadata.actor_id {
             check_namespace("actor_id", actor)?;
-            if actor == crate::runtime::journal::RUNTIME_ACTOR {
+            if actor == super::RUNTIME_ACTOR {
                 let why = format!("{actor:?} is reserved for the runtime's own events");
                 return Err(ValidationError::new("actor_id", why));
             }

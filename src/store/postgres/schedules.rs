@@ -4,7 +4,7 @@
 use deadpool_postgres::Pool;
 
 use super::errors::{pg_error, pool_error, Doing};
-use crate::scheduler::ScheduleRecord;
+use crate::cron::schedule::ScheduleRecord;
 use crate::store::StoreError;
 
 const UPSERT: &str = "INSERT INTO schedules (name, record, updated_at) \

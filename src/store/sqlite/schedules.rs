@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection};
 
 use super::open;
-use crate::scheduler::ScheduleRecord;
+use crate::cron::schedule::ScheduleRecord;
 use crate::store::StoreError;
 
 /// The schedules table, behind one connection.

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::time::{Duration, SystemTime};
 
 use super::{Limits, Metadata};
-use crate::error::ValidationError;
+use crate::task::ValidationError;
 
 /// The longest per-attempt timeout accepted (365 days): deadlines are computed as
 /// `now + timeout`, which must stay far inside the clock's range.

@@ -62,21 +62,26 @@
 //! | [`bench`](mod@bench) | the `taskmesh bench` harness |
 //!
 //! See `docs/ARCHITECTURE.md` for the supervision tree and the path a task takes.
+#[cfg(feature = "node")]
 pub mod bench;
 pub mod breaker;
 pub mod builtin;
+#[cfg(feature = "node")]
 pub mod cli;
 pub mod config;
 pub mod context;
 mod coordinator;
 pub mod cron;
+#[cfg(feature = "node")]
 pub mod dashboard;
 pub mod error;
 pub mod handler;
 pub mod health;
+#[cfg(feature = "node")]
 pub mod http;
 mod janitor;
 pub mod lockfile;
+#[cfg(feature = "node")]
 pub mod node;
 mod pool;
 pub mod queue;

@@ -14,16 +14,21 @@ mod conformance;
 mod coord;
 mod fence;
 mod memory;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod types;
 
 pub use coord::{Coordination, NodeInfo, NodeRecord, Owner, Requested};
 pub use fence::{Fence, States};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore, PASSWORD_ENV};
 #[doc(hidden)]
+#[cfg(feature = "sqlite")]
 pub use sqlite::fuzz_decode_rows;
+#[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use types::{
     Crash, EventKind, Intent, Life, Page, StoreError, StoredEvent, TaskEvent, TaskFilter,

@@ -35,6 +35,7 @@ use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
     Gauge, Histogram, Unit,
 };
+#[cfg(feature = "node")]
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 /// Metric names, for dashboards and tests.
@@ -167,6 +168,7 @@ pub const SECONDS_BUCKETS: [f64; 18] = [
 
 /// A Prometheus exporter builder that renders every `*_seconds` metric as a histogram with
 /// [`SECONDS_BUCKETS`] (the exporter's default is a summary).
+#[cfg(feature = "node")]
 pub fn prometheus() -> PrometheusBuilder {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)

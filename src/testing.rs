@@ -7,6 +7,7 @@
 //! - [`run_inline`] runs one handler call without a system.
 
 #[doc(hidden)]
+#[cfg(feature = "postgres")]
 pub mod pg;
 
 use std::collections::HashMap;

@@ -2,7 +2,9 @@
 //! the number of writes. The caller has begun the transaction (pipelined with the first
 //! statements) and commits it.
 //!
-//! 1. Creates: one `INSERT … SELECT … FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`,
+//! 1. Creates: one `INSERT … SELECT … FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`
+//!    (in unique-key order, so two batches inserting the same keys wait for each other
+//!    in one order and never deadlock; the earlier create of a key in a batch wins),
 //!    beside a `SELECT … ORDER BY id FOR UPDATE` of every other task the batch touches
 //!    (rows locked in id order, so two writers never deadlock on them). Both go down the
 //!    connection together (pipelined).
@@ -38,15 +40,17 @@ const INSERT_TASKS: &str = "WITH input AS ( \
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::text[], \
         $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], \
         $12::timestamptz[], $13::text[], $14::text[], $15::text[], $16::int8[], $17::bool[]) \
+        WITH ORDINALITY \
     AS u(id, kind, queue, priority, state, attempt, phase, created_by, unique_key, \
-        created_at, updated_at, due_at, life, task, owner_node, owner_incarnation, intent)), \
+        created_at, updated_at, due_at, life, task, owner_node, owner_incarnation, intent, \
+        n)), \
 ins AS ( \
     INSERT INTO tasks (id, kind, queue, priority, state, attempt, phase, created_by, \
         unique_key, created_at, updated_at, due_at, last_seq, life, owner_node, \
         owner_incarnation, intent) \
     SELECT id, kind, queue, priority, state, attempt, phase, created_by, unique_key, \
         created_at, updated_at, due_at, 1, life::json, owner_node, owner_incarnation, \
-        intent FROM input \
+        intent FROM input ORDER BY unique_key, n \
     ON CONFLICT DO NOTHING RETURNING id), \
 specs AS ( \
     INSERT INTO task_specs (id, task) \

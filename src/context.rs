@@ -122,7 +122,11 @@ impl TaskContext {
             message,
             phase: s.phase.clone(),
         };
-        let write = update(&self.cell, &s, kind, running_fence(&s));
+        let fence = match s.intent {
+            Some(_) => running_fence(&s),
+            None => running_fence(&s).unrequested(),
+        };
+        let write = update(&self.cell, &s, kind, fence);
         drop(s);
         self.journal.write_later(vec![write], None);
     }

@@ -230,6 +230,8 @@ async fn rescue_one(shared: &Shared, owner: &Owner) -> Result<(), StoreError> {
             rescued += 1;
         }
     }
+    // The rescues' settles are queued writes: make them durable before saying so.
+    shared.journal.flush().await;
     let released = store.release(owner.clone()).await?;
     if rescued > 0 || released > 0 {
         metrics::counter!(crate::telemetry::names::RESCUED).increment(rescued);

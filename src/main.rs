@@ -63,6 +63,15 @@ struct NodeArgs {
     /// The HTTP address, e.g. 127.0.0.1:7700 (port 0 picks a free one).
     #[arg(long)]
     http_addr: Option<std::net::SocketAddr>,
+    /// The store: sqlite:PATH (default {data_dir}/taskmesh.db) or
+    /// postgres://user@host/database, which several nodes may share. Keep the password out
+    /// of the URL: set TASKMESH_STORE__PASSWORD or store.password_file.
+    #[arg(long)]
+    store: Option<String>,
+    /// This node's name among nodes sharing a PostgreSQL database (unique; the same
+    /// across restarts).
+    #[arg(long)]
+    node_name: Option<String>,
     /// The log filter, e.g. info or taskmesh=debug (RUST_LOG wins).
     #[arg(long)]
     log: Option<String>,
@@ -160,6 +169,12 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
     }
     if let Some(a) = args.http_addr {
         cfg.http.addr = a;
+    }
+    if let Some(url) = args.store {
+        cfg.store.url = Some(url);
+    }
+    if let Some(name) = args.node_name {
+        cfg.store.node_name = Some(name);
     }
     if let Some(l) = args.log {
         cfg.log.level = l;

@@ -5,5 +5,8 @@ mod config;
 pub mod logging;
 mod run;
 
-pub use config::{ConfigError, HttpSettings, LogFormat, LogSettings, NodeConfig, ShutdownSettings};
+pub use config::{
+    ConfigError, HttpSettings, LogFormat, LogSettings, NodeConfig, ShutdownSettings, StoreSettings,
+    StoreUrl,
+};
 pub use run::{run, signal, NodeError};

@@ -6,6 +6,7 @@ mod attempt;
 mod cell;
 pub(crate) mod journal;
 pub(crate) mod ops;
+mod remote;
 pub(crate) mod settle;
 mod shared;
 mod table;

@@ -102,3 +102,157 @@ async fn a_task_accepted_by_a_node_that_stopped_is_run_by_another() {
     assert_eq!(done.result, Some(7.into()));
     b.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A node with short liveness intervals, so that requests stored through another node
+/// arrive within a few heartbeats.
+async fn quick_node(store: &MemoryStore, name: &str) -> (TaskSystem, ScriptHandler, Events) {
+    let (handler, events) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns(name))
+        .node_name(name)
+        .queue(QueueConfig::new("default").workers(1, 4))
+        .cancel_grace(Duration::from_millis(50))
+        .liveness(
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            Duration::from_millis(50),
+        )
+        .handler(handler.clone())
+        .store(store.clone())
+        .start()
+        .await
+        .unwrap();
+    (sys, handler, events)
+}
+
+type Events = tokio::sync::mpsc::UnboundedReceiver<taskmesh::testing::ScriptEvent>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_task_held_by_one_node_is_cancelled_through_another_and_never_runs() {
+    let store = MemoryStore::shared();
+    let (a, _, mut a_events) = quick_node(&store, "a").await;
+    let (b, _, _) = quick_node(&store, "b").await;
+    a.pause_queue("default").unwrap();
+    let id = a
+        .submit(task(Script::Ok { value: 1.into() }))
+        .await
+        .unwrap()
+        .id;
+    let waiting = {
+        let a = a.clone();
+        tokio::spawn(async move { a.wait(id).await })
+    };
+    assert_eq!(
+        b.cancel(id, "through b").await.unwrap(),
+        taskmesh::Control::Done
+    );
+    assert_eq!(b.get(id).await.unwrap().status.state, TaskState::Cancelled);
+    assert_eq!(a.get(id).await.unwrap().status.state, TaskState::Cancelled);
+    a.resume_queue("default").unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("a's waiter learns the end from the store")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.state, TaskState::Cancelled);
+    assert!(a_events.try_recv().is_err(), "the handler never ran");
+    let events = store.events(id).await.unwrap();
+    let names: Vec<_> = events.iter().map(|e| e.event.kind.name()).collect();
+    assert_eq!(names, ["created", "cancelled"]);
+    a.shutdown(Duration::from_secs(5)).await;
+    b.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_through_another_node_stops_the_attempt_where_it_runs() {
+    let store = MemoryStore::shared();
+    let (a, _, mut a_events) = quick_node(&store, "a").await;
+    let (b, _, _) = quick_node(&store, "b").await;
+    let id = a.submit(common::gate("never")).await.unwrap().id;
+    let started = common::next_start(&mut a_events).await;
+    assert_eq!(started.id, id);
+    assert_eq!(
+        b.cancel(id, "through b").await.unwrap(),
+        taskmesh::Control::Requested
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), b.wait(id))
+        .await
+        .expect("a applies the stored request at its next heartbeat")
+        .unwrap();
+    assert_eq!(ended.state, TaskState::Cancelled);
+    assert_eq!(ended.cancel_reason.as_deref(), Some("through b"));
+    let events = store.events(id).await.unwrap();
+    let names: Vec<_> = events.iter().map(|e| e.event.kind.name()).collect();
+    assert_eq!(names, ["created", "started", "stop_requested", "cancelled"]);
+    a.shutdown(Duration::from_secs(5)).await;
+    b.shutdown(Duration::from_secs(5)).await;
+}
+
+/// `a` stops renewing its heartbeat (its interval is an hour) but does not know it is
+/// dead (its own `dead_after` is longer still): a process that was paused or cut off.
+/// `b` finds it dead, rescues its running task as a crashed attempt and runs it again;
+/// when `a`'s attempt finally returns, its result is fenced out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_running_task_is_rescued_and_its_late_result_fenced_out() {
+    let store = MemoryStore::shared();
+    let hour = Duration::from_secs(3600);
+    let (a_handler, mut a_events) = ScriptHandler::new();
+    let a = TaskSystem::builder()
+        .namespace(unique_ns("a"))
+        .node_name("a")
+        .queue(QueueConfig::new("default").workers(1, 2))
+        .liveness(hour * 3, hour, Duration::from_millis(50))
+        .handler(a_handler.clone())
+        .store(store.clone())
+        .start()
+        .await
+        .unwrap();
+    let id = a.submit(common::gate("g")).await.unwrap().id;
+    assert_eq!(common::next_start(&mut a_events).await.id, id);
+
+    let (b_handler, mut b_events) = ScriptHandler::new();
+    let b = TaskSystem::builder()
+        .namespace(unique_ns("b"))
+        .node_name("b")
+        .queue(QueueConfig::new("default").workers(1, 2))
+        .liveness(
+            Duration::from_millis(400),
+            Duration::from_millis(50),
+            Duration::from_millis(50),
+        )
+        .handler(b_handler.clone())
+        .store(store.clone())
+        .start()
+        .await
+        .unwrap();
+    let rerun = tokio::time::timeout(Duration::from_secs(10), common::next_start(&mut b_events))
+        .await
+        .expect("b rescues the task once a's heartbeat is older than dead_after");
+    assert_eq!((rerun.id, rerun.attempt), (id, 2));
+    b_handler.open("g", 1);
+    let done = tokio::time::timeout(Duration::from_secs(10), b.wait(id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.state, TaskState::Succeeded);
+
+    // a's attempt returns late: its settle must change nothing.
+    a_handler.open("g", 1);
+    let late = common::next_end(&mut a_events).await;
+    assert_eq!(late.id, id);
+    a.shutdown(Duration::from_secs(5)).await;
+    let events = store.events(id).await.unwrap();
+    let names: Vec<_> = events.iter().map(|e| e.event.kind.name()).collect();
+    let terminal = names.iter().filter(|n| **n == "succeeded").count();
+    assert_eq!(terminal, 1, "{names:?}");
+    assert!(names.contains(&"crashed"), "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| **n == "started").count(),
+        2,
+        "{names:?}"
+    );
+    let record = store.get(id).await.unwrap().unwrap();
+    assert_eq!(record.life.attempt, 2);
+    assert_eq!(record.life.state, TaskState::Succeeded);
+    b.shutdown(Duration::from_secs(5)).await;
+}

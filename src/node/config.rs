@@ -4,6 +4,9 @@
 //! (`TASKMESH_URL`, `TASKMESH_TOKEN`) are not settings and are ignored.
 
 mod check;
+mod store;
+
+pub use store::{StoreSettings, StoreUrl};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,8 +23,11 @@ use crate::secret::Secret;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
-    /// Where the SQLite store lives (`{data_dir}/taskmesh.db`). One node per data dir.
+    /// The node's own files: its lock, and the SQLite store by default
+    /// (`{data_dir}/taskmesh.db`). One node per data dir.
     pub data_dir: PathBuf,
+    /// The store: SQLite (default) or a PostgreSQL database several nodes share.
+    pub store: StoreSettings,
     /// The HTTP API.
     pub http: HttpSettings,
     /// Logging.
@@ -90,6 +96,7 @@ impl Default for NodeConfig {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./data"),
+            store: StoreSettings::default(),
             http: HttpSettings::default(),
             log: LogSettings::default(),
             shutdown: ShutdownSettings { grace_ms: 30_000 },
@@ -178,6 +185,7 @@ impl NodeConfig {
         cfg.read_token_file()?;
         check::values(&cfg)?;
         check_http_limits(&cfg.http)?;
+        check_store(&cfg)?;
         Ok(cfg)
     }
 
@@ -229,12 +237,41 @@ fn check_http_limits(http: &HttpSettings) -> Result<(), ConfigError> {
 
 /// The token must come from the environment or a token file, never from a config file.
 fn refuse_token_in_file(fig: &Figment) -> Result<(), ConfigError> {
-    let from_file = fig
-        .find_metadata("http.token")
-        .is_some_and(|m| m.name.contains("TOML"));
-    if from_file {
-        let why = "http.token must not be written in a config file: set TASKMESH_HTTP__TOKEN or http.token_file";
-        return Err(ConfigError::Invalid(why.into()));
+    let secrets = [
+        ("http.token", "TASKMESH_HTTP__TOKEN or http.token_file"),
+        (
+            "store.password",
+            "TASKMESH_STORE__PASSWORD or store.password_file",
+        ),
+    ];
+    for (key, instead) in secrets {
+        let from_file = fig
+            .find_metadata(key)
+            .is_some_and(|m| m.name.contains("TOML"));
+        if from_file {
+            let why = format!("{key} must not be written in a config file: set {instead}");
+            return Err(ConfigError::Invalid(why));
+        }
+    }
+    Ok(())
+}
+
+/// The store URL must name a store we have, and the liveness intervals must leave a
+/// trust window: a dead node is one that missed more than two heartbeats.
+fn check_store(cfg: &NodeConfig) -> Result<(), ConfigError> {
+    let s = &cfg.store;
+    s.target(&cfg.data_dir).map_err(ConfigError::Invalid)?;
+    if s.heartbeat_ms == 0 || s.poll_ms == 0 || s.pool_size == 0 {
+        return Err(ConfigError::Invalid(
+            "store.heartbeat_ms, store.poll_ms and store.pool_size must be at least 1".into(),
+        ));
+    }
+    if s.dead_after_ms <= 2 * s.heartbeat_ms {
+        return Err(ConfigError::Invalid(format!(
+            "store.dead_after_ms must be more than two heartbeats ({} ms), got {}",
+            2 * s.heartbeat_ms,
+            s.dead_after_ms
+        )));
     }
     Ok(())
 }

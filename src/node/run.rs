@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::{HttpSettings, NodeConfig};
+use super::{ConfigError, HttpSettings, NodeConfig, StoreUrl};
 use crate::http::{self, HttpConfig};
 use crate::lockfile::{LockError, LockFile};
-use crate::store::{SqliteStore, StoreError};
-use crate::system::TaskSystem;
+use crate::store::{PgOptions, PgStore, SqliteStore, StoreError};
+use crate::system::{TaskSystem, TaskSystemBuilder};
 use crate::SystemError;
 use crate::{builtin, telemetry};
 
@@ -23,6 +23,9 @@ pub enum NodeError {
     /// The task system did not start.
     #[error(transparent)]
     System(#[from] SystemError),
+    /// The configuration cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The HTTP address could not be bound or served.
     #[error("http {addr}: {source}")]
     Http {
@@ -81,15 +84,13 @@ pub async fn run(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| NodeError::Http { addr, source })?;
-    let db = cfg.data_dir.join("taskmesh.db");
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(db))
-        .await
-        .expect("open does not panic")?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| NodeError::Http { addr, source })?;
     let metrics = telemetry::prometheus().install_recorder().ok();
     telemetry::describe();
-    let builder = TaskSystem::builder()
-        .config(cfg.system.clone())
-        .store(store);
+    let builder = TaskSystem::builder().config(cfg.system.clone());
+    let builder = with_store(builder, &cfg, bound).await?;
     let system = builtin::register(builder, cfg.exec.clone()).start().await?;
     let recovery = system.recovery();
     tracing::info!(
@@ -99,9 +100,6 @@ pub async fn run(
         "task system started"
     );
 
-    let bound = listener
-        .local_addr()
-        .map_err(|source| NodeError::Http { addr, source })?;
     let http_cfg = http_config(&cfg.http);
     let router = http::router(system.clone(), http_cfg.clone(), metrics);
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -136,6 +134,54 @@ pub async fn run(
         }),
         Err(_) => Ok(()),
     }
+}
+
+/// Opens the configured store and gives it to the system, with this node's name and
+/// liveness settings for a shared PostgreSQL database.
+async fn with_store(
+    builder: TaskSystemBuilder,
+    cfg: &NodeConfig,
+    bound: SocketAddr,
+) -> Result<TaskSystemBuilder, NodeError> {
+    let s = &cfg.store;
+    let target = s
+        .target(&cfg.data_dir)
+        .map_err(|reason| NodeError::Config(ConfigError::Invalid(reason)))?;
+    match target {
+        StoreUrl::Sqlite(db) => {
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(db))
+                .await
+                .expect("open does not panic")?;
+            Ok(builder.store(store))
+        }
+        StoreUrl::Postgres(url) => {
+            let mut options = PgOptions::new(url)
+                .pool_size(s.pool_size)
+                .schema(s.schema.clone());
+            options.password = s.password.clone();
+            options.password_file = s.password_file.clone();
+            tracing::info!(url = %options.redacted_url(), "connecting to PostgreSQL");
+            let store = PgStore::connect_with(options).await?;
+            let node = s.node_name.clone().unwrap_or_else(|| {
+                format!("{}@{}:{}", cfg.system.namespace, hostname(), bound.port())
+            });
+            let ms = Duration::from_millis;
+            Ok(builder.store(store).node_name(node).liveness(
+                ms(s.dead_after_ms),
+                ms(s.heartbeat_ms),
+                ms(s.poll_ms),
+            ))
+        }
+    }
+}
+
+/// This machine's name (Linux), else "localhost".
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Creates the data directory if needed and takes its lock (`taskmesh.lock`), held for

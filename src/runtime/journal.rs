@@ -5,7 +5,7 @@
 //! kept. Callers waiting for a task are told only after its end is durable. Writes that
 //! acknowledge something to a caller (submit, cancel, pause, …) are awaited.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -26,6 +26,8 @@ pub(crate) struct Journal {
     /// On a shared store: false once this process has not renewed its heartbeat within
     /// its trust window; it then claims nothing until a heartbeat succeeds again.
     trusted: Arc<AtomicBool>,
+    /// Changes the store refused by their fence, since start.
+    fenced: Arc<AtomicU64>,
 }
 
 /// Run once a queued write is settled, with what became of it.
@@ -43,22 +45,31 @@ pub(crate) enum Written {
     Fenced,
 }
 
-/// Counts writes refused by their fence, logging each.
-pub(crate) fn fenced(results: &[WriteResult], writes: &[Write]) -> bool {
-    let mut any = false;
-    for (r, w) in results.iter().zip(writes) {
-        if *r == WriteResult::Fenced {
-            any = true;
-            metrics::counter!(crate::telemetry::names::FENCED).increment(1);
-            if let Write::Update(t) = w {
+/// Counts writes refused by their fence, logging each (naming the task when `writes`,
+/// the batch the results answer, is given).
+pub(crate) fn fenced(results: &[WriteResult], writes: &[Write]) {
+    for (i, r) in results.iter().enumerate() {
+        if *r != WriteResult::Fenced {
+            continue;
+        }
+        metrics::counter!(crate::telemetry::names::FENCED).increment(1);
+        match writes.get(i) {
+            Some(Write::Update(t)) => {
                 let state = t.life.state.as_str();
                 tracing::warn!(task_id = %t.id, to = state, attempt = t.life.attempt,
                     "fenced out: the task changed in the store first; this change was dropped");
             }
+            _ => tracing::warn!(
+                "fenced out: a task changed in the store first; this change was dropped"
+            ),
         }
     }
-    any
 }
+
+/// The first pause before a write that could not reach a shared store is tried again.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+/// The longest pause between two tries.
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The actor id recorded for changes the runtime makes on its own.
 pub(crate) const RUNTIME_ACTOR: &str = "taskmesh";
@@ -70,6 +81,7 @@ impl Journal {
             failing: Arc::default(),
             owner: Arc::default(),
             trusted: Arc::new(AtomicBool::new(true)),
+            fenced: Arc::default(),
         }
     }
 
@@ -86,6 +98,21 @@ impl Journal {
     /// This process as the holder of the tasks it runs, on a shared store.
     pub fn owner(&self) -> Option<Owner> {
         self.owner.read().clone()
+    }
+
+    /// Changes the store refused by their fence, since start.
+    pub fn fenced_count(&self) -> u64 {
+        self.fenced.load(Ordering::Relaxed)
+    }
+
+    /// Counts and logs the fenced results of a batch.
+    pub fn fenced(&self, results: &[WriteResult], writes: &[Write]) {
+        let n = results
+            .iter()
+            .filter(|r| **r == WriteResult::Fenced)
+            .count();
+        self.fenced.fetch_add(n as u64, Ordering::Relaxed);
+        fenced(results, writes);
     }
 
     /// False while this process may not claim (see `trusted`).
@@ -167,37 +194,35 @@ impl Journal {
             }
             return;
         };
-        let writes_empty = writes.is_empty();
-        // Kept to name the task of a fenced write; only transitions can be fenced.
-        let kept: Vec<Write> = writes
-            .iter()
-            .filter(|w| matches!(w, Write::Update(t) if t.fence.is_some()))
-            .cloned()
-            .collect();
+        let rows = !writes.is_empty();
+        // On a shared store a write that could not reach the store is tried again until
+        // it is durable or fenced: the process may still be alive to the others, and no
+        // one else would ever settle its task. (Its fence makes a late success harmless.)
+        let retry = self.shared().then(|| writes.clone());
         let fut = if later {
             store.write_deferred(writes)
         } else {
             store.write(writes)
         };
-        let journal = self.clone();
-        let rows = !writes_empty;
+        let (journal, store) = (self.clone(), Arc::clone(store));
         tokio::spawn(async move {
-            let result = fut.await;
+            let mut result = fut.await;
+            if let Some(writes) = &retry {
+                let mut pause = RETRY_FIRST;
+                while matches!(&result, Err(e) if e.retryable()) {
+                    journal.note(&result, rows);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RETRY_MAX);
+                    result = store.write(writes.clone()).await;
+                }
+            }
             journal.note(&result, rows);
             let written = match &result {
-                Ok(results) => {
-                    let fenced_results: Vec<WriteResult> = results
-                        .iter()
-                        .copied()
-                        .filter(|r| *r == WriteResult::Fenced)
-                        .collect();
-                    if fenced_results.is_empty() {
-                        Written::Durable
-                    } else {
-                        fenced(&fenced_results, &kept);
-                        Written::Fenced
-                    }
+                Ok(results) if results.contains(&WriteResult::Fenced) => {
+                    journal.fenced(results, retry.as_deref().unwrap_or(&[]));
+                    Written::Fenced
                 }
+                Ok(_) => Written::Durable,
                 Err(_) => Written::Failed,
             };
             if let Some(f) = then {

@@ -16,12 +16,12 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::journal::{fenced, Journal, Then, Written};
+use super::journal::{Journal, Then, Written};
 use super::settle::{apply, on_durable_end, running_fence};
 use super::{Shared, Status, TaskCell};
 use crate::error::TaskError;
 use crate::store::{EventKind, Fence, Intent, States, Write, WriteResult};
-use crate::task::{Event, TaskState, TransitionError};
+use crate::task::{Event, TaskId, TaskState, TransitionError};
 
 /// What a command did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,105 +35,95 @@ pub enum Control {
 }
 
 /// A command's effect on a waiting task, or the intent for a running one.
-enum Step {
+pub(super) enum Step {
     Changed(EventKind, Placement),
     Intent(Intent),
     Nothing,
 }
 
-enum Placement {
+pub(super) enum Placement {
     Stay,
     Requeue,
 }
 
-/// Cancels the task.
-pub(crate) async fn cancel(
-    shared: &Shared,
-    cell: &Arc<TaskCell>,
-    reason: String,
-    actor: Option<&str>,
-) -> Result<Control, TaskError> {
-    command(shared, cell, actor, move |s| {
-        if s.state == TaskState::Running {
-            return Ok(Step::Intent(Intent::Cancel { reason }));
-        }
-        step(s, Event::Cancel)?;
-        s.cancel_reason = Some(reason.clone());
-        Ok(Step::Changed(
-            EventKind::Cancelled { reason },
-            Placement::Stay,
-        ))
-    })
-    .await
+/// An operator's command on one task.
+#[derive(Clone, Debug)]
+pub(crate) enum Command {
+    /// End it as cancelled.
+    Cancel(String),
+    /// Pause it (the seed's "stop pod"): it keeps its place and does not fail.
+    Pause,
+    /// Resume a paused task (the seed's "start pod"). Only one of several concurrent
+    /// resumes wins; the others get a transition error, so a task never runs twice.
+    Resume,
+    /// Restart its execution: a running attempt is stopped and the task queued again; a
+    /// paused task is resumed; a waiting task is left as it is.
+    Restart,
+    /// End it as succeeded with this result.
+    Complete(serde_json::Value),
 }
 
-/// Pauses the task (the seed's "stop pod"): it keeps its place and does not fail.
-pub(crate) async fn pause(
-    shared: &Shared,
-    cell: &Arc<TaskCell>,
-    actor: Option<&str>,
-) -> Result<Control, TaskError> {
-    command(shared, cell, actor, |s| {
-        if s.state == TaskState::Running {
-            return Ok(Step::Intent(Intent::Pause));
+impl Command {
+    /// The command's effect on the task's status (under its lock).
+    pub(super) fn step(self, s: &mut Status) -> Result<Step, TransitionError> {
+        let running = s.state == TaskState::Running;
+        match self {
+            Command::Cancel(reason) if running => Ok(Step::Intent(Intent::Cancel { reason })),
+            Command::Cancel(reason) => {
+                step(s, Event::Cancel)?;
+                s.cancel_reason = Some(reason.clone());
+                let kind = EventKind::Cancelled { reason };
+                Ok(Step::Changed(kind, Placement::Stay))
+            }
+            Command::Pause if running => Ok(Step::Intent(Intent::Pause)),
+            Command::Pause => {
+                step(s, Event::Pause)?;
+                Ok(Step::Changed(EventKind::Paused, Placement::Stay))
+            }
+            Command::Resume => {
+                step(s, Event::Resume)?;
+                Ok(Step::Changed(EventKind::Resumed, Placement::Requeue))
+            }
+            Command::Restart if running => Ok(Step::Intent(Intent::Restart)),
+            Command::Restart if s.state == TaskState::Paused => {
+                step(s, Event::Resume)?;
+                Ok(Step::Changed(EventKind::Restarted, Placement::Requeue))
+            }
+            Command::Restart => Ok(Step::Nothing),
+            Command::Complete(result) if running => Ok(Step::Intent(Intent::Complete { result })),
+            Command::Complete(result) => {
+                step(s, Event::Complete)?;
+                s.result = Some(result.clone());
+                let kind = EventKind::Succeeded { result };
+                Ok(Step::Changed(kind, Placement::Stay))
+            }
         }
-        step(s, Event::Pause)?;
-        Ok(Step::Changed(EventKind::Paused, Placement::Stay))
-    })
-    .await
+    }
 }
 
-/// Resumes a paused task (the seed's "start pod"). Only one of several concurrent
-/// resumes wins; the others get a transition error, so a task never runs twice.
-pub(crate) async fn resume(
+/// Runs `cmd` on task `id`. Written first, applied after (see the module docs). On a
+/// store several processes share, a task this process does not hold (or holds a stale
+/// copy of) is changed in the store by a conditional write ([`remote`]).
+pub(crate) async fn run(
     shared: &Shared,
-    cell: &Arc<TaskCell>,
+    id: TaskId,
     actor: Option<&str>,
+    cmd: Command,
 ) -> Result<Control, TaskError> {
-    command(shared, cell, actor, |s| {
-        step(s, Event::Resume)?;
-        Ok(Step::Changed(EventKind::Resumed, Placement::Requeue))
-    })
-    .await
-}
-
-/// Restarts the task's execution: a running attempt is stopped and the task queued
-/// again; a paused task is resumed; a waiting task is left as it is.
-pub(crate) async fn restart(
-    shared: &Shared,
-    cell: &Arc<TaskCell>,
-    actor: Option<&str>,
-) -> Result<Control, TaskError> {
-    command(shared, cell, actor, |s| match s.state {
-        TaskState::Running => Ok(Step::Intent(Intent::Restart)),
-        TaskState::Paused => {
-            step(s, Event::Resume)?;
-            Ok(Step::Changed(EventKind::Restarted, Placement::Requeue))
+    let sharing = shared.journal.shared();
+    let local = shared.table.get(&id);
+    let local = local.filter(|c| !sharing || !c.status.lock().state.is_terminal());
+    if let Some(cell) = local {
+        let c = cmd.clone();
+        match command(shared, &cell, actor, move |s| c.step(s)).await {
+            Err(TaskError::Conflict(_)) if sharing => shared.table.forget(&cell),
+            other => return other,
         }
-        _ => Ok(Step::Nothing),
-    })
-    .await
-}
-
-/// Marks the task succeeded with `result`.
-pub(crate) async fn complete(
-    shared: &Shared,
-    cell: &Arc<TaskCell>,
-    result: serde_json::Value,
-    actor: Option<&str>,
-) -> Result<Control, TaskError> {
-    command(shared, cell, actor, move |s| {
-        if s.state == TaskState::Running {
-            return Ok(Step::Intent(Intent::Complete { result }));
-        }
-        step(s, Event::Complete)?;
-        s.result = Some(result.clone());
-        Ok(Step::Changed(
-            EventKind::Succeeded { result },
-            Placement::Stay,
-        ))
-    })
-    .await
+    }
+    if !sharing {
+        return Err(TaskError::NotFound(id));
+    }
+    super::remote::command(shared, id, actor, cmd).await
 }
 
 fn step(s: &mut Status, event: Event) -> Result<(), TransitionError> {
@@ -148,7 +138,7 @@ fn step(s: &mut Status, event: Event) -> Result<(), TransitionError> {
 
 /// The states a row may have when memory says `state`: a waiting task may be stored as
 /// any waiting state (the timer moves a due task to pending without a write).
-fn states_of(state: TaskState) -> States {
+pub(super) fn states_of(state: TaskState) -> States {
     if queued(state) {
         States::WAITING
     } else {
@@ -176,7 +166,7 @@ async fn command(
     };
     match shared.journal.write_now(vec![write]).await {
         Ok(results) if results.first() == Some(&WriteResult::Fenced) => {
-            fenced(&results, &[]);
+            shared.journal.fenced(&results, &[]);
             revert(shared, cell);
             Err(TaskError::Conflict(cell.task.id))
         }
@@ -299,7 +289,7 @@ async fn stop(
         // process rescued or changed the task). Fenced after the attempt ended: its
         // settle was written first and applied the request (below).
         if running && results.first() == Some(&WriteResult::Fenced) {
-            fenced(&results, &[]);
+            shared.journal.fenced(&results, &[]);
             s.intent = request.previous;
             return Err(TaskError::Conflict(cell.task.id));
         }

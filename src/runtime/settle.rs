@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::journal::{fenced, Journal, Then, Written};
+use super::journal::{Journal, Then, Written};
 use super::{AttemptError, AttemptOutcome, FailureKind, Shared, Status, TaskCell};
 use crate::queue::QueueShared;
 use crate::store::{
@@ -102,7 +102,7 @@ pub(crate) async fn claim(
     let lost = match written {
         Ok(results) if results.first() == Some(&WriteResult::Done) => return true,
         Ok(results) => {
-            fenced(&results, &[]);
+            shared.journal.fenced(&results, &[]);
             true
         }
         Err(e) => {
@@ -119,7 +119,15 @@ pub(crate) async fn claim(
     s.attempt = s.attempt.saturating_sub(1);
     s.state = TaskState::Pending;
     s.ready_at = Instant::now();
+    // Waiters here learn the end from the store (`TaskSystem::wait` reads it on `None`).
+    let waiters = match lost {
+        true => std::mem::take(&mut s.waiters),
+        false => Vec::new(),
+    };
     drop(s);
+    for w in waiters {
+        let _ = w.send(None);
+    }
     queue.finished(&cell.task.kind, TaskState::Pending);
     if lost {
         shared.table.forget(cell);

@@ -81,6 +81,11 @@ pub struct Fence {
     pub attempt: u32,
     /// The row is held by this process (`None`: by none).
     pub owner: Option<Owner>,
+    /// The row carries no stop request ([`Life::intent`](super::Life::intent) is unset).
+    /// A process's progress write asks this, so that it cannot erase a request another
+    /// process stored meanwhile.
+    #[serde(default)]
+    pub unrequested: bool,
 }
 
 impl Fence {
@@ -90,7 +95,25 @@ impl Fence {
             states,
             attempt,
             owner,
+            unrequested: false,
         }
+    }
+
+    /// This fence, also requiring that the row carries no stop request.
+    pub fn unrequested(mut self) -> Self {
+        self.unrequested = true;
+        self
+    }
+
+    /// True if a row with this state, attempt, owner and stop request (or none) passes.
+    pub fn admits(
+        &self,
+        state: TaskState,
+        attempt: u32,
+        owner: Option<&Owner>,
+        requested: bool,
+    ) -> bool {
+        self.holds(state, attempt, owner) && !(self.unrequested && requested)
     }
 
     /// True if a row with this state, attempt and owner passes the fence.

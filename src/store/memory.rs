@@ -115,7 +115,8 @@ impl Inner {
         };
         if let Some(fence) = &t.fence {
             let life = &entry.record.life;
-            if !fence.holds(life.state, life.attempt, life.owner.as_ref()) {
+            let requested = life.intent.is_some();
+            if !fence.admits(life.state, life.attempt, life.owner.as_ref(), requested) {
                 return WriteResult::Fenced;
             }
         }

@@ -172,6 +172,13 @@ impl TaskSystem {
             .map_err(|_| TaskError::WaitTimeout(limit))?
     }
 
+    /// How many changes of this system the store refused because the task had changed
+    /// there first (another process, or a newer attempt, won): a result dropped, a claim
+    /// lost, a command decided on a stale copy. Zero on a store only this system uses.
+    pub fn fenced(&self) -> u64 {
+        self.shared.journal.fenced_count()
+    }
+
     /// A snapshot of the task, also while it runs.
     pub fn status(&self, id: TaskId) -> Result<TaskStatus, TaskError> {
         Ok(self.cell(id)?.snapshot())

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::TaskSystem;
 use crate::error::TaskError;
 use crate::health::HealthStatus;
-use crate::runtime::{ops, Control, TaskStatus};
+use crate::runtime::ops::{self, Command};
+use crate::runtime::{Control, TaskStatus};
 use crate::store::{Crash, StoredEvent, TaskFilter, TaskQuery};
 use crate::task::{TaskId, TaskState};
 
@@ -160,24 +161,24 @@ impl TaskSystem {
         id: TaskId,
         reason: impl Into<String>,
     ) -> Result<Control, TaskError> {
-        ops::cancel(&self.shared, &self.cell(id)?, reason.into(), None).await
+        ops::run(&self.shared, id, None, Command::Cancel(reason.into())).await
     }
 
     /// Pauses a task (stops its execution without failing it): a waiting task stops
     /// waiting; a running one is stopped through its token and becomes paused.
     pub async fn pause(&self, id: TaskId) -> Result<Control, TaskError> {
-        ops::pause(&self.shared, &self.cell(id)?, None).await
+        ops::run(&self.shared, id, None, Command::Pause).await
     }
 
     /// Resumes a paused task (or starts one created with `auto_start(false)`). Concurrent
     /// resumes of one task succeed once; the others get a transition error.
     pub async fn resume(&self, id: TaskId) -> Result<Control, TaskError> {
-        ops::resume(&self.shared, &self.cell(id)?, None).await
+        ops::run(&self.shared, id, None, Command::Resume).await
     }
 
     /// Restarts a task's execution: stop, then start.
     pub async fn restart(&self, id: TaskId) -> Result<Control, TaskError> {
-        ops::restart(&self.shared, &self.cell(id)?, None).await
+        ops::run(&self.shared, id, None, Command::Restart).await
     }
 
     /// Marks a task succeeded with `result`, stopping its attempt if one runs.
@@ -186,7 +187,7 @@ impl TaskSystem {
         id: TaskId,
         result: serde_json::Value,
     ) -> Result<Control, TaskError> {
-        ops::complete(&self.shared, &self.cell(id)?, result, None).await
+        ops::run(&self.shared, id, None, Command::Complete(result)).await
     }
 
     /// Ready when the store takes writes, the system accepts work, and no service is down.

@@ -89,7 +89,15 @@ impl PgOptions {
             config.dbname(db);
         }
         check_schema(&self.schema)?;
-        config.options(format!("-c search_path={}", self.schema));
+        // A process stopped (SIGSTOP, a long pause) inside a transaction would hold its
+        // row locks until it continues, and block the survivors' rescue of its tasks: the
+        // server ends such a transaction after IDLE_IN_TRANSACTION. Ours last
+        // milliseconds; one that is cut is retried.
+        config.options(format!(
+            "-c search_path={} -c idle_in_transaction_session_timeout={}",
+            self.schema,
+            IDLE_IN_TRANSACTION.as_millis()
+        ));
         config.connect_timeout(self.connect_timeout);
         if config.get_application_name().is_none() {
             config.application_name("taskmesh");
@@ -117,6 +125,9 @@ impl PgOptions {
         redact(&self.url)
     }
 }
+
+/// The longest a connection may sit idle inside a transaction before the server ends it.
+pub const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
 
 /// A schema name we put on the search path unquoted: lowercase letters, digits and `_`.
 fn check_schema(schema: &str) -> Result<(), StoreError> {

@@ -61,6 +61,7 @@ pub(super) struct Current {
     pub state: TaskState,
     pub attempt: u32,
     pub owner: Option<Owner>,
+    pub requested: bool,
 }
 
 /// The mutable columns of a task row.
@@ -174,6 +175,7 @@ fn life_row(id: TaskId, life: &Life) -> Result<LifeRow, StoreError> {
             state: life.state,
             attempt: life.attempt,
             owner: life.owner.clone(),
+            requested: life.intent.is_some(),
         },
         state: life.state.as_str(),
         phase: life.phase.clone(),

@@ -353,7 +353,8 @@ impl<'c> Hot<'c> {
             find: conn.prepare_cached("SELECT n FROM tasks WHERE id = ?1")?,
             current: conn.prepare_cached(
                 "SELECT state, json_extract(life, '$.attempt'), \
-                 json_extract(life, '$.owner.node'), json_extract(life, '$.owner.incarnation') \
+                 json_extract(life, '$.owner.node'), json_extract(life, '$.owner.incarnation'), \
+                 json_extract(life, '$.intent') IS NOT NULL \
                  FROM tasks WHERE n = ?1",
             )?,
             update: conn.prepare_cached(
@@ -468,7 +469,7 @@ impl Batch<'_> {
         };
         if let Some(fence) = &t.fence {
             let c = self.current(t.id, n)?;
-            if !fence.holds(c.state, c.attempt, c.owner.as_ref()) {
+            if !fence.admits(c.state, c.attempt, c.owner.as_ref(), c.requested) {
                 return Ok(WriteResult::Fenced);
             }
         }
@@ -503,6 +504,7 @@ impl Batch<'_> {
                 state,
                 attempt: r.get(1)?,
                 owner: node.zip(incarnation).map(|(n, i)| Owner::new(n, i as u64)),
+                requested: r.get(4)?,
             })
         })?;
         if let Some(known) = self.known.get_mut(&id) {

@@ -1,0 +1,69 @@
+//! Commands on a task this process does not hold, on a store several processes share.
+//!
+//! The task's row is read, the command is decided on it by the same rules as for a
+//! local task ([`Command`]), and the change is written fenced by the row as read: if
+//! another process changed the task meanwhile, the write is refused and the command is
+//! decided again on the new row. A waiting task changes at once and goes back to the
+//! shared pool (whoever held it finds its claim refused and lets it go); a running task
+//! gets a stop request stored with it, which the process running it applies when its
+//! next heartbeat brings the request (or its rescuer, if it died).
+
+use std::time::SystemTime;
+
+use super::journal::Journal;
+use super::ops::{states_of, Command, Control, Step};
+use super::{Shared, TaskCell};
+use crate::error::TaskError;
+use crate::store::{EventKind, Fence, Write, WriteResult};
+use crate::task::TaskId;
+
+/// Decisions retried when another process changed the task in between.
+const ROUNDS: usize = 5;
+
+pub(crate) async fn command(
+    shared: &Shared,
+    id: TaskId,
+    actor: Option<&str>,
+    cmd: Command,
+) -> Result<Control, TaskError> {
+    let Some(store) = shared.journal.store() else {
+        return Err(TaskError::NotFound(id));
+    };
+    for _ in 0..ROUNDS {
+        let record = store.get(id).await.map_err(TaskError::Store)?;
+        let record = record.ok_or(TaskError::NotFound(id))?;
+        let was = record.life.clone();
+        if was.state.is_terminal() {
+            return Err(TaskError::AlreadyTerminal {
+                id,
+                state: was.state,
+            });
+        }
+        let cell = TaskCell::from_record(record.task, record.life);
+        let (write, control) = {
+            let mut s = cell.status.lock();
+            let (kind, control) = match cmd.clone().step(&mut s)? {
+                Step::Nothing => return Ok(Control::Done),
+                Step::Intent(intent) => {
+                    s.intent = Some(intent.clone());
+                    (EventKind::StopRequested { intent }, Control::Requested)
+                }
+                Step::Changed(kind, _) => {
+                    s.due_at = None;
+                    s.owner = None;
+                    (kind, Control::Done)
+                }
+            };
+            s.updated_at = SystemTime::now();
+            let fence = Fence::new(states_of(was.state), was.attempt, was.owner.clone());
+            let event = Journal::event(&cell.task, kind, actor);
+            (Write::fenced(id, s.life.clone(), event, fence), control)
+        };
+        let results = shared.journal.write_now(vec![write]).await;
+        match results.map_err(TaskError::Store)?.first() {
+            Some(WriteResult::Fenced) => continue,
+            _ => return Ok(control),
+        }
+    }
+    Err(TaskError::Conflict(id))
+}

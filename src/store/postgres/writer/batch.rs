@@ -15,12 +15,15 @@
 //!    fenced-out update writes nothing (no event, no crash). Updates of unknown tasks are
 //!    ignored (fenced ones yield `Fenced`), and each event gets the task's next `seq`.
 //! 3. One `UPDATE … FROM unnest(…)` for the changed rows, one insert of the events and
-//!    one of the crashes, pipelined, then the commit.
+//!    one of the crashes ([`Tail`]): they take no lock the batch does not hold, so they
+//!    are sent together with the commit, by the batch's committer, while the writer
+//!    starts the next batch.
 
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 use deadpool_postgres::ClientWrapper;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Error;
 
 use super::super::rows::{owner, CrashRow, EventRow, LifeRow, TaskRow, TransitionRow};
@@ -123,11 +126,12 @@ fn state(name: &str) -> Option<TaskState> {
     TaskState::ALL.into_iter().find(|s| s.as_str() == name)
 }
 
-/// Applies `batches` (one per request) in order; one result per write.
+/// Runs the first statements of `batches` (one per request) and decides every write in
+/// order; one result per write, and the statements left to run with the commit.
 pub(super) async fn apply(
     tx: &ClientWrapper,
     batches: &[Vec<WriteRow>],
-) -> Result<Vec<Vec<WriteResult>>, Error> {
+) -> Result<(Vec<Vec<WriteResult>>, Tail), Error> {
     let writes: Vec<&WriteRow> = batches.iter().flatten().collect();
     let (creates, dup_ids) = creates_of(&writes);
     let touched = touched_of(&writes, &creates);
@@ -175,12 +179,55 @@ pub(super) async fn apply(
         .into_iter()
         .filter(|(id, row)| row.life.is_some() || !created_only(*id, row, &inserted))
         .collect();
-    futures::try_join!(
-        update(tx, &changed),
-        insert_events(tx, &out.events),
-        insert_crashes(tx, &out.crashes)
-    )?;
-    Ok(split(results, batches))
+    let tail = Tail(
+        [
+            update(&changed),
+            insert_events(&out.events),
+            insert_crashes(&out.crashes),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    );
+    Ok((split(results, batches), tail))
+}
+
+/// A statement's parameters, owned, so the statement can run after the batch's rows
+/// are gone.
+type Args = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// The statements a batch runs after its rows are locked (row updates, events,
+/// crashes): they take no new lock, so they go down the connection together with the
+/// commit while the next batch starts.
+pub(super) struct Tail(Vec<(&'static str, Args)>);
+
+impl Tail {
+    /// Runs the statements and commits, pipelined (prepared first, so nothing is sent
+    /// after the commit). If a statement fails, the server answers the commit with a
+    /// rollback, and this returns the statement's error; nothing of the batch applied.
+    pub(super) async fn commit(self, c: &ClientWrapper) -> Result<(), Error> {
+        let prepared =
+            futures::future::try_join_all(self.0.iter().map(|(sql, _)| c.prepare_cached(sql)))
+                .await?;
+        let runs = prepared.iter().zip(&self.0).map(|(stmt, (_, args))| {
+            let params: Vec<&(dyn ToSql + Sync)> =
+                args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect();
+            async move { c.execute(stmt, &params).await }
+        });
+        futures::try_join!(
+            futures::future::try_join_all(runs),
+            c.batch_execute("COMMIT")
+        )
+        .map(drop)
+    }
+}
+
+fn boxed<T: ToSql + Sync + Send + 'static>(value: T) -> Box<dyn ToSql + Sync + Send> {
+    Box::new(value)
+}
+
+fn owned(s: Option<&str>) -> Option<String> {
+    s.map(str::to_owned)
 }
 
 /// Applies `t` to its row if the row exists and passes the fence.
@@ -357,90 +404,95 @@ async fn holders(
     Ok(rows.iter().map(|r| (r.get(0), TaskId(r.get(1)))).collect())
 }
 
-async fn update(tx: &ClientWrapper, changed: &[(TaskId, Row<'_>)]) -> Result<(), Error> {
+fn update(changed: &[(TaskId, Row<'_>)]) -> Option<(&'static str, Args)> {
     if changed.is_empty() {
-        return Ok(());
+        return None;
     }
     let lifes: Vec<Option<&LifeRow>> = changed.iter().map(|(_, r)| r.life).collect();
     let ids: Vec<uuid::Uuid> = changed.iter().map(|(id, _)| id.0).collect();
     let flags: Vec<bool> = changed.iter().map(|(_, r)| r.life.is_some()).collect();
-    let states: Vec<Option<&str>> = lifes.iter().map(|l| l.map(|l| l.state)).collect();
+    let states: Vec<Option<String>> = lifes.iter().map(|l| owned(l.map(|l| l.state))).collect();
     let attempts: Vec<Option<i32>> = lifes.iter().map(|l| l.map(|l| l.attempt)).collect();
-    let phases: Vec<Option<&str>> = lifes
+    let phases: Vec<Option<String>> = lifes
         .iter()
-        .map(|l| l.and_then(|l| l.phase.as_deref()))
+        .map(|l| owned(l.and_then(|l| l.phase.as_deref())))
         .collect();
     let updated: Vec<Option<i64>> = lifes.iter().map(|l| l.map(|l| l.updated_at)).collect();
     let due: Vec<Option<SystemTime>> = lifes.iter().map(|l| l.and_then(|l| l.due_at)).collect();
-    let lives: Vec<Option<&str>> = lifes.iter().map(|l| l.map(|l| l.life.as_str())).collect();
-    let seqs: Vec<i32> = changed.iter().map(|(_, r)| r.last_seq).collect();
-    let nodes: Vec<Option<&str>> = lifes
+    let lives: Vec<Option<String>> = lifes
         .iter()
-        .map(|l| l.and_then(|l| l.owner_node.as_deref()))
+        .map(|l| owned(l.map(|l| l.life.as_str())))
+        .collect();
+    let seqs: Vec<i32> = changed.iter().map(|(_, r)| r.last_seq).collect();
+    let nodes: Vec<Option<String>> = lifes
+        .iter()
+        .map(|l| owned(l.and_then(|l| l.owner_node.as_deref())))
         .collect();
     let incarnations: Vec<Option<i64>> = lifes
         .iter()
         .map(|l| l.and_then(|l| l.owner_incarnation))
         .collect();
     let intents: Vec<bool> = lifes.iter().map(|l| l.is_some_and(|l| l.intent)).collect();
-    let stmt = tx.prepare_cached(UPDATE).await?;
-    tx.execute(
-        &stmt,
-        &[
-            &ids,
-            &flags,
-            &states,
-            &attempts,
-            &phases,
-            &updated,
-            &due,
-            &lives,
-            &seqs,
-            &nodes,
-            &incarnations,
-            &intents,
-        ],
-    )
-    .await
-    .map(drop)
+    let args = vec![
+        boxed(ids),
+        boxed(flags),
+        boxed(states),
+        boxed(attempts),
+        boxed(phases),
+        boxed(updated),
+        boxed(due),
+        boxed(lives),
+        boxed(seqs),
+        boxed(nodes),
+        boxed(incarnations),
+        boxed(intents),
+    ];
+    Some((UPDATE, args))
 }
 
-async fn insert_events(tx: &ClientWrapper, events: &[(i32, &EventRow)]) -> Result<(), Error> {
+fn insert_events(events: &[(i32, &EventRow)]) -> Option<(&'static str, Args)> {
     if events.is_empty() {
-        return Ok(());
+        return None;
     }
     let tasks: Vec<uuid::Uuid> = events.iter().map(|(_, e)| e.task_id.0).collect();
     let seqs: Vec<i32> = events.iter().map(|(s, _)| *s).collect();
     let ats: Vec<i64> = events.iter().map(|(_, e)| e.at).collect();
-    let types: Vec<&str> = events.iter().map(|(_, e)| e.kind).collect();
-    let actors: Vec<Option<&str>> = events.iter().map(|(_, e)| e.actor_id.as_deref()).collect();
-    let flows: Vec<Option<&str>> = events
+    let types: Vec<&'static str> = events.iter().map(|(_, e)| e.kind).collect();
+    let actors: Vec<Option<String>> = events.iter().map(|(_, e)| e.actor_id.clone()).collect();
+    let flows: Vec<Option<String>> = events
         .iter()
-        .map(|(_, e)| e.correlation_id.as_deref())
+        .map(|(_, e)| e.correlation_id.clone())
         .collect();
-    let data: Vec<&str> = events.iter().map(|(_, e)| e.data.as_str()).collect();
-    let stmt = tx.prepare_cached(INSERT_EVENTS).await?;
-    tx.execute(
-        &stmt,
-        &[&tasks, &seqs, &ats, &types, &actors, &flows, &data],
-    )
-    .await
-    .map(drop)
+    let data: Vec<String> = events.iter().map(|(_, e)| e.data.clone()).collect();
+    let args = vec![
+        boxed(tasks),
+        boxed(seqs),
+        boxed(ats),
+        boxed(types),
+        boxed(actors),
+        boxed(flows),
+        boxed(data),
+    ];
+    Some((INSERT_EVENTS, args))
 }
 
-async fn insert_crashes(tx: &ClientWrapper, crashes: &[&CrashRow]) -> Result<(), Error> {
+fn insert_crashes(crashes: &[&CrashRow]) -> Option<(&'static str, Args)> {
     if crashes.is_empty() {
-        return Ok(());
+        return None;
     }
     let tasks: Vec<uuid::Uuid> = crashes.iter().map(|c| c.task_id.0).collect();
     let ats: Vec<i64> = crashes.iter().map(|c| c.at).collect();
     let attempts: Vec<i32> = crashes.iter().map(|c| c.attempt).collect();
-    let kinds: Vec<&str> = crashes.iter().map(|c| c.kind).collect();
-    let reasons: Vec<&str> = crashes.iter().map(|c| c.reason.as_str()).collect();
-    let stmt = tx.prepare_cached(INSERT_CRASHES).await?;
-    tx.execute(&stmt, &[&tasks, &ats, &attempts, &kinds, &reasons])
-        .await
-        .map(drop)
+    let kinds: Vec<&'static str> = crashes.iter().map(|c| c.kind).collect();
+    let reasons: Vec<String> = crashes.iter().map(|c| c.reason.clone()).collect();
+    let args = vec![
+        boxed(tasks),
+        boxed(ats),
+        boxed(attempts),
+        boxed(kinds),
+        boxed(reasons),
+    ];
+    Some((INSERT_CRASHES, args))
 }
 
 /// The tasks a batch creates.

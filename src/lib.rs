@@ -54,6 +54,7 @@
 //! | [`store`] | the `Store` trait, event-sourced SQLite (group commit) and memory stores |
 //! | [`cron`], [`scheduler`] | cron expressions, time zones and DST policy; the persisted scheduler |
 //! | [`node`], [`http`], [`cli`] | the node binary's runtime, its HTTP API, the CLI client |
+//! | [`dashboard`] | the web UI at `/ui`: server-rendered pages, live updates, actions |
 //! | [`builtin`] | built-in task kinds (noop, sleep, echo, fail, exec) |
 //! | [`config`], [`secret`] | settings as data; secrets that never print |
 //! | [`lockfile`] | exclusive lock files: one process per data directory and database |
@@ -69,6 +70,7 @@ pub mod config;
 pub mod context;
 mod coordinator;
 pub mod cron;
+pub mod dashboard;
 pub mod error;
 pub mod handler;
 pub mod health;

@@ -7,6 +7,6 @@ mod run;
 
 pub use config::{
     ConfigError, HttpSettings, LogFormat, LogSettings, NodeConfig, ShutdownSettings, StoreSettings,
-    StoreUrl,
+    StoreUrl, UiSettings,
 };
 pub use run::{run, signal, NodeError};

@@ -2,6 +2,7 @@
 //! starts its supervision tree, and the [`TaskSystem`] handle submits and queries tasks.
 
 mod builder;
+mod by;
 mod handle;
 mod manage;
 pub(crate) mod recover;

@@ -38,6 +38,32 @@ pub struct NodeConfig {
     pub exec: ExecConfig,
     /// The task system: namespace, queues, limits, retention.
     pub system: SystemConfig,
+    /// The web dashboard at `/ui`.
+    pub ui: UiSettings,
+}
+
+/// The web dashboard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiSettings {
+    /// Serve the dashboard at `/ui` (default true).
+    pub enabled: bool,
+    /// A file holding a read-only token: it logs into the dashboard as `viewer`. Only
+    /// used when `http.token` is set.
+    pub viewer_token_file: Option<PathBuf>,
+    /// The read-only token itself: from `TASKMESH_UI__VIEWER_TOKEN` only, never a file.
+    #[serde(skip_serializing)]
+    pub viewer_token: Option<Secret>,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            viewer_token_file: None,
+            viewer_token: None,
+        }
+    }
 }
 
 /// The HTTP listener and its auth.
@@ -102,6 +128,7 @@ impl Default for NodeConfig {
             shutdown: ShutdownSettings { grace_ms: 30_000 },
             exec: ExecConfig::default(),
             system: SystemConfig::default(),
+            ui: UiSettings::default(),
         }
     }
 }
@@ -183,6 +210,11 @@ impl NodeConfig {
             .extract()
             .map_err(|e| ConfigError::Invalid(describe(e)))?;
         cfg.read_token_file()?;
+        cfg.read_viewer_token_file()?;
+        if cfg.ui.viewer_token.is_some() && cfg.http.token.is_none() {
+            let why = "ui.viewer_token needs http.token: without a token the dashboard is open to everyone";
+            return Err(ConfigError::Invalid(why.into()));
+        }
         check::values(&cfg)?;
         check_http_limits(&cfg.http)?;
         check_store(&cfg)?;
@@ -214,6 +246,26 @@ impl NodeConfig {
         Ok(())
     }
 
+    fn read_viewer_token_file(&mut self) -> Result<(), ConfigError> {
+        let (Some(path), None) = (&self.ui.viewer_token_file, &self.ui.viewer_token) else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        match text.trim() {
+            "" => Err(ConfigError::Invalid(format!(
+                "ui.viewer_token_file {} is empty",
+                path.display()
+            ))),
+            token => {
+                self.ui.viewer_token = Some(Secret::new(token));
+                Ok(())
+            }
+        }
+    }
+
     /// The configuration as TOML, with secrets left out.
     pub fn dump(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
@@ -239,6 +291,10 @@ fn check_http_limits(http: &HttpSettings) -> Result<(), ConfigError> {
 fn refuse_token_in_file(fig: &Figment) -> Result<(), ConfigError> {
     let secrets = [
         ("http.token", "TASKMESH_HTTP__TOKEN or http.token_file"),
+        (
+            "ui.viewer_token",
+            "TASKMESH_UI__VIEWER_TOKEN or ui.viewer_token_file",
+        ),
         (
             "store.password",
             "TASKMESH_STORE__PASSWORD or store.password_file",
@@ -406,6 +462,28 @@ mod tests {
                 "{dump}"
             );
             assert!(!format!("{cfg:?}").contains("from-env"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_dashboard_is_on_by_default_and_its_viewer_token_stays_out_of_files() {
+        Jail::expect_with(|jail| {
+            assert!(load_in(jail, "")?.ui.enabled);
+            let off = load_in(jail, "[ui]\nenabled = false\n")?;
+            assert!(!off.ui.enabled);
+            let in_file = load_in(jail, "[ui]\nviewer_token = \"v\"\n").unwrap_err();
+            assert!(in_file.contains("ui.viewer_token must not"), "{in_file}");
+            jail.create_file("viewer.txt", "look-only\n")?;
+            let alone = load_in(jail, "[ui]\nviewer_token_file = \"viewer.txt\"\n").unwrap_err();
+            assert!(
+                alone.contains("ui.viewer_token needs http.token"),
+                "{alone}"
+            );
+            jail.set_env("TASKMESH_HTTP__TOKEN", "operate");
+            let cfg = load_in(jail, "[ui]\nviewer_token_file = \"viewer.txt\"\n")?;
+            assert!(cfg.ui.viewer_token.as_ref().unwrap().matches("look-only"));
+            assert!(!cfg.dump().contains("look-only"));
             Ok(())
         });
     }

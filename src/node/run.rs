@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::{ConfigError, HttpSettings, NodeConfig, StoreUrl};
+use crate::dashboard::{Dashboard, UiConfig};
 use crate::http::{self, HttpConfig};
 use crate::lockfile::{LockError, LockFile};
 use crate::store::{PgOptions, PgStore, SqliteStore, StoreError};
@@ -101,7 +102,11 @@ pub async fn run(
     );
 
     let http_cfg = http_config(&cfg.http);
-    let router = http::router(system.clone(), http_cfg.clone(), metrics);
+    let mut router = http::router(system.clone(), http_cfg.clone(), metrics.clone());
+    let dashboard = cfg.ui.enabled.then(|| dashboard(&system, &cfg, metrics));
+    if let Some(d) = &dashboard {
+        router = router.merge(d.router());
+    }
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let stopped = async move {
@@ -125,6 +130,9 @@ pub async fn run(
         left_queued = report.left_queued,
         "task system stopped; the rest waits in the store for the next start"
     );
+    if let Some(d) = &dashboard {
+        d.shutdown();
+    }
     let _ = stop_http.send(());
     match server.await {
         Ok(Ok(())) => Ok(()),
@@ -201,6 +209,21 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<LockFile, NodeError> {
             source,
         },
     })
+}
+
+/// The dashboard over `system`, with the node's tokens and metrics.
+fn dashboard(
+    system: &TaskSystem,
+    cfg: &NodeConfig,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Dashboard {
+    let ui = UiConfig {
+        operator_token: cfg.http.token.clone(),
+        viewer_token: cfg.ui.viewer_token.clone(),
+        metrics,
+        ..UiConfig::default()
+    };
+    Dashboard::new(system.clone(), ui)
 }
 
 /// The HTTP API's settings from the node's.

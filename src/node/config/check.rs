@@ -13,7 +13,11 @@ use super::{ConfigError, NodeConfig};
 const CLIENT_VARIABLES: [&str; 2] = ["TASKMESH_URL", "TASKMESH_TOKEN"];
 
 /// Variables of the test suite's crash harness, not settings either.
-const TEST_VARIABLES: [&str; 1] = ["TASKMESH_CRASH_CHILD"];
+const TEST_VARIABLES: [&str; 3] = [
+    "TASKMESH_CRASH_CHILD",
+    "TASKMESH_REQUIRE_PG",
+    "TASKMESH_TEST_DATABASE_URL",
+];
 
 /// The names (without the `TASKMESH_` prefix) the node's environment provider skips.
 pub(super) fn ignored_keys() -> Vec<&'static str> {

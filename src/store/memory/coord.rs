@@ -102,7 +102,7 @@ impl Inner {
                 due && life.owner.is_none() && queues.iter().any(|q| **q == *r.task.queue)
             })
             .collect();
-        due.sort_by_key(|r| (r.task.priority, r.life.due_at, r.task.id));
+        due.sort_by_key(|r| (std::cmp::Reverse(r.task.priority), r.life.due_at, r.task.id));
         due.into_iter()
             .take(limit as usize)
             .map(|r| {

@@ -1,0 +1,159 @@
+//! The web dashboard, served by the node at `/ui`: server-rendered HTML (maud) that works
+//! without JavaScript, made live by one Server-Sent Events stream per tab.
+//!
+//! | route | what it shows or does |
+//! |---|---|
+//! | `GET /ui` | overview: tasks per state, throughput and latency percentiles, queue load, service health; live |
+//! | `GET /ui/tasks` | tasks filtered by state, queue, kind and creation time (in the URL), keyset pages |
+//! | `GET /ui/tasks/{id}` | one task: live state and progress, args, result, one lane per attempt, crash history, actions |
+//! | `GET /ui/queues` | depth, running, workers, pause and resume |
+//! | `GET /ui/schedules` | expression, zone, policies, next fires in UTC, the schedule's zone and the viewer's; the next DST change and what the policy does there |
+//! | `POST /ui/tasks/{id}/{cancel,pause,resume,restart,complete}` | task commands |
+//! | `POST /ui/queues/{name}/{pause,resume}`, `/ui/schedules/{name}/{pause,resume,fire}` | queue and schedule commands |
+//! | `GET /ui/live` | the SSE stream of the shared snapshot (`?task=<id>`: and of that task) |
+//! | `GET`/`POST /ui/login`, `POST /ui/logout` | the session, when the node has a token |
+//! | `GET /ui/assets/{path}` | the embedded CSS and JavaScript |
+//!
+//! Security: every page carries a strict Content-Security-Policy (scripts and styles only
+//! from the node, no inline code); maud escapes every value. When the node has an API
+//! token, the UI asks for it once and keeps a signed, HTTP-only, `SameSite=Strict` session
+//! cookie; the operator token gives the `operator` role, [`UiConfig::viewer_token`] the
+//! read-only `viewer` role. Every action checks the role and a CSRF token on the server
+//! (and a form posted from another site, login included, is refused by its `Origin`),
+//! and task commands are written into the task's events with the session's actor
+//! (`ui:<name>`).
+//!
+//! Live updates: one snapshot (counts per state, queue load) is built per tick, only while
+//! at least one tab watches, and shared by every stream ([`tokio::sync::watch`]).
+
+mod actions;
+mod assets;
+mod auth;
+mod dst;
+mod error;
+mod format;
+mod layout;
+mod live;
+mod metrics;
+mod overview;
+mod queues;
+mod schedules;
+mod security;
+mod task;
+mod tasks;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::secret::Secret;
+use crate::TaskSystem;
+
+/// How often the live snapshot is rebuilt while someone watches (1 s).
+pub const DEFAULT_TICK: Duration = Duration::from_secs(1);
+
+/// Settings of the dashboard.
+#[derive(Clone, Debug)]
+pub struct UiConfig {
+    /// The node's API token: it logs in as `operator`. `None` leaves the UI open, and every
+    /// visitor is an operator.
+    pub operator_token: Option<Secret>,
+    /// A read-only token: it logs in as `viewer`, who sees every page and may take no
+    /// action. Only used together with an operator token.
+    pub viewer_token: Option<Secret>,
+    /// How often the live snapshot is rebuilt (default [`DEFAULT_TICK`]).
+    pub tick: Duration,
+    /// The node's metrics recorder: the overview shows throughput and latency
+    /// percentiles from it. `None` leaves them out.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            operator_token: None,
+            viewer_token: None,
+            tick: DEFAULT_TICK,
+            metrics: None,
+        }
+    }
+}
+
+/// A dashboard over a running system: its router, and a switch that ends its live
+/// streams so that the HTTP server can shut down gracefully.
+#[derive(Clone)]
+pub struct Dashboard {
+    ui: Ui,
+}
+
+/// What every handler of the dashboard shares.
+#[derive(Clone)]
+pub(crate) struct Ui {
+    system: TaskSystem,
+    auth: Arc<auth::Auth>,
+    live: Arc<live::Live>,
+}
+
+impl Dashboard {
+    /// A dashboard over `system`.
+    pub fn new(system: TaskSystem, config: UiConfig) -> Self {
+        let auth = auth::Auth::new(config.operator_token, config.viewer_token);
+        let live = live::Live::new(system.clone(), config.tick, config.metrics);
+        Self {
+            ui: Ui {
+                system,
+                auth: Arc::new(auth),
+                live: Arc::new(live),
+            },
+        }
+    }
+
+    /// The routes under `/ui`, to merge into the node's router.
+    pub fn router(&self) -> Router {
+        let pages = Router::new()
+            .route("/ui", get(overview::page))
+            .route("/ui/tasks", get(tasks::page))
+            .route("/ui/tasks/{id}", get(task::page))
+            .route("/ui/tasks/{id}/{action}", post(actions::task))
+            .route("/ui/queues", get(queues::page))
+            .route("/ui/queues/{name}/{action}", post(actions::queue))
+            .route("/ui/schedules", get(schedules::page))
+            .route("/ui/schedules/{name}/{action}", post(actions::schedule))
+            .route("/ui/live", get(live::stream))
+            .route("/ui/logout", post(auth::logout))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.ui.clone(),
+                auth::guard,
+            ));
+        Router::new()
+            .merge(pages)
+            .route(
+                "/ui/",
+                get(|| async { axum::response::Redirect::permanent("/ui") }),
+            )
+            .route("/ui/login", get(auth::login_page).post(auth::login))
+            .route("/ui/assets/{*path}", get(assets::serve))
+            .layer(axum::middleware::from_fn(security::same_origin))
+            .layer(axum::middleware::from_fn(security::headers))
+            .with_state(self.ui.clone())
+    }
+
+    /// Ends every live stream now and refuses new ones: call it before the HTTP server's
+    /// graceful shutdown, which waits for open streams.
+    pub fn shutdown(&self) {
+        self.ui.live.stop();
+    }
+}
+
+impl std::fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboard")
+            .field("namespace", &self.ui.system.namespace())
+            .finish_non_exhaustive()
+    }
+}

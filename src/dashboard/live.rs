@@ -1,0 +1,223 @@
+//! The live snapshot and its SSE stream.
+//!
+//! One [`Snapshot`] (counts per state, queue load) is built per tick and shared through a
+//! [`watch`] channel by every open stream. The ticker runs only while a stream watches:
+//! the first subscriber starts it, and it stops at the first tick with no subscriber. A
+//! page rendered without a stream reuses the last snapshot while it is fresh.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::{self, History, Rates};
+use super::{overview, Ui};
+use crate::store::TaskFilter;
+use crate::system::QueueStats;
+use crate::{TaskId, TaskState, TaskSystem};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// What every live view shows, as of `at`.
+#[derive(Clone, Debug)]
+pub(crate) struct Snapshot {
+    /// When it was built.
+    pub at: SystemTime,
+    /// Tasks per state, in [`TaskState::ALL`] order; the error if the store failed.
+    pub counts: Result<Vec<(TaskState, u64)>, String>,
+    /// Every queue's load.
+    pub queues: Vec<QueueStats>,
+    /// Throughput and latency over the last minute, when the node has a metrics recorder
+    /// and an earlier reading.
+    pub rates: Option<Rates>,
+}
+
+impl Snapshot {
+    /// Reads the counts and the queues now.
+    pub async fn build(system: &TaskSystem) -> Self {
+        let mut counts = Ok(Vec::with_capacity(TaskState::ALL.len()));
+        for state in TaskState::ALL {
+            let filter = TaskFilter {
+                state: Some(state),
+                ..TaskFilter::default()
+            };
+            match (system.count(filter).await, &mut counts) {
+                (Ok(n), Ok(list)) => list.push((state, n)),
+                (Err(e), _) => {
+                    counts = Err(e.to_string());
+                    break;
+                }
+                _ => {}
+            }
+        }
+        Self {
+            at: SystemTime::now(),
+            counts,
+            queues: system.queues(),
+            rates: None,
+        }
+    }
+}
+
+type Slot = Option<Arc<Snapshot>>;
+
+/// The shared snapshot and its ticker.
+pub(crate) struct Live {
+    system: TaskSystem,
+    metrics: Option<PrometheusHandle>,
+    history: Mutex<History>,
+    tick: Duration,
+    tx: watch::Sender<Slot>,
+    running: Mutex<bool>,
+    stop: CancellationToken,
+}
+
+impl Live {
+    /// No snapshot yet, no ticker.
+    pub fn new(system: TaskSystem, tick: Duration, metrics: Option<PrometheusHandle>) -> Self {
+        Self {
+            system,
+            metrics,
+            history: Mutex::new(History::default()),
+            tick,
+            tx: watch::Sender::new(None),
+            running: Mutex::new(false),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// A receiver of every new snapshot; starts the ticker if it is not running.
+    pub fn subscribe(self: &Arc<Self>) -> watch::Receiver<Slot> {
+        let mut running = self.running.lock();
+        let rx = self.tx.subscribe();
+        if !*running && !self.stop.is_cancelled() {
+            *running = true;
+            tokio::spawn(self.clone().run());
+        }
+        rx
+    }
+
+    /// True while the ticker runs.
+    #[cfg(test)]
+    pub fn ticking(&self) -> bool {
+        *self.running.lock()
+    }
+
+    /// The last snapshot if younger than a tick, else a new one.
+    pub async fn current(&self) -> Arc<Snapshot> {
+        let last = self.tx.borrow().clone();
+        let fresh = |s: &Snapshot| s.at.elapsed().is_ok_and(|age| age < self.tick);
+        match last {
+            Some(s) if fresh(&s) => s,
+            _ => {
+                let s = Arc::new(self.build().await);
+                self.tx.send_replace(Some(s.clone()));
+                s
+            }
+        }
+    }
+
+    /// A snapshot with the rates since the reading about a minute ago.
+    async fn build(&self) -> Snapshot {
+        let mut snapshot = Snapshot::build(&self.system).await;
+        if let Some(handle) = &self.metrics {
+            let totals = metrics::parse(&handle.render());
+            snapshot.rates = self.history.lock().push(Instant::now(), totals);
+        }
+        snapshot
+    }
+
+    /// Ends every stream and the ticker; no new ones start.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut interval = tokio::time::interval(self.tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => break,
+                _ = interval.tick() => {}
+            }
+            if self.idle() {
+                return;
+            }
+            let snapshot = self.build().await;
+            self.tx.send_replace(Some(Arc::new(snapshot)));
+        }
+        *self.running.lock() = false;
+    }
+
+    /// Marks the ticker stopped if nobody watches (under the lock `subscribe` takes, so a
+    /// subscriber either is counted here or starts a new ticker).
+    fn idle(&self) -> bool {
+        let mut running = self.running.lock();
+        let idle = self.tx.receiver_count() == 0;
+        if idle {
+            *running = false;
+        }
+        idle
+    }
+}
+
+/// `GET /ui/live`: one SSE event per region (`counts`, `queues`, `updated`) per snapshot;
+/// with `?task=<id>`, also the task's fields (`task`) while it is held in memory.
+pub(crate) async fn stream(
+    State(ui): State<Ui>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut rx = ui.live.subscribe();
+    rx.mark_changed();
+    let stop = ui.live.stop.clone();
+    let task: Option<TaskId> = q.get("task").and_then(|t| t.parse().ok());
+    let system = ui.system.clone();
+    let events = futures::StreamExt::flat_map(snapshots(rx, stop), move |s| {
+        let mut out = events(&s);
+        if let Some(status) = task.and_then(|id| system.status(id).ok()) {
+            let html = super::task::fields(&status).into_string();
+            out.push(Ok(Event::default().event("task").data(html)));
+        }
+        futures::stream::iter(out)
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// Every new snapshot until `stop` fires.
+fn snapshots(
+    rx: watch::Receiver<Slot>,
+    stop: CancellationToken,
+) -> impl Stream<Item = Arc<Snapshot>> {
+    futures::stream::unfold((rx, stop), |(mut rx, stop)| async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                changed = rx.changed() => changed.ok()?,
+            }
+            let slot = rx.borrow_and_update().clone();
+            if let Some(snapshot) = slot {
+                return Some((snapshot, (rx, stop)));
+            }
+        }
+    })
+}
+
+/// The events of one snapshot: each live region's new HTML.
+pub(crate) fn events(s: &Snapshot) -> Vec<Result<Event, Infallible>> {
+    [
+        ("counts", overview::counts(s)),
+        ("queues", overview::queues(s)),
+        ("updated", overview::updated(s)),
+        ("rates", metrics::view(s.rates.as_ref())),
+    ]
+    .into_iter()
+    .map(|(name, html)| Ok(Event::default().event(name).data(html.into_string())))
+    .collect()
+}

@@ -1,0 +1,290 @@
+//! Sessions and actions: login, roles, CSRF, and the actor in the task's events.
+
+use axum::http::{header, StatusCode};
+use chrono::Utc;
+use serde_json::json;
+
+use super::*;
+use crate::scheduler::ScheduleSpec;
+use crate::store::{EventKind, TaskFilter};
+use crate::TaskState;
+
+/// Every action route, for a system with task `id`, queue `held`, schedule `nightly`.
+fn every_action(id: TaskId) -> Vec<String> {
+    let mut paths: Vec<String> = ["cancel", "pause", "resume", "restart", "complete"]
+        .iter()
+        .map(|a| format!("/ui/tasks/{id}/{a}"))
+        .collect();
+    paths.extend(
+        ["pause", "resume"]
+            .iter()
+            .map(|a| format!("/ui/queues/held/{a}")),
+    );
+    paths.extend(
+        ["pause", "resume", "fire"]
+            .iter()
+            .map(|a| format!("/ui/schedules/nightly/{a}")),
+    );
+    paths
+}
+
+async fn with_schedule(system: &TaskSystem) {
+    let task = NewTask::new("noop", json!({})).queue("held");
+    system
+        .put_schedule(ScheduleSpec::new("nightly", "0 0 3 * * *", task))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn without_a_session_pages_send_to_the_login_form_and_the_rest_is_refused() {
+    let system = start().await;
+    let app = guarded(&system);
+    let a = get(&app, "/ui/tasks", None).await;
+    assert_eq!(
+        (a.status, a.header(header::LOCATION)),
+        (StatusCode::SEE_OTHER, "/ui/login")
+    );
+    assert_eq!(
+        get(&app, "/ui/live", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let id = held(&system).await;
+    let a = post(&app, &format!("/ui/tasks/{id}/cancel"), None, "confirm=yes").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let forged = "taskmesh_session=b3BlcmF0b3J8OTk5OTk5OTk5OXx4fGV2ZQ.AAAA";
+    assert_eq!(
+        get(&app, "/ui", Some(forged)).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let login = get(&app, "/ui/login", None).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.body.contains("type=\"password\""), "{}", login.body);
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_and_the_right_ones_give_their_roles() {
+    let system = start().await;
+    let app = guarded(&system);
+    let a = post(&app, "/ui/login", None, "token=nope&name=eve").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(a.header(header::SET_COOKIE).is_empty());
+    let viewer = login(&app, VIEWER, "val").await;
+    let page = get(&app, "/ui", Some(&viewer)).await;
+    assert!(page.body.contains("ui:val · viewer"), "{}", page.body);
+    let operator = login(&app, OPERATOR, "olga").await;
+    let page = get(&app, "/ui", Some(&operator)).await;
+    assert!(page.body.contains("ui:olga · operator"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn a_viewer_is_refused_every_action_even_with_its_csrf_token() {
+    let system = start().await;
+    with_schedule(&system).await;
+    let id = held(&system).await;
+    let app = guarded(&system);
+    let viewer = login(&app, VIEWER, "val").await;
+    let csrf = get(&app, "/ui", Some(&viewer)).await.csrf();
+    for path in every_action(id) {
+        let a = post(
+            &app,
+            &path,
+            Some(&viewer),
+            &format!("csrf={csrf}&confirm=yes"),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(a.body.contains("read-only"), "{path}: {}", a.body);
+    }
+    assert_eq!(
+        system.status(id).unwrap().state,
+        TaskState::Pending,
+        "nothing changed"
+    );
+    let page = get(&app, &format!("/ui/tasks/{id}"), Some(&viewer)).await;
+    assert!(
+        !page.body.contains("/cancel\""),
+        "a viewer sees no action form"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_without_the_right_csrf_token_is_refused_every_action() {
+    let system = start().await;
+    with_schedule(&system).await;
+    let id = held(&system).await;
+    let app = guarded(&system);
+    let olga = login(&app, OPERATOR, "olga").await;
+    for (app, cookie) in [(app, Some(olga)), (open(&system), None)] {
+        for path in every_action(id) {
+            for form in [
+                "confirm=yes",
+                "csrf=&confirm=yes",
+                "csrf=forged&confirm=yes",
+            ] {
+                let a = post(&app, &path, cookie.as_deref(), form).await;
+                assert_eq!(a.status, StatusCode::FORBIDDEN, "{path} {form}");
+                assert!(a.body.contains("CSRF token is missing"), "{}", a.body);
+            }
+        }
+    }
+    assert_eq!(
+        system.status(id).unwrap().state,
+        TaskState::Pending,
+        "nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn an_operators_actions_apply_and_are_written_with_who_did_them() {
+    let system = start().await;
+    with_schedule(&system).await;
+    let id = held(&system).await;
+    let app = guarded(&system);
+    let olga = login(&app, OPERATOR, "olga").await;
+    let csrf = get(&app, "/ui", Some(&olga)).await.csrf();
+    let act = |path: String, extra: &'static str| {
+        let (app, olga, csrf) = (app.clone(), olga.clone(), csrf.clone());
+        async move { post(&app, &path, Some(&olga), &format!("csrf={csrf}{extra}")).await }
+    };
+    let a = act(format!("/ui/tasks/{id}/pause"), "").await;
+    assert_eq!(
+        (a.status, a.header(header::LOCATION)),
+        (
+            StatusCode::SEE_OTHER,
+            &*format!("/ui/tasks/{id}?done=pause")
+        )
+    );
+    assert_eq!(system.status(id).unwrap().state, TaskState::Paused);
+    act(format!("/ui/tasks/{id}/resume"), "").await;
+    let confirm = act(format!("/ui/tasks/{id}/cancel"), "").await;
+    assert_eq!(confirm.status, StatusCode::OK, "cancel asks first");
+    assert!(
+        confirm.body.contains("name=\"confirm\" value=\"yes\""),
+        "{}",
+        confirm.body
+    );
+    assert_eq!(system.status(id).unwrap().state, TaskState::Pending);
+    act(
+        format!("/ui/tasks/{id}/cancel"),
+        "&confirm=yes&reason=stale",
+    )
+    .await;
+    let view = system.get(id).await.unwrap();
+    assert_eq!(view.status.state, TaskState::Cancelled);
+    let by: Vec<(&str, Option<&str>)> = view
+        .events
+        .iter()
+        .map(|e| (e.event.kind.name(), e.event.actor_id.as_deref()))
+        .collect();
+    assert!(by.contains(&("paused", Some("ui:olga"))), "{by:?}");
+    assert!(by.contains(&("cancelled", Some("ui:olga"))), "{by:?}");
+    assert!(view.events.iter().any(|e| e.event.kind
+        == EventKind::Cancelled {
+            reason: "stale".into()
+        }));
+    let again = act(format!("/ui/tasks/{id}/cancel"), "&confirm=yes").await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+
+    act("/ui/queues/held/resume".into(), "").await;
+    assert!(
+        !system
+            .queues()
+            .iter()
+            .find(|q| q.name == "held")
+            .unwrap()
+            .paused
+    );
+    act("/ui/queues/held/pause".into(), "").await;
+    assert!(
+        system
+            .queues()
+            .iter()
+            .find(|q| q.name == "held")
+            .unwrap()
+            .paused
+    );
+    act("/ui/schedules/nightly/pause".into(), "").await;
+    assert!(system.schedule("nightly").await.unwrap().record.spec.paused);
+    act("/ui/schedules/nightly/resume".into(), "").await;
+    let a = act("/ui/schedules/nightly/fire".into(), "").await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let next = system.schedule("nightly").await.unwrap().next.unwrap();
+    let tasks = system
+        .list(TaskFilter::default(), 10, 0)
+        .await
+        .unwrap()
+        .tasks;
+    let key = format!("cron:nightly:{}", next.to_rfc3339());
+    let keys: Vec<_> = tasks.iter().filter_map(|t| t.unique_key.clone()).collect();
+    assert!(
+        next > Utc::now() && tasks.len() == 2,
+        "the next slot fired ahead: {keys:?} ({key})"
+    );
+}
+
+#[tokio::test]
+async fn complete_takes_a_json_result_and_names_a_bad_one() {
+    let system = start().await;
+    let id = held(&system).await;
+    let app = open(&system);
+    let csrf = get(&app, "/ui", None).await.csrf();
+    let bad = post(
+        &app,
+        &format!("/ui/tasks/{id}/complete"),
+        None,
+        &format!("csrf={csrf}&result=%7Bnope"),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("result: expected JSON"), "{}", bad.body);
+    let ok = post(
+        &app,
+        &format!("/ui/tasks/{id}/complete"),
+        None,
+        &format!("csrf={csrf}&result=%7B%22ok%22%3A1%7D"),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    let done = system.get(id).await.unwrap().status;
+    assert_eq!(
+        (done.state, done.result),
+        (TaskState::Succeeded, Some(json!({"ok": 1})))
+    );
+}
+
+#[tokio::test]
+async fn a_form_posted_from_another_site_is_refused_login_included() {
+    let system = start().await;
+    let app = guarded(&system);
+    let fetch_site = header::HeaderName::from_static("sec-fetch-site");
+    for (name, value) in [
+        (header::ORIGIN, "http://evil.example"),
+        (header::ORIGIN, "null"),
+        (header::ORIGIN, "http://127.0.0.1:9999"),
+        (fetch_site.clone(), "cross-site"),
+        (fetch_site.clone(), "same-site"),
+    ] {
+        let req = axum::http::Request::post("/ui/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::HOST, "127.0.0.1:7700")
+            .header(name, value)
+            .body(axum::body::Body::from(format!("token={OPERATOR}")))
+            .unwrap();
+        let a = send(&app, req).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{value}");
+        assert!(a.header(header::SET_COOKIE).is_empty());
+    }
+    let req = axum::http::Request::post("/ui/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::HOST, "127.0.0.1:7700")
+        .header(header::ORIGIN, "null")
+        .header(fetch_site, "same-origin")
+        .body(axum::body::Body::from(format!("token={OPERATOR}")))
+        .unwrap();
+    assert_eq!(
+        send(&app, req).await.status,
+        StatusCode::SEE_OTHER,
+        "same origin passes"
+    );
+}

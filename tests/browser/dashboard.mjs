@@ -1,0 +1,232 @@
+// The dashboard in Debian's Chromium, driven by playwright-core. Started by .ci/browser.sh
+// with a seeded node (UI_URL, UI_TOKEN, UI_VIEWER_TOKEN); prints `N passed, N failed` and
+// exits 1 on any failure. Every page is walked, checked with axe (no serious or critical
+// violation), and saved as a screenshot; console errors, dialogs (an XSS would open one)
+// and any request leaving 127.0.0.1 fail the run.
+import { chromium } from "playwright-core";
+import AxeBuilder from "@axe-core/playwright";
+
+const URL_ = process.env.UI_URL;
+const TOKEN = process.env.UI_TOKEN;
+const VIEWER = process.env.UI_VIEWER_TOKEN;
+const SHOTS = process.env.SHOTS || "docs/screenshots";
+const results = [];
+const problems = { console: [], outside: [], dialogs: [] };
+
+async function check(name, fn) {
+  try {
+    await fn();
+    results.push(true);
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    results.push(false);
+    console.log(`FAIL ${name}: ${e.message.split("\n")[0]}`);
+  }
+}
+
+function assert(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+async function api(method, path, body) {
+  const res = await fetch(URL_ + path, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: body && JSON.stringify(body),
+  });
+  assert(res.ok, `${method} ${path}: ${res.status}`);
+  return res.json();
+}
+
+async function axe(page, name) {
+  const { violations } = await new AxeBuilder({ page }).analyze();
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert(bad.length === 0, `${name}: ${bad.map((v) => `${v.id} (${v.nodes.length})`).join(", ")}`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+async function session(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  await context.route("**/*", (route) => {
+    const url = new URL(route.request().url());
+    if (url.hostname === "127.0.0.1") return route.continue();
+    problems.outside.push(url.href);
+    return route.abort();
+  });
+  const page = await context.newPage();
+  page.on("console", (m) => m.type() === "error" && problems.console.push(`${page.url()}: ${m.text()}`));
+  page.on("pageerror", (e) => problems.console.push(`${page.url()}: ${e.message}`));
+  page.on("dialog", (d) => { problems.dialogs.push(d.message()); d.dismiss(); });
+  return { context, page };
+}
+
+async function login(page, token, name) {
+  await page.goto(`${URL_}/ui/login`);
+  await page.fill("#token", token);
+  await page.fill("#name", name);
+  await Promise.all([page.waitForURL(`${URL_}/ui`), page.click("button[type=submit]")]);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const { page } = await session(browser);
+
+await check("a page asks for the token first; a wrong token is refused", async () => {
+  await page.goto(`${URL_}/ui/tasks`);
+  assert(page.url().endsWith("/ui/login"), `landed on ${page.url()}`);
+  await axe(page, "login");
+  await shot(page, "login");
+  await page.fill("#token", "wrong");
+  await page.click("button[type=submit]");
+  await page.getByRole("alert").waitFor();
+  problems.console = problems.console.filter((m) => !m.includes("401"));
+});
+
+await check("the operator logs in and sees the overview with counts and queues", async () => {
+  await login(page, TOKEN, "ci");
+  await page.locator("#counts .n").first().waitFor();
+  assert((await page.locator("header .who").innerText()).includes("ui:ci · operator"), "who");
+  assert(await page.locator("#queues td", { hasText: "default" }).count() > 0, "the default queue");
+});
+
+await check("the overview updates live without a reload, and pauses while hidden", async () => {
+  await page.locator("#live-state", { hasText: "live" }).waitFor({ timeout: 10000 });
+  await page.evaluate(() => { window.__noReload = true; });
+  const paused = page.locator('#counts a[href$="state=paused"] .n');
+  const before = Number(await paused.innerText());
+  await api("POST", "/v1/tasks", { kind: "echo", args: { live: 1 }, auto_start: false });
+  await page.waitForFunction((n) => Number(document.querySelector('#counts a[href$="state=paused"] .n').textContent) === n + 1, before, { timeout: 10000 });
+  assert(await page.evaluate(() => window.__noReload === true), "the page was replaced");
+  for (let i = 0; i < 20; i++) await api("POST", "/v1/tasks", { kind: "echo", args: { burst: i } });
+  await page.waitForFunction(() => {
+    const rate = [...document.querySelectorAll("#rates .rate")].find((r) => r.textContent.includes("succeeded"));
+    return rate && Number(rate.querySelector(".n").textContent) > 0;
+  }, null, { timeout: 10000 });
+  assert(await page.locator("#rates table.latency td", { hasText: "submit → start" }).count() === 1, "latency");
+  const setHidden = (hidden) => page.evaluate((h) => {
+    Object.defineProperty(document, "hidden", { value: h, configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, hidden);
+  await setHidden(true);
+  await page.locator("#live-state", { hasText: "paused while hidden" }).waitFor();
+  const frozen = await page.locator("#updated").innerText();
+  await setHidden(false);
+  await page.locator("#live-state", { hasText: "live" }).waitFor({ timeout: 10000 });
+  await page.waitForFunction((old) => document.querySelector("#updated").innerText !== old, frozen, { timeout: 10000 });
+  await axe(page, "overview");
+  await shot(page, "overview");
+});
+
+await check("the task list filters by state in the URL", async () => {
+  await page.goto(`${URL_}/ui/tasks`);
+  await axe(page, "tasks");
+  await shot(page, "tasks");
+  await page.selectOption("select[name=state]", "succeeded");
+  await page.waitForURL(/state=succeeded/);
+  await page.waitForFunction(() => [...document.querySelectorAll("table.tasks tbody tr")].every((r) => r.innerText.includes("succeeded")));
+  const rows = await page.locator("table.tasks tbody tr").count();
+  assert(rows >= 5, `${rows} succeeded rows`);
+  await page.reload();
+  assert(await page.locator("select[name=state]").inputValue() === "succeeded", "the filter survives a reload");
+});
+
+await check("a hostile task is shown as text, and the failed one shows its attempts", async () => {
+  await page.goto(`${URL_}/ui/tasks?kind=echo`);
+  const all = await api("GET", "/v1/tasks?kind=echo&limit=100");
+  const hostile = all.tasks.find((t) => t.args.note);
+  await page.goto(`${URL_}/ui/tasks/${hostile.id}`);
+  assert((await page.locator("pre.json").first().innerText()).includes("<script>alert(1)</script>"), "args as text");
+  const failed = (await api("GET", "/v1/tasks?kind=fail")).tasks[0];
+  await api("GET", `/v1/tasks/${failed.id}/wait?timeout_ms=20000`);
+  await page.goto(`${URL_}/ui/tasks/${failed.id}`);
+  assert(await page.locator("li.lane h3", { hasText: "Attempt 2" }).count() === 1, "a lane per attempt");
+  await axe(page, "task");
+  await shot(page, "task");
+});
+
+await check("an operator pauses a queue; a task in it updates live, then is paused, resumed and cancelled", async () => {
+  await page.goto(`${URL_}/ui/queues`);
+  await page.click("button:text-is('Pause')");
+  await page.locator("td .badge.paused").waitFor();
+  await axe(page, "queues");
+  await shot(page, "queues");
+  const held = await api("POST", "/v1/tasks", { kind: "echo", args: { held: 2 }, title: "waits in a paused queue" });
+  await page.goto(`${URL_}/ui/tasks/${held.id}`);
+  await page.locator("#live-state", { hasText: "live" }).waitFor({ timeout: 10000 });
+  await page.evaluate(() => { window.__noReload = true; });
+  await api("POST", `/v1/tasks/${held.id}/pause`);
+  await page.locator("#task-live .badge.state-paused").waitFor({ timeout: 10000 });
+  assert(await page.evaluate(() => window.__noReload === true), "the task page was replaced");
+  await page.reload();
+  await page.click("button:text-is('Resume')");
+  await page.locator(".notice", { hasText: "Resume done" }).waitFor();
+  await page.click("button:text-is('Pause')");
+  await page.locator(".notice", { hasText: "Pause done" }).waitFor();
+  await page.click("button:text-is('Resume')");
+  await page.locator(".notice", { hasText: "Resume done" }).waitFor();
+  await page.click("button:text-is('Cancel…')");
+  await page.fill("#reason", "not needed");
+  await page.click("button:text-is('Cancel the task')");
+  await page.locator(".badge.state-cancelled").first().waitFor();
+  const events = await page.locator("li.ev").allInnerTexts();
+  for (const what of ["paused", "resumed", "cancelled"]) {
+    assert(events.some((e) => e.includes(what) && e.includes("by ui:ci")), `${what}: ${events.join(" | ")}`);
+  }
+  await page.goto(`${URL_}/ui/queues`);
+  await page.click("button:text-is('Resume')");
+  await page.locator(".notice", { hasText: "Resume done" }).waitFor();
+});
+
+await check("schedules show their next fires and fire a slot on demand", async () => {
+  await page.goto(`${URL_}/ui/schedules`);
+  const card = page.locator("section.schedule", { hasText: "nightly-report" });
+  assert((await card.locator("table.fires tbody tr").count()) === 5, "five next fires");
+  const text = await card.innerText();
+  assert(text.includes("CET") || text.includes("CEST"), "Berlin time");
+  assert(/Next daylight-saving change[\s\S]*Clocks go (forward|back)/.test(text), "the DST change in words");
+  const yours = await card.locator("table.fires time.local").first().innerText();
+  assert(!yours.includes("needs JavaScript") && yours.length > 5, `the viewer's zone: ${yours}`);
+  await axe(page, "schedules");
+  await shot(page, "schedules");
+  await card.locator("button:text-is('Fire the next slot now')").click();
+  await page.locator(".notice", { hasText: "Slot fired" }).waitFor();
+});
+
+await check("keyboard shortcuts move between pages", async () => {
+  await page.goto(`${URL_}/ui`);
+  await page.keyboard.press("g");
+  await page.keyboard.press("t");
+  await page.waitForURL(`${URL_}/ui/tasks`);
+  await page.keyboard.press("/");
+  assert(await page.evaluate(() => document.activeElement.name === "state"), "/ focuses the filter");
+});
+
+await check("a viewer sees the pages and no action", async () => {
+  const viewer = await session(browser);
+  await login(viewer.page, VIEWER, "val");
+  const one = (await api("GET", "/v1/tasks?state=paused")).tasks[0];
+  await viewer.page.goto(`${URL_}/ui/tasks/${one.id}`);
+  assert(await viewer.page.locator("section.actions").count() === 0, "no actions");
+  await viewer.page.goto(`${URL_}/ui/queues`);
+  assert(await viewer.page.locator("form.action").count() === 0, "no queue actions");
+  await viewer.context.close();
+});
+
+await check("no console error, no dialog, no request left 127.0.0.1", async () => {
+  assert(problems.console.length === 0, `console: ${problems.console.join(" | ")}`);
+  assert(problems.dialogs.length === 0, `dialogs: ${problems.dialogs.join(" | ")}`);
+  assert(problems.outside.length === 0, `outside: ${problems.outside.join(" | ")}`);
+});
+
+await browser.close();
+const passed = results.filter(Boolean).length;
+const failed = results.length - passed;
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

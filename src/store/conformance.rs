@@ -54,6 +54,7 @@ pub(crate) async fn run_all<H: Harness>(h: &mut H) {
     many_schedules_are_put_at_once_and_survive_a_reopen(h).await;
     fencing::a_fenced_update_applies_only_if_the_row_passes_its_fence(h).await;
     fencing::a_task_created_and_claimed_in_one_batch_is_claimed(h).await;
+    fencing::a_stored_stop_request_refuses_a_fence_that_asks_for_none(h).await;
 }
 
 async fn many_schedules_are_put_at_once_and_survive_a_reopen<H: Harness>(h: &mut H) {

@@ -6,6 +6,8 @@
 //!   commit, whatever its size. A write resolves only once its batch committed.
 //! - The schema is versioned (`taskmesh_migrations`), migrated at connect under a
 //!   transaction-scoped advisory lock.
+//! - TLS to the server with the `postgres-tls` feature (rustls; the URL's `sslmode`
+//!   decides); without it, connections are plain and `sslmode=require` is refused.
 //! - The password comes from the URL, [`PgOptions`], a file or `TASKMESH_STORE__PASSWORD`,
 //!   and is never printed.
 //!
@@ -55,6 +57,8 @@ mod schedules;
 mod schema;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "postgres-tls")]
+mod tls;
 mod writer;
 
 pub use options::{PgOptions, PASSWORD_ENV};
@@ -64,6 +68,7 @@ use std::time::SystemTime;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::future::{BoxFuture, FutureExt};
+#[cfg(not(feature = "postgres-tls"))]
 use tokio_postgres::NoTls;
 
 use self::errors::{pool_error, Doing};
@@ -97,13 +102,13 @@ impl PgStore {
     /// inside a tokio runtime, which the store's connections and writer then live on.
     pub async fn connect_with(options: PgOptions) -> Result<PgStore, StoreError> {
         let config = options.driver_config()?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        #[cfg(feature = "postgres-tls")]
+        let manager = Manager::from_config(config, tls::connector()?, recycling);
+        #[cfg(not(feature = "postgres-tls"))]
+        let manager = Manager::from_config(config, NoTls, recycling);
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1) + writer::IN_FLIGHT)
             .runtime(Runtime::Tokio1)

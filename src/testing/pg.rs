@@ -52,6 +52,9 @@ impl TestDb {
             Err(reason) => return skip(&reason),
         };
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        if n == 0 {
+            drop_leftovers(&admin).await;
+        }
         let mut name = format!("tm_{}_{n}_{}", std::process::id(), sanitize(test));
         name.truncate(63);
         for sql in [
@@ -156,6 +159,33 @@ async fn admin(url: &str) -> Result<tokio_postgres::Client, String> {
         .map_err(|e| format!("no PostgreSQL server answers at {}: {e}", redact(url)))?;
     tokio::spawn(connection);
     Ok(client)
+}
+
+/// Drops test databases left by test processes that are gone (killed before their
+/// `TestDb`s were dropped), so they do not pile up on a long-lived server.
+async fn drop_leftovers(admin: &tokio_postgres::Client) {
+    if !std::path::Path::new("/proc/self").exists() {
+        return; // no way to tell which processes are gone
+    }
+    let Ok(rows) = admin
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'tm\\_%'",
+            &[],
+        )
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        let pid = name.split('_').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let gone = pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists());
+        if gone {
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        }
+    }
 }
 
 fn skip(reason: &str) -> Option<TestDb> {

@@ -106,3 +106,60 @@ pub(super) async fn a_task_created_and_claimed_in_one_batch_is_claimed<H: Harnes
     assert_eq!((got.life.state, got.life.owner), (TaskState::Running, me));
     assert_eq!(seen(&s, id).await, (3, 1, Some((TaskState::Running, 1))));
 }
+
+/// A progress write asks that the row carries no stop request: once another process
+/// stored one, the progress is refused and the request stays.
+pub(super) async fn a_stored_stop_request_refuses_a_fence_that_asks_for_none<H: Harness>(
+    h: &mut H,
+) {
+    use crate::store::Intent;
+    let s = h.fresh().await;
+    let r = record(0);
+    let id = r.task.id;
+    put(&s, std::slice::from_ref(&r)).await;
+    let me = Some(Owner::new("a", 1));
+    let holds = Fence::new(States::WAITING, 0, None);
+    assert_eq!(
+        write(&s, vec![claim(id, 1, me.clone(), holds, 1)]).await,
+        vec![WriteResult::Done]
+    );
+    let running = Fence::new(States::RUNNING, 1, me.clone());
+    let mut requested = life(TaskState::Running, 1, 2);
+    requested.owner = me.clone();
+    requested.intent = Some(Intent::Pause);
+    let stop = EventKind::StopRequested {
+        intent: Intent::Pause,
+    };
+    let request = Write::fenced(id, requested, event(id, at(2), stop), running.clone());
+    assert_eq!(write(&s, vec![request]).await, vec![WriteResult::Done]);
+    let mut progressed = life(TaskState::Running, 1, 3);
+    progressed.owner = me;
+    let progress = EventKind::Progress {
+        percent: 50,
+        message: "half".into(),
+        phase: None,
+    };
+    let write_progress = |fence: Fence| {
+        Write::fenced(
+            id,
+            progressed.clone(),
+            event(id, at(3), progress.clone()),
+            fence,
+        )
+    };
+    let refused = write(&s, vec![write_progress(running.clone().unrequested())]).await;
+    assert_eq!(
+        refused,
+        vec![WriteResult::Fenced],
+        "the request is not erased"
+    );
+    let stored = s.get(id).await.unwrap().unwrap();
+    assert_eq!(stored.life.intent, Some(Intent::Pause));
+    let s = h.reopen(s).await;
+    let allowed = write(&s, vec![write_progress(running)]).await;
+    assert_eq!(
+        allowed,
+        vec![WriteResult::Done],
+        "a fence that does not ask still holds"
+    );
+}

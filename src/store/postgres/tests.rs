@@ -43,3 +43,28 @@ async fn a_created_task_reads_back_and_a_second_connect_finds_the_schema() {
     assert_eq!(again.events(r.task.id).await.unwrap().len(), 1);
     let _ = PgOptions::new("x");
 }
+
+/// With TLS built in, the URL's `sslmode` decides: `disable` connects in plain text, and
+/// `require` verifies the server's certificate (the test server's self-signed one is
+/// refused, or a server without TLS is).
+#[cfg(feature = "postgres-tls")]
+#[tokio::test]
+async fn with_tls_built_in_sslmode_decides_and_certificates_are_verified() {
+    let Some(db) = TestDb::create("tls").await else {
+        return;
+    };
+    let with = |mode: &str| {
+        let mut o = db.options();
+        o.url = format!(
+            "{}?sslmode={mode}",
+            o.url.split('?').next().unwrap_or_default()
+        );
+        o
+    };
+    PgStore::connect_with(with("disable")).await.expect("plain");
+    let err = PgStore::connect_with(with("require")).await.unwrap_err();
+    assert!(
+        matches!(err, crate::store::StoreError::Unavailable { .. }),
+        "{err}"
+    );
+}

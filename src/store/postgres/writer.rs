@@ -1,22 +1,24 @@
 //! The writer task and group commit, with commits pipelined.
 //!
 //! One task takes write requests from a queue, drains whatever else is queued (up to
-//! `max_batch` writes) and runs the batch's statements in one transaction (see `batch`):
-//! a handful of multi-row statements whatever its size. It then hands the transaction
-//! to a committer task and goes on with the next batch while the commit waits for its
-//! fsync: up to [`IN_FLIGHT`] commits overlap, and PostgreSQL flushes them together.
-//! A request is answered only once its batch committed.
+//! `max_batch` writes) and runs the batch's first statements in one transaction (see
+//! `batch`): the inserts and row locks, one round trip whatever its size. It then hands
+//! the transaction to a committer task, which sends the row updates, the events and
+//! the commit together, and goes on with the next batch while that one waits for its
+//! fsync: up to [`IN_FLIGHT`] batches overlap, and PostgreSQL flushes their commits
+//! together. A request is answered only once its batch committed.
 //!
-//! Order: batches run their statements one after the other, and a batch holds the row
-//! locks of every task it changed until it commits, so a later batch touching the same
+//! Order: batches run their first statements one after the other, and a batch holds
+//! the row locks of every task it changes from then until it commits, so a later batch touching the same
 //! task waits for that commit and sees its result. A task created by a batch still
 //! committing is not visible to the next one, so a batch that touches such a task waits
 //! for the commits in flight first.
 //!
 //! A conflict (serialization failure, deadlock) or a lost connection while running the
-//! statements rolls the batch back; it is retried on a fresh connection with backoff, a
-//! few times, before every request of the batch gets the error. A failed commit fails
-//! its requests (nothing acknowledged is lost). Deferred writes (nobody waits on them
+//! first statements rolls the batch back; it is retried on a fresh connection with
+//! backoff, a few times, before every request of the batch gets the error. A failure in
+//! the rest of the batch or its commit fails its requests (nothing acknowledged is
+//! lost). Deferred writes (nobody waits on them
 //! yet) are held up to `max_defer` for company.
 
 mod batch;
@@ -177,12 +179,13 @@ async fn start(shared: &Shared, group: Vec<Request>) {
     loop {
         tries += 1;
         match statements(&shared.pool, &batches).await {
-            Ok((client, results)) => {
+            Ok((client, results, tail)) => {
                 let created: Vec<TaskId> = batch::created(&batches).collect();
                 shared.creating.lock().extend(created.iter().copied());
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    finish(&shared, client, results, replies, &created).await;
+                    finish(&shared, client, results, tail, replies, &created).await;
+                    drop(batches);
                     drop(slot);
                 });
                 return;
@@ -197,11 +200,12 @@ async fn start(shared: &Shared, group: Vec<Request>) {
     }
 }
 
-/// Begins a transaction and runs the batch's statements, pipelined; rolls back on error.
+/// Begins a transaction and runs the batch's locking statements, pipelined; rolls back
+/// on error.
 async fn statements(
     pool: &Pool,
     batches: &[Vec<WriteRow>],
-) -> Result<(Object, Vec<Vec<WriteResult>>), Failure> {
+) -> Result<(Object, Vec<Vec<WriteResult>>, batch::Tail), Failure> {
     let client = pool
         .get()
         .await
@@ -211,7 +215,7 @@ async fn statements(
         batch::apply(&client, batches)
     );
     match done {
-        Ok(((), results)) => Ok((client, results)),
+        Ok(((), (results, tail))) => Ok((client, results, tail)),
         Err(e) => {
             let _ = client.batch_execute("ROLLBACK").await;
             Err(Failure::new(Doing::Write, e))
@@ -219,15 +223,20 @@ async fn statements(
     }
 }
 
-/// Commits, then answers every request of the batch.
+/// Runs the rest of the batch with the commit, then answers every request.
 async fn finish(
     shared: &Shared,
     client: Object,
     results: Vec<Vec<WriteResult>>,
+    tail: batch::Tail,
     replies: Vec<Reply>,
     created: &[TaskId],
 ) {
-    let committed = client.batch_execute("COMMIT").await;
+    let committed = tail.commit(&client).await;
+    if committed.is_err() {
+        // The commit may not have been sent: leave no transaction open on the connection.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
     {
         let mut creating = shared.creating.lock();
         for id in created {

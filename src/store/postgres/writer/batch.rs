@@ -2,7 +2,9 @@
 //! the number of writes. The caller has begun the transaction (pipelined with the first
 //! statements) and commits it.
 //!
-//! 1. Creates: one `INSERT … SELECT … FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`,
+//! 1. Creates: one `INSERT … SELECT … FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`
+//!    (in unique-key order, so two batches inserting the same keys wait for each other
+//!    in one order and never deadlock; the earlier create of a key in a batch wins),
 //!    beside a `SELECT … ORDER BY id FOR UPDATE` of every other task the batch touches
 //!    (rows locked in id order, so two writers never deadlock on them). Both go down the
 //!    connection together (pipelined).
@@ -13,13 +15,19 @@
 //!    fenced-out update writes nothing (no event, no crash). Updates of unknown tasks are
 //!    ignored (fenced ones yield `Fenced`), and each event gets the task's next `seq`.
 //! 3. One `UPDATE … FROM unnest(…)` for the changed rows, one insert of the events and
-//!    one of the crashes, pipelined, then the commit.
+//!    one of the crashes ([`Tail`]): they take no lock the batch does not hold, so they
+//!    are sent together with the commit, by the batch's committer, while the writer
+//!    starts the next batch.
 
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Error;
+
+mod tail;
+
+pub(super) use self::tail::Tail;
 
 use super::super::rows::{owner, CrashRow, EventRow, LifeRow, TaskRow, TransitionRow};
 use crate::store::{Owner, WriteResult};
@@ -38,56 +46,28 @@ const INSERT_TASKS: &str = "WITH input AS ( \
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::text[], \
         $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], \
         $12::timestamptz[], $13::text[], $14::text[], $15::text[], $16::int8[], $17::bool[]) \
+        WITH ORDINALITY \
     AS u(id, kind, queue, priority, state, attempt, phase, created_by, unique_key, \
-        created_at, updated_at, due_at, life, task, owner_node, owner_incarnation, intent)), \
+        created_at, updated_at, due_at, life, task, owner_node, owner_incarnation, intent, \
+        n)), \
 ins AS ( \
     INSERT INTO tasks (id, kind, queue, priority, state, attempt, phase, created_by, \
         unique_key, created_at, updated_at, due_at, last_seq, life, owner_node, \
         owner_incarnation, intent) \
     SELECT id, kind, queue, priority, state, attempt, phase, created_by, unique_key, \
         created_at, updated_at, due_at, 1, life::json, owner_node, owner_incarnation, \
-        intent FROM input \
+        intent FROM input ORDER BY unique_key, n \
     ON CONFLICT DO NOTHING RETURNING id), \
 specs AS ( \
     INSERT INTO task_specs (id, task) \
     SELECT input.id, input.task::json FROM input JOIN ins ON ins.id = input.id) \
 SELECT id FROM ins";
 
-const LOCK: &str = "SELECT id, state, attempt, last_seq, owner_node, owner_incarnation \
-    FROM tasks \
+const LOCK: &str = "SELECT id, state, attempt, last_seq, owner_node, owner_incarnation, \
+    intent FROM tasks \
     WHERE id = ANY($1) ORDER BY id FOR UPDATE";
 
 const HOLDERS: &str = "SELECT unique_key, id FROM tasks WHERE unique_key = ANY($1)";
-
-const UPDATE: &str = "UPDATE tasks t SET \
-    state = CASE WHEN u.changed THEN u.state ELSE t.state END, \
-    attempt = CASE WHEN u.changed THEN u.attempt ELSE t.attempt END, \
-    phase = CASE WHEN u.changed THEN u.phase ELSE t.phase END, \
-    updated_at = CASE WHEN u.changed THEN u.updated_at ELSE t.updated_at END, \
-    due_at = CASE WHEN u.changed THEN u.due_at ELSE t.due_at END, \
-    life = CASE WHEN u.changed THEN u.life::json ELSE t.life END, \
-    owner_node = CASE WHEN u.changed THEN u.owner_node ELSE t.owner_node END, \
-    owner_incarnation = CASE WHEN u.changed THEN u.owner_incarnation \
-        ELSE t.owner_incarnation END, \
-    intent = CASE WHEN u.changed THEN u.intent ELSE t.intent END, \
-    last_seq = u.last_seq \
-FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::int4[], $5::text[], $6::int8[], \
-    $7::timestamptz[], $8::text[], $9::int4[], $10::text[], $11::int8[], $12::bool[]) \
-    AS u(id, changed, state, attempt, phase, updated_at, due_at, life, last_seq, \
-        owner_node, owner_incarnation, intent) \
-WHERE t.id = u.id";
-
-const INSERT_EVENTS: &str = "INSERT INTO events \
-    (task, seq, at, type, actor_id, correlation_id, data) \
-SELECT task, seq, at, type, actor_id, correlation_id, data::json \
-FROM unnest($1::uuid[], $2::int4[], $3::int8[], $4::text[], $5::text[], $6::text[], \
-    $7::text[]) WITH ORDINALITY AS u(task, seq, at, type, actor_id, correlation_id, data, n) \
-ORDER BY n";
-
-const INSERT_CRASHES: &str = "INSERT INTO crashes (task_id, at, attempt, kind, reason) \
-SELECT task_id, at, attempt, kind, reason \
-FROM unnest($1::uuid[], $2::int8[], $3::int4[], $4::text[], $5::text[]) \
-    WITH ORDINALITY AS u(task_id, at, attempt, kind, reason, n) ORDER BY n";
 
 /// A task row as the batch sees it.
 struct Row<'a> {
@@ -103,6 +83,8 @@ struct Current {
     state: Option<TaskState>,
     attempt: u32,
     owner: Option<Owner>,
+    /// The row carries a stop request.
+    requested: bool,
 }
 
 impl Current {
@@ -111,6 +93,7 @@ impl Current {
             state: state(life.state),
             attempt: u32::try_from(life.attempt).unwrap_or_default(),
             owner: owner(life.owner_node.clone(), life.owner_incarnation),
+            requested: life.intent,
         }
     }
 }
@@ -119,11 +102,12 @@ fn state(name: &str) -> Option<TaskState> {
     TaskState::ALL.into_iter().find(|s| s.as_str() == name)
 }
 
-/// Applies `batches` (one per request) in order; one result per write.
+/// Runs the first statements of `batches` (one per request) and decides every write in
+/// order; one result per write, and the statements left to run with the commit.
 pub(super) async fn apply(
     tx: &ClientWrapper,
     batches: &[Vec<WriteRow>],
-) -> Result<Vec<Vec<WriteResult>>, Error> {
+) -> Result<(Vec<Vec<WriteResult>>, Tail), Error> {
     let writes: Vec<&WriteRow> = batches.iter().flatten().collect();
     let (creates, dup_ids) = creates_of(&writes);
     let touched = touched_of(&writes, &creates);
@@ -171,12 +155,17 @@ pub(super) async fn apply(
         .into_iter()
         .filter(|(id, row)| row.life.is_some() || !created_only(*id, row, &inserted))
         .collect();
-    futures::try_join!(
-        update(tx, &changed),
-        insert_events(tx, &out.events),
-        insert_crashes(tx, &out.crashes)
-    )?;
-    Ok(split(results, batches))
+    let tail = Tail(
+        [
+            tail::update(&changed),
+            tail::insert_events(&out.events),
+            tail::insert_crashes(&out.crashes),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    );
+    Ok((split(results, batches), tail))
 }
 
 /// Applies `t` to its row if the row exists and passes the fence.
@@ -195,7 +184,7 @@ fn transition<'a>(
         let c = &row.current;
         let holds = c
             .state
-            .is_some_and(|s| fence.holds(s, c.attempt, c.owner.as_ref()));
+            .is_some_and(|s| fence.admits(s, c.attempt, c.owner.as_ref(), c.requested));
         if !holds {
             return WriteResult::Fenced;
         }
@@ -328,6 +317,7 @@ async fn lock(
                     state: state(r.get(1)),
                     attempt: u32::try_from(attempt).unwrap_or_default(),
                     owner: owner(r.get(4), r.get(5)),
+                    requested: r.get(6),
                 },
                 life: None,
             };
@@ -351,92 +341,6 @@ async fn holders(
     let stmt = tx.prepare_cached(HOLDERS).await?;
     let rows = tx.query(&stmt, &[&keys]).await?;
     Ok(rows.iter().map(|r| (r.get(0), TaskId(r.get(1)))).collect())
-}
-
-async fn update(tx: &ClientWrapper, changed: &[(TaskId, Row<'_>)]) -> Result<(), Error> {
-    if changed.is_empty() {
-        return Ok(());
-    }
-    let lifes: Vec<Option<&LifeRow>> = changed.iter().map(|(_, r)| r.life).collect();
-    let ids: Vec<uuid::Uuid> = changed.iter().map(|(id, _)| id.0).collect();
-    let flags: Vec<bool> = changed.iter().map(|(_, r)| r.life.is_some()).collect();
-    let states: Vec<Option<&str>> = lifes.iter().map(|l| l.map(|l| l.state)).collect();
-    let attempts: Vec<Option<i32>> = lifes.iter().map(|l| l.map(|l| l.attempt)).collect();
-    let phases: Vec<Option<&str>> = lifes
-        .iter()
-        .map(|l| l.and_then(|l| l.phase.as_deref()))
-        .collect();
-    let updated: Vec<Option<i64>> = lifes.iter().map(|l| l.map(|l| l.updated_at)).collect();
-    let due: Vec<Option<SystemTime>> = lifes.iter().map(|l| l.and_then(|l| l.due_at)).collect();
-    let lives: Vec<Option<&str>> = lifes.iter().map(|l| l.map(|l| l.life.as_str())).collect();
-    let seqs: Vec<i32> = changed.iter().map(|(_, r)| r.last_seq).collect();
-    let nodes: Vec<Option<&str>> = lifes
-        .iter()
-        .map(|l| l.and_then(|l| l.owner_node.as_deref()))
-        .collect();
-    let incarnations: Vec<Option<i64>> = lifes
-        .iter()
-        .map(|l| l.and_then(|l| l.owner_incarnation))
-        .collect();
-    let intents: Vec<bool> = lifes.iter().map(|l| l.is_some_and(|l| l.intent)).collect();
-    let stmt = tx.prepare_cached(UPDATE).await?;
-    tx.execute(
-        &stmt,
-        &[
-            &ids,
-            &flags,
-            &states,
-            &attempts,
-            &phases,
-            &updated,
-            &due,
-            &lives,
-            &seqs,
-            &nodes,
-            &incarnations,
-            &intents,
-        ],
-    )
-    .await
-    .map(drop)
-}
-
-async fn insert_events(tx: &ClientWrapper, events: &[(i32, &EventRow)]) -> Result<(), Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let tasks: Vec<uuid::Uuid> = events.iter().map(|(_, e)| e.task_id.0).collect();
-    let seqs: Vec<i32> = events.iter().map(|(s, _)| *s).collect();
-    let ats: Vec<i64> = events.iter().map(|(_, e)| e.at).collect();
-    let types: Vec<&str> = events.iter().map(|(_, e)| e.kind).collect();
-    let actors: Vec<Option<&str>> = events.iter().map(|(_, e)| e.actor_id.as_deref()).collect();
-    let flows: Vec<Option<&str>> = events
-        .iter()
-        .map(|(_, e)| e.correlation_id.as_deref())
-        .collect();
-    let data: Vec<&str> = events.iter().map(|(_, e)| e.data.as_str()).collect();
-    let stmt = tx.prepare_cached(INSERT_EVENTS).await?;
-    tx.execute(
-        &stmt,
-        &[&tasks, &seqs, &ats, &types, &actors, &flows, &data],
-    )
-    .await
-    .map(drop)
-}
-
-async fn insert_crashes(tx: &ClientWrapper, crashes: &[&CrashRow]) -> Result<(), Error> {
-    if crashes.is_empty() {
-        return Ok(());
-    }
-    let tasks: Vec<uuid::Uuid> = crashes.iter().map(|c| c.task_id.0).collect();
-    let ats: Vec<i64> = crashes.iter().map(|c| c.at).collect();
-    let attempts: Vec<i32> = crashes.iter().map(|c| c.attempt).collect();
-    let kinds: Vec<&str> = crashes.iter().map(|c| c.kind).collect();
-    let reasons: Vec<&str> = crashes.iter().map(|c| c.reason.as_str()).collect();
-    let stmt = tx.prepare_cached(INSERT_CRASHES).await?;
-    tx.execute(&stmt, &[&tasks, &ats, &attempts, &kinds, &reasons])
-        .await
-        .map(drop)
 }
 
 /// The tasks a batch creates.

@@ -1,0 +1,57 @@
+//! The shared-store checks of `shared_store.rs` on a real PostgreSQL database (the
+//! 10,000-task one is in `pg_shared.rs`): a task a stopped system accepted is run by
+//! another. Each test makes its own database (see `taskmesh::testing::pg`); without a
+//! server they print `skipped: …`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{task, unique_ns};
+use taskmesh::store::prelude::*;
+use taskmesh::store::PgStore;
+use taskmesh::testing::pg::TestDb;
+use taskmesh::testing::{Script, ScriptHandler};
+use taskmesh::{QueueConfig, TaskState, TaskSystem};
+
+async fn node(db: &TestDb, name: &str) -> (TaskSystem, PgStore) {
+    let store = PgStore::connect_with(db.options()).await.unwrap();
+    let (handler, _events) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns(name))
+        .node_name(name)
+        .queue(QueueConfig::new("default").workers(2, 16))
+        .handler(handler)
+        .store(store.clone())
+        .start()
+        .await
+        .unwrap();
+    (sys, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_accepted_by_a_system_that_stopped_is_run_by_another() {
+    let Some(db) = TestDb::create("handover").await else {
+        return;
+    };
+    let (a, store) = node(&db, "a").await;
+    a.pause_queue("default").unwrap();
+    let held = a
+        .submit(task(Script::Ok { value: 7.into() }))
+        .await
+        .unwrap();
+    let record = store.get(held.id).await.unwrap().unwrap();
+    let holder = record.life.owner.as_ref().map(|o| o.node.as_str());
+    assert_eq!(holder, Some("a"), "accepted by a, held by a");
+    a.shutdown(Duration::from_secs(5)).await;
+    let record = store.get(held.id).await.unwrap().unwrap();
+    assert_eq!(record.life.owner, None, "given back at shutdown");
+    let (b, _) = node(&db, "b").await;
+    let done = tokio::time::timeout(Duration::from_secs(10), b.wait(held.id))
+        .await
+        .expect("b reserves and runs it")
+        .unwrap();
+    assert_eq!(done.state, TaskState::Succeeded);
+    assert_eq!(done.result, Some(7.into()));
+    b.shutdown(Duration::from_secs(5)).await;
+}

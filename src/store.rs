@@ -50,7 +50,7 @@ pub mod prelude {
 /// A task's events and crash history, both oldest first.
 pub type History = (Vec<StoredEvent>, Vec<Crash>);
 
-/// The longest a store holds back a [`Store::write_deferred`] batch before committing it.
+/// The longest a store holds back a [`TaskStore::write_deferred`] batch before committing it.
 pub const MAX_DEFER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Everything a task system needs of a store: the small traits below, together. Any type

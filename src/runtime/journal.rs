@@ -163,7 +163,7 @@ impl Journal {
     }
 
     /// Like [`write_then`](Self::write_then) for writes nobody waits on yet: the store may
-    /// hold them a little so they share the next commit ([`Store::write_deferred`]).
+    /// hold them a little so they share the next commit ([`TaskStore::write_deferred`]).
     /// [`hurry`](Self::hurry) commits them at once.
     pub fn write_later(&self, writes: Vec<Write>, then: Option<Then>) {
         self.queue(writes, then, true);
@@ -253,7 +253,7 @@ impl Journal {
     }
 
     /// The readiness probe. While writes succeed, a small probe write; after a failed
-    /// write, the store's stricter recovery check ([`Store::check_recovered`]), which
+    /// write, the store's stricter recovery check ([`TaskStore::check_recovered`]), which
     /// alone (besides a real write that succeeds) makes the store healthy again: a small
     /// probe can pass on a disk that is still too full for real writes.
     pub async fn probe(&self) -> Result<(), StoreError> {

@@ -62,7 +62,7 @@ pub struct SqliteOptions {
     /// The most writes one transaction takes from the queue (default 4096). A single
     /// larger `write` batch is still applied whole, in one transaction.
     pub max_batch: usize,
-    /// The longest a [`Store::write_deferred`] batch waits for company before it is
+    /// The longest a [`TaskStore::write_deferred`] batch waits for company before it is
     /// committed on its own (default [`MAX_DEFER`](crate::store::MAX_DEFER), the most a
     /// store may take).
     pub max_defer: std::time::Duration,

@@ -224,7 +224,7 @@ async fn time_gets(system: &TaskSystem) -> Latency {
 }
 
 /// The raw-tokio floor: spawn + oneshot per unit, same submitters.
-async fn baseline(tasks: usize, concurrency: usize) -> (f64, Histogram<u64>) {
+pub(crate) async fn baseline(tasks: usize, concurrency: usize) -> (f64, Histogram<u64>) {
     let began = Instant::now();
     let per = tasks.div_ceil(concurrency);
     let joins: Vec<_> = (0..concurrency)

@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::Notify;
 
 use super::error::BenchError;
-use super::harness::{histogram, namespace};
+use super::harness::{baseline, histogram, namespace};
 use super::open_report::OpenLoopReport;
 use super::report::{proc_status_bytes, Latency};
 use super::stores::{BenchStore, Opened};
@@ -104,8 +104,10 @@ pub async fn run_open_loop(cfg: OpenLoopConfig) -> Result<OpenLoopReport, BenchE
         );
         return Err(BenchError::Invalid(why));
     }
+    // How loaded the machine is, in the same run: raw tokio's usual rate here is 3-5 M/s.
+    let (baseline_per_s, _) = baseline(cfg.tasks.min(1_000_000), cfg.producers).await;
     let opened = Opened::open(&cfg.store, cfg.nodes).await?;
-    let report = measure(&cfg, &opened).await;
+    let report = measure(&cfg, &opened, baseline_per_s).await;
     let closed = opened.close().await;
     let report = report?;
     closed?;
@@ -145,7 +147,11 @@ async fn stop(systems: &[TaskSystem]) {
     }
 }
 
-async fn measure(cfg: &OpenLoopConfig, opened: &Opened) -> Result<OpenLoopReport, BenchError> {
+async fn measure(
+    cfg: &OpenLoopConfig,
+    opened: &Opened,
+    baseline_per_s: f64,
+) -> Result<OpenLoopReport, BenchError> {
     let epoch = Instant::now();
     let counter = Arc::new(Counter {
         epoch,
@@ -181,6 +187,7 @@ async fn measure(cfg: &OpenLoopConfig, opened: &Opened) -> Result<OpenLoopReport
         enqueue_per_s: rate(produced.last_ack_ns),
         end_to_end_per_s: rate(end_ns),
         stored_per_s: stored_ns.map(rate),
+        baseline_per_s,
         ack_latency_us: Latency::of(&produced.ack),
         commits,
         handler_runs: counter.done.load(Ordering::Acquire),

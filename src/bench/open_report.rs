@@ -27,6 +27,9 @@ pub struct OpenLoopReport {
     /// committed what it held back, then a count of succeeded tasks matched); none
     /// without a store.
     pub stored_per_s: Option<f64>,
+    /// Raw tokio units per second (spawn + oneshot, same producers) in the same run: how
+    /// loaded the machine was.
+    pub baseline_per_s: f64,
     /// Submit call → receipt.
     pub ack_latency_us: Latency,
     /// Store transactions committed during the run, over all nodes.
@@ -56,6 +59,11 @@ impl fmt::Display for OpenLoopReport {
         if let Some(s) = self.stored_per_s {
             writeln!(f, "  all stored   {s:>10.0} tasks/s (every end durable)")?;
         }
+        writeln!(
+            f,
+            "  raw tokio    {:>10.0} units/s (same run)",
+            self.baseline_per_s
+        )?;
         writeln!(
             f,
             "  submit→ack   p50 {:.1} µs, p95 {:.1} µs, p99 {:.1} µs",

@@ -192,6 +192,7 @@ async fn measure(
         commits,
         handler_runs: counter.done.load(Ordering::Acquire),
         failed: produced.failed,
+        first_error: produced.first_error,
         peak_rss_bytes: proc_status_bytes("VmHWM:"),
     })
 }
@@ -200,6 +201,7 @@ async fn measure(
 struct Produced {
     ack: Histogram<u64>,
     failed: usize,
+    first_error: Option<String>,
     last_ack_ns: u64,
 }
 
@@ -216,12 +218,14 @@ async fn produce(cfg: &OpenLoopConfig, systems: &[TaskSystem], epoch: Instant) -
     let mut all = Produced {
         ack: histogram(),
         failed: 0,
+        first_error: None,
         last_ack_ns: 0,
     };
     for j in joins {
         let one = j.await.expect("a producer panicked");
         all.ack.add(one.ack).expect("same bounds");
         all.failed += one.failed;
+        all.first_error = all.first_error.or(one.first_error);
         all.last_ack_ns = all.last_ack_ns.max(one.last_ack_ns);
     }
     all
@@ -232,6 +236,7 @@ async fn producer(system: TaskSystem, range: std::ops::Range<usize>, epoch: Inst
     let mut out = Produced {
         ack: histogram(),
         failed: 0,
+        first_error: None,
         last_ack_ns: 0,
     };
     for i in range {
@@ -242,7 +247,10 @@ async fn producer(system: TaskSystem, range: std::ops::Range<usize>, epoch: Inst
                 out.ack.record((t1 - t0).max(1)).ok();
                 out.last_ack_ns = t1;
             }
-            Err(_) => out.failed += 1,
+            Err(e) => {
+                out.failed += 1;
+                out.first_error.get_or_insert_with(|| e.to_string());
+            }
         }
     }
     out

@@ -38,6 +38,8 @@ pub struct OpenLoopReport {
     pub handler_runs: usize,
     /// Submits that failed (should be 0).
     pub failed: usize,
+    /// The first failed submit's error.
+    pub first_error: Option<String>,
     /// The process's peak resident memory.
     pub peak_rss_bytes: u64,
 }
@@ -72,6 +74,9 @@ impl fmt::Display for OpenLoopReport {
         if let Some(c) = self.commits {
             let per = c as f64 / self.tasks.max(1) as f64;
             writeln!(f, "  store commits {c} ({per:.3} per task)")?;
+        }
+        if let Some(e) = &self.first_error {
+            writeln!(f, "  first failed submit: {e}")?;
         }
         write!(
             f,

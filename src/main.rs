@@ -94,9 +94,19 @@ struct BenchArgs {
     /// Maximum workers of the bench queue.
     #[arg(long, default_value_t = 20)]
     max_workers: usize,
-    /// The store: "memory" (no store) or "sqlite".
+    /// The store: "memory" (no store), "sqlite", or a PostgreSQL admin URL
+    /// (postgres://user@host/postgres), through which each run creates a fresh database
+    /// taskmesh_bench_<pid>_<n> and drops it afterwards.
     #[arg(long, default_value = "memory")]
     store: String,
+    /// Open loop: producers submit without waiting for their tasks; the clock stops at
+    /// the last completion. Reports enqueue/s, end-to-end/s and submit→ack latency.
+    #[arg(long, conflicts_with = "submit_only")]
+    open_loop: bool,
+    /// With --open-loop on PostgreSQL: run one node, then this many task systems sharing
+    /// the database (producers split between them), and report the ratio.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// The SQLite file (default: a new temporary file, removed afterwards).
     #[arg(long)]
     db: Option<PathBuf>,
@@ -231,8 +241,11 @@ fn print_quietly(text: &str) {
 
 async fn bench(o: BenchArgs) -> Result<(), AnyError> {
     use taskmesh::bench::{self, BenchStore};
-    if o.concurrency == 0 || o.tasks == 0 || o.max_workers == 0 {
-        return Err("--tasks, --concurrency and --max-workers must be at least 1".into());
+    if o.concurrency == 0 || o.tasks == 0 || o.max_workers == 0 || o.nodes == 0 {
+        return Err("--tasks, --concurrency, --max-workers and --nodes must be at least 1".into());
+    }
+    if o.nodes > 1 && !o.open_loop {
+        return Err("--nodes needs --open-loop".into());
     }
     if let Some(url) = &o.node {
         let report =
@@ -249,10 +262,12 @@ async fn bench(o: BenchArgs) -> Result<(), AnyError> {
     let store = match o.store.as_str() {
         "memory" => BenchStore::Memory,
         "sqlite" => BenchStore::Sqlite(path.clone()),
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            BenchStore::Postgres(url.to_owned())
+        }
         other => {
-            return Err(
-                format!("unknown store {other:?}: expected \"memory\" or \"sqlite\"").into(),
-            )
+            let expected = "expected \"memory\", \"sqlite\" or a postgres:// URL";
+            return Err(format!("unknown store {other:?}: {expected}").into());
         }
     };
     let result = run_bench(&o, store, &path).await;
@@ -272,7 +287,7 @@ async fn run_bench(
         std::fs::create_dir_all(parent)?;
     }
     if let Some(n) = o.list_page {
-        if store == BenchStore::Memory {
+        if !matches!(store, BenchStore::Sqlite(_)) {
             return Err("--list-page needs --store sqlite".into());
         }
         let report = bench::run_list_page(path, n).await?;
@@ -289,6 +304,9 @@ async fn run_bench(
         return print(o.json, &report, &report);
     }
     let workers = (2.min(o.max_workers), o.max_workers);
+    if o.open_loop {
+        return open_loop(o, store, workers).await;
+    }
     let cfg = bench::BenchConfig {
         tasks: o.tasks,
         concurrency: o.concurrency,
@@ -297,6 +315,27 @@ async fn run_bench(
         submit_only: o.submit_only,
     };
     let report = bench::run(cfg).await?;
+    print(o.json, &report, &report)
+}
+
+async fn open_loop(
+    o: &BenchArgs,
+    store: taskmesh::bench::BenchStore,
+    workers: (usize, usize),
+) -> Result<(), AnyError> {
+    use taskmesh::bench::{run_open_loop, NodesReport, OpenLoopConfig};
+    let cfg = |nodes| OpenLoopConfig {
+        tasks: o.tasks,
+        producers: o.concurrency,
+        workers,
+        store: store.clone(),
+        nodes,
+    };
+    let one = run_open_loop(cfg(1)).await?;
+    if o.nodes == 1 {
+        return print(o.json, &one, &one);
+    }
+    let report = NodesReport::new(one, run_open_loop(cfg(o.nodes)).await?);
     print(o.json, &report, &report)
 }
 

@@ -10,11 +10,12 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use super::error::BenchError;
+use super::stores::Opened;
 use super::BenchStore;
 use crate::error::SystemError;
 use crate::handler::{Handler, HandlerResult, Outcome};
 use crate::scheduler::ScheduleSpec;
-use crate::store::SqliteStore;
 use crate::{NewTask, QueueConfig, TaskContext, TaskSystem};
 
 /// What `taskmesh bench --cron` runs.
@@ -97,8 +98,18 @@ fn slot_of(key: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Adds `schedules` every-second schedules, measures the slots of the next `seconds`
-/// whole seconds, and reports how many started and how late.
-pub async fn run_cron(cfg: CronBench) -> Result<CronReport, SystemError> {
+/// whole seconds, and reports how many started and how late. A PostgreSQL store gets a
+/// fresh database, dropped afterwards.
+pub async fn run_cron(cfg: CronBench) -> Result<CronReport, BenchError> {
+    let opened = Opened::open(&cfg.store, 1).await?;
+    let measured = measure(&cfg, &opened).await;
+    let closed = opened.close().await;
+    let report = measured?;
+    closed?;
+    Ok(report)
+}
+
+async fn measure(cfg: &CronBench, opened: &Opened) -> Result<CronReport, BenchError> {
     let hist = Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
     let seen = Arc::new(Mutex::new(Seen {
         from: DateTime::<Utc>::MAX_UTC,
@@ -106,14 +117,11 @@ pub async fn run_cron(cfg: CronBench) -> Result<CronReport, SystemError> {
         hist,
         slots: HashSet::new(),
     }));
-    let mut builder = TaskSystem::builder()
+    let builder = TaskSystem::builder()
         .namespace(format!("bench-cron-{}", std::process::id()))
         .queue(QueueConfig::new("default").workers(4, 20))
         .handler(Late(seen.clone()));
-    if let BenchStore::Sqlite(path) = &cfg.store {
-        builder = builder.store(SqliteStore::open(path)?);
-    }
-    let system = builder.start().await?;
+    let system = opened.attach(0, builder).start().await?;
     for i in 0..cfg.schedules {
         let task = NewTask::new("late", serde_json::Value::Null);
         let spec = ScheduleSpec::new(format!("s{i}"), "* * * * * *", task);
@@ -134,7 +142,7 @@ pub async fn run_cron(cfg: CronBench) -> Result<CronReport, SystemError> {
     let end = to + chrono::Duration::seconds(1);
     tokio::time::sleep((end - Utc::now()).to_std().unwrap_or_default()).await;
     system.shutdown(Duration::from_secs(5)).await;
-    let report = report(&cfg, &seen.lock());
+    let report = report(cfg, &seen.lock());
     Ok(report)
 }
 

@@ -6,20 +6,13 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::error::BenchError;
 use super::report::{proc_status_bytes, BenchReport, Latency, QueuedReport};
+use super::stores::{BenchStore, Opened};
 use crate::error::SystemError;
 use crate::handler::{Handler, HandlerResult, Outcome};
-use crate::store::{SqliteStore, TaskFilter};
+use crate::store::TaskFilter;
 use crate::{NewTask, QueueConfig, TaskContext, TaskState, TaskSystem};
-
-/// Where the bench keeps its tasks.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BenchStore {
-    /// No store: tasks live in memory only.
-    Memory,
-    /// A SQLite file (created fresh; removed afterwards when it was a temporary one).
-    Sqlite(std::path::PathBuf),
-}
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -68,17 +61,39 @@ impl Handler for Noop {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+/// A namespace no other bench run of this process uses (tests run several at once).
+pub(crate) fn namespace(mode: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("bench-{mode}-{}-{n}", std::process::id())
+}
+
+/// A latency histogram in nanoseconds, up to a minute.
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Runs the baseline and then taskmesh, in this process, and reports both.
-pub async fn run(cfg: BenchConfig) -> Result<BenchReport, SystemError> {
-    let (baseline_per_s, baseline_latency) = baseline(cfg.tasks, cfg.concurrency).await;
+/// Runs the baseline and then taskmesh, in this process, and reports both. A PostgreSQL
+/// store gets a fresh database, dropped afterwards.
+pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
+    let baseline = baseline(cfg.tasks, cfg.concurrency).await;
+    let opened = Opened::open(&cfg.store, 1).await?;
+    let report = measure(&cfg, &opened, baseline).await;
+    let closed = opened.close().await;
+    let report = report?;
+    closed?;
+    Ok(report)
+}
+
+async fn measure(
+    cfg: &BenchConfig,
+    opened: &Opened,
+    (baseline_per_s, baseline_latency): (f64, Histogram<u64>),
+) -> Result<BenchReport, BenchError> {
     let epoch = Instant::now();
     let starts: Arc<Vec<AtomicU64>> = Arc::new((0..cfg.tasks).map(|_| AtomicU64::new(0)).collect());
-    let mut builder = TaskSystem::builder()
-        .namespace(format!("bench-{}", std::process::id()))
+    let builder = TaskSystem::builder()
+        .namespace(namespace("closed"))
         .queue(
             QueueConfig::new("default")
                 .workers(cfg.workers.0, cfg.workers.1)
@@ -89,19 +104,14 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, SystemError> {
             epoch,
             starts: starts.clone(),
         });
-    let mut sqlite = None;
-    if let BenchStore::Sqlite(path) = &cfg.store {
-        let store = SqliteStore::open(path)?;
-        sqlite = Some(store.clone());
-        builder = builder.store(store);
-    }
-    let system = builder.start().await?;
+    let system = opened.attach(0, builder).start().await?;
+    let commits_before = opened.commits();
     let began = Instant::now();
     let per = cfg.tasks.div_ceil(cfg.concurrency);
     let mut joins = Vec::with_capacity(cfg.concurrency);
     for s in 0..cfg.concurrency {
         let (system, starts) = (system.clone(), starts.clone());
-        let range = (s * per)..((s + 1) * per).min(cfg.tasks);
+        let range = (s * per).min(cfg.tasks)..((s + 1) * per).min(cfg.tasks);
         let submit_only = cfg.submit_only;
         joins.push(tokio::spawn(async move {
             submitter(system, range, epoch, starts, submit_only).await
@@ -112,6 +122,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, SystemError> {
         samples.push(j.await.expect("submitter panicked"));
     }
     let throughput = cfg.tasks as f64 / began.elapsed().as_secs_f64();
+    let commits = opened.commits().zip(commits_before).map(|(a, b)| a - b);
     // Merged after the clock stops: merging is the bench's work, not the system's.
     let mut all = Samples::new();
     for s in samples {
@@ -122,7 +133,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, SystemError> {
     Ok(BenchReport {
         tasks: cfg.tasks,
         concurrency: cfg.concurrency,
-        store: sqlite.as_ref().map_or("memory", |_| "sqlite").into(),
+        store: cfg.store.name().into(),
         throughput_per_s: throughput,
         baseline_per_s,
         ratio: throughput / baseline_per_s,
@@ -131,7 +142,7 @@ pub async fn run(cfg: BenchConfig) -> Result<BenchReport, SystemError> {
         ack_latency_us: Latency::of(&all.ack),
         get_latency_us,
         baseline_latency_us: Latency::of(&baseline_latency),
-        commits: sqlite.map(|s| s.commits()),
+        commits,
         failed: all.failed,
         peak_rss_bytes: proc_status_bytes("VmHWM:"),
     })
@@ -213,7 +224,7 @@ async fn time_gets(system: &TaskSystem) -> Latency {
 }
 
 /// The raw-tokio floor: spawn + oneshot per unit, same submitters.
-async fn baseline(tasks: usize, concurrency: usize) -> (f64, Histogram<u64>) {
+pub(crate) async fn baseline(tasks: usize, concurrency: usize) -> (f64, Histogram<u64>) {
     let began = Instant::now();
     let per = tasks.div_ceil(concurrency);
     let joins: Vec<_> = (0..concurrency)

@@ -117,7 +117,7 @@ impl TaskContext {
             Some(_) => running_fence(&s),
             None => running_fence(&s).unrequested(),
         };
-        let write = update(&self.cell, &s, kind, fence);
+        let write = update(&self.cell, &s, kind, self.journal.hot(fence));
         drop(s);
         self.journal.write_later(vec![write], None);
     }

@@ -12,7 +12,7 @@ use parking_lot::RwLock;
 use std::time::SystemTime;
 
 use crate::store::prelude::*;
-use crate::store::{EventKind, Owner, StoreError, TaskEvent, Write, WriteResult};
+use crate::store::{EventKind, Fence, Owner, StoreError, TaskEvent, Write, WriteResult};
 use crate::task::Task;
 
 /// The store, if any, and whether its last write succeeded (readiness).
@@ -87,6 +87,14 @@ impl Journal {
     /// True if several processes share the store: claims must be won in the store.
     pub fn shared(&self) -> bool {
         self.store.as_ref().is_some_and(|s| s.shared())
+    }
+
+    /// The fence of a write on the hot path (claim, settle, progress): on a store only
+    /// this process uses, memory is exact and the store's single writer orders every
+    /// write, so the fence is left out (checking it would cost the store a read of the
+    /// row per write). Commands keep theirs: they race the task's own attempt.
+    pub fn hot(&self, fence: Fence) -> Option<Fence> {
+        self.shared().then_some(fence)
     }
 
     /// Records this process's registration.

@@ -69,7 +69,7 @@ pub(crate) fn begin_attempt(
             attempt: s.attempt,
             worker: s.worker.clone(),
         };
-        let write = update(cell, &s, kind, fence);
+        let write = update(cell, &s, kind, shared.journal.hot(fence));
         drop(s);
         if shared.journal.shared() {
             started.claim = Some(write);
@@ -207,7 +207,7 @@ pub(crate) fn settle(
         true => None,
         false => shared.journal.owner(),
     };
-    let writes = writes_for(cell, &s, d.events, d.crash, fence);
+    let writes = writes_for(cell, &s, d.events, d.crash, shared.journal.hot(fence));
     // Nobody waits yet: the end may be held to share a later commit (a late waiter
     // hurries it).
     let urgent = !s.waiters.is_empty();
@@ -364,7 +364,7 @@ pub(crate) fn writes_for(
     s: &Status,
     mut events: Vec<EventKind>,
     crash: Option<Crash>,
-    fence: Fence,
+    fence: Option<Fence>,
 ) -> Vec<Write> {
     if events.is_empty() {
         events.push(EventKind::Restarted);
@@ -377,14 +377,17 @@ pub(crate) fn writes_for(
             .map(|e| Journal::event(&cell.task, e, None))
             .collect(),
         crash,
-        fence: Some(fence),
+        fence,
     }))]
 }
 
 /// The row update of `cell` with `kind` as its event, if the row passes `fence`.
-pub(crate) fn update(cell: &TaskCell, s: &Status, kind: EventKind, fence: Fence) -> Write {
+pub(crate) fn update(cell: &TaskCell, s: &Status, kind: EventKind, fence: Option<Fence>) -> Write {
     let event = Journal::event(&cell.task, kind, None);
-    Write::fenced(cell.task.id, s.life.clone(), event, fence)
+    match fence {
+        Some(fence) => Write::fenced(cell.task.id, s.life.clone(), event, fence),
+        None => Write::update(cell.task.id, s.life.clone(), event),
+    }
 }
 
 /// The fence of a write made while the task's attempt runs here: still running, the

@@ -56,8 +56,26 @@ async fn a_worker_blocked_by_its_handler_is_replaced_and_the_queue_keeps_serving
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_runtime_task_is_stranded_behind_a_blocked_worker_thread() {
     for _ in 0..10 {
+        let done = watchdog(Duration::from_secs(60));
         blocked_worker_round(Duration::from_millis(1)).await;
+        let _ = done.send(());
     }
+}
+
+/// Ends the test process if a round does not finish within `limit`. A stalled runtime
+/// cannot fire its own timeouts (its timers are what stalled), so the watchdog is a plain
+/// thread: the test fails with a message instead of hanging CI.
+fn watchdog(limit: Duration) -> mpsc::Sender<()> {
+    let (done, finished) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(limit) {
+            eprintln!(
+                "a round did not finish within {limit:?}: the runtime's timers stalled behind the blocked worker thread"
+            );
+            std::process::exit(101);
+        }
+    });
+    done
 }
 
 async fn blocked_worker_round(tick: Duration) {

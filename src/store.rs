@@ -14,6 +14,8 @@ mod conformance;
 mod coord;
 mod fence;
 mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod nanos;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]

@@ -328,3 +328,46 @@ macro_rules! delegate_coordination {
         }
     };
 }
+
+/// Implements [`EventLog`](crate::store::EventLog) for a test store wrapper by
+/// delegating every method to one of its fields: `delegate_event_log!(Wrapper, inner);`.
+#[macro_export]
+macro_rules! delegate_event_log {
+    ($ty:ty, $field:ident) => {
+        impl $crate::store::EventLog for $ty {
+            fn events(
+                &self,
+                id: $crate::task::TaskId,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Vec<$crate::store::StoredEvent>, $crate::store::StoreError>,
+            > {
+                self.$field.events(id)
+            }
+            fn crashes(
+                &self,
+                id: $crate::task::TaskId,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Vec<$crate::store::Crash>, $crate::store::StoreError>,
+            > {
+                self.$field.crashes(id)
+            }
+            fn history(
+                &self,
+                id: $crate::task::TaskId,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<$crate::store::History, $crate::store::StoreError>,
+            > {
+                self.$field.history(id)
+            }
+            fn sweep_crashes(
+                &self,
+                before: ::std::time::SystemTime,
+            ) -> ::futures::future::BoxFuture<'static, Result<u64, $crate::store::StoreError>> {
+                self.$field.sweep_crashes(before)
+            }
+        }
+    };
+}

@@ -15,8 +15,8 @@ use futures::future::BoxFuture;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use taskmesh::scheduler::{CatchUp, Clock, ScheduleRecord, ScheduleSpec, TokioClock};
 use taskmesh::store::{
-    Crash, EventLog, History, MemoryStore, Page, ScheduleStore, StoreError, StoredEvent,
-    TaskFilter, TaskQuery, TaskRecord, TaskStore, Write, WriteResult,
+    MemoryStore, Page, ScheduleStore, StoreError, TaskFilter, TaskQuery, TaskRecord, TaskStore,
+    Write, WriteResult,
 };
 use taskmesh::task::TaskId;
 use taskmesh::testing::{script, Script, ScriptHandler};
@@ -102,23 +102,7 @@ impl TaskStore for SlowStore {
     }
 }
 
-impl EventLog for SlowStore {
-    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
-        self.inner.events(id)
-    }
-
-    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
-        self.inner.crashes(id)
-    }
-
-    fn history(&self, id: TaskId) -> BoxFuture<'static, Result<History, StoreError>> {
-        self.inner.history(id)
-    }
-
-    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.inner.sweep_crashes(before)
-    }
-}
+taskmesh::delegate_event_log!(SlowStore, inner);
 
 impl ScheduleStore for SlowStore {
     fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {

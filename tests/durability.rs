@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use common::{gate, next_start, task, unique_ns};
 use futures::future::{BoxFuture, FutureExt};
 use taskmesh::store::{
-    Crash, EventLog, MemoryStore, Page, ScheduleStore, SqliteStore, StoreError, StoredEvent,
-    TaskFilter, TaskQuery, TaskRecord, TaskStore, Write, WriteResult,
+    MemoryStore, Page, ScheduleStore, SqliteStore, StoreError, TaskFilter, TaskQuery, TaskRecord,
+    TaskStore, Write, WriteResult,
 };
 use taskmesh::testing::{Script, ScriptHandler};
 use taskmesh::{HealthStatus, SubmitError, TaskError, TaskId, TaskState, TaskSystem};
@@ -130,19 +130,7 @@ impl TaskStore for Flaky {
     }
 }
 
-impl EventLog for Flaky {
-    fn events(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<StoredEvent>, StoreError>> {
-        self.inner.events(id)
-    }
-
-    fn crashes(&self, id: TaskId) -> BoxFuture<'static, Result<Vec<Crash>, StoreError>> {
-        self.inner.crashes(id)
-    }
-
-    fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.inner.sweep_crashes(before)
-    }
-}
+taskmesh::delegate_event_log!(Flaky, inner);
 
 impl ScheduleStore for Flaky {
     fn put_schedule(

@@ -2,7 +2,7 @@
 //! keep it byte for byte), writes encoded on the caller's task so the writer only runs
 //! SQL, and decoding that names the bad column instead of panicking.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tokio_postgres::Row;
 
@@ -11,24 +11,7 @@ use crate::store::{
 };
 use crate::task::TaskId;
 
-/// Nanoseconds since the UNIX epoch, negative before it; saturates past year 2262.
-pub(super) fn nanos(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-    }
-}
-
-/// The inverse of [`nanos`].
-pub(super) fn time(ns: i64) -> SystemTime {
-    let d = Duration::from_nanos(ns.unsigned_abs());
-    let t = if ns >= 0 {
-        UNIX_EPOCH.checked_add(d)
-    } else {
-        UNIX_EPOCH.checked_sub(d)
-    };
-    t.unwrap_or(UNIX_EPOCH)
-}
+pub(super) use crate::store::nanos::{nanos, time};
 
 /// An event ready to insert.
 #[derive(Debug)]

@@ -1,8 +1,6 @@
 //! Between store types and rows: times as nanoseconds, JSON columns, and writes encoded
 //! on the caller's thread so the writer thread only runs SQL.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Row, ToSql};
 
@@ -26,24 +24,7 @@ impl FromSql for TaskId {
     }
 }
 
-/// Nanoseconds since the UNIX epoch, negative before it; saturates past year 2262.
-pub(super) fn nanos(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-    }
-}
-
-/// The inverse of [`nanos`] (exact within its range).
-pub(super) fn time(ns: i64) -> SystemTime {
-    let d = Duration::from_nanos(ns.unsigned_abs());
-    let t = if ns >= 0 {
-        UNIX_EPOCH.checked_add(d)
-    } else {
-        UNIX_EPOCH.checked_sub(d)
-    };
-    t.unwrap_or(UNIX_EPOCH)
-}
+pub(super) use crate::store::nanos::{nanos, time};
 
 /// An event ready to insert.
 pub(super) struct EventRow {

@@ -28,6 +28,9 @@ pub(crate) struct Journal {
     trusted: Arc<AtomicBool>,
     /// Changes the store refused by their fence, since start.
     fenced: Arc<AtomicU64>,
+    /// Whether several processes share the store (asked once: every submit and write
+    /// asks it).
+    shared: bool,
 }
 
 /// Run once a queued write is settled, with what became of it.
@@ -76,6 +79,7 @@ pub(crate) use crate::task::RUNTIME_ACTOR;
 impl Journal {
     pub fn new(store: Option<Arc<dyn Store>>) -> Self {
         Self {
+            shared: store.as_ref().is_some_and(|s| s.shared()),
             store,
             failing: Arc::default(),
             owner: Arc::default(),
@@ -86,7 +90,7 @@ impl Journal {
 
     /// True if several processes share the store: claims must be won in the store.
     pub fn shared(&self) -> bool {
-        self.store.as_ref().is_some_and(|s| s.shared())
+        self.shared
     }
 
     /// The fence of a write on the hot path (claim, settle, progress): on a store only

@@ -217,6 +217,7 @@ impl TaskSystemBuilder {
             );
         }
         let root = tree::start(shared.clone(), janitor_period(shared.table_retention())).await?;
+        kick_timers(&shared);
         Ok(TaskSystem::new(shared, root, recovery))
     }
 
@@ -359,6 +360,35 @@ async fn register(shared: &Shared) -> Result<(), SystemError> {
     tracing::info!(%owner, "registered with the shared store");
     shared.journal.set_owner(owner);
     Ok(())
+}
+
+/// How often the runtime is nudged so that its timers keep firing (see [`kick_timers`]).
+const KICK_EVERY: Duration = Duration::from_millis(50);
+
+/// On a multi-thread runtime, a handler that blocks its thread (instead of awaiting) may
+/// have taken the only runnable task while the other workers sleep without the timer
+/// driver: no timer fires (the pool's tick that replaces stuck workers included) until
+/// something outside the runtime wakes a worker. A plain thread does that: every
+/// [`KICK_EVERY`] it spawns an empty task, which wakes a sleeping worker; that worker
+/// then parks on the driver and the timers run. It ends once the system is gone.
+fn kick_timers(shared: &Arc<Shared>) {
+    let handle = tokio::runtime::Handle::current();
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return;
+    }
+    let system = Arc::downgrade(shared);
+    let spawned = std::thread::Builder::new()
+        .name("taskmesh-kick".into())
+        .spawn(move || loop {
+            std::thread::sleep(KICK_EVERY);
+            match system.upgrade() {
+                Some(s) if s.tree_alive() => drop(handle.spawn(async {})),
+                _ => return,
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the timer kick thread");
+    }
 }
 
 fn default_node(namespace: &str) -> String {

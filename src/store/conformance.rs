@@ -478,8 +478,9 @@ async fn writes_for_an_unknown_task_are_ignored<H: Harness>(h: &mut H) {
     assert_eq!(s.events(known.task.id).await.unwrap().len(), 1);
 }
 
-/// Two interleaved streams: each in write order, and `seq` increasing across the store,
-/// also after a reopening.
+/// Two interleaved streams: each in write order, and `seq` increasing across the store
+/// from one acknowledged write to the next, also after a reopening. (Events of two tasks
+/// in one write may take their numbers in either order.)
 async fn events_keep_write_order_with_increasing_seq<H: Harness>(h: &mut H) {
     let s = h.fresh().await;
     let (a, b) = (record(0), record(1));
@@ -494,21 +495,42 @@ async fn events_keep_write_order_with_increasing_seq<H: Harness>(h: &mut H) {
         ],
         vec![Write::Event(progress(x, 4))],
     ];
-    let mut written: Vec<TaskEvent> = Vec::new();
-    for batch in batches {
-        written.extend(batch.iter().map(event_of));
+    // Each event with the number of the write that made it.
+    let mut written: Vec<(usize, TaskEvent)> = Vec::new();
+    for (n, batch) in batches.into_iter().enumerate() {
+        written.extend(batch.iter().map(|w| (n, event_of(w))));
         write(&s, batch).await;
     }
     let s = h.reopen(s).await;
     let late = event(y, at(5), EventKind::Paused);
     write(&s, vec![Write::Event(late.clone())]).await;
-    written.push(late);
+    written.push((written.len(), late));
     let mut stored = s.events(x).await.unwrap();
     stored.extend(s.events(y).await.unwrap());
     stored.sort_by_key(|e| e.seq);
     assert!(stored.windows(2).all(|w| w[0].seq < w[1].seq), "{stored:?}");
-    let events: Vec<TaskEvent> = stored.into_iter().map(|e| e.event).collect();
-    assert_eq!(events, written);
+    let write_of = |e: &TaskEvent| {
+        let found = written.iter().find(|(_, w)| w == e);
+        found
+            .map(|(n, _)| *n)
+            .expect("every stored event was written")
+    };
+    let order: Vec<usize> = stored.iter().map(|e| write_of(&e.event)).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] <= w[1]),
+        "writes out of order: {order:?}"
+    );
+    for id in [x, y] {
+        let mine = |e: &TaskEvent| e.task_id == id;
+        let stored: Vec<&TaskEvent> = stored
+            .iter()
+            .map(|e| &e.event)
+            .filter(|e| mine(e))
+            .collect();
+        let wrote: Vec<&TaskEvent> = written.iter().map(|(_, e)| e).filter(|e| mine(e)).collect();
+        assert_eq!(stored, wrote);
+    }
+    assert_eq!(stored.len(), written.len());
 }
 
 fn progress_kind(percent: u8) -> EventKind {

@@ -110,7 +110,7 @@ impl PgStore {
         #[cfg(not(feature = "postgres-tls"))]
         let manager = Manager::from_config(config, NoTls, recycling);
         let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1) + writer::IN_FLIGHT)
+            .max_size(options.pool_size.max(1) + writer::SHARDS)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(options.connect_timeout))
             .create_timeout(Some(options.connect_timeout))

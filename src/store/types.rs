@@ -120,7 +120,10 @@ pub struct TaskEvent {
 /// An event as stored, with its position.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
-    /// Increasing across the store.
+    /// Increasing across the store: with a task's events in the order they were
+    /// written, and with writes that were acknowledged before the next one was made.
+    /// (Events of different tasks in one write may be numbered in either order: the
+    /// PostgreSQL store commits a write's tasks on their own connections.)
     pub seq: u64,
     /// The event.
     pub event: TaskEvent,

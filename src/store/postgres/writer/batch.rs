@@ -42,6 +42,18 @@ pub(in crate::store::postgres) enum WriteRow {
     Crash(CrashRow),
 }
 
+impl WriteRow {
+    /// The task the write is about.
+    pub(in crate::store::postgres) fn task(&self) -> TaskId {
+        match self {
+            WriteRow::Create(t, _) => t.id,
+            WriteRow::Update(t) => t.id,
+            WriteRow::Event(e) => e.task_id,
+            WriteRow::Crash(c) => c.task_id,
+        }
+    }
+}
+
 const INSERT_TASKS: &str = "WITH input AS ( \
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::text[], \
         $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], \
@@ -341,23 +353,6 @@ async fn holders(
     let stmt = tx.prepare_cached(HOLDERS).await?;
     let rows = tx.query(&stmt, &[&keys]).await?;
     Ok(rows.iter().map(|r| (r.get(0), TaskId(r.get(1)))).collect())
-}
-
-/// The tasks a batch creates.
-pub(super) fn created(batches: &[Vec<WriteRow>]) -> impl Iterator<Item = TaskId> + '_ {
-    batches.iter().flatten().filter_map(|w| match w {
-        WriteRow::Create(t, _) => Some(t.id),
-        _ => None,
-    })
-}
-
-/// The tasks a batch changes or appends to without creating them.
-pub(super) fn touched(batches: &[Vec<WriteRow>]) -> impl Iterator<Item = TaskId> + '_ {
-    batches.iter().flatten().filter_map(|w| match w {
-        WriteRow::Update(t) => Some(t.id),
-        WriteRow::Event(e) => Some(e.task_id),
-        _ => None,
-    })
 }
 
 /// Splits the flat results back into one list per request.

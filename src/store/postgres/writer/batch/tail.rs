@@ -5,6 +5,8 @@
 use std::time::SystemTime;
 
 use deadpool_postgres::ClientWrapper;
+use futures::future::maybe_done;
+use tokio::sync::oneshot;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Error;
 
@@ -52,23 +54,61 @@ pub(super) type Args = Vec<Box<dyn ToSql + Sync + Send>>;
 pub(in crate::store::postgres) struct Tail(pub(super) Vec<(&'static str, Args)>);
 
 impl Tail {
-    /// Runs the statements and commits, pipelined (prepared first, so nothing is sent
-    /// after the commit). If a statement fails, the server answers the commit with a
-    /// rollback, and this returns the statement's error; nothing of the batch applied.
-    pub(in crate::store::postgres) async fn commit(self, c: &ClientWrapper) -> Result<(), Error> {
+    /// Sends the statements and the commit down the connection together (prepared
+    /// first, so nothing else is sent in between), tells `sent` once they are on their
+    /// way, then waits for the answers. If a statement fails, the server answers the
+    /// commit with a rollback, and this returns the statement's error; nothing of the
+    /// batch applied. If the statements cannot be prepared, a rollback is sent instead
+    /// (so the connection is ready for the next batch) and the error returned.
+    pub(in crate::store::postgres) async fn commit(
+        self,
+        c: &ClientWrapper,
+        sent: oneshot::Sender<()>,
+    ) -> Result<(), Error> {
         let prepared =
             futures::future::try_join_all(self.0.iter().map(|(sql, _)| c.prepare_cached(sql)))
-                .await?;
-        let runs = prepared.iter().zip(&self.0).map(|(stmt, (_, args))| {
-            let params: Vec<&(dyn ToSql + Sync)> =
-                args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect();
-            async move { c.execute(stmt, &params).await }
-        });
-        futures::try_join!(
-            futures::future::try_join_all(runs),
-            c.batch_execute("COMMIT")
-        )
-        .map(drop)
+                .await;
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let mut rollback = std::pin::pin!(c.batch_execute("ROLLBACK"));
+                let _ = futures::poll!(rollback.as_mut());
+                let _ = sent.send(());
+                let _ = rollback.await;
+                return Err(e);
+            }
+        };
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> = self
+            .0
+            .iter()
+            .map(|(_, args)| args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect())
+            .collect();
+        // A request goes down the connection when its future is first polled: poll each
+        // once, in order, before telling the writer it may send the next batch.
+        let mut runs: Vec<_> = prepared
+            .iter()
+            .zip(&params)
+            .map(|(stmt, p)| Box::pin(maybe_done(c.execute(stmt, p))))
+            .collect();
+        let mut commit = Box::pin(maybe_done(c.batch_execute("COMMIT")));
+        for run in &mut runs {
+            let _ = futures::poll!(run.as_mut());
+        }
+        let _ = futures::poll!(commit.as_mut());
+        let _ = sent.send(());
+        let mut first_error = None;
+        for run in &mut runs {
+            run.as_mut().await;
+            if let Some(Err(e)) = run.as_mut().take_output() {
+                first_error.get_or_insert(e);
+            }
+        }
+        commit.as_mut().await;
+        let committed = commit.as_mut().take_output().unwrap_or(Ok(()));
+        match first_error {
+            Some(e) => Err(e),
+            None => committed,
+        }
     }
 }
 

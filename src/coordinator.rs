@@ -10,14 +10,19 @@
 //! - rescues the tasks of dead processes: their running tasks become crashed attempts
 //!   (fenced by the dead owner and attempt, so two rescuers racing do no harm), their
 //!   reservations go back to the shared pool;
-//! - reserves waiting tasks from the shared pool for its queues' free workers.
+//! - reserves waiting tasks from the shared pool for its queues' free workers, on the
+//!   tick and at once when another process hints that tasks went back to the pool
+//!   ([`Notifier`](crate::store::Notifier)); it hints in turn when it releases a dead
+//!   process's reservations.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::runtime::adopt::{adopt, Adopted};
@@ -28,11 +33,17 @@ use crate::task::TaskState;
 /// Reserved at most per queue and tick.
 const RESERVE_MAX: usize = 256;
 
+/// How soon a queue with a backlog in the shared pool is looked at again.
+const RECHECK: Duration = Duration::from_millis(20);
+
 /// Messages of the coordinator.
 #[derive(RactorMessage)]
 pub(crate) enum CoordinatorMsg {
     /// Heartbeat, rescue and reserve, as due.
     Tick,
+    /// Another process (or this one) hinted that queues have waiting tasks nobody holds
+    /// (an empty name: any queue).
+    Hint(Vec<String>),
 }
 
 /// The coordinator actor.
@@ -43,6 +54,12 @@ pub(crate) struct CoordinatorState {
     shared: Arc<Shared>,
     config: CoordConfig,
     ticker: JoinHandle<()>,
+    /// Forwards the store's hints, if it has any.
+    hints: Option<tokio::task::JoinHandle<()>>,
+    /// Queues whose shared pool may hold more waiting tasks than their workers took.
+    backlog: HashSet<String>,
+    /// A look at the backlog is already due.
+    recheck_due: bool,
     /// When the last successful heartbeat began.
     renewed: Instant,
     next_heartbeat: Instant,
@@ -61,12 +78,20 @@ impl Actor for Coordinator {
     ) -> Result<CoordinatorState, ActorProcessingErr> {
         let config = shared.coord.clone();
         let ticker = myself.send_interval(config.poll_every, || CoordinatorMsg::Tick);
+        let hints = shared
+            .journal
+            .store()
+            .and_then(|s| s.listen())
+            .map(|hints| tokio::spawn(forward(hints, myself.clone())));
         let now = Instant::now();
         let _ = myself.cast(CoordinatorMsg::Tick);
         Ok(CoordinatorState {
             shared,
             config,
             ticker,
+            hints,
+            backlog: HashSet::new(),
+            recheck_due: false,
             renewed: now,
             next_heartbeat: now,
             next_rescue: now,
@@ -75,12 +100,32 @@ impl Actor for Coordinator {
 
     async fn handle(
         &self,
-        _myself: ActorRef<CoordinatorMsg>,
+        myself: ActorRef<CoordinatorMsg>,
         msg: CoordinatorMsg,
         state: &mut CoordinatorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            CoordinatorMsg::Tick => tick(state).await,
+            CoordinatorMsg::Tick => {
+                tick(state).await;
+                if state.shared.journal.trusted() {
+                    reserve_now(state, |_| true).await;
+                }
+            }
+            CoordinatorMsg::Hint(queues) => {
+                state.recheck_due = false;
+                let any = queues.iter().any(String::is_empty);
+                if state.shared.journal.trusted() {
+                    reserve_now(state, |q| any || queues.iter().any(|h| h == q)).await;
+                }
+            }
+        }
+        // While a queue's shared pool may hold more than its workers took, look again
+        // soon (not only at the next poll), so that a backlog drains at the workers' pace.
+        if !state.backlog.is_empty() && !state.recheck_due {
+            state.recheck_due = true;
+            let queues: Vec<String> = state.backlog.iter().cloned().collect();
+            let soon = state.config.poll_every.min(RECHECK);
+            myself.send_after(soon, move || CoordinatorMsg::Hint(queues));
         }
         Ok(())
     }
@@ -91,6 +136,9 @@ impl Actor for Coordinator {
         state: &mut CoordinatorState,
     ) -> Result<(), ActorProcessingErr> {
         state.ticker.abort();
+        if let Some(hints) = &state.hints {
+            hints.abort();
+        }
         Ok(())
     }
 }
@@ -110,8 +158,35 @@ async fn tick(state: &mut CoordinatorState) {
             tracing::warn!(error = %e, "could not look for dead processes' tasks");
         }
     }
-    if let Err(e) = reserve(&state.shared).await {
+}
+
+/// Reserves for the queues `only` admits, keeping the backlog up to date.
+async fn reserve_now(state: &mut CoordinatorState, only: impl Fn(&str) -> bool) {
+    if let Err(e) = reserve(&state.shared, &mut state.backlog, only).await {
         tracing::warn!(error = %e, "could not reserve waiting tasks");
+    }
+}
+
+/// Hands the store's hints to the coordinator, those that came together as one message
+/// (a process that fell behind gets an empty name: look at every queue).
+async fn forward(mut hints: broadcast::Receiver<String>, coordinator: ActorRef<CoordinatorMsg>) {
+    loop {
+        let mut queues = match hints.recv().await {
+            Ok(queue) => vec![queue],
+            Err(broadcast::error::RecvError::Lagged(_)) => vec![String::new()],
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        loop {
+            match hints.try_recv() {
+                Ok(queue) if !queues.contains(&queue) => queues.push(queue),
+                Ok(_) => {}
+                Err(broadcast::error::TryRecvError::Lagged(_)) => queues.push(String::new()),
+                Err(_) => break,
+            }
+        }
+        if coordinator.cast(CoordinatorMsg::Hint(queues)).is_err() {
+            return;
+        }
     }
 }
 
@@ -233,6 +308,9 @@ async fn rescue_one(shared: &Shared, owner: &Owner) -> Result<(), StoreError> {
     // The rescues' settles are queued writes: make them durable before saying so.
     shared.journal.flush().await;
     let released = store.release(owner.clone()).await?;
+    if released > 0 {
+        hint(shared, vec![String::new()]).await;
+    }
     if rescued > 0 || released > 0 {
         metrics::counter!(crate::telemetry::names::RESCUED).increment(rescued);
         tracing::warn!(%owner, rescued, released, "rescued the tasks of a dead process");
@@ -240,13 +318,31 @@ async fn rescue_one(shared: &Shared, owner: &Owner) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Reserves waiting tasks from the shared pool for the free workers of each queue.
-async fn reserve(shared: &Shared) -> Result<(), StoreError> {
+/// Tells the other processes that `queues` have waiting tasks nobody holds (an empty
+/// name: any queue). A hint that cannot be sent is logged: the others' polls find the
+/// tasks anyway.
+pub(crate) async fn hint(shared: &Shared, queues: Vec<String>) {
+    let Some(store) = shared.journal.store() else {
+        return;
+    };
+    if let Err(e) = store.notify(queues).await {
+        tracing::debug!(error = %e, "could not send a hint; the other processes' polls find the tasks");
+    }
+}
+
+/// Reserves waiting tasks from the shared pool for the free workers of each queue that
+/// `only` admits. A queue that got all it asked for may have more waiting: it stays in
+/// `backlog` (also while its workers are busy) until a reserve finds fewer.
+async fn reserve(
+    shared: &Shared,
+    backlog: &mut HashSet<String>,
+    only: impl Fn(&str) -> bool,
+) -> Result<(), StoreError> {
     let (Some(store), Some(me)) = (shared.journal.store(), shared.journal.owner()) else {
         return Ok(());
     };
     for q in shared.queues.values() {
-        if q.is_paused() || !shared.accepting() {
+        if q.is_paused() || !shared.accepting() || !only(&q.name) {
             continue;
         }
         let busy = q.running() + q.ready_len();
@@ -257,6 +353,10 @@ async fn reserve(shared: &Shared) -> Result<(), StoreError> {
         let records = store
             .reserve(me.clone(), vec![q.name.to_string()], free as u32)
             .await?;
+        match records.len() == free {
+            true => backlog.insert(q.name.to_string()),
+            false => backlog.remove(&*q.name),
+        };
         for record in records {
             adopt(shared, record, "");
         }

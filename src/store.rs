@@ -16,6 +16,7 @@ mod fence;
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod nanos;
+mod notify;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
@@ -25,6 +26,7 @@ mod types;
 pub use coord::{Coordination, NodeInfo, NodeRecord, Owner, Requested};
 pub use fence::{Fence, States};
 pub use memory::MemoryStore;
+pub use notify::Notifier;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore, PASSWORD_ENV};
 #[doc(hidden)]
@@ -46,7 +48,9 @@ use crate::task::TaskId;
 
 /// The store traits, imported for their methods: `use taskmesh::store::prelude::*;`.
 pub mod prelude {
-    pub use super::{Coordination as _, EventLog as _, ScheduleStore as _, Store, TaskStore as _};
+    pub use super::{
+        Coordination as _, EventLog as _, Notifier as _, ScheduleStore as _, Store, TaskStore as _,
+    };
 }
 
 /// A task's events and crash history, both oldest first.
@@ -59,8 +63,12 @@ pub const MAX_DEFER: std::time::Duration = std::time::Duration::from_millis(5);
 /// implementing all of them is a `Store`.
 ///
 /// Contract (checked by the conformance tests for every implementation):
-/// - `write` applies its batch atomically and in order; when the future resolves `Ok`, the
-///   batch is durable (for a durable store) and visible to every read.
+/// - `write` applies its batch in order, and atomically for each task (and for a batch that
+///   only creates tasks: a batch submit); when the future resolves `Ok`, the batch is
+///   durable (for a durable store) and visible to every read. Writes of different tasks
+///   in one batch may commit apart (the PostgreSQL store commits each task's writes
+///   through one of several connections), so a failed batch may have applied some tasks'
+///   writes; the memory and SQLite stores apply a whole batch or nothing.
 /// - A `Write::Create` whose `unique_key` is already held by another task writes nothing
 ///   and yields `WriteResult::Duplicate(existing)`; the rest of the batch still applies.
 /// - A `Write::Update` whose row does not pass its fence writes nothing and yields
@@ -68,9 +76,9 @@ pub const MAX_DEFER: std::time::Duration = std::time::Duration::from_millis(5);
 /// - A `Write::Update` or `Write::Event` for an unknown task id is ignored (an update
 ///   with a fence yields `Fenced`).
 /// - Events of a task come back in the order they were written, with increasing `seq`.
-pub trait Store: TaskStore + EventLog + ScheduleStore + Coordination {}
+pub trait Store: TaskStore + EventLog + ScheduleStore + Coordination + Notifier {}
 
-impl<T: TaskStore + EventLog + ScheduleStore + Coordination> Store for T {}
+impl<T: TaskStore + EventLog + ScheduleStore + Coordination + Notifier> Store for T {}
 
 /// Tasks: creating them, changing them by (conditional) writes, and querying them.
 /// Implementations must be safe to share between threads; every method returns a

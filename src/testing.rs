@@ -247,11 +247,23 @@ pub async fn run_inline<H: Handler>(handler: &H, args: H::Args) -> HandlerResult
     handler.perform(ctx, args).await
 }
 
-/// Implements [`Coordination`](crate::store::Coordination) for a test store wrapper by
+/// Implements [`Coordination`](crate::store::Coordination) and
+/// [`Notifier`](crate::store::Notifier) for a test store wrapper by
 /// delegating every method to one of its fields: `delegate_coordination!(Wrapper, inner);`.
 #[macro_export]
 macro_rules! delegate_coordination {
     ($ty:ty, $field:ident) => {
+        impl $crate::store::Notifier for $ty {
+            fn notify(
+                &self,
+                queues: Vec<String>,
+            ) -> ::futures::future::BoxFuture<'static, Result<(), $crate::store::StoreError>> {
+                self.$field.notify(queues)
+            }
+            fn listen(&self) -> Option<::tokio::sync::broadcast::Receiver<String>> {
+                self.$field.listen()
+            }
+        }
         impl $crate::store::Coordination for $ty {
             fn shared(&self) -> bool {
                 self.$field.shared()

@@ -256,3 +256,71 @@ async fn a_dead_nodes_running_task_is_rescued_and_its_late_result_fenced_out() {
     assert_eq!(record.life.state, TaskState::Succeeded);
     b.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A node that looks for waiting tasks in the shared pool only once an hour, unless a
+/// hint wakes it.
+async fn sleepy_node(store: &MemoryStore, name: &str) -> TaskSystem {
+    let hour = Duration::from_secs(3600);
+    let (handler, _events) = ScriptHandler::new();
+    TaskSystem::builder()
+        .namespace(unique_ns(name))
+        .node_name(name)
+        .queue(QueueConfig::new("default").workers(1, 4))
+        .liveness(hour * 3, hour, hour)
+        .handler(handler)
+        .store(store.clone())
+        .start()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_given_back_at_shutdown_are_taken_at_once_by_a_node_the_hint_wakes() {
+    let store = MemoryStore::shared();
+    let a = sleepy_node(&store, "a").await;
+    let b = sleepy_node(&store, "b").await;
+    a.pause_queue("default").unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            a.submit(task(Script::Ok { value: i.into() }))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    a.shutdown(Duration::from_secs(5)).await;
+    for id in ids {
+        // b polls once an hour: only the hint sent with the release brings it here.
+        let done = tokio::time::timeout(Duration::from_secs(10), b.wait(id))
+            .await
+            .expect("the hint wakes b, which reserves and runs the task")
+            .unwrap();
+        assert_eq!(done.state, TaskState::Succeeded);
+    }
+    b.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_resumed_through_another_node_is_taken_at_once_by_a_node_with_free_workers() {
+    let store = MemoryStore::shared();
+    let a = sleepy_node(&store, "a").await;
+    let b = sleepy_node(&store, "b").await;
+    a.pause_queue("default").unwrap();
+    let id = a
+        .submit(task(Script::Ok { value: 1.into() }))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(a.pause(id).await.unwrap(), taskmesh::Control::Done);
+    a.shutdown(Duration::from_secs(5)).await;
+    // Through b, which does not hold it: the task goes back to the shared pool waiting,
+    // and b, polling once an hour, hears of it from its own hint.
+    assert_eq!(b.resume(id).await.unwrap(), taskmesh::Control::Done);
+    let done = tokio::time::timeout(Duration::from_secs(10), b.wait(id))
+        .await
+        .expect("the hint wakes b")
+        .unwrap();
+    assert_eq!(done.state, TaskState::Succeeded);
+    b.shutdown(Duration::from_secs(5)).await;
+}

@@ -6,7 +6,9 @@
 //! decided again on the new row. A waiting task changes at once and goes back to the
 //! shared pool (whoever held it finds its claim refused and lets it go); a running task
 //! gets a stop request stored with it, which the process running it applies when its
-//! next heartbeat brings the request (or its rescuer, if it died).
+//! next heartbeat brings the request (or its rescuer, if it died). A task that goes back
+//! to the shared pool waiting (resumed, restarted) is hinted to the other processes
+//! ([`Notifier`](crate::store::Notifier)), so one with a free worker takes it at once.
 
 use std::time::SystemTime;
 
@@ -14,7 +16,7 @@ use super::journal::Journal;
 use super::ops::{states_of, Command, Control, Step};
 use super::{Shared, TaskCell};
 use crate::error::TaskError;
-use crate::store::{EventKind, Fence, Write, WriteResult};
+use crate::store::{EventKind, Fence, States, Write, WriteResult};
 use crate::task::TaskId;
 
 /// Decisions retried when another process changed the task in between.
@@ -59,10 +61,17 @@ pub(crate) async fn command(
             let event = Journal::event(&cell.task, kind, actor);
             (Write::fenced(id, s.life.clone(), event, fence), control)
         };
+        let waiting = States::WAITING.contains(cell.status.lock().state);
         let results = shared.journal.write_now(vec![write]).await;
         match results.map_err(TaskError::Store)?.first() {
             Some(WriteResult::Fenced) => continue,
-            _ => return Ok(control),
+            _ => {
+                if waiting && control == Control::Done {
+                    // A hint only hurries the others: their polls find the task anyway.
+                    let _ = store.notify(vec![cell.task.queue.to_string()]).await;
+                }
+                return Ok(control);
+            }
         }
     }
     Err(TaskError::Conflict(id))

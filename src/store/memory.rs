@@ -36,6 +36,8 @@ mod coord;
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
     shared: bool,
+    /// Hints between the systems sharing this store (only when shared).
+    hints: Option<tokio::sync::broadcast::Sender<String>>,
 }
 
 #[derive(Default)]
@@ -67,6 +69,7 @@ impl MemoryStore {
     pub fn shared() -> Self {
         Self {
             shared: true,
+            hints: Some(tokio::sync::broadcast::channel(super::notify::BACKLOG).0),
             ..Self::default()
         }
     }

@@ -1,9 +1,13 @@
 //! [`PgStore`]: the PostgreSQL store, which several processes can share.
 //!
 //! - A pool of connections (deadpool-postgres) for reads, coordination and maintenance.
-//! - One writer task commits concurrent writes together (group commit, see `writer`):
-//!   each batch is a handful of multi-row statements over arrays, one transaction and one
-//!   commit, whatever its size. A write resolves only once its batch committed.
+//! - Four writer tasks commit concurrent writes together (group commit, see `writer`),
+//!   each on its own connection, a task's writes always through the same one: each
+//!   batch is a handful of multi-row statements over arrays, one transaction and one
+//!   commit, whatever its size, and the next batch follows on the connection without
+//!   waiting for the client. A write resolves only once its batch committed.
+//! - Hints between processes (`LISTEN`/`NOTIFY` on a connection of its own, off the hot
+//!   path: see `notify`).
 //! - The schema is versioned (`taskmesh_migrations`), migrated at connect under a
 //!   transaction-scoped advisory lock.
 //! - TLS to the server with the `postgres-tls` feature (rustls; the URL's `sslmode`
@@ -41,7 +45,8 @@
 //! | `schema` | the migrations |
 //! | `errors` | driver errors to store errors |
 //! | `rows` | encoding and decoding of rows |
-//! | `writer` | the writer task and group commit; `writer/batch` its SQL |
+//! | `writer` | the writers and group commit; `writer/shard` one writer's pipeline, `writer/batch` its SQL |
+//! | `notify` | hints over `LISTEN`/`NOTIFY` |
 //! | `read` | the queries |
 //! | `maint` | prune, sweep, probes |
 //! | `schedules` | cron schedules |
@@ -50,6 +55,7 @@
 mod coord;
 mod errors;
 mod maint;
+mod notify;
 mod options;
 mod read;
 mod rows;
@@ -89,6 +95,7 @@ pub struct PgStore {
 struct Inner {
     pool: Pool,
     writer: Writer,
+    hints: notify::Hints,
     options: PgOptions,
 }
 
@@ -130,11 +137,13 @@ impl PgStore {
             max_defer: options.max_defer,
         };
         let writer = Writer::spawn(pool.clone(), limits);
+        let hints = notify::Hints::new(options.driver_config()?, options.schema.clone());
         tracing::debug!(url = %options.redacted_url(), schema = %options.schema, "postgres store connected");
         Ok(PgStore {
             inner: Arc::new(Inner {
                 pool,
                 writer,
+                hints,
                 options,
             }),
         })

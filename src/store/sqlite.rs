@@ -43,7 +43,7 @@ use rusqlite::Connection;
 use self::read::Readers;
 use self::writer::{Job, Outcome, Writer};
 use super::{
-    Coordination, Crash, EventLog, History, NodeInfo, NodeRecord, Owner, Page, Requested,
+    Coordination, Crash, EventLog, History, NodeInfo, NodeRecord, Notifier, Owner, Page, Requested,
     ScheduleStore, StoreError, StoredEvent, TaskFilter, TaskQuery, TaskRecord, TaskStore, Write,
     WriteResult,
 };
@@ -377,6 +377,9 @@ fn blocking<T: Send + 'static>(
     }
     .boxed()
 }
+
+/// One process per file (the file lock): no one to wake.
+impl Notifier for SqliteStore {}
 
 /// One process per file (the file lock): nothing to coordinate. The runtime never
 /// reserves or rescues on a store that is not shared.

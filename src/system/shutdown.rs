@@ -112,7 +112,12 @@ async fn release_held(shared: &crate::runtime::Shared) {
     }
     shared.journal.flush().await;
     match store.release(owner.clone()).await {
-        Ok(n) => tracing::info!(%owner, released = n, "gave waiting tasks back to the shared pool"),
+        Ok(n) => {
+            tracing::info!(%owner, released = n, "gave waiting tasks back to the shared pool");
+            if n > 0 {
+                crate::coordinator::hint(shared, vec![String::new()]).await;
+            }
+        }
         Err(e) => {
             tracing::warn!(%owner, error = %e, "could not give waiting tasks back; they are rescued once this process is found dead")
         }

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 
 use super::{Inner, MemoryStore};
-use crate::store::{Coordination, NodeInfo, NodeRecord, Owner, Requested, StoreError, TaskRecord};
+use crate::store::{
+    Coordination, NodeInfo, NodeRecord, Notifier, Owner, Requested, StoreError, TaskRecord,
+};
 use crate::task::TaskState;
 
 /// Registered incarnations, by owner, and the last incarnation number given.
@@ -134,6 +136,22 @@ fn ready<T: Send + 'static>(
     value: Result<T, StoreError>,
 ) -> BoxFuture<'static, Result<T, StoreError>> {
     Box::pin(std::future::ready(value))
+}
+
+impl Notifier for MemoryStore {
+    fn notify(&self, queues: Vec<String>) -> BoxFuture<'static, Result<(), StoreError>> {
+        if let Some(hints) = &self.hints {
+            for queue in queues {
+                // No listener yet is not an error: nobody needs waking.
+                let _ = hints.send(queue);
+            }
+        }
+        ready(Ok(()))
+    }
+
+    fn listen(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.hints.as_ref().map(|h| h.subscribe())
+    }
 }
 
 impl Coordination for MemoryStore {

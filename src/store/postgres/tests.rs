@@ -68,3 +68,47 @@ async fn with_tls_built_in_sslmode_decides_and_certificates_are_verified() {
         "{err}"
     );
 }
+
+/// The next hint, or a failure after `secs` seconds.
+async fn next_hint(hints: &mut tokio::sync::broadcast::Receiver<String>, secs: u64) -> String {
+    let limit = std::time::Duration::from_secs(secs);
+    tokio::time::timeout(limit, hints.recv())
+        .await
+        .expect("a hint arrives")
+        .expect("the listener runs")
+}
+
+#[tokio::test]
+async fn hints_reach_every_store_of_the_schema_and_no_other() {
+    let Some((db, store)) = fresh("hints").await else {
+        return;
+    };
+    let other = PgStore::connect_with(db.options()).await.expect("connect");
+    let elsewhere = PgStore::connect_with(db.options().schema("elsewhere"))
+        .await
+        .expect("connect");
+    let mut hints = other.listen().expect("a shared store listens");
+    assert_eq!(
+        next_hint(&mut hints, 10).await,
+        "",
+        "listening: look everywhere"
+    );
+    elsewhere.notify(vec!["z".into()]).await.unwrap();
+    store.notify(vec!["q".into(), "r".into()]).await.unwrap();
+    // Notifications arrive in commit order: the other schema's came first, if at all.
+    assert_eq!(next_hint(&mut hints, 10).await, "q");
+    assert_eq!(next_hint(&mut hints, 10).await, "r");
+    let mut own = store.listen().expect("a shared store listens");
+    assert_eq!(
+        next_hint(&mut own, 10).await,
+        "",
+        "its first listen starts its listener"
+    );
+    other.notify(vec!["s".into()]).await.unwrap();
+    assert_eq!(
+        next_hint(&mut own, 10).await,
+        "s",
+        "a store hears the others"
+    );
+    assert_eq!(next_hint(&mut hints, 10).await, "s", "and its own");
+}

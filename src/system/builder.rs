@@ -11,6 +11,7 @@ use super::handle::TaskSystem;
 use super::recover::recover;
 use super::tree;
 use crate::breaker::{BreakerConfig, CircuitBreaker};
+use crate::cron::CronShared;
 use crate::error::{SystemError, ValidationError};
 use crate::handler::{ErasedHandler, Handler};
 use crate::queue::{QueueConfig, QueueShared};
@@ -19,7 +20,7 @@ use crate::registry::Namespace;
 use crate::runtime::journal::Journal;
 use crate::runtime::CoordConfig;
 use crate::runtime::{HandlerEntry, Housekeeping, Shared, TaskTable};
-use crate::scheduler::{Clock, CronShared, Leadership, SingleNode, SystemClock};
+use crate::scheduler::{Clock, Leadership, SingleNode, SystemClock};
 use crate::store::Store;
 use crate::task::Limits;
 

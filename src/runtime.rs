@@ -11,6 +11,7 @@ pub(crate) mod ops;
 mod remote;
 pub(crate) mod settle;
 mod shared;
+pub(crate) mod submit;
 mod table;
 
 pub use crate::task::{AttemptError, FailureKind};

@@ -15,7 +15,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("pool", "queue"),
     ("queue", "runtime"),
     ("queue", "worker"),
-    ("scheduler", "system"),
 ];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;

@@ -12,9 +12,8 @@ use super::{ScheduleError, ScheduleInfo, ScheduleRecord, ScheduleSpec};
 use crate::cron::{CronShared, Recurrence};
 use crate::error::{SubmitError, ValidationError};
 use crate::health::{HealthStatus, ServiceHealth};
+use crate::runtime::submit::{submit, Receipt};
 use crate::runtime::Shared;
-use crate::system::submit::submit;
-use crate::system::Receipt;
 use crate::task::{NewTask, TaskId};
 
 mod tick;

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::journal::Journal;
-use super::TaskTable;
+use super::{QueueShared, TaskTable};
 use crate::breaker::CircuitBreaker;
 use crate::handler::{ErasedHandler, HandlerDefaults};
-use crate::queue::QueueShared;
 use crate::ratelimit::Limiter;
 use crate::registry::Namespace;
 use crate::task::Limits;

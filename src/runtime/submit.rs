@@ -8,9 +8,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::journal::Journal;
-use super::{Claim, HandlerEntry, KeyGuard, Shared, TaskCell};
+use super::{Claim, HandlerEntry, KeyGuard, QueueShared, Shared, TaskCell};
 use crate::error::SubmitError;
-use crate::queue::QueueShared;
 use crate::store::{EventKind, Write, WriteResult};
 use crate::task::{NewTask, Task, TaskId, TaskState};
 

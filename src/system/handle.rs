@@ -11,11 +11,10 @@ use super::Recovery;
 use crate::error::{SubmitError, TaskError};
 use crate::health::{HealthStatus, ServiceHealth, SystemHealth};
 use crate::janitor::JanitorMsg;
-use crate::pool::PoolMsg;
-use crate::queue::timer::TimerMsg;
-use crate::queue::QueueShared;
 use crate::runtime::submit::{submit, Receipt};
-use crate::runtime::{Shared, TaskCell, TaskResult, TaskStatus};
+use crate::runtime::{
+    PoolMsg, QueueShared, Shared, TaskCell, TaskResult, TaskStatus, TimerMsg, WorkerMsg,
+};
 use crate::scheduler::SchedulerMsg;
 use crate::supervisor::SupervisorMsg;
 use crate::task::Progress;
@@ -195,7 +194,7 @@ impl TaskSystem {
         q.resume();
         let ns = &self.shared.namespace;
         for w in ractor::pg::get_scoped_local_members(&ns.scope(), &ns.worker_group(queue)) {
-            let _ = w.send_message(crate::worker::WorkerMsg::Drain);
+            let _ = w.send_message(WorkerMsg::Drain);
         }
         Ok(())
     }

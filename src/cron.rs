@@ -17,12 +17,16 @@
 //! With `shift`, several slots inside one gap (say every 15 minutes) fire once, at the end
 //! of the gap. Zones with half-hour changes (`Australia/Lord_Howe`) work the same way.
 
+pub(crate) mod clock;
 mod expr;
 mod field;
+pub(crate) mod leader;
 mod recurrence;
 pub mod schedule;
+mod shared;
 #[cfg(test)]
 mod tests;
 
 pub use expr::{CronError, CronExpr};
 pub use recurrence::{parse_zone, DstFold, DstGap, DstPolicy, Recurrence};
+pub(crate) use shared::CronShared;

@@ -96,6 +96,7 @@ pub mod system;
 pub mod task;
 pub mod telemetry;
 pub mod testing;
+mod timer;
 mod worker;
 
 pub use context::{Progress, TaskContext};

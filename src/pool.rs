@@ -2,6 +2,9 @@
 //! and `max_workers` workers, grows with the queue's backlog, retires idle workers,
 //! replaces stuck or dead ones, and escalates when restarts exceed the intensity.
 //!
+//! The pool's messages ([`PoolMsg`]) are defined in the runtime, below the actors: the
+//! queue's dispatch state asks the pool to grow.
+//!
 //! ractor's factory is not used: it routes every job through the factory actor, which
 //! tops out near 0.5 M jobs/s on two cores, whereas workers here pull from the queue
 //! directly. See `docs/ARCHITECTURE.md`.
@@ -14,28 +17,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::concurrency::JoinHandle;
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use ractor_cluster::RactorMessage;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::time::Instant;
 
 use crate::health::{HealthStatus, ServiceHealth};
-use crate::queue::QueueShared;
-use crate::runtime::{settle, AttemptOutcome, FailureKind, Shared};
-use crate::worker::{Worker, WorkerMsg, WorkerSlot, WorkerState};
+use crate::runtime::{
+    settle, AttemptOutcome, FailureKind, PoolMsg, QueueShared, Shared, WorkerMsg, WorkerSlot,
+};
+use crate::worker::{Worker, WorkerState};
 use scaling::{target_workers, Intensity};
-
-/// Messages of a pool.
-#[derive(RactorMessage)]
-pub(crate) enum PoolMsg {
-    /// Periodic check: load, idleness, stuck workers, gauges.
-    Tick,
-    /// A submit found no idle worker: grow now rather than at the next tick.
-    Grow,
-    /// Start a replacement worker after the restart backoff.
-    Respawn,
-    /// Health check.
-    Health(RpcReplyPort<ServiceHealth>),
-}
 
 /// The pool actor.
 pub(crate) struct Pool;

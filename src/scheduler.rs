@@ -16,15 +16,13 @@
 //!   while the system was down are handled by the schedule's [`CatchUp`] policy.
 
 mod actor;
-mod clock;
-mod leader;
 mod plan;
 mod spec;
 
+pub use crate::cron::clock::{Clock, SystemClock, TokioClock};
+pub use crate::cron::leader::{Leadership, SingleNode};
 pub use crate::cron::schedule::{
     CatchUp, Overlap, ScheduleInfo, ScheduleRecord, ScheduleSpec, SpecError,
 };
-pub(crate) use actor::{CronShared, Scheduler, SchedulerMsg};
-pub use clock::{Clock, SystemClock, TokioClock};
-pub use leader::{Leadership, SingleNode};
+pub(crate) use actor::{Scheduler, SchedulerMsg};
 pub use spec::ScheduleError;

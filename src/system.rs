@@ -8,11 +8,11 @@ mod manage;
 mod recover;
 mod schedules;
 mod shutdown;
-pub(crate) mod submit;
 mod tree;
 
+pub use crate::runtime::submit::Receipt;
 pub use builder::{HandlerOptions, TaskSystemBuilder};
-pub use handle::{QueueStats, Receipt, TaskSystem};
+pub use handle::{QueueStats, TaskSystem};
 pub use manage::{Readiness, TaskPage, TaskView};
 pub use recover::Recovery;
 pub use shutdown::ShutdownReport;

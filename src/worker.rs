@@ -6,6 +6,9 @@
 //! mailbox, so health checks and stops are served. When the queue is empty it parks
 //! itself as idle in the queue and waits for a `Drain` from a submitter.
 //!
+//! The worker's messages ([`WorkerMsg`]) and its slot are defined in the runtime, below
+//! the actors: the queue's dispatch state wakes workers and keeps their slots.
+//!
 //! Workers answer no health call: they run attempts inline, so a call would wait for the
 //! attempt. Their pool checks them instead, through their slots (stuck detection).
 //!
@@ -15,69 +18,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use ractor::{pg, Actor, ActorProcessingErr, ActorRef};
-use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::breaker::Admission;
-use crate::queue::QueueShared;
 use crate::runtime::context::TaskContext;
 use crate::runtime::{
-    begin_attempt, claim, run_attempt, settle, AttemptOutcome, HandlerEntry, Shared, TaskCell,
+    begin_attempt, claim, run_attempt, settle, AttemptOutcome, Current, HandlerEntry, QueueShared,
+    Shared, TaskCell, WorkerMsg, WorkerSlot,
 };
 
 /// Tasks a worker runs per `Drain` message before it looks at its mailbox again.
 pub(crate) const BATCH: usize = 64;
-
-/// Messages of a worker.
-#[derive(RactorMessage)]
-pub(crate) enum WorkerMsg {
-    /// Run tasks from the queue until it is empty (or a batch is done).
-    Drain,
-}
-
-/// The attempt a worker is running, as the pool sees it.
-#[derive(Clone)]
-pub(crate) struct Current {
-    pub cell: Arc<TaskCell>,
-    /// Which run of the task it is (`Status::run`): what its settle is fenced by.
-    pub run: u64,
-    /// When the attempt should have ended at the latest (timeout plus grace).
-    pub deadline: Instant,
-}
-
-/// What a worker shares with its pool: its current attempt and when it was last busy.
-pub(crate) struct WorkerSlot {
-    inner: Mutex<(Option<Current>, Instant)>,
-}
-
-impl WorkerSlot {
-    pub fn new() -> Self {
-        Self {
-            inner: Mutex::new((None, Instant::now())),
-        }
-    }
-    fn begin(&self, current: Current) {
-        self.inner.lock().0 = Some(current);
-    }
-    fn end(&self, now: Instant) {
-        *self.inner.lock() = (None, now);
-    }
-    /// The running attempt, if any.
-    pub fn current(&self) -> Option<Current> {
-        self.inner.lock().0.clone()
-    }
-    /// Takes the running attempt (after the worker died).
-    pub fn take(&self) -> Option<Current> {
-        self.inner.lock().0.take()
-    }
-    /// When the worker last finished an attempt (or started).
-    pub fn last_active(&self) -> Instant {
-        self.inner.lock().1
-    }
-}
 
 /// The worker actor.
 pub(crate) struct Worker;

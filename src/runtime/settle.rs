@@ -8,8 +8,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::journal::{Journal, Then, Written};
-use super::{AttemptError, AttemptOutcome, FailureKind, Shared, Status, TaskCell};
-use crate::queue::QueueShared;
+use super::{AttemptError, AttemptOutcome, FailureKind, QueueShared, Shared, Status, TaskCell};
 use crate::store::{
     Crash, EventKind, Fence, Intent, Owner, States, StoreError, Transition, Write, WriteResult,
 };

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::journal::Journal;
-use super::TaskTable;
+use super::{QueueShared, TaskTable};
 use crate::breaker::CircuitBreaker;
 use crate::handler::{ErasedHandler, HandlerDefaults};
-use crate::queue::QueueShared;
 use crate::ratelimit::Limiter;
 use crate::registry::Namespace;
 use crate::task::Limits;
@@ -38,7 +37,7 @@ pub(crate) struct Shared {
     /// Store housekeeping: prune ended tasks and old crash history.
     pub housekeeping: Housekeeping,
     /// Schedules, clock and leadership of the cron scheduler.
-    pub cron: crate::scheduler::CronShared,
+    pub cron: crate::cron::CronShared,
     pub accepting: AtomicBool,
     /// The supervision tree's root, once started. If it stops on its own (it gave up
     /// after repeated failures below it), no worker runs anything any more: the system is

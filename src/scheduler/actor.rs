@@ -1,32 +1,22 @@
 //! The scheduler actor: keeps the schedules, arms a timer for the earliest slot, fires.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use parking_lot::Mutex;
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 
-use super::{Clock, Leadership, ScheduleError, ScheduleInfo, ScheduleRecord, ScheduleSpec};
-use crate::cron::Recurrence;
+use super::{ScheduleError, ScheduleInfo, ScheduleRecord, ScheduleSpec};
+use crate::cron::{CronShared, Recurrence};
 use crate::error::{SubmitError, ValidationError};
 use crate::health::{HealthStatus, ServiceHealth};
+use crate::runtime::submit::{submit, Receipt};
 use crate::runtime::Shared;
-use crate::system::submit::submit;
-use crate::system::Receipt;
 use crate::task::{NewTask, TaskId};
 
 mod tick;
-
-/// What the scheduler shares with the system: the schedules (so a restarted scheduler
-/// finds them), the clock and the leadership check.
-pub(crate) struct CronShared {
-    pub book: Mutex<BTreeMap<String, ScheduleRecord>>,
-    pub clock: Arc<dyn Clock>,
-    pub leadership: Arc<dyn Leadership>,
-}
 
 type Reply<T> = RpcReplyPort<Result<T, ScheduleError>>;
 

@@ -11,23 +11,14 @@ use super::Recovery;
 use crate::error::{SubmitError, TaskError};
 use crate::health::{HealthStatus, ServiceHealth, SystemHealth};
 use crate::janitor::JanitorMsg;
-use crate::pool::PoolMsg;
-use crate::queue::timer::TimerMsg;
-use crate::queue::QueueShared;
-use crate::runtime::{Shared, TaskCell, TaskResult, TaskStatus};
+use crate::runtime::submit::{submit, Receipt};
+use crate::runtime::{
+    PoolMsg, QueueShared, Shared, TaskCell, TaskResult, TaskStatus, TimerMsg, WorkerMsg,
+};
 use crate::scheduler::SchedulerMsg;
 use crate::supervisor::SupervisorMsg;
 use crate::task::Progress;
 use crate::task::{NewTask, TaskId};
-
-/// What a submit acknowledged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Receipt {
-    /// The task's id (the existing task's, for a duplicate).
-    pub id: TaskId,
-    /// True when the unique key matched an existing task and nothing new was enqueued.
-    pub duplicate: bool,
-}
 
 /// A queue's load, as `GET /v1/queues` will show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +85,7 @@ impl TaskSystem {
     /// durable. A full queue refuses at once with [`SubmitError::Overloaded`]; a unique key
     /// held by another task returns that task with `duplicate: true`.
     pub async fn submit(&self, new: NewTask) -> Result<Receipt, SubmitError> {
-        super::submit::submit(&self.shared, new).await
+        submit(&self.shared, new).await
     }
 
     /// Submits a task and waits until it ends.
@@ -203,7 +194,7 @@ impl TaskSystem {
         q.resume();
         let ns = &self.shared.namespace;
         for w in ractor::pg::get_scoped_local_members(&ns.scope(), &ns.worker_group(queue)) {
-            let _ = w.send_message(crate::worker::WorkerMsg::Drain);
+            let _ = w.send_message(WorkerMsg::Drain);
         }
         Ok(())
     }

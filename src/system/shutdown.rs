@@ -7,11 +7,9 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::TaskSystem;
-use crate::queue::QueueShared;
-use crate::runtime::{settle, AttemptOutcome};
+use crate::runtime::{settle, AttemptOutcome, Current, QueueShared};
 use crate::store::Intent;
 use crate::task::TaskId;
-use crate::worker::Current;
 
 /// What a shutdown left behind.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

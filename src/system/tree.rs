@@ -23,13 +23,12 @@ use crate::coordinator::Coordinator;
 use crate::error::SystemError;
 use crate::janitor::Janitor;
 use crate::pool::{Pool, PoolArgs};
-use crate::queue::timer::Timer;
-use crate::queue::QueueShared;
-use crate::runtime::Shared;
+use crate::runtime::{QueueShared, Shared};
 use crate::scheduler::Scheduler;
 use crate::supervisor::{
     start_supervisor, ChildSpec, Strategy, Supervisor, SupervisorMsg, SupervisorSpec,
 };
+use crate::timer::Timer;
 
 /// Starts the root supervisor and everything under it.
 pub(super) async fn start(

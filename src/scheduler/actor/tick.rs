@@ -12,10 +12,9 @@ use ractor::ActorRef;
 
 use super::{slot_task, SchedulerMsg, SchedulerState};
 use crate::error::SubmitError;
+use crate::runtime::submit::{submit_batch, Receipt};
 use crate::scheduler::plan::plan;
 use crate::scheduler::{Overlap, ScheduleRecord};
-use crate::system::submit::submit_batch;
-use crate::system::Receipt;
 use crate::task::{NewTask, TaskId};
 
 /// A schedule whose firing failed is tried again after this long; a node that does not

@@ -1,27 +1,16 @@
 //! The timer actor of a queue: releases delayed tasks (run_at, retries, snoozes, gated
 //! tasks) at their deadline. It arms one tokio timer for the earliest deadline rather than
-//! polling.
+//! polling. Its messages ([`TimerMsg`]) are defined in the runtime, below the actors: the
+//! queue's dispatch state arms the timer.
 
 use std::sync::Arc;
 
 use ractor::concurrency::JoinHandle;
-use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
-use ractor_cluster::RactorMessage;
+use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr};
 use tokio::time::Instant;
 
-use super::QueueShared;
 use crate::health::{HealthStatus, ServiceHealth};
-
-/// Messages of the queue timer.
-#[derive(RactorMessage)]
-pub(crate) enum TimerMsg {
-    /// A task was delayed until this instant; arm for it if it is the earliest.
-    Arm(Instant),
-    /// The armed deadline passed.
-    Fire,
-    /// Health check.
-    Health(RpcReplyPort<ServiceHealth>),
-}
+use crate::runtime::{QueueShared, TimerMsg};
 
 /// The handle of an armed ractor timer.
 type TimerHandle = JoinHandle<Result<(), MessagingErr<TimerMsg>>>;

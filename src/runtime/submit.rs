@@ -4,15 +4,23 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::handle::Receipt;
+use super::journal::Journal;
+use super::{Claim, HandlerEntry, KeyGuard, QueueShared, Shared, TaskCell};
 use crate::error::SubmitError;
-use crate::queue::QueueShared;
-use crate::runtime::journal::Journal;
-use crate::runtime::{Claim, HandlerEntry, KeyGuard, Shared, TaskCell};
 use crate::store::{EventKind, Write, WriteResult};
 use crate::task::{NewTask, Task, TaskId, TaskState};
+
+/// What a submit acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The task's id (the existing task's, for a duplicate).
+    pub id: TaskId,
+    /// True when the unique key matched an existing task and nothing new was enqueued.
+    pub duplicate: bool,
+}
 
 /// Validates and enqueues a task. With a store, returns only once the task is
 /// durable. A full queue refuses at once with [`SubmitError::Overloaded`]; a unique key

@@ -9,15 +9,14 @@ use ractor::{ActorId, ActorRef};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::timer::TimerMsg;
-use super::{PriorityQueue, QueueConfig};
+use super::messages::{PoolMsg, TimerMsg, WorkerMsg};
+use super::slot::WorkerSlot;
+use super::TaskCell;
 use crate::error::SubmitError;
-use crate::pool::PoolMsg;
+use crate::queue::{PriorityQueue, QueueConfig};
 use crate::ratelimit::Limiter;
-use crate::runtime::TaskCell;
 use crate::task::TaskState;
 use crate::telemetry::{KindMetrics, QueueMetrics};
-use crate::worker::{WorkerMsg, WorkerSlot};
 
 struct Inner {
     tasks: PriorityQueue<Arc<TaskCell>>,

@@ -1,17 +1,11 @@
-//! The dependency direction between the modules of `src/`: no import cycle may appear
-//! that is not already known, and the known ones may only go away.
+//! The dependency direction between the modules of `src/`: no import cycle, of any
+//! length, between top-level modules.
 //!
 //! A module depends on another when its production code (test modules left out) names
-//! it: `crate::other::…` for top-level modules, `super::sibling::…` between siblings.
-//! The known cycles are listed in [`KNOWN`]; when one is broken, delete it from the
-//! list (the test says so), and it can never come back.
+//! it: `crate::other::…`. A cycle found is printed as the path that closes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-
-/// Mutually dependent pairs of top-level modules still to untangle (see
-/// docs/ARCHITECTURE.md, "Dependency direction"): none are left.
-const KNOWN: &[(&str, &str)] = &[];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
@@ -111,34 +105,73 @@ fn top_level_graph() -> Graph {
     graph
 }
 
-fn mutual_pairs(graph: &Graph) -> BTreeSet<(String, String)> {
-    let mut pairs = BTreeSet::new();
-    for (a, deps) in graph {
-        for b in deps {
-            if a < b && graph.get(b).is_some_and(|d| d.contains(a)) {
-                pairs.insert((a.clone(), b.clone()));
+/// A cycle of `graph` as the path of modules that closes it, if there is one.
+fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
+    // 0: not seen, 1: on the current path, 2: done.
+    let mut mark: BTreeMap<&str, u8> = BTreeMap::new();
+    let mut path: Vec<&str> = Vec::new();
+    fn visit<'a>(
+        graph: &'a Graph,
+        node: &'a str,
+        mark: &mut BTreeMap<&'a str, u8>,
+        path: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        mark.insert(node, 1);
+        path.push(node);
+        for next in graph.get(node).into_iter().flatten() {
+            match mark.get(next.as_str()).copied().unwrap_or(0) {
+                1 => {
+                    let from = path.iter().position(|n| *n == next).unwrap_or(0);
+                    let mut cycle: Vec<String> =
+                        path[from..].iter().map(|n| n.to_string()).collect();
+                    cycle.push(next.clone());
+                    return Some(cycle);
+                }
+                0 => {
+                    if let Some(cycle) = visit(graph, next, mark, path) {
+                        return Some(cycle);
+                    }
+                }
+                _ => {}
+            }
+        }
+        path.pop();
+        mark.insert(node, 2);
+        None
+    }
+    for node in graph.keys() {
+        if mark.get(node.as_str()).copied().unwrap_or(0) == 0 {
+            if let Some(cycle) = visit(graph, node, &mut mark, &mut path) {
+                return Some(cycle);
             }
         }
     }
-    pairs
+    None
 }
 
 #[test]
-fn no_new_import_cycle_between_top_level_modules() {
+fn no_import_cycle_between_top_level_modules() {
     let graph = top_level_graph();
     assert!(graph.len() > 10, "the scan found the modules: {graph:?}");
-    let found = mutual_pairs(&graph);
-    let known: BTreeSet<(String, String)> = KNOWN
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let new: Vec<_> = found.difference(&known).collect();
-    assert!(new.is_empty(), "new import cycles between modules: {new:?}");
-    let gone: Vec<_> = known.difference(&found).collect();
-    assert!(
-        gone.is_empty(),
-        "these cycles are gone: delete them from KNOWN so they cannot come back: {gone:?}"
-    );
+    if let Some(cycle) = find_cycle(&graph) {
+        panic!("an import cycle between modules: {}", cycle.join(" -> "));
+    }
+}
+
+#[test]
+fn the_cycle_finder_finds_a_long_cycle_and_passes_a_chain() {
+    let edges = |list: &[(&str, &str)]| {
+        let mut g = Graph::new();
+        for (a, b) in list {
+            g.entry(a.to_string()).or_default().insert(b.to_string());
+            g.entry(b.to_string()).or_default();
+        }
+        g
+    };
+    let chain = edges(&[("a", "b"), ("b", "c"), ("a", "c")]);
+    assert_eq!(find_cycle(&chain), None);
+    let ring = edges(&[("a", "b"), ("b", "c"), ("c", "a"), ("d", "a")]);
+    assert_eq!(find_cycle(&ring).unwrap(), ["a", "b", "c", "a"]);
 }
 
 #[test]

@@ -10,8 +10,8 @@ use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::context::TaskContext;
+use super::handler::{ErasedHandler, RawOutcome};
 use super::FailureKind;
-use crate::handler::{ErasedHandler, RawOutcome};
 
 /// How an attempt ended, before it is settled against the task's state.
 #[derive(Debug)]

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::handler::{ErasedHandler, HandlerDefaults};
 use super::journal::Journal;
 use super::{QueueShared, TaskTable};
 use crate::breaker::CircuitBreaker;
-use crate::handler::{ErasedHandler, HandlerDefaults};
 use crate::ratelimit::Limiter;
 use crate::registry::Namespace;
 use crate::task::Limits;

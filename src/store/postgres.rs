@@ -1,7 +1,7 @@
 //! [`PgStore`]: the PostgreSQL store, which several processes can share.
 //!
 //! - A pool of connections (deadpool-postgres) for reads, coordination and maintenance.
-//! - Four writer tasks commit concurrent writes together (group commit, see `writer`),
+//! - Writer tasks (two by default) commit concurrent writes together (group commit, see `writer`),
 //!   each on its own connection, a task's writes always through the same one: each
 //!   batch is a handful of multi-row statements over arrays, one transaction and one
 //!   commit, whatever its size, and the next batch follows on the connection without
@@ -117,7 +117,7 @@ impl PgStore {
         #[cfg(not(feature = "postgres-tls"))]
         let manager = Manager::from_config(config, NoTls, recycling);
         let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1) + writer::SHARDS)
+            .max_size(options.pool_size.max(1) + options.writers.max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(options.connect_timeout))
             .create_timeout(Some(options.connect_timeout))
@@ -133,6 +133,7 @@ impl PgStore {
         schema::migrate(&mut client, &options.schema).await?;
         drop(client);
         let limits = Limits {
+            writers: options.writers.max(1),
             max_batch: options.max_batch.max(1),
             max_defer: options.max_defer,
         };

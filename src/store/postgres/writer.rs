@@ -1,6 +1,6 @@
 //! The writers: group commit on a few connections, each a pipeline.
 //!
-//! Writes are spread over [`SHARDS`] writer tasks by task id, so every write of one task
+//! Writes are spread over `writers` writer tasks by task id, so every write of one task
 //! goes through one writer, in the order it was submitted. Each writer (see `shard`)
 //! owns a connection, takes the requests queued for it (up to `max_batch` writes) and
 //! runs them as one transaction: the inserts and row locks in one round trip, the
@@ -39,9 +39,6 @@ pub(super) use self::batch::WriteRow;
 use crate::store::{StoreError, WriteResult};
 use crate::task::TaskId;
 
-/// How many writers (and connections) share the writes.
-pub(super) const SHARDS: usize = 4;
-
 type Answer = Result<Vec<WriteResult>, StoreError>;
 type Reply = oneshot::Sender<Answer>;
 
@@ -54,6 +51,7 @@ struct Request {
 /// How much one batch may take, and how long deferred writes wait for company.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Limits {
+    pub writers: usize,
     pub max_batch: usize,
     pub max_defer: Duration,
 }
@@ -61,6 +59,7 @@ pub(super) struct Limits {
 /// The handle to the writer tasks. Dropping every handle lets them finish queued work.
 pub(super) struct Writer {
     shards: Vec<mpsc::UnboundedSender<Request>>,
+    n: usize,
     commits: Arc<AtomicU64>,
 }
 
@@ -68,7 +67,8 @@ impl Writer {
     /// Starts the writer tasks on the current runtime.
     pub(super) fn spawn(pool: Pool, limits: Limits) -> Self {
         let commits = Arc::new(AtomicU64::new(0));
-        let shards = (0..SHARDS)
+        let n = limits.writers.max(1);
+        let shards = (0..n)
             .map(|_| {
                 let (queue, requests) = mpsc::unbounded_channel();
                 let shared = shard::Shared {
@@ -79,28 +79,28 @@ impl Writer {
                 queue
             })
             .collect();
-        Self { shards, commits }
+        Self { shards, n, commits }
     }
 
     /// Queues `rows` now; the receiver resolves once their batch (or batches) committed
     /// or failed.
     pub(super) fn submit(&self, rows: Vec<WriteRow>, deferred: bool) -> oneshot::Receiver<Answer> {
         if rows.is_empty() {
-            let answers = (0..SHARDS)
+            let answers = (0..self.n)
                 .map(|s| self.send(s, Vec::new(), deferred))
                 .collect();
             return join(answers, Vec::new());
         }
-        let first = shard_of(rows[0].task());
+        let first = shard_of(rows[0].task(), self.n);
         let whole = rows.iter().all(|r| matches!(r, WriteRow::Create(..)))
-            || rows.iter().all(|r| shard_of(r.task()) == first);
+            || rows.iter().all(|r| shard_of(r.task(), self.n) == first);
         if whole {
             return self.send(first, rows, deferred);
         }
-        let mut parts: Vec<Vec<WriteRow>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        let mut parts: Vec<Vec<WriteRow>> = (0..self.n).map(|_| Vec::new()).collect();
         let mut places = Vec::with_capacity(rows.len());
         for row in rows {
-            let s = shard_of(row.task());
+            let s = shard_of(row.task(), self.n);
             places.push((s, parts[s].len()));
             parts[s].push(row);
         }
@@ -136,9 +136,9 @@ impl Writer {
 }
 
 /// The writer of a task: a task's writes all go through one.
-fn shard_of(id: TaskId) -> usize {
+fn shard_of(id: TaskId, n: usize) -> usize {
     let v = id.0.as_u128();
-    ((v as u64 ^ (v >> 64) as u64) % SHARDS as u64) as usize
+    ((v as u64 ^ (v >> 64) as u64) % n as u64) as usize
 }
 
 /// Waits for the parts of a split request and answers with the results in the order

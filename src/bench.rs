@@ -30,7 +30,7 @@ mod tests;
 pub use cron::{run_cron, CronBench, CronReport};
 pub use error::BenchError;
 pub use harness::{run, run_queued, BenchConfig};
-pub use listing::{fill_list_store, list_page_filter, run_list_page, ListReport};
+pub use listing::{fill_list_store, list_page_filter, run_list_page, run_list_page_pg, ListReport};
 pub use open_loop::{run_open_loop, OpenLoopConfig};
 pub use open_report::{NodesReport, OpenLoopReport};
 pub use pgdb::BenchDb;

@@ -287,10 +287,16 @@ async fn run_bench(
         std::fs::create_dir_all(parent)?;
     }
     if let Some(n) = o.list_page {
-        if !matches!(store, BenchStore::Sqlite(_)) {
-            return Err("--list-page needs --store sqlite".into());
-        }
-        let report = bench::run_list_page(path, n).await?;
+        let report = match &store {
+            BenchStore::Sqlite(_) => {
+                let sqlite = taskmesh::store::SqliteStore::open(path)?;
+                bench::run_list_page(&sqlite, n).await?
+            }
+            BenchStore::Postgres(url) => bench::run_list_page_pg(url, n).await?,
+            BenchStore::Memory => {
+                return Err("--list-page needs --store sqlite or postgres://…".into())
+            }
+        };
         return print(o.json, &report, &report);
     }
     if let Some(seconds) = o.cron {

@@ -1,14 +1,12 @@
-//! `taskmesh bench --store sqlite --list-page N`: fills a store with N tasks and times a
-//! filtered page of 1,000, with the total count.
+//! `taskmesh bench --store sqlite|postgres://… --list-page N`: fills a store with N tasks
+//! and times a filtered page of 1,000 with the total count, and single-task reads.
 
-use crate::store::prelude::*;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::store::{
-    EventKind, Life, SqliteStore, StoreError, TaskEvent, TaskFilter, TaskQuery, TaskRecord, Write,
+    EventKind, Life, Store, StoreError, TaskEvent, TaskFilter, TaskQuery, TaskRecord, Write,
 };
 use crate::task::{Backoff, Metadata, Priority, Task, TaskId, TaskState};
 
@@ -29,6 +27,11 @@ pub struct ListReport {
     pub max_ms: f64,
     /// Seconds spent filling the store.
     pub fill_s: f64,
+    /// Reads of one task by id (1,000 stored tasks, spread over the store), milliseconds:
+    /// median.
+    pub get_p50_ms: f64,
+    /// The same, 99th percentile.
+    pub get_p99_ms: f64,
 }
 
 const STATES: [TaskState; 4] = [
@@ -82,19 +85,29 @@ fn record(i: u64) -> (TaskRecord, TaskEvent) {
 }
 
 /// Adds `n` tasks to `store`: 4 states, 4 queues and 3 kinds, in batches of 10,000.
-pub async fn fill_list_store(store: &SqliteStore, n: u64) -> Result<(), StoreError> {
+pub async fn fill_list_store<S: Store + ?Sized>(store: &S, n: u64) -> Result<(), StoreError> {
+    fill(store, n).await.map(drop)
+}
+
+/// Like [`fill_list_store`]; returns the ids of up to 1,000 of the tasks, spread evenly.
+async fn fill<S: Store + ?Sized>(store: &S, n: u64) -> Result<Vec<TaskId>, StoreError> {
+    let every = (n / 1000).max(1);
+    let mut sample = Vec::new();
     let mut i = 0;
     while i < n {
         let batch: Vec<Write> = (i..(i + 10_000).min(n))
             .map(|k| {
                 let (r, e) = record(k);
+                if k % every == 0 {
+                    sample.push(r.task.id);
+                }
                 Write::Create(Box::new(r), e)
             })
             .collect();
         i += batch.len() as u64;
         store.write(batch).await?;
     }
-    Ok(())
+    Ok(sample)
 }
 
 /// The filter of the timed page: a quarter of the states and a quarter of the queues.
@@ -106,11 +119,11 @@ pub fn list_page_filter() -> TaskFilter {
     }
 }
 
-/// Fills `path` with `n` tasks ([`fill_list_store`]) and times 20 page queries.
-pub async fn run_list_page(path: &Path, n: u64) -> Result<ListReport, StoreError> {
-    let store = SqliteStore::open(path)?;
+/// Fills `store` with `n` tasks ([`fill_list_store`]), times 20 page queries and 1,000
+/// reads of single tasks.
+pub async fn run_list_page<S: Store + ?Sized>(store: &S, n: u64) -> Result<ListReport, StoreError> {
     let began = Instant::now();
-    fill_list_store(&store, n).await?;
+    let sample = fill(store, n).await?;
     let fill_s = began.elapsed().as_secs_f64();
     let filter = list_page_filter();
     let mut times = vec![];
@@ -129,6 +142,15 @@ pub async fn run_list_page(path: &Path, n: u64) -> Result<ListReport, StoreError
     }
     times.sort_by(f64::total_cmp);
     let page = last.unwrap_or_default();
+    let mut gets = Vec::with_capacity(sample.len());
+    for id in sample {
+        let t0 = Instant::now();
+        store.get(id).await?;
+        gets.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    gets.sort_by(f64::total_cmp);
+    let at =
+        |q: f64| gets.get(((gets.len() as f64 * q) as usize).min(gets.len().saturating_sub(1)));
     Ok(ListReport {
         stored: n,
         filter: "state=succeeded, queue=q0".into(),
@@ -137,15 +159,30 @@ pub async fn run_list_page(path: &Path, n: u64) -> Result<ListReport, StoreError
         p50_ms: times[times.len() / 2],
         max_ms: times[times.len() - 1],
         fill_s,
+        get_p50_ms: at(0.5).copied().unwrap_or_default(),
+        get_p99_ms: at(0.99).copied().unwrap_or_default(),
     })
+}
+
+/// [`run_list_page`] on a fresh PostgreSQL database made through the admin `url`, dropped
+/// afterwards (also when the run fails).
+pub async fn run_list_page_pg(url: &str, n: u64) -> Result<ListReport, super::BenchError> {
+    let db = super::pgdb::BenchDb::create(url).await?;
+    let report = match crate::store::PgStore::connect_with(db.options()).await {
+        Ok(store) => run_list_page(&store, n).await.map_err(Into::into),
+        Err(e) => Err(e.into()),
+    };
+    db.drop_db().await?;
+    report
 }
 
 impl std::fmt::Display for ListReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "list page of {} (total {}) where {} out of {} stored: p50 {:.2} ms, max {:.2} ms (filled in {:.1} s)",
-            self.page, self.total, self.filter, self.stored, self.p50_ms, self.max_ms, self.fill_s
+            "list page of {} (total {}) where {} out of {} stored: p50 {:.2} ms, max {:.2} ms (filled in {:.1} s); get p50 {:.3} ms, p99 {:.3} ms",
+            self.page, self.total, self.filter, self.stored, self.p50_ms, self.max_ms, self.fill_s,
+            self.get_p50_ms, self.get_p99_ms
         )
     }
 }

@@ -178,7 +178,7 @@ fn life(state: TaskState, attempt: u32, ms: u64) -> Life {
     life_at(state, attempt, at(ms))
 }
 
-fn life_at(state: TaskState, attempt: u32, when: SystemTime) -> Life {
+pub(crate) fn life_at(state: TaskState, attempt: u32, when: SystemTime) -> Life {
     Life {
         state,
         attempt,

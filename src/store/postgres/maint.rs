@@ -23,12 +23,31 @@ c AS (DELETE FROM crashes WHERE task_id IN (SELECT id FROM doomed)), \
 s AS (DELETE FROM task_specs WHERE id IN (SELECT id FROM doomed)) \
 DELETE FROM tasks WHERE id IN (SELECT id FROM doomed)";
 
+/// Folds the task counts of connections that are gone into slot 0 (see `schema`); the
+/// rows of live connections are left alone, so no writer ever waits on this.
+const FOLD: &str = "WITH gone AS ( \
+    DELETE FROM task_counts WHERE slot <> 0 \
+    AND slot NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL) \
+    RETURNING state, queue, kind, n) \
+INSERT INTO task_counts AS c (slot, state, queue, kind, n) \
+SELECT 0, state, queue, kind, sum(n) FROM gone GROUP BY state, queue, kind \
+ORDER BY state, queue, kind \
+ON CONFLICT (slot, state, queue, kind) DO UPDATE SET n = c.n + EXCLUDED.n";
+
 const SWEEP: &str = "DELETE FROM crashes WHERE id IN \
     (SELECT id FROM crashes WHERE at < $1 ORDER BY at LIMIT $2)";
 
-/// Deletes terminal tasks last updated before `before`, in chunks.
+/// Deletes terminal tasks last updated before `before`, in chunks, then folds the task
+/// counts of connections that are gone.
 pub(super) async fn prune(pool: &Pool, before: SystemTime) -> Result<u64, StoreError> {
-    in_chunks(pool, PRUNE, before, "pruning tasks").await
+    let pruned = in_chunks(pool, PRUNE, before, "pruning tasks").await?;
+    let doing = Doing::Other("folding task counts");
+    let c = pool.get().await.map_err(|e| pool_error(doing, e))?;
+    c.execute(FOLD, &[]).await.map_err(|e| pg_error(doing, e))?;
+    c.execute("DELETE FROM task_counts WHERE slot = 0 AND n = 0", &[])
+        .await
+        .map_err(|e| pg_error(doing, e))?;
+    Ok(pruned)
 }
 
 /// Deletes crashes older than `before`, in chunks.

@@ -26,7 +26,15 @@ use crate::store::StoreError;
 ///   the life JSON is replaced by them on read, so a reservation touches no JSON. An
 ///   incarnation is unique across nodes (one sequence), so it alone finds an owner's tasks.
 /// - Node incarnations come from a sequence, so they only ever grow.
-const MIGRATIONS: &[&str] = &[r#"
+/// - (2) `task_counts` keeps the number of tasks per state, queue and kind, so a list's
+///   total under those filters is a sum of a few rows, not a count of up to millions.
+///   Statement triggers keep it (one upsert of the statement's net changes per insert,
+///   update or delete of tasks, in the same transaction); each connection adds to rows
+///   of its own (`slot` = its backend pid), so concurrent writers never wait on each
+///   other's counters, and `maint` folds the rows of connections that are gone into
+///   slot 0. Keys are upserted in one order, so two statements never deadlock on them.
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tasks (
     id                 uuid PRIMARY KEY,
     kind               text NOT NULL,
@@ -111,7 +119,55 @@ CREATE TABLE probe (
     id  integer PRIMARY KEY CHECK (id = 1),
     at  timestamptz NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE task_counts (
+    slot   integer NOT NULL,
+    state  text NOT NULL,
+    queue  text NOT NULL,
+    kind   text NOT NULL,
+    n      bigint NOT NULL,
+    PRIMARY KEY (slot, state, queue, kind)
+) WITH (fillfactor = 50);
+
+CREATE FUNCTION taskmesh_count_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO task_counts AS c (slot, state, queue, kind, n)
+        SELECT pg_backend_pid(), state, queue, kind, count(*) FROM new_rows
+        GROUP BY state, queue, kind ORDER BY state, queue, kind
+        ON CONFLICT (slot, state, queue, kind) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO task_counts AS c (slot, state, queue, kind, n)
+        SELECT pg_backend_pid(), state, queue, kind, -count(*) FROM old_rows
+        GROUP BY state, queue, kind ORDER BY state, queue, kind
+        ON CONFLICT (slot, state, queue, kind) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSE
+        INSERT INTO task_counts AS c (slot, state, queue, kind, n)
+        SELECT pg_backend_pid(), state, queue, kind, sum(d) FROM (
+            SELECT state, queue, kind, 1 AS d FROM new_rows
+            UNION ALL
+            SELECT state, queue, kind, -1 AS d FROM old_rows) AS delta
+        GROUP BY state, queue, kind HAVING sum(d) <> 0 ORDER BY state, queue, kind
+        ON CONFLICT (slot, state, queue, kind) DO UPDATE SET n = c.n + EXCLUDED.n;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION taskmesh_count_tasks();
+CREATE TRIGGER tasks_count_update AFTER UPDATE ON tasks
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION taskmesh_count_tasks();
+CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION taskmesh_count_tasks();
+
+INSERT INTO task_counts (slot, state, queue, kind, n)
+SELECT 0, state, queue, kind, count(*) FROM tasks GROUP BY state, queue, kind;
+"#,
+];
 
 /// The newest schema version this build knows.
 pub(super) const LATEST: i32 = MIGRATIONS.len() as i32;

@@ -112,3 +112,126 @@ async fn hints_reach_every_store_of_the_schema_and_no_other() {
     );
     assert_eq!(next_hint(&mut hints, 10).await, "s", "and its own");
 }
+
+/// The count of `filter` by the counters and by `count(*)` over the rows.
+async fn both_counts(store: &PgStore, filter: crate::store::TaskFilter) -> (u64, u64) {
+    let by_counters = store.count(filter.clone()).await.unwrap();
+    // A creation-time bound makes the store count rows: it equals the counters' total.
+    let rows = crate::store::TaskFilter {
+        created_after: Some(std::time::UNIX_EPOCH),
+        ..filter
+    };
+    (by_counters, store.count(rows).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totals_from_the_counters_match_the_rows_across_writers_prunes_and_folds() {
+    use crate::store::conformance::life_at;
+    use crate::store::TaskFilter;
+    use crate::task::TaskState;
+    let Some((db, store)) = fresh("counts").await else {
+        return;
+    };
+    let other = PgStore::connect_with(db.options()).await.expect("connect");
+    let now = std::time::SystemTime::now();
+    let long_ago = now - std::time::Duration::from_secs(3600);
+    // Two stores (each with its own writers and connections) create and settle at once.
+    let work = |s: PgStore, kind: &'static str| async move {
+        for round in 0..20 {
+            let records: Vec<_> = (0..50).map(|_| record_of(kind, long_ago)).collect();
+            let creates = records.iter().map(created).collect();
+            s.write(creates).await.unwrap();
+            let ends = records
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (i + round) % 3 != 0);
+            let updates = ends
+                .map(|(i, r)| {
+                    let state = [TaskState::Succeeded, TaskState::Failed][i % 2];
+                    let life = life_at(state, 1, long_ago);
+                    let e = TaskEvent {
+                        task_id: r.task.id,
+                        at: long_ago,
+                        kind: EventKind::Progress {
+                            percent: 1,
+                            message: String::new(),
+                            phase: None,
+                        },
+                        actor_id: None,
+                        correlation_id: None,
+                    };
+                    Write::update(r.task.id, life, e)
+                })
+                .collect();
+            s.write(updates).await.unwrap();
+        }
+    };
+    let (a, b) = (
+        tokio::spawn(work(store.clone(), "a")),
+        tokio::spawn(work(other.clone(), "b")),
+    );
+    a.await.unwrap();
+    b.await.unwrap();
+    let filters = || {
+        vec![
+            TaskFilter::default(),
+            TaskFilter {
+                state: Some(TaskState::Pending),
+                ..Default::default()
+            },
+            TaskFilter {
+                state: Some(TaskState::Succeeded),
+                kind: Some("a".into()),
+                ..Default::default()
+            },
+            TaskFilter {
+                queue: Some("default".into()),
+                kind: Some("b".into()),
+                ..Default::default()
+            },
+        ]
+    };
+    for f in filters() {
+        let (counted, rows) = both_counts(&store, f.clone()).await;
+        assert_eq!(counted, rows, "{f:?}");
+    }
+    assert_eq!(both_counts(&store, TaskFilter::default()).await.0, 2000);
+    // Pruning deletes through the counters too. Then every connection that wrote counts
+    // ends (waiting up to 5 s for each to be gone), and the next prune folds their
+    // counts into slot 0.
+    let pruned = store.prune_terminal(now).await.unwrap();
+    assert!(pruned > 0);
+    drop(other);
+    let remaining = 2000 - pruned;
+    let c = store.pool().get().await.unwrap();
+    let one = |sql: &'static str| {
+        let c = &c;
+        async move { c.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let writers = "SELECT count(*) FROM task_counts WHERE slot <> 0";
+    assert!(
+        one(writers).await >= 2,
+        "each writer connection counts in its own rows"
+    );
+    // (This connection may be the one that pruned: its counts stay in its own rows.)
+    let ended = "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) \
+        FROM pg_stat_activity WHERE pid IN (SELECT slot FROM task_counts) \
+        AND pid <> pg_backend_pid()";
+    assert!(one(ended).await >= 2);
+    store.prune_terminal(now).await.unwrap();
+    let gone = "SELECT count(*) FROM task_counts WHERE slot <> 0 \
+        AND slot NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)";
+    assert_eq!(
+        one(gone).await,
+        0,
+        "the counts of ended connections are folded"
+    );
+    for f in filters() {
+        let (counted, rows) = both_counts(&store, f.clone()).await;
+        assert_eq!(counted, rows, "after pruning and folding: {f:?}");
+    }
+    assert_eq!(
+        both_counts(&store, TaskFilter::default()).await.0,
+        remaining
+    );
+}

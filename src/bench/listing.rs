@@ -122,9 +122,19 @@ pub fn list_page_filter() -> TaskFilter {
 /// Fills `store` with `n` tasks ([`fill_list_store`]), times 20 page queries and 1,000
 /// reads of single tasks.
 pub async fn run_list_page<S: Store + ?Sized>(store: &S, n: u64) -> Result<ListReport, StoreError> {
+    run_list_page_with(store, n, async { Ok(()) }).await
+}
+
+/// [`run_list_page`], running `after_fill` between filling and timing.
+async fn run_list_page_with<S: Store + ?Sized>(
+    store: &S,
+    n: u64,
+    after_fill: impl std::future::Future<Output = Result<(), StoreError>>,
+) -> Result<ListReport, StoreError> {
     let began = Instant::now();
     let sample = fill(store, n).await?;
     let fill_s = began.elapsed().as_secs_f64();
+    after_fill.await?;
     let filter = list_page_filter();
     let mut times = vec![];
     let mut last = None;
@@ -165,11 +175,14 @@ pub async fn run_list_page<S: Store + ?Sized>(store: &S, n: u64) -> Result<ListR
 }
 
 /// [`run_list_page`] on a fresh PostgreSQL database made through the admin `url`, dropped
-/// afterwards (also when the run fails).
+/// afterwards (also when the run fails). The planner's statistics are gathered after the
+/// fill, as autovacuum does once that many rows changed.
 pub async fn run_list_page_pg(url: &str, n: u64) -> Result<ListReport, super::BenchError> {
     let db = super::pgdb::BenchDb::create(url).await?;
     let report = match crate::store::PgStore::connect_with(db.options()).await {
-        Ok(store) => run_list_page(&store, n).await.map_err(Into::into),
+        Ok(store) => run_list_page_with(&store, n, store.analyze())
+            .await
+            .map_err(Into::into),
         Err(e) => Err(e.into()),
     };
     db.drop_db().await?;

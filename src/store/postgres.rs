@@ -166,6 +166,16 @@ impl PgStore {
         &self.inner.options.schema
     }
 
+    /// Gathers the planner's statistics of the store's tables now (`ANALYZE`), as
+    /// autovacuum does once enough rows changed: useful right after a bulk load.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        let doing = Doing::Other("analyzing the tables");
+        let c = self.pool().get().await.map_err(|e| pool_error(doing, e))?;
+        c.batch_execute("ANALYZE tasks, task_specs, events, task_counts")
+            .await
+            .map_err(|e| errors::pg_error(doing, e))
+    }
+
     /// The pool, for the store's own modules and tests.
     fn pool(&self) -> &Pool {
         &self.inner.pool

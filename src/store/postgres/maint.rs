@@ -13,15 +13,22 @@ use crate::store::StoreError;
 /// How many tasks or crashes one transaction deletes.
 const CHUNK: i64 = 1_000;
 
-/// Deletes a chunk of ended tasks (rows, specs, events, crashes); rows another
-/// transaction holds are left for the next run.
+/// Deletes a chunk of ended tasks (rows, specs, events, crashes) and takes them off the
+/// task counts; rows another transaction holds are left for the next run. Yields how
+/// many tasks went.
 const PRUNE: &str = "WITH doomed AS ( \
     SELECT id FROM tasks WHERE state IN ('succeeded', 'failed', 'cancelled') \
     AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED), \
 e AS (DELETE FROM events WHERE task IN (SELECT id FROM doomed)), \
 c AS (DELETE FROM crashes WHERE task_id IN (SELECT id FROM doomed)), \
-s AS (DELETE FROM task_specs WHERE id IN (SELECT id FROM doomed)) \
-DELETE FROM tasks WHERE id IN (SELECT id FROM doomed)";
+s AS (DELETE FROM task_specs WHERE id IN (SELECT id FROM doomed)), \
+gone AS (DELETE FROM tasks WHERE id IN (SELECT id FROM doomed) \
+    RETURNING state, queue, kind), \
+counted AS (INSERT INTO task_counts AS k (slot, state, queue, kind, n) \
+    SELECT pg_backend_pid(), state, queue, kind, -count(*) FROM gone \
+    GROUP BY state, queue, kind ORDER BY state, queue, kind \
+    ON CONFLICT (slot, state, queue, kind) DO UPDATE SET n = k.n + EXCLUDED.n) \
+SELECT count(*) FROM gone";
 
 /// Folds the task counts of connections that are gone into slot 0 (see `schema`); the
 /// rows of live connections are left alone, so no writer ever waits on this.
@@ -40,7 +47,7 @@ const SWEEP: &str = "DELETE FROM crashes WHERE id IN \
 /// Deletes terminal tasks last updated before `before`, in chunks, then folds the task
 /// counts of connections that are gone.
 pub(super) async fn prune(pool: &Pool, before: SystemTime) -> Result<u64, StoreError> {
-    let pruned = in_chunks(pool, PRUNE, before, "pruning tasks").await?;
+    let pruned = in_chunks(pool, PRUNE, before, "pruning tasks", true).await?;
     let doing = Doing::Other("folding task counts");
     let c = pool.get().await.map_err(|e| pool_error(doing, e))?;
     c.execute(FOLD, &[]).await.map_err(|e| pg_error(doing, e))?;
@@ -52,7 +59,7 @@ pub(super) async fn prune(pool: &Pool, before: SystemTime) -> Result<u64, StoreE
 
 /// Deletes crashes older than `before`, in chunks.
 pub(super) async fn sweep(pool: &Pool, before: SystemTime) -> Result<u64, StoreError> {
-    in_chunks(pool, SWEEP, before, "sweeping crashes").await
+    in_chunks(pool, SWEEP, before, "sweeping crashes", false).await
 }
 
 async fn in_chunks(
@@ -60,6 +67,7 @@ async fn in_chunks(
     sql: &str,
     before: SystemTime,
     what: &'static str,
+    yields_count: bool,
 ) -> Result<u64, StoreError> {
     let c = pool
         .get()
@@ -72,10 +80,17 @@ async fn in_chunks(
     let before = nanos(before);
     let mut total = 0;
     loop {
-        let n = c
-            .execute(&stmt, &[&before, &CHUNK])
-            .await
-            .map_err(|e| pg_error(Doing::Other(what), e))?;
+        let failed = |e| pg_error(Doing::Other(what), e);
+        let n = match yields_count {
+            true => {
+                let row = c
+                    .query_one(&stmt, &[&before, &CHUNK])
+                    .await
+                    .map_err(failed)?;
+                u64::try_from(row.get::<_, i64>(0)).unwrap_or_default()
+            }
+            false => c.execute(&stmt, &[&before, &CHUNK]).await.map_err(failed)?,
+        };
         total += n;
         if n < CHUNK as u64 {
             return Ok(total);

@@ -13,8 +13,9 @@
 //! committed.
 //!
 //! A request naming tasks of several writers is split among them, except one that only
-//! creates tasks: nothing else can touch a task before its create is answered, so such a
-//! request (a batch submit) goes to one writer whole and stays one transaction.
+//! creates tasks (and writes to the tasks it creates): nothing else can touch a task
+//! before its create is answered, so such a request (a batch submit) goes to one writer
+//! whole and stays one transaction, where the first create of a unique key wins.
 //! An empty request (a flush) goes to every writer and is answered when all are done.
 //!
 //! A conflict (serialization failure, deadlock) or a lost connection while running a
@@ -27,6 +28,7 @@
 mod batch;
 mod shard;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,7 +94,12 @@ impl Writer {
             return join(answers, Vec::new());
         }
         let first = shard_of(rows[0].task(), self.n);
-        let whole = rows.iter().all(|r| matches!(r, WriteRow::Create(..)))
+        let created: HashSet<TaskId> = rows
+            .iter()
+            .filter(|r| matches!(r, WriteRow::Create(..)))
+            .map(WriteRow::task)
+            .collect();
+        let whole = rows.iter().all(|r| created.contains(&r.task()))
             || rows.iter().all(|r| shard_of(r.task(), self.n) == first);
         if whole {
             return self.send(first, rows, deferred);

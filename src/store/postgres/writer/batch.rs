@@ -19,7 +19,7 @@
 //!    are sent together with the commit, by the batch's committer, while the writer
 //!    starts the next batch.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
 use deadpool_postgres::ClientWrapper;
@@ -76,13 +76,16 @@ specs AS ( \
 SELECT id FROM ins";
 
 const LOCK: &str = "SELECT id, state, attempt, last_seq, owner_node, owner_incarnation, \
-    intent FROM tasks \
+    intent, queue, kind FROM tasks \
     WHERE id = ANY($1) ORDER BY id FOR UPDATE";
 
 const HOLDERS: &str = "SELECT unique_key, id FROM tasks WHERE unique_key = ANY($1)";
 
 /// A task row as the batch sees it.
 struct Row<'a> {
+    /// The task's queue and kind, and its state before the batch (`None`: the batch
+    /// creates it), for the task counts.
+    counted: (String, String, Option<TaskState>),
     last_seq: i32,
     /// The fenced fields as the batch last left them.
     current: Current,
@@ -137,6 +140,7 @@ pub(super) async fn apply(
         results.push(match w {
             WriteRow::Create(t, e) if inserted.contains(&t.id) && !dup_ids.contains(&i) => {
                 let row = Row {
+                    counted: (t.queue.clone(), t.kind.clone(), None),
                     last_seq: 1,
                     current: Current::of(&t.life),
                     life: None,
@@ -163,6 +167,7 @@ pub(super) async fn apply(
             }
         });
     }
+    let counts = counts(rows.values());
     let changed: Vec<(TaskId, Row)> = rows
         .into_iter()
         .filter(|(id, row)| row.life.is_some() || !created_only(*id, row, &inserted))
@@ -172,6 +177,7 @@ pub(super) async fn apply(
             tail::update(&changed),
             tail::insert_events(&out.events),
             tail::insert_crashes(&out.crashes),
+            tail::add_counts(&counts),
         ]
         .into_iter()
         .flatten()
@@ -209,6 +215,31 @@ fn transition<'a>(
     row.current = Current::of(&t.life);
     row.life = Some(&t.life);
     WriteResult::Done
+}
+
+/// The batch's net change of the task counts, per state, queue and kind (see `schema`):
+/// each task leaves the state it had before the batch (if any) for the one it ends in.
+fn counts<'r, 'a: 'r>(
+    rows: impl Iterator<Item = &'r Row<'a>>,
+) -> BTreeMap<(&'static str, String, String), i64> {
+    let mut net = BTreeMap::new();
+    for row in rows {
+        let (queue, kind, before) = &row.counted;
+        let after = row.current.state;
+        if *before == after {
+            continue;
+        }
+        let mut add = |state: Option<TaskState>, n: i64| {
+            if let Some(state) = state {
+                *net.entry((state.as_str(), queue.clone(), kind.clone()))
+                    .or_insert(0) += n;
+            }
+        };
+        add(*before, -1);
+        add(after, 1);
+    }
+    net.retain(|_, n| *n != 0);
+    net
 }
 
 /// A task created in this batch whose only event is its `created` one needs no update.
@@ -324,6 +355,7 @@ async fn lock(
         .map(|r| {
             let attempt: i32 = r.get(2);
             let row = Row {
+                counted: (r.get(7), r.get(8), state(r.get(1))),
                 last_seq: r.get(3),
                 current: Current {
                     state: state(r.get(1)),

@@ -44,6 +44,12 @@ SELECT task_id, at, attempt, kind, reason \
 FROM unnest($1::uuid[], $2::int8[], $3::int4[], $4::text[], $5::text[]) \
     WITH ORDINALITY AS u(task_id, at, attempt, kind, reason, n) ORDER BY n";
 
+const ADD_COUNTS: &str = "INSERT INTO task_counts AS c (slot, state, queue, kind, n) \
+SELECT pg_backend_pid(), state, queue, kind, n \
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS u(state, queue, kind, n) \
+ORDER BY state, queue, kind \
+ON CONFLICT (slot, state, queue, kind) DO UPDATE SET n = c.n + EXCLUDED.n";
+
 /// A statement's parameters, owned, so the statement can run after the batch's rows
 /// are gone.
 pub(super) type Args = Vec<Box<dyn ToSql + Sync + Send>>;
@@ -209,4 +215,21 @@ pub(super) fn insert_crashes(crashes: &[&CrashRow]) -> Option<(&'static str, Arg
         boxed(reasons),
     ];
     Some((INSERT_CRASHES, args))
+}
+
+/// Adds the batch's net change of the task counts to this connection's rows.
+pub(super) fn add_counts(
+    net: &std::collections::BTreeMap<(&'static str, String, String), i64>,
+) -> Option<(&'static str, Args)> {
+    if net.is_empty() {
+        return None;
+    }
+    let states: Vec<&'static str> = net.keys().map(|(s, _, _)| *s).collect();
+    let queues: Vec<String> = net.keys().map(|(_, q, _)| q.clone()).collect();
+    let kinds: Vec<String> = net.keys().map(|(_, _, k)| k.clone()).collect();
+    let ns: Vec<i64> = net.values().copied().collect();
+    Some((
+        ADD_COUNTS,
+        vec![boxed(states), boxed(queues), boxed(kinds), boxed(ns)],
+    ))
 }

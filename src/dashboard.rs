@@ -9,8 +9,10 @@
 //! | `GET /ui/queues` | depth, running, workers, pause and resume |
 //! | `GET /ui/schedules` | expression, zone, policies, next fires in UTC, the schedule's zone and the viewer's; the next DST change and what the policy does there |
 //! | `POST /ui/tasks/{id}/{cancel,pause,resume,restart,complete}` | task commands |
+//! | `POST /ui/bulk` | bulk cancel or restart of the selected tasks or of every task matching the filters: a dry-run count, then (`confirm=yes`) a background operation |
+//! | `GET /ui/bulk/{n}`, `POST /ui/bulk/{n}/cancel` | a bulk operation's live progress; stop it |
 //! | `POST /ui/queues/{name}/{pause,resume}`, `/ui/schedules/{name}/{pause,resume,fire}` | queue and schedule commands |
-//! | `GET /ui/live` | the SSE stream of the shared snapshot (`?task=<id>`: and of that task) |
+//! | `GET /ui/live` | the SSE stream of the shared snapshot (`?task=<id>`: and of that task; `?bulk=<n>`: and of that bulk operation) |
 //! | `GET`/`POST /ui/login`, `POST /ui/logout` | the session, when the node has a token |
 //! | `GET /ui/assets/{path}` | the embedded CSS and JavaScript |
 //!
@@ -29,6 +31,7 @@
 mod actions;
 mod assets;
 mod auth;
+mod bulk;
 mod dst;
 mod error;
 mod format;
@@ -97,6 +100,7 @@ pub(crate) struct Ui {
     system: TaskSystem,
     auth: Arc<auth::Auth>,
     live: Arc<live::Live>,
+    bulk: Arc<bulk::Ops>,
 }
 
 impl Dashboard {
@@ -109,6 +113,7 @@ impl Dashboard {
                 system,
                 auth: Arc::new(auth),
                 live: Arc::new(live),
+                bulk: Arc::default(),
             },
         }
     }
@@ -120,6 +125,9 @@ impl Dashboard {
             .route("/ui/tasks", get(tasks::page))
             .route("/ui/tasks/{id}", get(task::page))
             .route("/ui/tasks/{id}/{action}", post(actions::task))
+            .route("/ui/bulk", post(bulk::start))
+            .route("/ui/bulk/{n}", get(bulk::page))
+            .route("/ui/bulk/{n}/cancel", post(bulk::cancel))
             .route("/ui/queues", get(queues::page))
             .route("/ui/queues/{name}/{action}", post(actions::queue))
             .route("/ui/schedules", get(schedules::page))

@@ -169,7 +169,8 @@ impl Live {
 }
 
 /// `GET /ui/live`: one SSE event per region (`counts`, `queues`, `updated`) per snapshot;
-/// with `?task=<id>`, also the task's fields (`task`) while it is held in memory.
+/// with `?task=<id>`, also the task's fields (`task`) while it is held in memory; with
+/// `?bulk=<n>`, also that bulk operation's progress (`bulk`).
 pub(crate) async fn stream(
     State(ui): State<Ui>,
     Query(q): Query<HashMap<String, String>>,
@@ -178,12 +179,20 @@ pub(crate) async fn stream(
     rx.mark_changed();
     let stop = ui.live.stop.clone();
     let task: Option<TaskId> = q.get("task").and_then(|t| t.parse().ok());
+    let bulk = q
+        .get("bulk")
+        .and_then(|n| n.parse().ok())
+        .and_then(|n| ui.bulk.get(n));
     let system = ui.system.clone();
     let events = futures::StreamExt::flat_map(snapshots(rx, stop), move |s| {
         let mut out = events(&s);
         if let Some(status) = task.and_then(|id| system.status(id).ok()) {
             let html = super::task::fields(&status).into_string();
             out.push(Ok(Event::default().event("task").data(html)));
+        }
+        if let Some(op) = &bulk {
+            let html = super::bulk::progress(op).into_string();
+            out.push(Ok(Event::default().event("bulk").data(html)));
         }
         futures::stream::iter(out)
     });

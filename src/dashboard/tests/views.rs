@@ -58,7 +58,7 @@ async fn hostile_args_errors_and_kinds_are_escaped_on_the_task_page_and_list() {
         page.contains("&lt;img src=x onerror=alert(2)&gt;&quot;'&amp;"),
         "{page}"
     );
-    let list = tasks::table(&[view.status]).into_string();
+    let list = tasks::table(&[view.status], true).into_string();
     assert_escaped(&list);
 }
 

@@ -34,6 +34,8 @@ pub(crate) struct Snapshot {
     pub counts: Result<Vec<(TaskState, u64)>, String>,
     /// Every queue's load.
     pub queues: Vec<QueueStats>,
+    /// Each kind's breaker and rate limit.
+    pub gates: Vec<crate::system::KindGates>,
     /// Throughput and latency over the last minute, when the node has a metrics recorder
     /// and an earlier reading.
     pub rates: Option<Rates>,
@@ -61,6 +63,7 @@ impl Snapshot {
             at: SystemTime::now(),
             counts,
             queues: system.queues(),
+            gates: system.kind_gates(),
             rates: None,
         }
     }
@@ -168,7 +171,8 @@ impl Live {
     }
 }
 
-/// `GET /ui/live`: one SSE event per region (`counts`, `queues`, `updated`) per snapshot;
+/// `GET /ui/live`: one SSE event per region (`counts`, `queues`, `updated`, `rates`, `gates`)
+/// per snapshot;
 /// with `?task=<id>`, also the task's fields (`task`) while it is held in memory; with
 /// `?bulk=<n>`, also that bulk operation's progress (`bulk`).
 pub(crate) async fn stream(
@@ -225,6 +229,7 @@ pub(crate) fn events(s: &Snapshot) -> Vec<Result<Event, Infallible>> {
         ("queues", overview::queues(s)),
         ("updated", overview::updated(s)),
         ("rates", metrics::view(s.rates.as_ref())),
+        ("gates", super::queues::gates_table(&s.gates)),
     ]
     .into_iter()
     .map(|(name, html)| Ok(Event::default().event(name).data(html.into_string())))

@@ -177,6 +177,7 @@ await check("an operator pauses a queue; a task in it updates live, then is paus
   await page.goto(`${URL_}/ui/queues`);
   await page.click("button:text-is('Pause')");
   await page.locator("td .badge.paused").waitFor();
+  assert(await page.locator("table.gates td a", { hasText: "fail" }).count() === 1, "a row per kind in the breaker table");
   await axe(page, "queues");
   await shot(page, "queues");
   const held = await api("POST", "/v1/tasks", { kind: "echo", args: { held: 2 }, title: "waits in a paused queue" });
@@ -219,6 +220,27 @@ await check("schedules show their next fires and fire a slot on demand", async (
   await shot(page, "schedules");
   await card.locator("button:text-is('Fire the next slot now')").click();
   await page.locator(".notice", { hasText: "Slot fired" }).waitFor();
+  assert((await card.locator(".words").innerText()) === "at 02:30 every day", "the expression in words");
+});
+
+await check("an operator adds a schedule and edits it from the UI", async () => {
+  await page.goto(`${URL_}/ui/schedules`);
+  await page.click("a:text-is('Add a schedule')");
+  await page.fill("#s-name", "weekday-digest");
+  await page.fill("#s-cron", "0 */15 * * * Mon-Fri");
+  await page.fill("#s-kind", "noop");
+  await page.fill("#s-args", "{}");
+  await axe(page, "schedule form");
+  await page.click("button:text-is('Save the schedule')");
+  await page.locator(".notice", { hasText: "Schedule saved" }).waitFor();
+  const card = page.locator("section.schedule", { hasText: "weekday-digest" });
+  assert((await card.locator(".words").innerText()) === "every 15 minutes on Mon through Fri", "words");
+  await card.locator("a:text-is('Edit')").click();
+  await page.fill("#s-zone", "Asia/Tokyo");
+  await page.click("button:text-is('Save the schedule')");
+  await page.locator(".notice", { hasText: "Schedule saved" }).waitFor();
+  const text = await page.locator("section.schedule", { hasText: "weekday-digest" }).innerText();
+  assert(text.includes("Asia/Tokyo"), "the edit shows");
 });
 
 await check("keyboard shortcuts move between pages", async () => {

@@ -148,6 +148,14 @@ impl CircuitBreaker {
         }
     }
 
+    /// While open: the instant from which the next probe is let through.
+    pub fn probe_at(&self) -> Option<Instant> {
+        match *self.phase.lock() {
+            Phase::Open { until } => Some(until),
+            _ => None,
+        }
+    }
+
     /// The current state.
     pub fn state(&self) -> BreakerState {
         match *self.phase.lock() {

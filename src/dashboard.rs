@@ -4,13 +4,16 @@
 //! | route | what it shows or does |
 //! |---|---|
 //! | `GET /ui` | overview: tasks per state, throughput and latency percentiles, queue load, service health; live |
-//! | `GET /ui/tasks` | tasks filtered by state, queue, kind and creation time (in the URL), keyset pages |
+//! | `GET /ui/tasks` | tasks filtered by state, queue, kind and creation time (in the URL), keyset pages; an operator's bulk form |
 //! | `GET /ui/tasks/{id}` | one task: live state and progress, args, result, one lane per attempt, crash history, actions |
-//! | `GET /ui/queues` | depth, running, workers, pause and resume |
-//! | `GET /ui/schedules` | expression, zone, policies, next fires in UTC, the schedule's zone and the viewer's; the next DST change and what the policy does there |
+//! | `GET /ui/queues` | depth, running, workers, pause and resume; each kind's breaker (state, next probe) and rate limit, live |
+//! | `GET /ui/schedules` | expression (and in plain words), zone, policies, next fires in UTC, the schedule's zone and the viewer's; the next DST change and what the policy does there |
 //! | `POST /ui/tasks/{id}/{cancel,pause,resume,restart,complete}` | task commands |
+//! | `POST /ui/bulk` | bulk cancel or restart of the selected tasks or of every task matching the filters: a dry-run count, then (`confirm=yes`) a background operation |
+//! | `GET /ui/bulk/{n}`, `POST /ui/bulk/{n}/cancel` | a bulk operation's live progress; stop it |
 //! | `POST /ui/queues/{name}/{pause,resume}`, `/ui/schedules/{name}/{pause,resume,fire}` | queue and schedule commands |
-//! | `GET /ui/live` | the SSE stream of the shared snapshot (`?task=<id>`: and of that task) |
+//! | `GET /ui/schedules/edit[?name=]`, `POST /ui/schedules/save` | add or edit a schedule (operators) |
+//! | `GET /ui/live` | the SSE stream of the shared snapshot (`?task=<id>`: and of that task; `?bulk=<n>`: and of that bulk operation) |
 //! | `GET`/`POST /ui/login`, `POST /ui/logout` | the session, when the node has a token |
 //! | `GET /ui/assets/{path}` | the embedded CSS and JavaScript |
 //!
@@ -29,6 +32,8 @@
 mod actions;
 mod assets;
 mod auth;
+mod bulk;
+mod cron_words;
 mod dst;
 mod error;
 mod format;
@@ -37,6 +42,7 @@ mod live;
 mod metrics;
 mod overview;
 mod queues;
+mod schedule_form;
 mod schedules;
 mod security;
 mod task;
@@ -66,6 +72,9 @@ pub struct UiConfig {
     /// A read-only token: it logs in as `viewer`, who sees every page and may take no
     /// action. Only used together with an operator token.
     pub viewer_token: Option<Secret>,
+    /// Mark the session cookie `Secure` on every response; without it, only when the
+    /// request came over TLS (`X-Forwarded-Proto: https` from a proxy, or an `https` URI).
+    pub secure_cookie: bool,
     /// How often the live snapshot is rebuilt (default [`DEFAULT_TICK`]).
     pub tick: Duration,
     /// The node's metrics recorder: the overview shows throughput and latency
@@ -78,6 +87,7 @@ impl Default for UiConfig {
         Self {
             operator_token: None,
             viewer_token: None,
+            secure_cookie: false,
             tick: DEFAULT_TICK,
             metrics: None,
         }
@@ -97,18 +107,21 @@ pub(crate) struct Ui {
     system: TaskSystem,
     auth: Arc<auth::Auth>,
     live: Arc<live::Live>,
+    bulk: Arc<bulk::Ops>,
 }
 
 impl Dashboard {
     /// A dashboard over `system`.
     pub fn new(system: TaskSystem, config: UiConfig) -> Self {
-        let auth = auth::Auth::new(config.operator_token, config.viewer_token);
+        let auth = auth::Auth::new(config.operator_token, config.viewer_token)
+            .secure_cookie(config.secure_cookie);
         let live = live::Live::new(system.clone(), config.tick, config.metrics);
         Self {
             ui: Ui {
                 system,
                 auth: Arc::new(auth),
                 live: Arc::new(live),
+                bulk: Arc::default(),
             },
         }
     }
@@ -120,9 +133,14 @@ impl Dashboard {
             .route("/ui/tasks", get(tasks::page))
             .route("/ui/tasks/{id}", get(task::page))
             .route("/ui/tasks/{id}/{action}", post(actions::task))
+            .route("/ui/bulk", post(bulk::start))
+            .route("/ui/bulk/{n}", get(bulk::page))
+            .route("/ui/bulk/{n}/cancel", post(bulk::cancel))
             .route("/ui/queues", get(queues::page))
             .route("/ui/queues/{name}/{action}", post(actions::queue))
             .route("/ui/schedules", get(schedules::page))
+            .route("/ui/schedules/edit", get(schedule_form::page))
+            .route("/ui/schedules/save", post(schedule_form::save))
             .route("/ui/schedules/{name}/{action}", post(actions::schedule))
             .route("/ui/live", get(live::stream))
             .route("/ui/logout", post(auth::logout))

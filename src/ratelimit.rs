@@ -75,6 +75,11 @@ impl Limiter {
         }
     }
 
+    /// The limit it enforces.
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
     /// Takes one admission now.
     ///
     /// # Errors

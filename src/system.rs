@@ -4,6 +4,7 @@
 mod builder;
 mod by;
 mod handle;
+mod kinds;
 mod manage;
 mod recover;
 mod schedules;
@@ -13,6 +14,7 @@ mod tree;
 pub use crate::runtime::submit::Receipt;
 pub use builder::{HandlerOptions, TaskSystemBuilder};
 pub use handle::{QueueStats, TaskSystem};
+pub use kinds::KindGates;
 pub use manage::{Readiness, TaskPage, TaskView};
 pub use recover::Recovery;
 pub use shutdown::ShutdownReport;

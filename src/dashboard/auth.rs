@@ -3,10 +3,15 @@
 //! The cookie is `base64url(role|expires|nonce|name).base64url(hmac)`, signed with a key
 //! drawn at start (a restart logs everyone out). The CSRF token of a session is an HMAC of
 //! its nonce, so it needs no server-side storage and cannot be guessed from the cookie.
+//! The cookie is `Secure` when [`UiConfig::secure_cookie`](super::UiConfig::secure_cookie)
+//! is set or the request came over TLS. Login attempts are limited per client address
+//! (a burst of five, then one every 12 s; 429 with `Retry-After` beyond).
 
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -75,20 +80,70 @@ pub(crate) enum Refusal {
     Csrf,
 }
 
-/// The tokens and the signing key.
+/// Login attempts per client address: a burst of [`LOGIN_BURST`], then one more every
+/// [`LOGIN_EVERY`].
+const LOGIN_BURST: u32 = 5;
+/// See [`LOGIN_BURST`].
+const LOGIN_EVERY: Duration = Duration::from_secs(12);
+/// Addresses remembered by the login limiter before the idle ones are dropped.
+const LOGIN_KEYS: usize = 10_000;
+
+type LoginLimiter = governor::DefaultKeyedRateLimiter<IpAddr>;
+
+/// The tokens, the signing key, the cookie's flags and the login limiter.
 pub(crate) struct Auth {
     operator: Option<Secret>,
     viewer: Option<Secret>,
     key: [u8; 32],
+    secure: bool,
+    logins: LoginLimiter,
 }
 
 impl Auth {
     /// Checks against these tokens, with a fresh signing key.
     pub fn new(operator: Option<Secret>, viewer: Option<Secret>) -> Self {
+        let burst = NonZeroU32::new(LOGIN_BURST).expect("not zero");
+        let quota = governor::Quota::with_period(LOGIN_EVERY)
+            .expect("not zero")
+            .allow_burst(burst);
         Self {
             operator,
             viewer,
             key: rand::random(),
+            secure: false,
+            logins: governor::RateLimiter::keyed(quota),
+        }
+    }
+
+    /// Marks the session cookie `Secure` on every response (else only over TLS).
+    pub fn secure_cookie(mut self, always: bool) -> Self {
+        self.secure = always;
+        self
+    }
+
+    /// Takes one login attempt of `client`; the wait until the next one when it has used
+    /// its allowance.
+    pub fn login_attempt(&self, client: IpAddr) -> Result<(), Duration> {
+        if self.logins.len() > LOGIN_KEYS {
+            self.logins.retain_recent();
+        }
+        self.logins.check_key(&client).map_err(|not_until| {
+            not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ))
+        })
+    }
+
+    /// The cookie's attributes for a request with `headers`: `Secure` when configured or
+    /// when the request came over TLS.
+    fn attributes(&self, headers: &HeaderMap) -> &'static str {
+        let tls = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+        match self.secure || tls {
+            true => "Path=/ui; HttpOnly; SameSite=Strict; Secure",
+            false => "Path=/ui; HttpOnly; SameSite=Strict",
         }
     }
 
@@ -237,15 +292,31 @@ pub(crate) async fn login_page(State(ui): State<Ui>) -> Response {
     login_form(None).into_response()
 }
 
-/// `POST /ui/login`: a session for a right token, the form again with an error otherwise.
-pub(crate) async fn login(State(ui): State<Ui>, Form(form): Form<LoginForm>) -> Response {
+/// `POST /ui/login`: a session for a right token, the form again with an error otherwise;
+/// 429 once the client's address has used its attempts.
+pub(crate) async fn login(
+    State(ui): State<Ui>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let client = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0 .0.ip());
+    if let Err(wait) = ui.auth.login_attempt(client) {
+        let secs = wait.as_secs() + 1;
+        let page = login_form(Some(&format!(
+            "Too many attempts from your address: try again in {secs} s."
+        )));
+        let retry = [(header::RETRY_AFTER, secs.to_string())];
+        return (StatusCode::TOO_MANY_REQUESTS, retry, page).into_response();
+    }
     let Some(role) = ui.auth.role_of(form.token.trim()) else {
         let page = login_form(Some("That token is not valid for this node."));
         return (StatusCode::UNAUTHORIZED, page).into_response();
     };
     let value = ui.auth.issue(role, &form.name, SystemTime::now());
     let cookie = format!(
-        "{COOKIE}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{COOKIE}={value}; {}; Max-Age={}",
+        ui.auth.attributes(&headers),
         LIFETIME.as_secs()
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/ui")).into_response()
@@ -255,11 +326,11 @@ pub(crate) async fn login(State(ui): State<Ui>, Form(form): Form<LoginForm>) -> 
 pub(crate) async fn logout(
     State(ui): State<Ui>,
     axum::Extension(session): axum::Extension<Session>,
+    headers: HeaderMap,
     Form(form): Form<super::actions::ActionForm>,
 ) -> Response {
     if Secret::new(session.csrf).matches(form.csrf.as_deref().unwrap_or("")) {
-        let _ = &ui;
-        let clear = format!("{COOKIE}=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0");
+        let clear = format!("{COOKIE}=; {}; Max-Age=0", ui.auth.attributes(&headers));
         return ([(header::SET_COOKIE, clear)], Redirect::to("/ui/login")).into_response();
     }
     super::error::UiError::refused(Refusal::Csrf).into_response()

@@ -59,6 +59,7 @@ pub(crate) fn done(q: &std::collections::HashMap<String, String>) -> Option<&'st
         "restart" => "Restart done.",
         "complete" => "Complete done.",
         "fire" => "Slot fired.",
+        "save" => "Schedule saved.",
         _ => return None,
     };
     Some(text)

@@ -34,6 +34,8 @@ pub(crate) struct Snapshot {
     pub counts: Result<Vec<(TaskState, u64)>, String>,
     /// Every queue's load.
     pub queues: Vec<QueueStats>,
+    /// Each kind's breaker and rate limit.
+    pub gates: Vec<crate::system::KindGates>,
     /// Throughput and latency over the last minute, when the node has a metrics recorder
     /// and an earlier reading.
     pub rates: Option<Rates>,
@@ -61,6 +63,7 @@ impl Snapshot {
             at: SystemTime::now(),
             counts,
             queues: system.queues(),
+            gates: system.kind_gates(),
             rates: None,
         }
     }
@@ -168,8 +171,10 @@ impl Live {
     }
 }
 
-/// `GET /ui/live`: one SSE event per region (`counts`, `queues`, `updated`) per snapshot;
-/// with `?task=<id>`, also the task's fields (`task`) while it is held in memory.
+/// `GET /ui/live`: one SSE event per region (`counts`, `queues`, `updated`, `rates`, `gates`)
+/// per snapshot;
+/// with `?task=<id>`, also the task's fields (`task`) while it is held in memory; with
+/// `?bulk=<n>`, also that bulk operation's progress (`bulk`).
 pub(crate) async fn stream(
     State(ui): State<Ui>,
     Query(q): Query<HashMap<String, String>>,
@@ -178,12 +183,20 @@ pub(crate) async fn stream(
     rx.mark_changed();
     let stop = ui.live.stop.clone();
     let task: Option<TaskId> = q.get("task").and_then(|t| t.parse().ok());
+    let bulk = q
+        .get("bulk")
+        .and_then(|n| n.parse().ok())
+        .and_then(|n| ui.bulk.get(n));
     let system = ui.system.clone();
     let events = futures::StreamExt::flat_map(snapshots(rx, stop), move |s| {
         let mut out = events(&s);
         if let Some(status) = task.and_then(|id| system.status(id).ok()) {
             let html = super::task::fields(&status).into_string();
             out.push(Ok(Event::default().event("task").data(html)));
+        }
+        if let Some(op) = &bulk {
+            let html = super::bulk::progress(op).into_string();
+            out.push(Ok(Event::default().event("bulk").data(html)));
         }
         futures::stream::iter(out)
     });
@@ -216,6 +229,7 @@ pub(crate) fn events(s: &Snapshot) -> Vec<Result<Event, Infallible>> {
         ("queues", overview::queues(s)),
         ("updated", overview::updated(s)),
         ("rates", metrics::view(s.rates.as_ref())),
+        ("gates", super::queues::gates_table(&s.gates)),
     ]
     .into_iter()
     .map(|(name, html)| Ok(Event::default().event(name).data(html.into_string())))

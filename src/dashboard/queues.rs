@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use super::auth::Session;
 use super::layout::{self, Nav};
 use super::Ui;
-use crate::system::QueueStats;
+use crate::breaker::BreakerState;
+use crate::system::{KindGates, QueueStats};
 
 /// `GET /ui/queues`.
 pub(crate) async fn page(
@@ -26,6 +27,11 @@ pub(crate) async fn page(
         h1 { "Queues" }
         @if let Some(done) = super::format::done(&q) { p.notice role="status" { (done) } }
         (table(&queues, &session))
+        h2 { "Circuit breakers and rate limits per kind" }
+        div #gates hx-ext="sse,morph" sse-connect="/ui/live" {
+            p.updated { span #live-state .live-state { "" } }
+            div sse-swap="gates" hx-swap="morph:innerHTML" aria-live="polite" { (gates_table(&ui.system.kind_gates())) }
+        }
         h2 { "Pools and circuit breakers" }
         ul {
             @for s in gates {
@@ -62,6 +68,33 @@ pub(crate) fn table(queues: &[QueueStats], session: &Session) -> Markup {
                                 (layout::action(session, &format!("{base}/pause"), "Pause", ""))
                             }
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Each kind's breaker (state, next probe) and rate limit: a live region of the page.
+pub(crate) fn gates_table(gates: &[KindGates]) -> Markup {
+    html! {
+        table.gates {
+            thead { tr {
+                th scope="col" { "kind" } th scope="col" { "breaker" } th scope="col" { "next probe" }
+                th scope="col" { "rate limit" }
+            } }
+            tbody {
+                @for g in gates {
+                    tr {
+                        td { a href={ "/ui/tasks?kind=" (g.kind) } { (g.kind) } }
+                        td { @match g.breaker {
+                            None => span.muted { "none" },
+                            Some(BreakerState::Closed) => span.badge.closed { "closed" },
+                            Some(BreakerState::Open) => span.badge.open { "open" },
+                            Some(BreakerState::HalfOpen) => span.badge.half-open { "half-open: probing" },
+                        } }
+                        td { @if let Some(d) = g.next_probe { "in " (d.as_secs()) " s" } }
+                        td { @if let Some(r) = g.rate_limit { (r.per_second) "/s, burst " (r.burst) } @else { span.muted { "none" } } }
                     }
                 }
             }

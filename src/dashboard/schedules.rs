@@ -8,7 +8,7 @@ use axum::Extension;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
-use super::auth::Session;
+use super::auth::{Role, Session};
 use super::error::UiError;
 use super::layout::{self, Nav};
 use super::{format, Ui};
@@ -37,7 +37,8 @@ pub(crate) async fn page(
     let body = html! {
         h1 { "Schedules" }
         @if let Some(done) = format::done(&q) { p.notice role="status" { (done) } }
-        @if rows.is_empty() { p.empty { "No schedule yet. Add one with " code { "PUT /v1/schedules/{name}" } "." } }
+        @if session.role == Role::Operator { p { a.button href="/ui/schedules/edit" { "Add a schedule" } } }
+        @if rows.is_empty() { p.empty { "No schedule yet. Add one here or with " code { "PUT /v1/schedules/{name}" } "." } }
         @for (info, next) in &rows { (schedule(info, next, &session)) }
     };
     Ok(layout::page("Schedules", Nav::Schedules, &session, body))
@@ -59,7 +60,8 @@ pub(crate) fn schedule(info: &ScheduleInfo, next: &[DateTime<Utc>], session: &Se
         section.schedule aria-label={ "Schedule " (spec.name) } {
             h2 { (spec.name) @if spec.paused { " " span.badge.paused { "paused" } } }
             dl.fields {
-                dt { "expression" } dd.mono { (spec.cron) }
+                dt { "expression" } dd { span.mono { (spec.cron) }
+                    @if let Some(words) = super::cron_words::describe(&spec.cron) { br; span.words { (words) } } }
                 dt { "zone" } dd { (spec.timezone) }
                 dt { "task" } dd { (spec.task.kind) " on " (spec.task.queue.as_deref().unwrap_or("default")) }
                 dt { "daylight saving" } dd { "gap: " (format!("{:?}", spec.dst.gap).to_lowercase()) ", fold: " (format!("{:?}", spec.dst.fold).to_lowercase()) }
@@ -93,6 +95,9 @@ pub(crate) fn schedule(info: &ScheduleInfo, next: &[DateTime<Utc>], session: &Se
                     (layout::action(session, &format!("{base}/pause"), "Pause", ""))
                 }
                 (layout::action(session, &format!("{base}/fire"), "Fire the next slot now", ""))
+                @if session.role == Role::Operator {
+                    a.button href={ "/ui/schedules/edit?name=" (encode_segment(&spec.name)) } { "Edit" }
+                }
             }
         }
     }

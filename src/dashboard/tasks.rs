@@ -13,7 +13,7 @@ use axum::Extension;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use maud::{html, Markup};
 
-use super::auth::Session;
+use super::auth::{Role, Session};
 use super::error::UiError;
 use super::layout::{self, Nav};
 use super::{format, Ui};
@@ -118,6 +118,16 @@ impl ListQuery {
 
     /// The URL query of these filters (and the cursor, if set).
     pub fn href(&self) -> String {
+        let query: Vec<String> = self
+            .pairs()
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect();
+        format!("/ui/tasks?{}", query.join("&"))
+    }
+
+    /// The filters (and the cursor, if set) as query fields.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut parts: Vec<(&str, String)> = vec![];
         let iso = |t: SystemTime| {
             DateTime::<Utc>::from(t)
@@ -147,11 +157,7 @@ impl ListQuery {
             parts.push(("before", nanos.to_string()));
             parts.push(("skip", self.skip.to_string()));
         }
-        let query: Vec<String> = parts
-            .iter()
-            .map(|(k, v)| format!("{k}={}", encode(v)))
-            .collect();
-        format!("/ui/tasks?{}", query.join("&"))
+        parts
     }
 }
 
@@ -200,7 +206,8 @@ pub(crate) async fn page(
                 (page.total) @if query.before.is_some() { " more" } " matching"
                 @if query.before.is_some() { " · " a href=(ListQuery { before: None, skip: 0, ..query.clone() }.href()) { "Back to the newest" } }
             }
-            (table(&page.tasks))
+            (bulk_form(&query, &session, page.total))
+            (table(&page.tasks, session.role == Role::Operator))
             @if let Some(next) = next {
                 nav.pager aria-label="Pages" { a rel="next" href=(next.href()) { "Older tasks →" } }
             }
@@ -242,14 +249,45 @@ fn filters(q: &ListQuery, queues: &[String]) -> Markup {
     }
 }
 
-/// The rows of a page (also used by the unit tests with hostile values).
-pub(crate) fn table(tasks: &[TaskStatus]) -> Markup {
+/// The bulk-action form of an operator: its checkboxes are the table's rows (`form=bulk`);
+/// its hidden fields carry the current filters for "every task matching the filter".
+fn bulk_form(q: &ListQuery, session: &Session, total: u64) -> Markup {
+    let filters = ListQuery {
+        before: None,
+        skip: 0,
+        ..q.clone()
+    };
+    html! {
+        @if session.role == Role::Operator {
+            form #bulk .bulk method="post" action="/ui/bulk" aria-label="Bulk action" {
+                (layout::csrf(session))
+                @for (k, v) in filters.pairs() {
+                    input type="hidden" name=(k) value=(v);
+                }
+                label { "Bulk "
+                    select name="action" {
+                        option value="cancel" { "cancel" }
+                        option value="restart" { "restart" }
+                    }
+                }
+                label { input type="radio" name="scope" value="selected" checked; " the selected tasks" }
+                label { input type="radio" name="scope" value="filter"; " all " (total) " matching the filter" }
+                button type="submit" { "Count first…" }
+            }
+        }
+    }
+}
+
+/// The rows of a page (also used by the unit tests with hostile values); with
+/// `selectable`, a checkbox per row for the bulk form.
+pub(crate) fn table(tasks: &[TaskStatus], selectable: bool) -> Markup {
     html! {
         @if tasks.is_empty() {
             p.empty { "No task matches." }
         } @else {
             table.tasks {
                 thead { tr {
+                    @if selectable { th scope="col" { span.sr-only { "select" } } }
                     th scope="col" { "task" } th scope="col" { "kind" } th scope="col" { "queue" }
                     th scope="col" { "state" } th scope="col" { "attempt" } th scope="col" { "created" }
                     th scope="col" { "last error" }
@@ -257,6 +295,8 @@ pub(crate) fn table(tasks: &[TaskStatus]) -> Markup {
                 tbody {
                     @for t in tasks {
                         tr {
+                            @if selectable { td { input type="checkbox" form="bulk" name="id" value=(t.id)
+                                aria-label={ "select task " (t.id) }; } }
                             td { a.mono href={ "/ui/tasks/" (t.id) } { (short(&t.id.to_string())) } }
                             td { (t.kind) }
                             td { (t.queue) }

@@ -3,6 +3,7 @@
 //! `tower::ServiceExt::oneshot` over a real system with a memory store; no sleeps.
 
 mod actions;
+mod bulk;
 mod live;
 mod scale;
 mod views;

@@ -14,7 +14,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request};
 use axum::Router;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -51,8 +55,14 @@ pub async fn serve(
             _ = &mut shutdown => break,
             next = accept(&listener, &limit, &mut backoff) => next,
         };
-        let (stream, permit) = next;
-        let service = TowerToHyperService::new(router.clone());
+        let (stream, peer, permit) = next;
+        // The peer address as `ConnectInfo` (the dashboard limits logins per address).
+        let router = router.clone();
+        let service =
+            TowerToHyperService::new(tower::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                tower::Service::call(&mut router.clone(), req)
+            }));
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -72,13 +82,13 @@ async fn accept(
     listener: &TcpListener,
     limit: &Arc<Semaphore>,
     backoff: &mut Duration,
-) -> (TcpStream, OwnedSemaphorePermit) {
+) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
     let permit = limit.clone().acquire_owned().await.expect("never closed");
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 *backoff = FIRST_BACKOFF;
-                return (stream, permit);
+                return (stream, peer, permit);
             }
             Err(e) if per_connection(&e) => continue,
             Err(e) => {

@@ -54,6 +54,9 @@ pub struct UiSettings {
     /// The read-only token itself: from `TASKMESH_UI__VIEWER_TOKEN` only, never a file.
     #[serde(skip_serializing)]
     pub viewer_token: Option<Secret>,
+    /// Mark the session cookie `Secure` on every response (default false: only when the
+    /// request came over TLS, as a proxy's `X-Forwarded-Proto: https` says).
+    pub secure_cookie: bool,
 }
 
 impl Default for UiSettings {
@@ -62,6 +65,7 @@ impl Default for UiSettings {
             enabled: true,
             viewer_token_file: None,
             viewer_token: None,
+            secure_cookie: false,
         }
     }
 }

@@ -220,6 +220,7 @@ fn dashboard(
     let ui = UiConfig {
         operator_token: cfg.http.token.clone(),
         viewer_token: cfg.ui.viewer_token.clone(),
+        secure_cookie: cfg.ui.secure_cookie,
         metrics,
         ..UiConfig::default()
     };

@@ -137,6 +137,28 @@ await check("the task list filters by state in the URL", async () => {
   assert(await page.locator("select[name=state]").inputValue() === "succeeded", "the filter survives a reload");
 });
 
+await check("an operator cancels a selection in bulk: a dry-run count, then live progress", async () => {
+  const a = await api("POST", "/v1/tasks", { kind: "echo", args: { bulk: 1 }, auto_start: false, title: "bulk one" });
+  const b = await api("POST", "/v1/tasks", { kind: "echo", args: { bulk: 2 }, auto_start: false, title: "bulk two" });
+  await page.goto(`${URL_}/ui/tasks?state=paused`);
+  await page.check(`input[name=id][value="${a.id}"]`);
+  await page.check(`input[name=id][value="${b.id}"]`);
+  await page.selectOption("form#bulk select[name=action]", "cancel");
+  await page.click("form#bulk button[type=submit]");
+  await page.locator("#bulk-count strong", { hasText: "2" }).waitFor();
+  await axe(page, "bulk dry run");
+  await page.click("button:has-text('Start: cancel 2 task(s)')");
+  await page.waitForURL(/\/ui\/bulk\/\d+$/);
+  await page.locator("#live-state", { hasText: "live" }).waitFor({ timeout: 10000 });
+  await page.locator("#bulk-state", { hasText: "finished" }).waitFor({ timeout: 10000 });
+  assert((await page.locator("#bulk-counts").innerText()).includes("2 of 2 processed: 2 changed"), "progress");
+  await axe(page, "bulk progress");
+  await shot(page, "bulk");
+  await page.goto(`${URL_}/ui/tasks/${a.id}`);
+  const events = await page.locator("li.ev").allInnerTexts();
+  assert(events.some((e) => e.includes("cancelled") && e.includes("by ui:ci")), `events: ${events.join(" | ")}`);
+});
+
 await check("a hostile task is shown as text, and the failed one shows its attempts", async () => {
   await page.goto(`${URL_}/ui/tasks?kind=echo`);
   const all = await api("GET", "/v1/tasks?kind=echo&limit=100");
@@ -155,6 +177,7 @@ await check("an operator pauses a queue; a task in it updates live, then is paus
   await page.goto(`${URL_}/ui/queues`);
   await page.click("button:text-is('Pause')");
   await page.locator("td .badge.paused").waitFor();
+  assert(await page.locator("table.gates td a", { hasText: "fail" }).count() === 1, "a row per kind in the breaker table");
   await axe(page, "queues");
   await shot(page, "queues");
   const held = await api("POST", "/v1/tasks", { kind: "echo", args: { held: 2 }, title: "waits in a paused queue" });
@@ -197,6 +220,27 @@ await check("schedules show their next fires and fire a slot on demand", async (
   await shot(page, "schedules");
   await card.locator("button:text-is('Fire the next slot now')").click();
   await page.locator(".notice", { hasText: "Slot fired" }).waitFor();
+  assert((await card.locator(".words").innerText()) === "at 02:30 every day", "the expression in words");
+});
+
+await check("an operator adds a schedule and edits it from the UI", async () => {
+  await page.goto(`${URL_}/ui/schedules`);
+  await page.click("a:text-is('Add a schedule')");
+  await page.fill("#s-name", "weekday-digest");
+  await page.fill("#s-cron", "0 */15 * * * Mon-Fri");
+  await page.fill("#s-kind", "noop");
+  await page.fill("#s-args", "{}");
+  await axe(page, "schedule form");
+  await page.click("button:text-is('Save the schedule')");
+  await page.locator(".notice", { hasText: "Schedule saved" }).waitFor();
+  const card = page.locator("section.schedule", { hasText: "weekday-digest" });
+  assert((await card.locator(".words").innerText()) === "every 15 minutes on Mon through Fri", "words");
+  await card.locator("a:text-is('Edit')").click();
+  await page.fill("#s-zone", "Asia/Tokyo");
+  await page.click("button:text-is('Save the schedule')");
+  await page.locator(".notice", { hasText: "Schedule saved" }).waitFor();
+  const text = await page.locator("section.schedule", { hasText: "weekday-digest" }).innerText();
+  assert(text.includes("Asia/Tokyo"), "the edit shows");
 });
 
 await check("keyboard shortcuts move between pages", async () => {
@@ -214,6 +258,8 @@ await check("a viewer sees the pages and no action", async () => {
   const one = (await api("GET", "/v1/tasks?state=paused")).tasks[0];
   await viewer.page.goto(`${URL_}/ui/tasks/${one.id}`);
   assert(await viewer.page.locator("section.actions").count() === 0, "no actions");
+  await viewer.page.goto(`${URL_}/ui/tasks`);
+  assert(await viewer.page.locator("form#bulk, input[name=id]").count() === 0, "no bulk form");
   await viewer.page.goto(`${URL_}/ui/queues`);
   assert(await viewer.page.locator("form.action").count() === 0, "no queue actions");
   await viewer.context.close();

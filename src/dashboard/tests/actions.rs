@@ -288,3 +288,124 @@ async fn a_form_posted_from_another_site_is_refused_login_included() {
         "same origin passes"
     );
 }
+
+#[tokio::test]
+async fn login_attempts_beyond_the_burst_are_refused_with_retry_after() {
+    let system = start().await;
+    let app = guarded(&system);
+    for _ in 0..5 {
+        let a = post(&app, "/ui/login", None, "token=nope&name=eve").await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+    let a = post(
+        &app,
+        "/ui/login",
+        None,
+        &format!("token={OPERATOR}&name=eve"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
+    assert!(!a.header(header::RETRY_AFTER).is_empty());
+    assert!(a.header(header::SET_COOKIE).is_empty(), "no session");
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_over_tls_or_when_configured() {
+    let system = start().await;
+    let app = guarded(&system);
+    let plain = login(&app, OPERATOR, "olga").await;
+    assert!(!plain.is_empty());
+    let req = axum::http::Request::builder()
+        .method(axum::http::Method::POST)
+        .uri("/ui/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-forwarded-proto", "https")
+        .body(Body::from(format!("token={OPERATOR}&name=olga")))
+        .unwrap();
+    let a = send(&app, req).await;
+    assert!(
+        a.header(header::SET_COOKIE).contains("; Secure"),
+        "over TLS"
+    );
+    let a = post(&app, "/ui/login", None, &format!("token={OPERATOR}&name=o")).await;
+    assert!(
+        !a.header(header::SET_COOKIE).contains("Secure"),
+        "plain HTTP"
+    );
+    let config = UiConfig {
+        operator_token: Some(Secret::new(OPERATOR)),
+        secure_cookie: true,
+        ..UiConfig::default()
+    };
+    let app = Dashboard::new(system.clone(), config).router();
+    let a = post(&app, "/ui/login", None, &format!("token={OPERATOR}&name=o")).await;
+    assert!(
+        a.header(header::SET_COOKIE).contains("; Secure"),
+        "configured"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_adds_and_edits_a_schedule_and_a_viewer_cannot() {
+    let system = start().await;
+    let app = guarded(&system);
+    let viewer = login(&app, VIEWER, "val").await;
+    let vcsrf = get(&app, "/ui/schedules", Some(&viewer)).await.csrf();
+    let form = "name=hourly&cron=0+0+*+*+*+*&timezone=&kind=noop&queue=held&args=%7B%7D";
+    let a = post(
+        &app,
+        "/ui/schedules/save",
+        Some(&viewer),
+        &format!("csrf={vcsrf}&{form}"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let olga = login(&app, OPERATOR, "olga").await;
+    let csrf = get(&app, "/ui/schedules", Some(&olga)).await.csrf();
+    let a = post(&app, "/ui/schedules/save", Some(&olga), form).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "no CSRF token");
+    let a = post(
+        &app,
+        "/ui/schedules/save",
+        Some(&olga),
+        &format!("csrf={csrf}&{form}"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let spec = system.schedule("hourly").await.unwrap().record.spec;
+    assert_eq!(
+        (spec.cron.as_str(), spec.timezone.as_str()),
+        ("0 0 * * * *", "UTC")
+    );
+    system.pause_schedule("hourly").await.unwrap();
+    let edit = "name=hourly&cron=0+30+2+*+*+*&timezone=Europe%2FBerlin&kind=noop&queue=held&args=";
+    let a = post(
+        &app,
+        "/ui/schedules/save",
+        Some(&olga),
+        &format!("csrf={csrf}&{edit}"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let spec = system.schedule("hourly").await.unwrap().record.spec;
+    assert_eq!(spec.timezone, "Europe/Berlin");
+    assert!(spec.paused, "an edit keeps the other settings");
+    let page = get(&app, "/ui/schedules", Some(&olga)).await;
+    assert!(page.body.contains("at 02:30 every day"), "{}", page.body);
+    let bad = "name=x&cron=nope&kind=noop";
+    let a = post(
+        &app,
+        "/ui/schedules/save",
+        Some(&olga),
+        &format!("csrf={csrf}&{bad}"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.body.contains("role=\"alert\""), "{}", a.body);
+    let form_page = get(&app, "/ui/schedules/edit?name=hourly", Some(&olga)).await;
+    assert!(
+        form_page.body.contains("value=\"Europe/Berlin\""),
+        "{}",
+        form_page.body
+    );
+}

@@ -113,7 +113,7 @@ async fn what_the_pages_cost_at_scale() {
     .await;
     println!("the same depth by OFFSET, for comparison: {}", ms(offset));
     let render = median(|| async {
-        tasks::table(&statuses).into_string();
+        tasks::table(&statuses, true).into_string();
     })
     .await;
     println!("rendering {} rows: {}", statuses.len(), ms(render));

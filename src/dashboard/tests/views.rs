@@ -58,7 +58,7 @@ async fn hostile_args_errors_and_kinds_are_escaped_on_the_task_page_and_list() {
         page.contains("&lt;img src=x onerror=alert(2)&gt;&quot;'&amp;"),
         "{page}"
     );
-    let list = tasks::table(&[view.status]).into_string();
+    let list = tasks::table(&[view.status], true).into_string();
     assert_escaped(&list);
 }
 
@@ -192,4 +192,39 @@ fn all_assets_together_stay_within_100_kb_gzipped() {
         total += gz.finish().unwrap().len();
     }
     assert!(total <= 100 * 1024, "assets are {total} bytes gzipped");
+}
+
+#[test]
+fn the_gates_table_shows_each_breaker_state_the_next_probe_and_the_rate_limit() {
+    use crate::breaker::BreakerState;
+    use crate::ratelimit::RateLimit;
+    use crate::system::KindGates;
+    let gate = |kind: &str, breaker, next_probe| KindGates {
+        kind: kind.into(),
+        breaker,
+        next_probe,
+        rate_limit: None,
+    };
+    let gates = [
+        gate(
+            "a",
+            Some(BreakerState::Open),
+            Some(std::time::Duration::from_secs(12)),
+        ),
+        gate("b", Some(BreakerState::HalfOpen), None),
+        KindGates {
+            rate_limit: Some(RateLimit::per_second(std::num::NonZeroU32::new(5).unwrap())),
+            ..gate("<c>", None, None)
+        },
+    ];
+    let html = super::super::queues::gates_table(&gates).into_string();
+    assert!(
+        html.contains("badge open") && html.contains("in 12 s"),
+        "{html}"
+    );
+    assert!(html.contains("half-open: probing"), "{html}");
+    assert!(
+        html.contains("5/s, burst 5") && html.contains("&lt;c&gt;"),
+        "{html}"
+    );
 }

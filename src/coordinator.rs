@@ -10,6 +10,8 @@
 //! - rescues the tasks of dead processes: their running tasks become crashed attempts
 //!   (fenced by the dead owner and attempt, so two rescuers racing do no harm), their
 //!   reservations go back to the shared pool;
+//! - runs the tasks whose create reported a failure but was stored all the same (the
+//!   commit's answer was lost), which nobody else would run while this process lives;
 //! - reserves waiting tasks from the shared pool for its queues' free workers, on the
 //!   tick and at once when another process hints that tasks went back to the pool
 //!   ([`Notifier`](crate::store::Notifier)); it hints in turn when it releases a dead
@@ -158,6 +160,7 @@ async fn tick(state: &mut CoordinatorState) {
             tracing::warn!(error = %e, "could not look for dead processes' tasks");
         }
     }
+    settle_doubts(&state.shared).await;
 }
 
 /// Reserves for the queues `only` admits, keeping the backlog up to date.
@@ -316,6 +319,34 @@ async fn rescue_one(shared: &Shared, owner: &Owner) -> Result<(), StoreError> {
         tracing::warn!(%owner, rescued, released, "rescued the tasks of a dead process");
     }
     Ok(())
+}
+
+/// Looks up the tasks whose create failed here (`Journal::doubt`): one that was stored
+/// anyway (the commit happened, its answer was lost) is held by this process and nobody
+/// else would run it while this process lives, so it is run here. A lookup that fails is
+/// tried again on the next tick.
+async fn settle_doubts(shared: &Shared) {
+    let ids = shared.journal.take_doubtful();
+    let (Some(store), Some(me)) = (shared.journal.store(), shared.journal.owner()) else {
+        return;
+    };
+    let mut again = Vec::new();
+    for id in ids {
+        match store.get(id).await {
+            Ok(Some(record)) => {
+                let state = record.life.state;
+                let mine = record.life.owner.as_ref() == Some(&me);
+                let waiting = !state.is_terminal() && state != TaskState::Running;
+                if mine && waiting && shared.table.get(&id).is_none() {
+                    tracing::warn!(task_id = %id, "a task whose create reported a failure was stored all the same; it runs here");
+                    adopt(shared, record, "");
+                }
+            }
+            Ok(None) => {}
+            Err(_) => again.push(id),
+        }
+    }
+    shared.journal.doubt(again);
 }
 
 /// Tells the other processes that `queues` have waiting tasks nobody holds (an empty

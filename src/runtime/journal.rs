@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use crate::store::prelude::*;
 use crate::store::{EventKind, Fence, Owner, StoreError, TaskEvent, Write, WriteResult};
-use crate::task::Task;
+use crate::task::{Task, TaskId};
 
 /// The store, if any, and whether its last write succeeded (readiness).
 #[derive(Clone, Default)]
@@ -31,6 +31,10 @@ pub(crate) struct Journal {
     /// Whether several processes share the store (asked once: every submit and write
     /// asks it).
     shared: bool,
+    /// Tasks whose create failed on a shared store: the commit may have happened with its
+    /// answer lost, leaving the task stored and held by this process; the coordinator
+    /// looks them up.
+    doubtful: Arc<parking_lot::Mutex<Vec<TaskId>>>,
 }
 
 /// Run once a queued write is settled, with what became of it.
@@ -85,7 +89,20 @@ impl Journal {
             owner: Arc::default(),
             trusted: Arc::new(AtomicBool::new(true)),
             fenced: Arc::default(),
+            doubtful: Arc::default(),
         }
+    }
+
+    /// Notes tasks whose create failed: on a shared store they may be stored anyway.
+    pub fn doubt(&self, ids: impl IntoIterator<Item = TaskId>) {
+        if self.shared {
+            self.doubtful.lock().extend(ids);
+        }
+    }
+
+    /// The tasks noted by [`doubt`](Self::doubt) since the last call.
+    pub fn take_doubtful(&self) -> Vec<TaskId> {
+        std::mem::take(&mut *self.doubtful.lock())
     }
 
     /// True if several processes share the store: claims must be won in the store.

@@ -143,7 +143,11 @@ async fn persist(shared: &Shared, cell: &TaskCell) -> Result<Option<TaskId>, Sub
     let actor = cell.task.metadata.actor_id.as_deref();
     let created = Journal::event(&cell.task, EventKind::Created, actor);
     let write = Write::Create(Box::new(cell.record()), created);
-    match shared.journal.write_now(vec![write]).await?.first() {
+    let written = shared.journal.write_now(vec![write]).await;
+    if written.is_err() {
+        shared.journal.doubt([cell.task.id]);
+    }
+    match written?.first() {
         Some(WriteResult::Duplicate(existing)) => Ok(Some(*existing)),
         _ => Ok(None),
     }
@@ -314,7 +318,13 @@ async fn persist_all(
             Write::Create(Box::new(a.cell.record()), created)
         })
         .collect();
-    let results = shared.journal.write_now(writes).await?;
+    let results = shared.journal.write_now(writes).await;
+    if results.is_err() {
+        shared
+            .journal
+            .doubt(accepted.iter().map(|(_, a)| a.cell.task.id));
+    }
+    let results = results?;
     let existing = |r: &WriteResult| match r {
         WriteResult::Duplicate(id) => Some(*id),
         WriteResult::Done | WriteResult::Fenced => None,

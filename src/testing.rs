@@ -247,6 +247,63 @@ pub async fn run_inline<H: Handler>(handler: &H, args: H::Args) -> HandlerResult
     handler.perform(ctx, args).await
 }
 
+/// The reads of [`TaskStore`](crate::store::TaskStore) for a test store wrapper, written
+/// inside its `impl TaskStore` block (so the wrapper writes only what it changes):
+/// `get`, `list`, `count`, `open_tasks`, `find_unique` and `prune_terminal`, each
+/// delegated to one of its fields: `taskmesh::task_store_reads!(inner);`.
+#[macro_export]
+macro_rules! task_store_reads {
+    ($field:ident) => {
+        fn get(
+            &self,
+            id: $crate::TaskId,
+        ) -> ::futures::future::BoxFuture<
+            'static,
+            Result<Option<$crate::store::TaskRecord>, $crate::store::StoreError>,
+        > {
+            self.$field.get(id)
+        }
+        fn list(
+            &self,
+            query: $crate::store::TaskQuery,
+        ) -> ::futures::future::BoxFuture<
+            'static,
+            Result<$crate::store::Page, $crate::store::StoreError>,
+        > {
+            self.$field.list(query)
+        }
+        fn count(
+            &self,
+            filter: $crate::store::TaskFilter,
+        ) -> ::futures::future::BoxFuture<'static, Result<u64, $crate::store::StoreError>> {
+            self.$field.count(filter)
+        }
+        fn open_tasks(
+            &self,
+        ) -> ::futures::future::BoxFuture<
+            'static,
+            Result<Vec<$crate::store::TaskRecord>, $crate::store::StoreError>,
+        > {
+            self.$field.open_tasks()
+        }
+        fn find_unique(
+            &self,
+            key: String,
+        ) -> ::futures::future::BoxFuture<
+            'static,
+            Result<Option<$crate::TaskId>, $crate::store::StoreError>,
+        > {
+            self.$field.find_unique(key)
+        }
+        fn prune_terminal(
+            &self,
+            before: ::std::time::SystemTime,
+        ) -> ::futures::future::BoxFuture<'static, Result<u64, $crate::store::StoreError>> {
+            self.$field.prune_terminal(before)
+        }
+    };
+}
+
 /// Implements [`Coordination`](crate::store::Coordination) and
 /// [`Notifier`](crate::store::Notifier) for a test store wrapper by
 /// delegating every method to one of its fields: `delegate_coordination!(Wrapper, inner);`.

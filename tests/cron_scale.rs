@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use common::unique_ns;
@@ -15,10 +15,8 @@ use futures::future::BoxFuture;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use taskmesh::scheduler::{CatchUp, Clock, ScheduleRecord, ScheduleSpec, TokioClock};
 use taskmesh::store::{
-    MemoryStore, Page, ScheduleStore, StoreError, TaskFilter, TaskQuery, TaskRecord, TaskStore,
-    Write, WriteResult,
+    MemoryStore, ScheduleStore, StoreError, TaskFilter, TaskQuery, TaskStore, Write, WriteResult,
 };
-use taskmesh::task::TaskId;
 use taskmesh::testing::{script, Script, ScriptHandler};
 use taskmesh::{NewTask, QueueConfig, TaskSystem};
 use tokio::time::Instant;
@@ -73,29 +71,7 @@ impl TaskStore for SlowStore {
         self.slow(self.inner.write(batch))
     }
 
-    fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>> {
-        self.inner.get(id)
-    }
-
-    fn list(&self, query: TaskQuery) -> BoxFuture<'static, Result<Page, StoreError>> {
-        self.inner.list(query)
-    }
-
-    fn count(&self, filter: TaskFilter) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.inner.count(filter)
-    }
-
-    fn open_tasks(&self) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
-        self.inner.open_tasks()
-    }
-
-    fn find_unique(&self, key: String) -> BoxFuture<'static, Result<Option<TaskId>, StoreError>> {
-        self.inner.find_unique(key)
-    }
-
-    fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.inner.prune_terminal(before)
-    }
+    taskmesh::task_store_reads!(inner);
 
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         self.inner.check_writable()

@@ -11,8 +11,7 @@ use std::time::{Duration, SystemTime};
 use common::{gate, next_start, task, unique_ns};
 use futures::future::{BoxFuture, FutureExt};
 use taskmesh::store::{
-    MemoryStore, Page, ScheduleStore, SqliteStore, StoreError, TaskFilter, TaskQuery, TaskRecord,
-    TaskStore, Write, WriteResult,
+    MemoryStore, ScheduleStore, SqliteStore, StoreError, TaskFilter, TaskStore, Write, WriteResult,
 };
 use taskmesh::testing::{Script, ScriptHandler};
 use taskmesh::{HealthStatus, SubmitError, TaskError, TaskId, TaskState, TaskSystem};
@@ -85,29 +84,7 @@ impl TaskStore for Flaky {
         Box::pin(async move { result.await.unwrap_or(Err(StoreError::Closed)) })
     }
 
-    fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>> {
-        self.inner.get(id)
-    }
-
-    fn list(&self, q: TaskQuery) -> BoxFuture<'static, Result<Page, StoreError>> {
-        self.inner.list(q)
-    }
-
-    fn count(&self, f: TaskFilter) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.inner.count(f)
-    }
-
-    fn open_tasks(&self) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
-        self.inner.open_tasks()
-    }
-
-    fn find_unique(&self, key: String) -> BoxFuture<'static, Result<Option<TaskId>, StoreError>> {
-        self.inner.find_unique(key)
-    }
-
-    fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.inner.prune_terminal(before)
-    }
+    taskmesh::task_store_reads!(inner);
 
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         let broken = self.broken.load(Ordering::SeqCst) && !self.probe_fits.load(Ordering::SeqCst);

@@ -7,16 +7,14 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use common::{task, unique_ns};
 use futures::future::BoxFuture;
 use taskmesh::store::prelude::*;
-use taskmesh::store::{
-    MemoryStore, Page, StoreError, TaskFilter, TaskQuery, TaskRecord, TaskStore, Write, WriteResult,
-};
+use taskmesh::store::{MemoryStore, StoreError, TaskQuery, TaskStore, Write, WriteResult};
 use taskmesh::testing::{Script, ScriptHandler};
-use taskmesh::{QueueConfig, TaskId, TaskState, TaskSystem};
+use taskmesh::{QueueConfig, TaskState, TaskSystem};
 
 /// A shared memory store that, while `lose` is set, applies a write and then answers it
 /// with an error, once.
@@ -59,29 +57,7 @@ impl TaskStore for LostAnswer {
         self.inner.write_deferred(batch)
     }
 
-    fn get(&self, id: TaskId) -> BoxFuture<'static, Result<Option<TaskRecord>, StoreError>> {
-        self.inner.get(id)
-    }
-
-    fn list(&self, q: TaskQuery) -> BoxFuture<'static, Result<Page, StoreError>> {
-        self.inner.list(q)
-    }
-
-    fn count(&self, f: TaskFilter) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.inner.count(f)
-    }
-
-    fn open_tasks(&self) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
-        self.inner.open_tasks()
-    }
-
-    fn find_unique(&self, key: String) -> BoxFuture<'static, Result<Option<TaskId>, StoreError>> {
-        self.inner.find_unique(key)
-    }
-
-    fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
-        self.inner.prune_terminal(before)
-    }
+    taskmesh::task_store_reads!(inner);
 
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         self.inner.check_writable()

@@ -247,6 +247,37 @@ pub async fn run_inline<H: Handler>(handler: &H, args: H::Args) -> HandlerResult
     handler.perform(ctx, args).await
 }
 
+/// Implements [`ScheduleStore`](crate::store::ScheduleStore) for a test store wrapper by
+/// delegating every method to one of its fields: `delegate_schedule_store!(Wrapper, inner);`.
+#[macro_export]
+macro_rules! delegate_schedule_store {
+    ($ty:ty, $field:ident) => {
+        impl $crate::store::ScheduleStore for $ty {
+            fn put_schedule(
+                &self,
+                r: $crate::scheduler::ScheduleRecord,
+            ) -> ::futures::future::BoxFuture<'static, Result<(), $crate::store::StoreError>> {
+                self.$field.put_schedule(r)
+            }
+            fn delete_schedule(
+                &self,
+                name: String,
+            ) -> ::futures::future::BoxFuture<'static, Result<bool, $crate::store::StoreError>>
+            {
+                self.$field.delete_schedule(name)
+            }
+            fn schedules(
+                &self,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Vec<$crate::scheduler::ScheduleRecord>, $crate::store::StoreError>,
+            > {
+                self.$field.schedules()
+            }
+        }
+    };
+}
+
 /// The reads of [`TaskStore`](crate::store::TaskStore) for a test store wrapper, written
 /// inside its `impl TaskStore` block (so the wrapper writes only what it changes):
 /// `get`, `list`, `count`, `open_tasks`, `find_unique` and `prune_terminal`, each

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use common::{gate, next_start, task, unique_ns};
 use futures::future::{BoxFuture, FutureExt};
 use taskmesh::store::{
-    MemoryStore, ScheduleStore, SqliteStore, StoreError, TaskFilter, TaskStore, Write, WriteResult,
+    MemoryStore, SqliteStore, StoreError, TaskFilter, TaskStore, Write, WriteResult,
 };
 use taskmesh::testing::{Script, ScriptHandler};
 use taskmesh::{HealthStatus, SubmitError, TaskError, TaskId, TaskState, TaskSystem};
@@ -109,24 +109,7 @@ impl TaskStore for Flaky {
 
 taskmesh::delegate_event_log!(Flaky, inner);
 
-impl ScheduleStore for Flaky {
-    fn put_schedule(
-        &self,
-        r: taskmesh::scheduler::ScheduleRecord,
-    ) -> BoxFuture<'static, Result<(), StoreError>> {
-        self.inner.put_schedule(r)
-    }
-
-    fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
-        self.inner.delete_schedule(name)
-    }
-
-    fn schedules(
-        &self,
-    ) -> BoxFuture<'static, Result<Vec<taskmesh::scheduler::ScheduleRecord>, StoreError>> {
-        self.inner.schedules()
-    }
-}
+taskmesh::delegate_schedule_store!(Flaky, inner);
 
 /// A system in a namespace of its own over `store`, with the scripted handler `h`.
 async fn on(store: &Flaky, prefix: &str, h: ScriptHandler) -> TaskSystem {

@@ -64,24 +64,7 @@ impl TaskStore for LostAnswer {
     }
 }
 
-impl taskmesh::store::ScheduleStore for LostAnswer {
-    fn put_schedule(
-        &self,
-        r: taskmesh::scheduler::ScheduleRecord,
-    ) -> BoxFuture<'static, Result<(), StoreError>> {
-        self.inner.put_schedule(r)
-    }
-
-    fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
-        self.inner.delete_schedule(name)
-    }
-
-    fn schedules(
-        &self,
-    ) -> BoxFuture<'static, Result<Vec<taskmesh::scheduler::ScheduleRecord>, StoreError>> {
-        self.inner.schedules()
-    }
-}
+taskmesh::delegate_schedule_store!(LostAnswer, inner);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_stored_by_a_create_whose_answer_was_lost_still_runs_once() {

@@ -50,6 +50,34 @@ pub enum ClientCmd {
     Queues(Conn),
     /// Prints liveness and readiness.
     Health(Conn),
+    /// The cluster: its nodes, and draining a node for a rolling upgrade.
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+}
+
+/// `taskmesh cluster …`
+#[derive(Subcommand, Debug)]
+pub enum ClusterCmd {
+    /// Prints every node (name, address, state, incarnation, heartbeat age, running
+    /// tasks, free workers, queues) as the node at --url sees them.
+    Status(Conn),
+    /// Drains the node at --url: it stops taking work, gives its waiting tasks to the
+    /// other nodes and finishes what runs. Prints the progress; with --wait, waits until
+    /// nothing runs there any more (then stop it).
+    Drain(DrainArgs),
+}
+
+/// `taskmesh cluster drain …`
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    /// Waits until the node is empty.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: gives up after this many seconds (exit code 6).
+    #[arg(long, default_value_t = 600)]
+    pub timeout_s: u64,
+    #[command(flatten)]
+    pub conn: Conn,
 }
 
 /// `taskmesh submit KIND …`
@@ -69,6 +97,9 @@ pub struct SubmitArgs {
     /// Deduplicates submissions.
     #[arg(long)]
     pub unique_key: Option<String>,
+    /// In a cluster routing by consistent_hash: tasks of one key start on one node.
+    #[arg(long)]
+    pub routing_key: Option<String>,
     /// Runs it no earlier than this RFC 3339 time, e.g. 2030-01-01T00:00:00Z.
     #[arg(long)]
     pub run_at: Option<String>,
@@ -206,6 +237,8 @@ impl ClientCmd {
             | Self::Resume(a)
             | Self::Restart(a) => &a.conn,
             Self::Queues(c) | Self::Health(c) => c,
+            Self::Cluster(ClusterCmd::Status(c)) => c,
+            Self::Cluster(ClusterCmd::Drain(a)) => &a.conn,
             Self::Schedule(s) => match s {
                 ScheduleCmd::Add(a) => &a.conn,
                 ScheduleCmd::List(c) => c,

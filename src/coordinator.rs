@@ -161,6 +161,9 @@ async fn tick(state: &mut CoordinatorState) {
         }
     }
     settle_doubts(&state.shared).await;
+    if state.shared.draining() {
+        release_while_draining(&state.shared).await;
+    }
 }
 
 /// Reserves for the queues `only` admits, keeping the backlog up to date.
@@ -238,7 +241,7 @@ pub(crate) fn node_info(shared: &Shared) -> NodeInfo {
     queues.sort();
     NodeInfo {
         name: shared.coord.node.clone(),
-        address: None,
+        address: shared.coord.address.clone(),
         queues,
     }
 }
@@ -263,7 +266,7 @@ fn stop_attempts(shared: &Shared) {
 }
 
 /// Applies requests stored through other processes to the attempts running here.
-fn apply_requests(shared: &Shared, requested: Vec<Requested>) {
+pub(crate) fn apply_requests(shared: &Shared, requested: Vec<Requested>) {
     for r in requested {
         let Some(cell) = shared.table.get(&r.task_id) else {
             continue;
@@ -292,6 +295,67 @@ pub(crate) async fn rescue(shared: &Shared, dead_after: Duration) -> Result<(), 
         rescue_one(shared, &owner).await?;
     }
     Ok(())
+}
+
+/// Rescues the tasks of `owner` at once if the store finds it certainly gone (none of its
+/// connections open, its heartbeat older than `silent_for`): the mesh saw its session
+/// drop. True if it was rescued (or had already been buried).
+pub(crate) async fn rescue_gone(
+    shared: &Shared,
+    owner: &Owner,
+    silent_for: Duration,
+) -> Result<bool, StoreError> {
+    let (Some(store), Some(me)) = (shared.journal.store(), shared.journal.owner()) else {
+        return Ok(false);
+    };
+    if *owner == me || !shared.journal.trusted() {
+        return Ok(false);
+    }
+    if !store.bury_gone(owner.clone(), silent_for).await? {
+        return Ok(false);
+    }
+    rescue_one(shared, owner).await?;
+    Ok(true)
+}
+
+/// Takes the named tasks, which a routing hint says wait here unheld, and queues them.
+/// Those another process took first, or that ended, are left alone. Returns how many.
+pub(crate) async fn take_hinted(
+    shared: &Shared,
+    ids: Vec<crate::task::TaskId>,
+) -> Result<usize, StoreError> {
+    let (Some(store), Some(me)) = (shared.journal.store(), shared.journal.owner()) else {
+        return Ok(0);
+    };
+    if !shared.accepting() || shared.draining() || !shared.journal.trusted() {
+        return Ok(0);
+    }
+    let records = store.reserve_ids(me, ids).await?;
+    let n = records.len();
+    for record in records {
+        adopt(shared, record, "");
+    }
+    Ok(n)
+}
+
+/// While this process drains, gives the waiting tasks it holds back to the shared pool
+/// (a retry scheduled here after the drain began, too) and hints the others.
+pub(crate) async fn release_while_draining(shared: &Shared) {
+    let (Some(store), Some(me)) = (shared.journal.store(), shared.journal.owner()) else {
+        return;
+    };
+    shared.journal.flush().await;
+    match store.release(me).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(
+                released = n,
+                "draining: gave waiting tasks back to the shared pool"
+            );
+            hint(shared, vec![String::new()]).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "draining: could not give waiting tasks back"),
+    }
 }
 
 async fn rescue_one(shared: &Shared, owner: &Owner) -> Result<(), StoreError> {
@@ -373,7 +437,7 @@ async fn reserve(
         return Ok(());
     };
     for q in shared.queues.values() {
-        if q.is_paused() || !shared.accepting() || !only(&q.name) {
+        if q.is_paused() || !shared.accepting() || shared.draining() || !only(&q.name) {
             continue;
         }
         let busy = q.running() + q.ready_len();

@@ -90,6 +90,8 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// The most connections open at once; further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// The cluster this node is in, for `/v1/cluster`.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Default for HttpConfig {
@@ -100,6 +102,7 @@ impl Default for HttpConfig {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            cluster: None,
         }
     }
 }
@@ -112,6 +115,7 @@ pub struct HttpState {
     metrics: Option<PrometheusHandle>,
     max_body_bytes: usize,
     request_timeout: Duration,
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl HttpState {
@@ -123,6 +127,7 @@ impl HttpState {
             metrics,
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout,
+            cluster: config.cluster,
         }
     }
 

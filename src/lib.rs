@@ -68,6 +68,8 @@ pub mod breaker;
 pub mod builtin;
 #[cfg(feature = "node")]
 pub mod cli;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 pub mod context;
 mod coordinator;

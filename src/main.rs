@@ -72,6 +72,16 @@ struct NodeArgs {
     /// across restarts).
     #[arg(long)]
     node_name: Option<String>,
+    /// Joins a cluster: where to accept peers, e.g. 127.0.0.1:7701 (needs a PostgreSQL
+    /// store and TASKMESH_CLUSTER__COOKIE).
+    #[arg(long)]
+    cluster_listen: Option<std::net::SocketAddr>,
+    /// The address peers dial (default: --cluster-listen).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// A peer's address to dial (repeatable); the database's node registry adds the rest.
+    #[arg(long = "seed")]
+    seeds: Vec<String>,
     /// The log filter, e.g. info or taskmesh=debug (RUST_LOG wins).
     #[arg(long)]
     log: Option<String>,
@@ -184,7 +194,19 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
         cfg.store.url = Some(url);
     }
     if let Some(name) = args.node_name {
+        if cfg.cluster.node_name.is_some() {
+            cfg.cluster.node_name = Some(name.clone());
+        }
         cfg.store.node_name = Some(name);
+    }
+    if let Some(l) = args.cluster_listen {
+        cfg.cluster.listen = Some(l);
+    }
+    if let Some(a) = args.advertise {
+        cfg.cluster.advertise = Some(a);
+    }
+    if !args.seeds.is_empty() {
+        cfg.cluster.seeds = args.seeds;
     }
     if let Some(l) = args.log {
         cfg.log.level = l;
@@ -193,6 +215,7 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
         cfg.log.format = f;
     }
     cfg.check_data_dir()?;
+    cfg.check_cluster()?;
     if args.print_config {
         print_quietly(cfg.dump().trim_end());
         return Ok(());

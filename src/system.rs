@@ -3,6 +3,7 @@
 
 mod builder;
 mod by;
+mod drain;
 mod handle;
 mod kinds;
 mod manage;
@@ -13,6 +14,7 @@ mod tree;
 
 pub use crate::runtime::submit::Receipt;
 pub use builder::{HandlerOptions, TaskSystemBuilder};
+pub use drain::NodeLoad;
 pub use handle::{QueueStats, TaskSystem};
 pub use kinds::KindGates;
 pub use manage::{Readiness, TaskPage, TaskView};

@@ -70,6 +70,10 @@ pub mod names {
     pub const FENCED: &str = "taskmesh_fenced_total";
     /// Running tasks of dead processes rescued by this one.
     pub const RESCUED: &str = "taskmesh_rescued_total";
+    /// Peers marked suspect (stopped answering pings) by this node.
+    pub const PEER_SUSPECT: &str = "taskmesh_peer_suspect_total";
+    /// Routing hints not sent because the peer's outbound queue was full.
+    pub const MESH_DROPPED: &str = "taskmesh_mesh_hints_dropped_total";
 }
 
 /// The kind of a metric, for [`DESCRIPTIONS`].
@@ -84,7 +88,7 @@ pub enum MetricKind {
 }
 
 /// Every metric of the crate: name, kind, unit and help text.
-pub const DESCRIPTIONS: [(&str, MetricKind, Unit, &str); 15] = {
+pub const DESCRIPTIONS: [(&str, MetricKind, Unit, &str); 17] = {
     use MetricKind::{Counter as C, Gauge as G, Histogram as H};
     [
         (
@@ -156,6 +160,18 @@ pub const DESCRIPTIONS: [(&str, MetricKind, Unit, &str); 15] = {
             C,
             Unit::Count,
             "Running tasks of dead processes rescued (as crashed attempts) by this process.",
+        ),
+        (
+            names::PEER_SUSPECT,
+            C,
+            Unit::Count,
+            "Peers this node marked suspect because they stopped answering pings.",
+        ),
+        (
+            names::MESH_DROPPED,
+            C,
+            Unit::Count,
+            "Routing hints not sent because the peer had too many unconfirmed messages.",
         ),
     ]
 };

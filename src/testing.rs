@@ -425,6 +425,24 @@ macro_rules! delegate_coordination {
             > {
                 self.$field.reserve(owner, queues, limit)
             }
+            fn reserve_ids(
+                &self,
+                owner: $crate::store::Owner,
+                ids: Vec<$crate::task::TaskId>,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Vec<$crate::store::TaskRecord>, $crate::store::StoreError>,
+            > {
+                self.$field.reserve_ids(owner, ids)
+            }
+            fn bury_gone(
+                &self,
+                owner: $crate::store::Owner,
+                silent_for: ::std::time::Duration,
+            ) -> ::futures::future::BoxFuture<'static, Result<bool, $crate::store::StoreError>>
+            {
+                self.$field.bury_gone(owner, silent_for)
+            }
         }
     };
 }

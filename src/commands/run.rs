@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use taskmesh::cli::{Client, ClientError, Exit};
 
-use super::{ClientCmd, ListArgs, ScheduleAddArgs, ScheduleCmd, SubmitArgs};
+use super::{ClientCmd, ClusterCmd, DrainArgs, ListArgs, ScheduleAddArgs, ScheduleCmd, SubmitArgs};
 
 /// What a command printed and how the process should exit.
 #[derive(Debug)]
@@ -76,7 +76,32 @@ pub async fn run(client: &Client, cmd: ClientCmd) -> Result<Reply, ClientError> 
         ClientCmd::Schedule(cmd) => schedule(client, cmd).await?.into(),
         ClientCmd::Queues(_) => client.get(&["v1", "queues"]).await?.into(),
         ClientCmd::Health(_) => health(client).await?.into(),
+        ClientCmd::Cluster(ClusterCmd::Status(_)) => client.get(&["v1", "cluster"]).await?.into(),
+        ClientCmd::Cluster(ClusterCmd::Drain(a)) => return drain(client, a).await,
     })
+}
+
+/// How often `cluster drain --wait` asks for the progress.
+const DRAIN_POLL: Duration = Duration::from_millis(500);
+
+/// Drains the node; with `--wait`, asks again until nothing runs there.
+async fn drain(client: &Client, a: DrainArgs) -> Result<Reply, ClientError> {
+    let none = json!({});
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(a.timeout_s);
+    loop {
+        let progress = client.post(&["v1", "cluster", "drain"], &none).await?;
+        let empty = progress["empty"].as_bool().unwrap_or(false);
+        if !a.wait || empty {
+            return Ok(progress.into());
+        }
+        if tokio::time::Instant::now() >= give_up {
+            return Ok(Reply {
+                value: progress,
+                exit: Exit::StillRunning,
+            });
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
 }
 
 async fn submit(client: &Client, a: SubmitArgs) -> Result<Reply, ClientError> {
@@ -87,6 +112,7 @@ async fn submit(client: &Client, a: SubmitArgs) -> Result<Reply, ClientError> {
             ("queue", a.queue.map(Value::from)),
             ("priority", a.priority.map(Value::from)),
             ("unique_key", a.unique_key.map(Value::from)),
+            ("routing_key", a.routing_key.map(Value::from)),
             ("run_at", a.run_at.map(Value::from)),
             ("timeout_ms", a.timeout_ms.map(Value::from)),
             ("max_attempts", a.max_attempts.map(Value::from)),

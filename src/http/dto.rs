@@ -142,6 +142,10 @@ pub(super) struct SubmitBody {
     actor_id: Option<String>,
     /// False creates the task paused (default true).
     auto_start: Option<bool>,
+    /// In a cluster whose queue routes by `consistent_hash`: tasks with one key start on
+    /// one node while it is up (at most 256 bytes).
+    #[schema(max_length = 256)]
+    routing_key: Option<String>,
 }
 
 impl SubmitBody {
@@ -162,6 +166,7 @@ impl SubmitBody {
         task.metadata.correlation_id = self.correlation_id;
         task.metadata.actor_id = self.actor_id;
         task.auto_start = self.auto_start.unwrap_or(true);
+        task.routing_key = self.routing_key;
         task.check_unreserved()?;
         Ok(task)
     }

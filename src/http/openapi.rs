@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{schedules, system, tasks, wait};
+use super::routes::{cluster, schedules, system, tasks, wait};
 
 pub(crate) mod names;
 
@@ -21,12 +21,14 @@ pub(crate) mod names;
         tasks::cancel, tasks::pause, tasks::resume, tasks::restart,
         schedules::list, schedules::get, schedules::put, schedules::remove,
         system::queues, system::live, system::ready, system::metrics,
+        cluster::status, cluster::drain,
     ),
     modifiers(&BearerToken),
     tags(
         (name = "tasks", description = "submit, read, list and command tasks"),
         (name = "schedules", description = "cron schedules by name"),
         (name = "system", description = "queues, health and metrics"),
+        (name = "cluster", description = "the nodes of the cluster, and draining this one"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -1,5 +1,6 @@
 //! The route table: `/v1` behind the token, health and metrics open.
 
+pub(super) mod cluster;
 pub(super) mod schedules;
 pub(super) mod system;
 pub(super) mod tasks;
@@ -29,6 +30,8 @@ pub(super) fn all(state: HttpState) -> Router {
                 .delete(schedules::remove),
         )
         .route("/v1/queues", get(system::queues))
+        .route("/v1/cluster", get(cluster::status))
+        .route("/v1/cluster/drain", post(cluster::drain))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

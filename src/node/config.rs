@@ -4,8 +4,10 @@
 //! (`TASKMESH_URL`, `TASKMESH_TOKEN`) are not settings and are ignored.
 
 mod check;
+mod cluster;
 mod store;
 
+pub use cluster::ClusterSettings;
 pub use store::{StoreSettings, StoreUrl};
 
 use std::net::SocketAddr;
@@ -40,6 +42,8 @@ pub struct NodeConfig {
     pub system: SystemConfig,
     /// The web dashboard at `/ui`.
     pub ui: UiSettings,
+    /// The cluster this node joins, if any.
+    pub cluster: ClusterSettings,
 }
 
 /// The web dashboard.
@@ -133,6 +137,7 @@ impl Default for NodeConfig {
             exec: ExecConfig::default(),
             system: SystemConfig::default(),
             ui: UiSettings::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -215,6 +220,7 @@ impl NodeConfig {
             .map_err(|e| ConfigError::Invalid(describe(e)))?;
         cfg.read_token_file()?;
         cfg.read_viewer_token_file()?;
+        cfg.cluster.read_cookie_file()?;
         if cfg.ui.viewer_token.is_some() && cfg.http.token.is_none() {
             let why = "ui.viewer_token needs http.token: without a token the dashboard is open to everyone";
             return Err(ConfigError::Invalid(why.into()));
@@ -222,6 +228,7 @@ impl NodeConfig {
         check::values(&cfg)?;
         check_http_limits(&cfg.http)?;
         check_store(&cfg)?;
+        cfg.check_cluster()?;
         Ok(cfg)
     }
 
@@ -270,6 +277,30 @@ impl NodeConfig {
         }
     }
 
+    /// Checks the cluster settings against the store (a cluster needs PostgreSQL) and the
+    /// node name (one name, whichever section gives it). Run again after flags change
+    /// them.
+    pub fn check_cluster(&self) -> Result<(), ConfigError> {
+        let postgres = matches!(self.store.target(&self.data_dir), Ok(StoreUrl::Postgres(_)));
+        self.cluster.check(postgres)?;
+        if let (Some(a), Some(b)) = (&self.cluster.node_name, &self.store.node_name) {
+            if a != b {
+                return Err(ConfigError::Invalid(format!(
+                    "cluster.node_name {a:?} and store.node_name {b:?} differ: set one"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's name among the nodes sharing the store, if configured.
+    pub fn node_name(&self) -> Option<&str> {
+        self.cluster
+            .node_name
+            .as_deref()
+            .or(self.store.node_name.as_deref())
+    }
+
     /// The configuration as TOML, with secrets left out.
     pub fn dump(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
@@ -302,6 +333,10 @@ fn refuse_token_in_file(fig: &Figment) -> Result<(), ConfigError> {
         (
             "store.password",
             "TASKMESH_STORE__PASSWORD or store.password_file",
+        ),
+        (
+            "cluster.cookie",
+            "TASKMESH_CLUSTER__COOKIE or cluster.cookie_file",
         ),
     ];
     for (key, instead) in secrets {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::{ConfigError, HttpSettings, NodeConfig, StoreUrl};
+use crate::cluster::{Cluster, ClusterError};
 use crate::dashboard::{Dashboard, UiConfig};
 use crate::http::{self, HttpConfig};
 use crate::lockfile::{LockError, LockFile};
@@ -27,6 +28,9 @@ pub enum NodeError {
     /// The configuration cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The node could not join its cluster.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// The HTTP address could not be bound or served.
     #[error("http {addr}: {source}")]
     Http {
@@ -93,6 +97,7 @@ pub async fn run(
     let builder = TaskSystem::builder().config(cfg.system.clone());
     let builder = with_store(builder, &cfg, bound).await?;
     let system = builtin::register(builder, cfg.exec.clone()).start().await?;
+    let cluster = join_cluster(&system, &cfg, bound).await?;
     let recovery = system.recovery();
     tracing::info!(
         loaded = recovery.loaded,
@@ -101,7 +106,8 @@ pub async fn run(
         "task system started"
     );
 
-    let http_cfg = http_config(&cfg.http);
+    let mut http_cfg = http_config(&cfg.http);
+    http_cfg.cluster = cluster.clone();
     let mut router = http::router(system.clone(), http_cfg.clone(), metrics.clone());
     let dashboard = cfg.ui.enabled.then(|| dashboard(&system, &cfg, metrics));
     if let Some(d) = &dashboard {
@@ -132,6 +138,9 @@ pub async fn run(
     );
     if let Some(d) = &dashboard {
         d.shutdown();
+    }
+    if let Some(c) = &cluster {
+        c.shutdown().await;
     }
     let _ = stop_http.send(());
     match server.await {
@@ -170,17 +179,38 @@ async fn with_store(
             options.password_file = s.password_file.clone();
             tracing::info!(url = %options.redacted_url(), "connecting to PostgreSQL");
             let store = PgStore::connect_with(options).await?;
-            let node = s.node_name.clone().unwrap_or_else(|| {
-                format!("{}@{}:{}", cfg.system.namespace, hostname(), bound.port())
-            });
+            let node = node_name(cfg, bound);
             let ms = Duration::from_millis;
-            Ok(builder.store(store).node_name(node).liveness(
+            let mut builder = builder.store(store).node_name(node.clone()).liveness(
                 ms(s.dead_after_ms),
                 ms(s.heartbeat_ms),
                 ms(s.poll_ms),
-            ))
+            );
+            if let Some(c) = cfg.cluster.config(&node) {
+                builder = builder.advertise(c.advertise);
+            }
+            Ok(builder)
         }
     }
+}
+
+/// This node's name: configured, else `{namespace}@{host}:{http port}`.
+fn node_name(cfg: &NodeConfig, bound: SocketAddr) -> String {
+    cfg.node_name()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}@{}:{}", cfg.system.namespace, hostname(), bound.port()))
+}
+
+/// Joins the cluster, if one is configured.
+async fn join_cluster(
+    system: &TaskSystem,
+    cfg: &NodeConfig,
+    bound: SocketAddr,
+) -> Result<Option<Cluster>, NodeError> {
+    let Some(config) = cfg.cluster.config(&node_name(cfg, bound)) else {
+        return Ok(None);
+    };
+    Ok(Some(Cluster::start(system.clone(), config).await?))
 }
 
 /// This machine's name (Linux), else "localhost".
@@ -235,6 +265,7 @@ fn http_config(http: &HttpSettings) -> HttpConfig {
         header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
         request_timeout: Duration::from_millis(http.request_timeout_ms),
         max_connections: http.max_connections,
+        cluster: None,
     }
 }
 

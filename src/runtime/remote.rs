@@ -16,7 +16,7 @@ use super::journal::Journal;
 use super::ops::{states_of, Command, Control, Step};
 use super::{Shared, TaskCell};
 use crate::error::TaskError;
-use crate::store::{EventKind, Fence, States, Write, WriteResult};
+use crate::store::{EventKind, Fence, Requested, States, Write, WriteResult};
 use crate::task::TaskId;
 
 /// Decisions retried when another process changed the task in between.
@@ -42,12 +42,18 @@ pub(crate) async fn command(
             });
         }
         let cell = TaskCell::from_record(record.task, record.life);
+        let mut request = None;
         let (write, control) = {
             let mut s = cell.status.lock();
             let (kind, control) = match cmd.clone().step(&mut s)? {
                 Step::Nothing => return Ok(Control::Done),
                 Step::Intent(intent) => {
                     s.intent = Some(intent.clone());
+                    request = Some(Requested {
+                        task_id: id,
+                        attempt: was.attempt,
+                        intent: intent.clone(),
+                    });
                     (EventKind::StopRequested { intent }, Control::Requested)
                 }
                 Step::Changed(kind, _) => {
@@ -66,6 +72,11 @@ pub(crate) async fn command(
         match results.map_err(TaskError::Store)?.first() {
             Some(WriteResult::Fenced) => continue,
             _ => {
+                // The request is durable: hand it to the running process at once (its
+                // heartbeat brings it anyway if this is lost).
+                if let (Some(peers), Some(owner), Some(r)) = (shared.peers(), &was.owner, request) {
+                    peers.deliver(owner, r);
+                }
                 if waiting && control == Control::Done {
                     // A hint only hurries the others: their polls find the task anyway.
                     let _ = store.notify(vec![cell.task.queue.to_string()]).await;

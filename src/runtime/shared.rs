@@ -45,6 +45,10 @@ pub(crate) struct Shared {
     pub root: std::sync::OnceLock<ractor::ActorCell>,
     /// How this process takes part when several share the store.
     pub coord: CoordConfig,
+    /// The other nodes of the cluster, once the mesh has started.
+    pub peers: std::sync::OnceLock<Arc<dyn super::Peers>>,
+    /// Draining: this process takes no new work (it finishes what runs).
+    pub draining: AtomicBool,
 }
 
 /// How a process takes part in a store that several processes share.
@@ -58,6 +62,8 @@ pub(crate) struct CoordConfig {
     pub heartbeat_every: Duration,
     /// How often free workers reserve waiting tasks from the shared pool.
     pub poll_every: Duration,
+    /// Where the other nodes reach this one (its mesh address), if it is in a cluster.
+    pub address: Option<String>,
 }
 
 impl CoordConfig {
@@ -85,6 +91,15 @@ impl Shared {
 
     pub fn accepting(&self) -> bool {
         self.accepting.load(Ordering::Acquire)
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// The other nodes, if this process is in a cluster.
+    pub fn peers(&self) -> Option<&Arc<dyn super::Peers>> {
+        self.peers.get()
     }
 
     pub fn stop_accepting(&self) {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::journal::Journal;
-use super::{Claim, HandlerEntry, KeyGuard, QueueShared, Shared, TaskCell};
+use super::{Claim, HandlerEntry, KeyGuard, Placement, QueueShared, Shared, TaskCell};
 use crate::error::SubmitError;
 use crate::store::{EventKind, Write, WriteResult};
 use crate::task::{NewTask, Task, TaskId, TaskState};
@@ -35,7 +35,8 @@ pub(crate) async fn submit(shared: &Shared, new: NewTask) -> Result<Receipt, Sub
         Claimed::Existing(existing) => return Ok(duplicate(existing)),
     };
     queue.admit()?;
-    let cell = new_cell(shared, queue, entry, id, new);
+    let placement = place(shared, &queue.name, new.routing_key.as_deref());
+    let cell = new_cell(shared, queue, entry, id, new, &placement);
     match persist(shared, &cell).await {
         Ok(None) => {}
         Ok(Some(existing)) => {
@@ -47,6 +48,15 @@ pub(crate) async fn submit(shared: &Shared, new: NewTask) -> Result<Receipt, Sub
             return Err(e);
         }
     }
+    if placement != Placement::Here {
+        // Stored, unheld: the store's unique index holds the key from now on.
+        queue.dequeued();
+        send_elsewhere(shared, &queue.name, placement, vec![id]).await;
+        return Ok(Receipt {
+            id,
+            duplicate: false,
+        });
+    }
     enqueue(shared, queue, cell);
     if let Some(guard) = guard {
         guard.keep();
@@ -55,6 +65,37 @@ pub(crate) async fn submit(shared: &Shared, new: NewTask) -> Result<Receipt, Sub
         id,
         duplicate: false,
     })
+}
+
+/// Where a task accepted here starts: here, unless this process is in a cluster whose
+/// routing chooses another node, or it drains.
+fn place(shared: &Shared, queue: &str, routing_key: Option<&str>) -> Placement {
+    if !shared.journal.shared() {
+        return Placement::Here;
+    }
+    match shared.peers() {
+        Some(peers) => peers.place(queue, routing_key),
+        None if shared.draining() => Placement::Anywhere,
+        None => Placement::Here,
+    }
+}
+
+/// Tells the chosen node (or, for [`Placement::Anywhere`], every process) that stored,
+/// unheld tasks wait. A hint that is lost only delays them until a poll finds them.
+async fn send_elsewhere(shared: &Shared, queue: &str, placement: Placement, ids: Vec<TaskId>) {
+    match placement {
+        Placement::Here => {}
+        Placement::There(node) => {
+            if let Some(peers) = shared.peers() {
+                peers.hint(&node, queue, ids);
+            }
+        }
+        Placement::Anywhere => {
+            if let Some(store) = shared.journal.store() {
+                let _ = store.notify(vec![queue.to_string()]).await;
+            }
+        }
+    }
 }
 
 fn duplicate(existing: TaskId) -> Receipt {
@@ -168,6 +209,7 @@ fn new_cell(
     entry: &HandlerEntry,
     id: TaskId,
     new: NewTask,
+    placement: &Placement,
 ) -> Arc<TaskCell> {
     let d = &entry.defaults;
     let max_attempts = new.max_attempts.unwrap_or(d.max_attempts);
@@ -198,7 +240,7 @@ fn new_cell(
     if state == TaskState::Scheduled {
         cell.status.lock().due_at = cell.task.run_at;
     }
-    if shared.journal.shared() {
+    if shared.journal.shared() && *placement == Placement::Here {
         // Accepted here, held here: other processes leave it to this one while it lives.
         cell.status.lock().owner = shared.journal.owner();
     }
@@ -224,6 +266,8 @@ fn enqueue(shared: &Shared, queue: &Arc<QueueShared>, cell: Arc<TaskCell>) {
 struct Accepted<'a> {
     queue: Arc<QueueShared>,
     cell: Arc<TaskCell>,
+    /// Where it starts.
+    placement: Placement,
     /// Its unique key's claim: kept once the task is visible, freed if it is refused.
     guard: Option<KeyGuard<'a>>,
 }
@@ -266,6 +310,11 @@ pub(crate) async fn submit_batch(
                 a.queue.dequeued();
                 results[i] = Ok(duplicate(existing));
             }
+            None if a.placement != Placement::Here => {
+                a.queue.dequeued();
+                let id = vec![a.cell.task.id];
+                send_elsewhere(shared, &a.queue.name, a.placement, id).await;
+            }
             None => {
                 enqueue(shared, &a.queue, a.cell);
                 if let Some(guard) = a.guard {
@@ -293,10 +342,12 @@ async fn accept(
         },
     };
     queue.admit()?;
-    let cell = new_cell(shared, queue, entry, id, new);
+    let placement = place(shared, &queue.name, new.routing_key.as_deref());
+    let cell = new_cell(shared, queue, entry, id, new, &placement);
     Ok(Ok(Accepted {
         queue: queue.clone(),
         cell,
+        placement,
         guard,
     }))
 }

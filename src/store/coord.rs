@@ -116,6 +116,29 @@ pub trait Coordination: Send + Sync + 'static {
         dead_after: Duration,
     ) -> BoxFuture<'static, Result<bool, StoreError>>;
 
+    /// Removes `owner` from the registry if it is certainly gone: no connection of its
+    /// process to the store is open any more and its heartbeat is older than
+    /// `silent_for` (store time). A process that is only stopped or slow keeps its
+    /// connections, and is left to [`bury`](Coordination::bury) at `dead_after`. True if
+    /// it was removed or was not registered. A store that cannot tell returns false.
+    fn bury_gone(
+        &self,
+        owner: Owner,
+        silent_for: Duration,
+    ) -> BoxFuture<'static, Result<bool, StoreError>> {
+        let _ = (owner, silent_for);
+        Box::pin(async { Ok(false) })
+    }
+
+    /// Reserves for `owner` those of `ids` that are due, waiting and held by nobody (a
+    /// routing hint named them), and returns them with their owner set. A task already
+    /// taken, running or ended is left alone, so a late or repeated hint is harmless.
+    fn reserve_ids(
+        &self,
+        owner: Owner,
+        ids: Vec<TaskId>,
+    ) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>>;
+
     /// The open tasks `owner` holds: running ones first (to rescue), then reserved ones.
     fn held(&self, owner: Owner) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>>;
 

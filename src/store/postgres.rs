@@ -97,6 +97,8 @@ struct Inner {
     writer: Writer,
     hints: notify::Hints,
     options: PgOptions,
+    /// The `application_name` of every connection of this store.
+    session: String,
 }
 
 impl PgStore {
@@ -108,7 +110,11 @@ impl PgStore {
     /// Connects, creates the schema if missing and applies pending migrations. Must run
     /// inside a tokio runtime, which the store's connections and writer then live on.
     pub async fn connect_with(options: PgOptions) -> Result<PgStore, StoreError> {
-        let config = options.driver_config()?;
+        // Every connection of this store carries one tag, so that the server can tell
+        // whether any connection of this process is still open (see `bury_gone`).
+        let session = format!("taskmesh/{}", uuid::Uuid::now_v7().simple());
+        let mut config = options.driver_config()?;
+        config.application_name(&session);
         let recycling = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
@@ -138,7 +144,9 @@ impl PgStore {
             max_defer: options.max_defer,
         };
         let writer = Writer::spawn(pool.clone(), limits);
-        let hints = notify::Hints::new(options.driver_config()?, options.schema.clone());
+        let mut hints_config = options.driver_config()?;
+        hints_config.application_name(&session);
+        let hints = notify::Hints::new(hints_config, options.schema.clone());
         tracing::debug!(url = %options.redacted_url(), schema = %options.schema, "postgres store connected");
         Ok(PgStore {
             inner: Arc::new(Inner {
@@ -146,6 +154,7 @@ impl PgStore {
                 writer,
                 hints,
                 options,
+                session,
             }),
         })
     }
@@ -179,6 +188,11 @@ impl PgStore {
     /// The pool, for the store's own modules and tests.
     fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// The `application_name` every connection of this store carries.
+    pub(crate) fn session(&self) -> &str {
+        &self.inner.session
     }
 
     fn write_as(

@@ -424,4 +424,12 @@ impl Coordination for SqliteStore {
     ) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
         futures::future::ready(Ok(Vec::new())).boxed()
     }
+
+    fn reserve_ids(
+        &self,
+        _: Owner,
+        _: Vec<TaskId>,
+    ) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
+        futures::future::ready(Ok(Vec::new())).boxed()
+    }
 }

@@ -62,6 +62,7 @@ pub struct TaskSystemBuilder {
     clock: Arc<dyn Clock>,
     leadership: Arc<dyn Leadership>,
     node: Option<String>,
+    address: Option<String>,
     dead_after: Duration,
     heartbeat_every: Duration,
     poll_every: Duration,
@@ -85,6 +86,7 @@ impl Default for TaskSystemBuilder {
             },
             clock: Arc::new(SystemClock),
             node: None,
+            address: None,
             dead_after: Duration::from_secs(15),
             heartbeat_every: Duration::from_secs(2),
             poll_every: Duration::from_millis(500),
@@ -179,6 +181,14 @@ impl TaskSystemBuilder {
         self
     }
 
+    /// Where the other nodes of a cluster reach this one (its mesh address), registered
+    /// with the node so that peers find it. Set by [`Cluster`](crate::cluster::Cluster)'s
+    /// caller; nothing without a cluster.
+    pub fn advertise(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
     /// On a shared store: a process whose heartbeat is older than `dead_after` (store
     /// time) is dead, and its running tasks are rescued; heartbeats are renewed every
     /// `heartbeat_every`; free workers reserve waiting tasks every `poll_every`.
@@ -254,6 +264,7 @@ impl TaskSystemBuilder {
             dead_after: self.dead_after,
             heartbeat_every: self.heartbeat_every,
             poll_every: self.poll_every,
+            address: self.address,
         };
         let journal = Journal::new(self.store);
         Ok(Shared {
@@ -273,6 +284,8 @@ impl TaskSystemBuilder {
             accepting: AtomicBool::new(true),
             root: std::sync::OnceLock::new(),
             coord,
+            peers: std::sync::OnceLock::new(),
+            draining: AtomicBool::new(false),
         })
     }
 }

@@ -62,7 +62,10 @@ impl TaskSystem {
                 cell.snapshot()
             }
             (None, Some(store)) => match store.get(id).await.map_err(TaskError::Store)? {
-                Some(r) => TaskStatus::of(&r.task, &r.life, None),
+                Some(r) => self
+                    .live_elsewhere(&r)
+                    .await
+                    .unwrap_or_else(|| TaskStatus::of(&r.task, &r.life, None)),
                 None => return Err(TaskError::NotFound(id)),
             },
             (None, None) => return Err(TaskError::NotFound(id)),
@@ -80,6 +83,21 @@ impl TaskSystem {
             events,
             crashes,
         })
+    }
+
+    /// The live status (progress included) of a task that another node of the cluster
+    /// runs, asked of that node within a deadline; `None` when it is not running
+    /// elsewhere or the node does not answer.
+    async fn live_elsewhere(&self, record: &crate::store::TaskRecord) -> Option<TaskStatus> {
+        let owner = record.life.owner.as_ref()?;
+        if record.life.state != TaskState::Running
+            || Some(owner) == self.shared.journal.owner().as_ref()
+        {
+            return None;
+        }
+        let live = self.shared.peers()?.live(owner, record.task.id).await?;
+        // A newer attempt, or an end, in the store wins over an older live copy.
+        (live.attempt == record.life.attempt && live.state == TaskState::Running).then_some(live)
     }
 
     /// A task's events, oldest first.

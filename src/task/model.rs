@@ -216,6 +216,10 @@ pub struct NewTask {
     /// False creates the task paused: it runs only after `start`. Default true.
     #[serde(default = "yes")]
     pub auto_start: bool,
+    /// In a cluster whose queue routes by `consistent_hash`, tasks with one routing key
+    /// run on one node while it is up. Not stored: it only chooses where the task starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<String>,
 }
 
 fn yes() -> bool {
@@ -238,6 +242,7 @@ impl Default for NewTask {
             title: None,
             auto_restart: 0,
             auto_start: true,
+            routing_key: None,
         }
     }
 }
@@ -274,6 +279,11 @@ impl NewTask {
     /// Sets the retry backoff.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = Some(backoff);
+        self
+    }
+    /// Sets the routing key (see [`NewTask::routing_key`]).
+    pub fn routing_key(mut self, key: impl Into<String>) -> Self {
+        self.routing_key = Some(key.into());
         self
     }
     /// Sets the unique key.
@@ -339,6 +349,10 @@ impl NewTask {
         }
         if let Some(key) = &self.unique_key {
             check_unique_key(key, limits)?;
+        }
+        if let Some(key) = self.routing_key.as_ref().filter(|k| k.len() > 256) {
+            let why = format!("expected at most 256 bytes, got {}", key.len());
+            return Err(ValidationError::new("routing_key", why));
         }
         if let Some(b) = &self.backoff {
             b.validate()?;

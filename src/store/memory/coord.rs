@@ -9,7 +9,7 @@ use super::{Inner, MemoryStore};
 use crate::store::{
     Coordination, NodeInfo, NodeRecord, Notifier, Owner, Requested, StoreError, TaskRecord,
 };
-use crate::task::TaskState;
+use crate::task::{TaskId, TaskState};
 
 /// Registered incarnations, by owner, and the last incarnation number given.
 #[derive(Default)]
@@ -112,6 +112,29 @@ impl Inner {
                 r.clone()
             })
             .collect()
+    }
+
+    fn reserve_ids(&mut self, owner: Owner, ids: &[TaskId]) -> Vec<TaskRecord> {
+        let now = SystemTime::now();
+        let mut taken = Vec::new();
+        for id in ids {
+            let Some(e) = self.tasks.get_mut(id) else {
+                continue;
+            };
+            let life = &mut e.record.life;
+            let due = match life.state {
+                TaskState::Pending => true,
+                TaskState::Scheduled | TaskState::Retrying => {
+                    life.due_at.is_none_or(|at| at <= now)
+                }
+                _ => false,
+            };
+            if due && life.owner.is_none() {
+                life.owner = Some(owner.clone());
+                taken.push(e.record.clone());
+            }
+        }
+        taken
     }
 
     fn requested(&self, owner: &Owner) -> Vec<Requested> {
@@ -230,5 +253,13 @@ impl Coordination for MemoryStore {
         limit: u32,
     ) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
         self.with(|inner| inner.reserve(owner, &queues, limit))
+    }
+
+    fn reserve_ids(
+        &self,
+        owner: Owner,
+        ids: Vec<TaskId>,
+    ) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
+        self.with(|inner| inner.reserve_ids(owner, &ids))
     }
 }

@@ -38,15 +38,16 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-async fn register(pool: &Pool, info: NodeInfo) -> Result<Owner, StoreError> {
+async fn register(pool: &Pool, info: NodeInfo, session: &str) -> Result<Owner, StoreError> {
     let what = "registering a node";
     let json = serde_json::to_string(&info)
         .map_err(|e| StoreError::WriteFailed(format!("cannot encode node {:?}: {e}", info.name)))?;
     let c = conn(pool, what).await?;
     let row = c
         .query_one(
-            "INSERT INTO nodes (name, info) VALUES ($1, $2::text::json) RETURNING incarnation",
-            &[&info.name, &json],
+            "INSERT INTO nodes (name, info, session) VALUES ($1, $2::text::json, $3) \
+             RETURNING incarnation",
+            &[&info.name, &json, &session],
         )
         .await
         .map_err(failed(what))?;
@@ -177,6 +178,30 @@ async fn bury(pool: &Pool, owner: Owner, dead_after: Duration) -> Result<bool, S
     Ok(row.get(0))
 }
 
+async fn bury_gone(pool: &Pool, owner: Owner, silent_for: Duration) -> Result<bool, StoreError> {
+    let what = "burying a node that is gone";
+    let c = conn(pool, what).await?;
+    let sql = "WITH gone AS (DELETE FROM nodes n WHERE n.incarnation = $1 AND n.name = $2 \
+             AND n.heartbeat_at < now() - $3::int8 * interval '1 microsecond' \
+             AND n.session IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = n.session) \
+             RETURNING 1) \
+         SELECT EXISTS (SELECT 1 FROM gone) OR NOT EXISTS \
+             (SELECT 1 FROM nodes WHERE incarnation = $1 AND name = $2)";
+    let row = c
+        .query_one(
+            sql,
+            &[
+                &incarnation(owner.incarnation),
+                &owner.node,
+                &micros(silent_for),
+            ],
+        )
+        .await
+        .map_err(failed(what))?;
+    Ok(row.get(0))
+}
+
 async fn held(pool: &Pool, owner: Owner) -> Result<Vec<TaskRecord>, StoreError> {
     let what = "reading held tasks";
     let c = conn(pool, what).await?;
@@ -220,6 +245,37 @@ FROM picked JOIN task_specs s ON s.id = picked.id \
 WHERE t.id = picked.id \
 RETURNING t.id, s.task::text, t.life::text, t.owner_node, t.owner_incarnation";
 
+/// The named tasks among the due, unheld ones, locked with `SKIP LOCKED` and owned.
+const RESERVE_IDS: &str = "WITH picked AS MATERIALIZED ( \
+    SELECT id FROM tasks \
+    WHERE id = ANY($3) AND owner_incarnation IS NULL \
+      AND state IN ('pending', 'retrying', 'scheduled') \
+      AND (state = 'pending' OR due_at IS NULL OR due_at <= now()) \
+    FOR UPDATE SKIP LOCKED) \
+UPDATE tasks t SET owner_node = $2, owner_incarnation = $1 \
+FROM picked JOIN task_specs s ON s.id = picked.id \
+WHERE t.id = picked.id \
+RETURNING t.id, s.task::text, t.life::text, t.owner_node, t.owner_incarnation";
+
+async fn reserve_ids(
+    pool: &Pool,
+    owner: Owner,
+    ids: Vec<TaskId>,
+) -> Result<Vec<TaskRecord>, StoreError> {
+    let what = "reserving hinted tasks";
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+    let c = conn(pool, what).await?;
+    let stmt = c.prepare_cached(RESERVE_IDS).await.map_err(failed(what))?;
+    let found = c
+        .query(&stmt, &[&incarnation(owner.incarnation), &owner.node, &ids])
+        .await
+        .map_err(failed(what))?;
+    found.iter().map(rows::record).collect()
+}
+
 async fn reserve(
     pool: &Pool,
     owner: Owner,
@@ -262,7 +318,8 @@ impl Coordination for PgStore {
 
     fn register(&self, info: NodeInfo) -> BoxFuture<'static, Result<Owner, StoreError>> {
         let pool = self.pool().clone();
-        async move { register(&pool, info).await }.boxed()
+        let session = self.session().to_string();
+        async move { register(&pool, info, &session).await }.boxed()
     }
 
     fn heartbeat(&self, owner: Owner) -> BoxFuture<'static, Result<Vec<Requested>, StoreError>> {
@@ -287,6 +344,24 @@ impl Coordination for PgStore {
     ) -> BoxFuture<'static, Result<bool, StoreError>> {
         let pool = self.pool().clone();
         async move { bury(&pool, owner, dead_after).await }.boxed()
+    }
+
+    fn bury_gone(
+        &self,
+        owner: Owner,
+        silent_for: Duration,
+    ) -> BoxFuture<'static, Result<bool, StoreError>> {
+        let pool = self.pool().clone();
+        async move { bury_gone(&pool, owner, silent_for).await }.boxed()
+    }
+
+    fn reserve_ids(
+        &self,
+        owner: Owner,
+        ids: Vec<TaskId>,
+    ) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
+        let pool = self.pool().clone();
+        async move { reserve_ids(&pool, owner, ids).await }.boxed()
     }
 
     fn held(&self, owner: Owner) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {

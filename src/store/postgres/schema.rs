@@ -135,6 +135,11 @@ CREATE TABLE task_counts (
 INSERT INTO task_counts (slot, state, queue, kind, n)
 SELECT 0, state, queue, kind, count(*) FROM tasks GROUP BY state, queue, kind;
 "#,
+    // The `application_name` of every connection of the registering process, so that a
+    // survivor can tell a killed process (no backend left) from a stopped one.
+    r#"
+ALTER TABLE nodes ADD COLUMN session text;
+"#,
 ];
 
 /// The newest schema version this build knows.

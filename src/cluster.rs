@@ -34,7 +34,7 @@ pub mod wire;
 
 pub use config::{ClusterConfig, Policy, Routing, TlsFiles};
 pub use net::DialError;
-pub use status::{ClusterStatus, NodeState, NodeStatus};
+pub use status::{ClusterStatus, NodeState, NodeStatus, QueueOnNode};
 pub use tls::TlsError;
 
 use std::sync::Arc;
@@ -148,6 +148,33 @@ impl Cluster {
             None => Ok(Vec::new()),
         };
         status::build(&self.system, &self.config, peers, records)
+    }
+
+    /// Each queue's load on every node that serves it and answers (this one included),
+    /// by queue name.
+    pub async fn queues(&self) -> std::collections::BTreeMap<String, Vec<QueueOnNode>> {
+        let peers = ractor::call_t!(self.mesh, MeshMsg::View, 1000).unwrap_or_default();
+        let mut out: std::collections::BTreeMap<String, Vec<QueueOnNode>> = Default::default();
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        for q in self.system.load().queues {
+            out.entry(q.name.clone()).or_default().push(QueueOnNode {
+                node: self.config.node_name.clone(),
+                running: n(q.running),
+                queued: n(q.queued),
+                free_slots: n(q.free_slots),
+            });
+        }
+        for p in peers.into_iter().filter(|p| p.connected && !p.suspect) {
+            for q in p.hello.map(|h| h.queues).unwrap_or_default() {
+                out.entry(q.name).or_default().push(QueueOnNode {
+                    node: p.node.clone(),
+                    running: q.running,
+                    queued: q.queued,
+                    free_slots: q.free_slots,
+                });
+            }
+        }
+        out
     }
 
     /// Drains this node (see [`TaskSystem::drain`]).

@@ -14,7 +14,7 @@ mod tree;
 
 pub use crate::runtime::submit::Receipt;
 pub use builder::{HandlerOptions, TaskSystemBuilder};
-pub use drain::NodeLoad;
+pub use drain::{NodeLoad, QueueLoad};
 pub use handle::{QueueStats, TaskSystem};
 pub use kinds::KindGates;
 pub use manage::{Readiness, TaskPage, TaskView};

@@ -66,7 +66,7 @@ impl Actor for Agent {
         let scope = scope(system.namespace());
         ractor::pg::join_scoped(scope.clone(), AGENTS.into(), vec![myself.get_cell()]);
         for q in system.load().queues {
-            ractor::pg::join_scoped(scope.clone(), queue_group(&q), vec![myself.get_cell()]);
+            ractor::pg::join_scoped(scope.clone(), queue_group(&q.name), vec![myself.get_cell()]);
         }
         Ok(AgentState { system, limit })
     }

@@ -121,17 +121,21 @@ impl Peers for MeshPeers {
                 .iter()
                 .filter(|(_, p)| p.healthy(now, self.config.suspect_after))
                 .filter_map(|(node, p)| {
-                    let h = p.hello.as_ref()?;
-                    h.queues.iter().any(|q| q == queue).then(|| Candidate {
+                    let q = p.hello.as_ref()?.queue(queue)?;
+                    Some(Candidate {
                         node: node.clone(),
-                        free_slots: h.free_slots,
+                        free_slots: q.free_slots,
                     })
                 })
                 .collect()
         };
-        let me = (!draining).then(|| Candidate {
-            node: self.config.node_name.clone(),
-            free_slots: u32::try_from(self.system.load().free_slots).unwrap_or(u32::MAX),
+        let me = (!draining).then(|| {
+            let load = self.system.load();
+            let free = load.queues.iter().find(|q| q.name == queue).map_or(0, |q| q.free_slots);
+            Candidate {
+                node: self.config.node_name.clone(),
+                free_slots: u32::try_from(free).unwrap_or(u32::MAX),
+            }
         });
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         routing::choose(policy, me.as_ref(), &others, routing_key, turn)

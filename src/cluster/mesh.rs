@@ -531,7 +531,7 @@ fn lost(myself: &ActorRef<MeshMsg>, state: &mut MeshState, id: &ActorId, why: &s
             }
             match crate::coordinator::rescue_gone(&shared, &owner, coord.heartbeat_every).await {
                 Ok(true) => {
-                    tracing::warn!(%owner, "peer is gone (no connection to the store, no heartbeat): its tasks were rescued at once");
+                    tracing::warn!(%owner, "peer is gone (no connection to the store and no heartbeat, or already buried): its running tasks are rescued");
                     break;
                 }
                 Ok(false) => {}

@@ -49,6 +49,19 @@ pub struct NodeStatus {
     pub this: bool,
 }
 
+/// One queue's load on one node, as last gossiped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueOnNode {
+    /// The node.
+    pub node: String,
+    /// Attempts running there.
+    pub running: u32,
+    /// Tasks waiting there.
+    pub queued: u32,
+    /// Workers free there.
+    pub free_slots: u32,
+}
+
 /// The cluster as `answered_by` sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClusterStatus {
@@ -125,7 +138,7 @@ pub(crate) fn build(
                 free_slots: hello.map(|h| h.free_slots),
                 queued: hello.map(|h| h.queued),
                 queues: hello
-                    .map(|h| h.queues.clone())
+                    .map(|h| h.queues.iter().map(|q| q.name.clone()).collect())
                     .or(record.map(|r| r.info.queues.clone()))
                     .unwrap_or_default(),
                 this: false,
@@ -161,7 +174,7 @@ fn this_node(
         running: Some(n(load.running)),
         free_slots: Some(n(load.free_slots)),
         queued: Some(n(load.queued)),
-        queues: load.queues,
+        queues: load.queues.into_iter().map(|q| q.name).collect(),
         this: true,
     }
 }

@@ -61,8 +61,28 @@ pub struct Hello {
     pub queued: u32,
     /// True while it drains.
     pub draining: bool,
-    /// The queues it serves.
-    pub queues: Vec<String>,
+    /// The queues it serves, with their load.
+    pub queues: Vec<QueueHello>,
+}
+
+/// One queue's load on the node saying hello.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueHello {
+    /// The queue.
+    pub name: String,
+    /// Attempts running.
+    pub running: u32,
+    /// Tasks waiting.
+    pub queued: u32,
+    /// Workers free.
+    pub free_slots: u32,
+}
+
+impl Hello {
+    /// The load of `queue`, if this node serves it.
+    pub fn queue(&self, queue: &str) -> Option<&QueueHello> {
+        self.queues.iter().find(|q| q.name == queue)
+    }
 }
 
 impl Hello {
@@ -76,7 +96,16 @@ impl Hello {
             free_slots: n(load.free_slots),
             queued: n(load.queued),
             draining: load.draining,
-            queues: load.queues.clone(),
+            queues: load
+                .queues
+                .iter()
+                .map(|q| QueueHello {
+                    name: q.name.clone(),
+                    running: n(q.running),
+                    queued: n(q.queued),
+                    free_slots: n(q.free_slots),
+                })
+                .collect(),
         }
     }
 }

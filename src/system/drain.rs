@@ -16,8 +16,21 @@ pub struct NodeLoad {
     pub queued: usize,
     /// True once [`TaskSystem::drain`] was called.
     pub draining: bool,
-    /// The queues this node serves.
-    pub queues: Vec<String>,
+    /// The queues this node serves, with their load.
+    pub queues: Vec<QueueLoad>,
+}
+
+/// One queue's load on one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueLoad {
+    /// The queue.
+    pub name: String,
+    /// Attempts running.
+    pub running: usize,
+    /// Tasks waiting here.
+    pub queued: usize,
+    /// Workers free to start an attempt (0 while paused or draining).
+    pub free_slots: usize,
 }
 
 impl TaskSystem {
@@ -29,14 +42,21 @@ impl TaskSystem {
         let mut queues = Vec::new();
         for q in shared.queues.values() {
             let busy = q.running();
+            let free_here = match q.is_paused() || draining {
+                true => 0,
+                false => q.config.max_workers.saturating_sub(busy + q.ready_len()),
+            };
             running += busy;
             queued += q.depth();
-            if !q.is_paused() && !draining {
-                free += q.config.max_workers.saturating_sub(busy + q.ready_len());
-            }
-            queues.push(q.name.to_string());
+            free += free_here;
+            queues.push(QueueLoad {
+                name: q.name.to_string(),
+                running: busy,
+                queued: q.depth(),
+                free_slots: free_here,
+            });
         }
-        queues.sort();
+        queues.sort_by(|a, b| a.name.cmp(&b.name));
         NodeLoad {
             running,
             free_slots: free,

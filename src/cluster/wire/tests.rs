@@ -13,7 +13,12 @@ fn every_request_and_reply_comes_back_as_it_was_sent() {
         free_slots: 5,
         queued: 9,
         draining: true,
-        queues: vec!["default".into(), "mail".into()],
+        queues: vec![QueueHello {
+            name: "mail".into(),
+            running: 1,
+            queued: 2,
+            free_slots: 3,
+        }],
     };
     let requests = [
         Request::Ping(hello.clone()),

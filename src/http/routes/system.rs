@@ -35,6 +35,21 @@ pub(crate) struct QueueJson {
     /// Its rate limit, if any.
     #[schema(value_type = Option<Object>)]
     rate_limit: Option<serde_json::Value>,
+    /// In a cluster: the queue on every node that serves it and answers (this one
+    /// included), as last gossiped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<Vec<QueueNodeJson>>,
+}
+
+/// A queue's load on one node of the cluster.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct QueueNodeJson {
+    node: String,
+    running: u32,
+    /// Tasks waiting there.
+    depth: u32,
+    /// Workers free there.
+    free_slots: u32,
 }
 
 /// A queue's workers.
@@ -53,11 +68,32 @@ pub(crate) struct WorkersJson {
         (status = 401, description = "missing or wrong token", body = ErrorBody),
     ))]
 pub(crate) async fn queues(State(state): State<HttpState>) -> Json<QueueList> {
+    let mut across = match &state.cluster {
+        Some(c) => Some(c.queues().await),
+        None => None,
+    };
     let queues = state
         .system
         .queues()
         .into_iter()
-        .map(|q| queue_json(&state, q))
+        .map(|q| {
+            let nodes = across.as_mut().map(|a| {
+                a.remove(&q.name)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|n| QueueNodeJson {
+                        node: n.node,
+                        running: n.running,
+                        depth: n.queued,
+                        free_slots: n.free_slots,
+                    })
+                    .collect()
+            });
+            QueueJson {
+                nodes,
+                ..queue_json(&state, q)
+            }
+        })
         .collect();
     Json(QueueList { queues })
 }
@@ -79,6 +115,7 @@ fn queue_json(state: &HttpState, q: QueueStats) -> QueueJson {
         paused: q.paused,
         bound: q.bound as u64,
         rate_limit: rate_limit.and_then(|r| serde_json::to_value(r).ok()),
+        nodes: None,
     }
 }
 

@@ -131,7 +131,11 @@ impl Peers for MeshPeers {
         };
         let me = (!draining).then(|| {
             let load = self.system.load();
-            let free = load.queues.iter().find(|q| q.name == queue).map_or(0, |q| q.free_slots);
+            let free = load
+                .queues
+                .iter()
+                .find(|q| q.name == queue)
+                .map_or(0, |q| q.free_slots);
             Candidate {
                 node: self.config.node_name.clone(),
                 free_slots: u32::try_from(free).unwrap_or(u32::MAX),

@@ -151,3 +151,6 @@ impl ClusterSettings {
         Some(c)
     }
 }
+
+#[cfg(test)]
+mod tests;

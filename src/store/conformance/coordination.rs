@@ -40,6 +40,54 @@ pub(crate) async fn run_shared<H: Harness>(h: &mut H) {
     reserve_takes_due_unheld_tasks_of_its_queues_best_first(h).await;
     two_concurrent_reservers_never_get_the_same_task(h).await;
     release_returns_reservations_and_held_lists_running_first(h).await;
+    reserve_ids_takes_only_the_named_due_unheld_tasks_once(h).await;
+}
+
+async fn reserve_ids_takes_only_the_named_due_unheld_tasks_once<H: Harness>(h: &mut H) {
+    use TaskState::{Pending, Running, Scheduled};
+    let s = h.fresh().await;
+    let me = s.register(info("a")).await.unwrap();
+    let other = s.register(info("b")).await.unwrap();
+    let free = waiting(1, "q", Priority::Normal, Pending);
+    let not_named = waiting(2, "q", Priority::Normal, Pending);
+    let not_due = {
+        let mut r = waiting(3, "q", Priority::Normal, Scheduled);
+        r.life.due_at = Some(SystemTime::now() + HOUR);
+        r
+    };
+    let held = {
+        let mut r = waiting(4, "q", Priority::Normal, Pending);
+        r.life.owner = Some(other.clone());
+        r
+    };
+    let running = {
+        let mut r = waiting(5, "q", Priority::Normal, Running);
+        r.life = life(Running, 1, 5);
+        r
+    };
+    put(
+        &s,
+        &[
+            free.clone(),
+            not_named,
+            not_due.clone(),
+            held.clone(),
+            running.clone(),
+        ],
+    )
+    .await;
+    let named = ids(&[free.clone(), not_due, held, running]);
+    let got = s.reserve_ids(me.clone(), named.clone()).await.unwrap();
+    assert_eq!(
+        ids(&got),
+        ids(&[free.clone()]),
+        "only the due, unheld, waiting one"
+    );
+    assert_eq!(got[0].life.owner.as_ref(), Some(&me));
+    let again = s.reserve_ids(other, named).await.unwrap();
+    assert!(again.is_empty(), "a repeated or late hint takes nothing");
+    let stored = s.get(free.task.id).await.unwrap().unwrap();
+    assert_eq!(stored.life.owner, Some(me), "the first taker holds it");
 }
 
 async fn register_gives_increasing_incarnations_and_heartbeats_find_them<H: Harness>(h: &mut H) {

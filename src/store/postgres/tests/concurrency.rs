@@ -185,3 +185,68 @@ async fn events_appended_by_two_stores_keep_a_gapless_per_task_order() {
         "no gap in the task's own order"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_is_buried_at_once_only_when_none_of_its_connections_is_left() {
+    use std::time::Duration;
+    let Some((db, survivor)) = fresh("bury_gone").await else {
+        return;
+    };
+    let victim = PgStore::connect_with(db.options()).await.expect("connect");
+    let owner = victim
+        .register(crate::store::NodeInfo {
+            name: "victim".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let zero = Duration::ZERO;
+    assert!(
+        !survivor.bury_gone(owner.clone(), zero).await.unwrap(),
+        "a process whose connections are open (stopped, slow) is left to dead_after"
+    );
+    let session = victim.session().to_string();
+    victim.close();
+    drop(victim);
+    // Its backends end once the writer and listener tasks drop their connections.
+    let client = db.client().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&session],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, i64>(0) == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed store's connections stay open"
+        );
+        let _ = client.query_one("SELECT pg_sleep(0.05)", &[]).await;
+    }
+    assert!(
+        !survivor
+            .bury_gone(owner.clone(), Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        "a heartbeat younger than silent_for keeps it registered"
+    );
+    assert!(
+        survivor.bury_gone(owner.clone(), zero).await.unwrap(),
+        "gone: buried"
+    );
+    assert!(survivor
+        .nodes()
+        .await
+        .unwrap()
+        .iter()
+        .all(|n| n.owner != owner));
+    assert!(
+        survivor.bury_gone(owner, zero).await.unwrap(),
+        "burying again reports it gone"
+    );
+}

@@ -17,7 +17,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-  targets=(cron_expr config_toml http_json stored_rows)
+  targets=(cron_expr config_toml http_json stored_rows cluster_wire)
 fi
 case "$seconds" in
   '' | *[!0-9]*) echo "usage: $0 [seconds-per-target] [target ...]" >&2; exit 2 ;;

@@ -117,6 +117,11 @@ struct BenchArgs {
     /// the database (producers split between them), and report the ratio.
     #[arg(long, default_value_t = 1)]
     nodes: usize,
+    /// With a PostgreSQL --store: start one node, then this many nodes joined in a
+    /// cluster, as processes on 127.0.0.1, drive them over HTTP (open loop), and report
+    /// both runs and the ratio.
+    #[arg(long)]
+    cluster: Option<usize>,
     /// The SQLite file (default: a new temporary file, removed afterwards).
     #[arg(long)]
     db: Option<PathBuf>,
@@ -274,6 +279,17 @@ async fn bench(o: BenchArgs) -> Result<(), AnyError> {
         let report =
             taskmesh::cli::bench_node(&Client::new(url, o.token.clone())?, o.tasks, o.concurrency)
                 .await?;
+        return print(o.json, &report, &report);
+    }
+    if let Some(nodes) = o.cluster {
+        let report = taskmesh::cli::bench_cluster(taskmesh::cli::ClusterBench {
+            store: o.store.clone(),
+            nodes,
+            tasks: o.tasks,
+            concurrency: o.concurrency,
+            max_workers: o.max_workers,
+        })
+        .await?;
         return print(o.json, &report, &report);
     }
     if let Some(n) = o.queued {

@@ -59,6 +59,30 @@ impl BenchDb {
         o
     }
 
+    /// The URL of this database (the admin URL with its database replaced), for nodes
+    /// started as processes.
+    pub fn url(&self) -> String {
+        match reqwest::Url::parse(&self.url) {
+            Ok(mut u) => {
+                u.set_path(&self.name);
+                u.to_string()
+            }
+            Err(_) => self.url.clone(),
+        }
+    }
+
+    /// A connection to this database, for reading what the nodes did.
+    pub async fn connect_db(&self) -> Result<Client, BenchError> {
+        connect(&self.url())
+            .await
+            .map_err(|source| BenchError::Database {
+                doing: "connect to",
+                database: self.name.clone(),
+                url: PgOptions::new(&self.url).redacted_url(),
+                source,
+            })
+    }
+
     /// The database's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -228,7 +228,6 @@ impl NodeConfig {
         check::values(&cfg)?;
         check_http_limits(&cfg.http)?;
         check_store(&cfg)?;
-        cfg.check_cluster()?;
         Ok(cfg)
     }
 

@@ -84,6 +84,7 @@ pub async fn run(
 ) -> Result<(), NodeError> {
     // Nothing touches the store before the data directory is ours and the port is bound:
     // a second node on the same directory, or one that cannot serve, changes nothing.
+    cfg.check_cluster()?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let addr = cfg.http.addr;
     let listener = TcpListener::bind(addr)

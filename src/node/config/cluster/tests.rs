@@ -11,7 +11,10 @@ const PG: &str = "[store]\nurl = \"postgres://u@h/db\"\n";
 fn load_in(jail: &mut Jail, toml: &str) -> Result<NodeConfig, String> {
     jail.create_file("node.toml", toml)
         .map_err(|e| e.to_string())?;
-    NodeConfig::load(Some(Path::new("node.toml"))).map_err(|e| e.to_string())
+    let cfg = NodeConfig::load(Some(Path::new("node.toml"))).map_err(|e| e.to_string())?;
+    // Flags may change the store after loading: the node checks the cluster then.
+    cfg.check_cluster().map_err(|e| e.to_string())?;
+    Ok(cfg)
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //!
 //! Node `i` is named `n{i+1}` and has:
 //! - its own directory (data dir, config file, logs) and its own database link through
-//!   [`Cluster::db_proxy`]`(i)`, so a test can black-hole one node's database;
+//!   [`Cluster::db_proxy`]`(i)`, so a test can black-hole one node's database (the test
+//!   server's password, if its URL has one, goes in `TASKMESH_STORE__PASSWORD`);
 //! - with the mesh (the default): a mesh listener on a free port, advertised as the
 //!   address of [`Cluster::mesh_proxy`]`(i)`, so every peer reaches it through that
 //!   proxy and a test can cut it off from its peers; the other nodes' proxies are its
@@ -169,6 +170,10 @@ impl Builder {
             return None;
         }
         let db = TestDb::create(&self.test).await?;
+        if let Some(password) = db.options_via(db.server()).password {
+            let var = taskmesh::store::PASSWORD_ENV.to_owned();
+            self.env.push((var, password.expose().to_owned()));
+        }
         if self.mesh {
             self.env
                 .push(("TASKMESH_CLUSTER__COOKIE".into(), COOKIE.into()));
@@ -277,7 +282,10 @@ impl Cluster {
         &self.links[i].db
     }
 
-    /// The proxy in front of node `i`'s mesh listener (what its peers dial).
+    /// The proxy in front of node `i`'s mesh listener (what its peers dial). It carries
+    /// the sessions peers opened to node `i`; a session node `i` opened to a peer goes
+    /// through that peer's proxy. Which side dials a pair is the mesh's rule, so to cut
+    /// node `i` off whatever the rule, break every mesh proxy's links or know the rule.
     pub fn mesh_proxy(&self, i: usize) -> &Proxy {
         self.links[i]
             .mesh

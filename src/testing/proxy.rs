@@ -39,10 +39,14 @@
 //! # Ok(()) }
 //! ```
 
+mod modes;
 mod relay;
 #[cfg(test)]
 mod tests;
 
+pub use modes::Classifier;
+
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,6 +57,8 @@ use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
+
+use modes::Modes;
 
 /// What the proxy does with the bytes of its connections.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,23 +87,46 @@ pub struct Proxy {
 }
 
 /// What the proxy's tasks share.
-#[derive(Debug)]
 struct Shared {
     target: SocketAddr,
-    mode: watch::Sender<Mode>,
+    modes: watch::Sender<Modes>,
     open: AtomicUsize,
+    classify: Option<Classifier>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("target", &self.target)
+            .field("modes", &*self.modes.borrow())
+            .field("open", &self.open)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Proxy {
     /// Listens on a free port of 127.0.0.1 and forwards to `target` ([`Mode::Pass`]).
     pub async fn start(target: SocketAddr) -> io::Result<Proxy> {
+        Self::start_with(target, None).await
+    }
+
+    /// Like [`start`](Self::start), with a [`Classifier`] that names the source of
+    /// each connection as it is accepted, so that
+    /// [`set_source_mode`](Self::set_source_mode) can apply to one source only (the
+    /// connections one process dialed, say).
+    pub async fn start_classified(target: SocketAddr, classify: Classifier) -> io::Result<Proxy> {
+        Self::start_with(target, Some(classify)).await
+    }
+
+    async fn start_with(target: SocketAddr, classify: Option<Classifier>) -> io::Result<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let proxy = Proxy {
             addr: listener.local_addr()?,
             shared: Arc::new(Shared {
                 target,
-                mode: watch::Sender::new(Mode::Pass),
+                modes: watch::Sender::new(Modes::default()),
                 open: AtomicUsize::new(0),
+                classify,
             }),
             up: Mutex::new(CancellationToken::new()),
             listener_gone: Mutex::new(None),
@@ -116,14 +145,29 @@ impl Proxy {
         self.shared.target
     }
 
-    /// Switches the mode, for the open connections and the new ones.
+    /// Switches the mode, for the open connections and the new ones (but those of a
+    /// source with a mode of its own).
     pub fn set_mode(&self, mode: Mode) {
-        self.shared.mode.send_replace(mode);
+        self.shared.modes.send_modify(|m| m.all = mode);
     }
 
-    /// The current mode.
+    /// The current mode (for the connections of a source with no mode of its own).
     pub fn mode(&self) -> Mode {
-        *self.shared.mode.borrow()
+        self.shared.modes.borrow().all
+    }
+
+    /// Switches the mode of the connections (open and new) that the [`Classifier`]
+    /// names `source`, over the proxy's own mode; `None` gives them the proxy's mode
+    /// again. Without a classifier no connection has a source.
+    pub fn set_source_mode(&self, source: &str, mode: Option<Mode>) {
+        self.shared.modes.send_modify(|m| match mode {
+            Some(mode) => {
+                m.by_source.insert(source.to_owned(), mode);
+            }
+            None => {
+                m.by_source.remove(source);
+            }
+        });
     }
 
     /// How many connections are open (accepted and not yet closed), in any mode.

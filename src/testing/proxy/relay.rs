@@ -7,10 +7,11 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::modes::ModeOf;
 use super::{Mode, Shared};
 
 /// The most bytes read at once: one chunk, delayed as a whole.
@@ -50,9 +51,8 @@ impl Drop for Open {
 }
 
 async fn serve(client: TcpStream, shared: &Shared) {
-    let mode = shared.mode.subscribe();
-    let now = *mode.borrow();
-    match now {
+    let mode = ModeOf::new(shared.modes.subscribe(), source(&client, shared));
+    match mode.now() {
         Mode::Reset => reset(&client),
         Mode::BlackHole => sink(client, mode).await,
         Mode::Pass | Mode::Delay(_) => match TcpStream::connect(shared.target).await {
@@ -62,9 +62,15 @@ async fn serve(client: TcpStream, shared: &Shared) {
     }
 }
 
+/// The name the proxy's classifier gives the connection's source, if any.
+fn source(client: &TcpStream, shared: &Shared) -> Option<String> {
+    let classify = shared.classify.as_ref()?;
+    classify(client.peer_addr().ok()?, client.local_addr().ok()?)
+}
+
 /// Forwards both ways until one side ends (hidden while the mode is a black hole) or
 /// the mode becomes [`Mode::Reset`].
-async fn relay(mut client: TcpStream, mut server: TcpStream, mut mode: watch::Receiver<Mode>) {
+async fn relay(mut client: TcpStream, mut server: TcpStream, mut mode: ModeOf) {
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
     let mut rst = {
         let (mut cr, mut cw) = client.split();
@@ -72,12 +78,12 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, mut mode: watch::Re
         tokio::select! {
             _ = pump(&mut cr, &mut sw, mode.clone()) => false,
             _ = pump(&mut sr, &mut cw, mode.clone()) => false,
-            _ = mode.wait_for(|m| *m == Mode::Reset) => true,
+            _ = mode.until(|m| m == Mode::Reset) => true,
         }
     };
     if !rst {
-        let after = mode.wait_for(|m| *m != Mode::BlackHole).await.map(|m| *m);
-        rst = matches!(after, Ok(Mode::Reset));
+        let after = mode.until(|m| m != Mode::BlackHole).await;
+        rst = after == Some(Mode::Reset);
     }
     if rst {
         reset(&client);
@@ -87,25 +93,21 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, mut mode: watch::Re
 
 /// A connection accepted during a black hole: read and dropped until the client closes
 /// or the mode changes, then closed (reset if the mode became [`Mode::Reset`]).
-async fn sink(mut client: TcpStream, mut mode: watch::Receiver<Mode>) {
+async fn sink(mut client: TcpStream, mut mode: ModeOf) {
     let mut buf = vec![0; CHUNK];
     let drain = async { while client.read(&mut buf).await.is_ok_and(|n| n > 0) {} };
     tokio::select! {
         _ = drain => return,
-        _ = mode.wait_for(|m| *m != Mode::BlackHole) => {}
+        _ = mode.until(|m| m != Mode::BlackHole) => {}
     }
-    if *mode.borrow() == Mode::Reset {
+    if mode.now() == Mode::Reset {
         reset(&client);
     }
 }
 
 /// Copies `from` to `to` in the mode of each chunk as it is read, until `from` ends
 /// (after writing what was read) or either side fails.
-async fn pump(
-    from: &mut ReadHalf<'_>,
-    to: &mut WriteHalf<'_>,
-    mode: watch::Receiver<Mode>,
-) -> io::Result<()> {
+async fn pump(from: &mut ReadHalf<'_>, to: &mut WriteHalf<'_>, mode: ModeOf) -> io::Result<()> {
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(QUEUE);
     let read = async move {
         loop {
@@ -115,8 +117,7 @@ async fn pump(
                 return Ok::<_, io::Error>(());
             }
             buf.truncate(n);
-            let now = *mode.borrow();
-            let due = match now {
+            let due = match mode.now() {
                 Mode::Pass => Instant::now(),
                 Mode::Delay(d) => Instant::now() + d,
                 Mode::BlackHole | Mode::Reset => continue,

@@ -227,3 +227,47 @@ async fn a_dropped_proxy_closes_its_connections() {
     drop(proxy);
     assert_eq!(ends(&mut s).await, ErrorKind::UnexpectedEof);
 }
+
+/// Connects from a port of its own, which `sources` names `source`.
+async fn connect_as(proxy: &Proxy, sources: &Sources, source: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    sources.lock().insert(port, source.to_owned());
+    socket.connect(proxy.addr()).await.unwrap()
+}
+
+type Sources = std::sync::Arc<parking_lot::Mutex<std::collections::HashMap<u16, String>>>;
+
+#[tokio::test]
+async fn a_source_mode_applies_to_the_connections_of_that_source_only() {
+    let sources = Sources::default();
+    let names = sources.clone();
+    let classify = std::sync::Arc::new(move |client: SocketAddr, proxy: SocketAddr| {
+        assert_eq!(proxy.ip(), client.ip(), "both ends are on 127.0.0.1");
+        names.lock().get(&client.port()).cloned()
+    });
+    let proxy = Proxy::start_classified(echo().await, classify)
+        .await
+        .unwrap();
+    let mut a = connect_as(&proxy, &sources, "a").await;
+    let mut b = connect_as(&proxy, &sources, "b").await;
+    assert_eq!(round_trip(&mut a, b"a").await, b"a");
+    proxy.set_source_mode("a", Some(Mode::BlackHole));
+    a.write_all(b"lost").await.unwrap();
+    assert!(
+        silent(&mut a).await,
+        "an open connection of a hears nothing"
+    );
+    assert_eq!(round_trip(&mut b, b"b").await, b"b", "b still passes");
+    let mut a2 = connect_as(&proxy, &sources, "a").await;
+    a2.write_all(b"lost too").await.unwrap();
+    assert!(silent(&mut a2).await, "a new connection of a hears nothing");
+    proxy.set_mode(Mode::Reset);
+    assert_eq!(ends(&mut b).await, ErrorKind::ConnectionReset);
+    assert!(silent(&mut a2).await, "a's own mode wins over the proxy's");
+    proxy.set_mode(Mode::Pass);
+    proxy.set_source_mode("a", None);
+    let mut a3 = connect_as(&proxy, &sources, "a").await;
+    assert_eq!(round_trip(&mut a3, b"back").await, b"back");
+}

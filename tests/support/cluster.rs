@@ -9,11 +9,15 @@
 //!   address of [`Cluster::mesh_proxy`]`(i)`, so every peer reaches it through that
 //!   proxy and a test can cut it off from its peers; the other nodes' proxies are its
 //!   seeds, and `TASKMESH_CLUSTER__COOKIE` is set;
-//! - a config file from [`config::render`]: dead after 3 s, a heartbeat every 500 ms,
-//!   its `[cluster]` section, and the test's extra TOML merged over them.
+//! - a config file from [`config::render`]: its store URL (in the file, not `--store`:
+//!   a node checks its `[cluster]` section against the file's store), dead after 3 s, a
+//!   heartbeat every 500 ms, its `[cluster]` section, and the test's extra TOML merged
+//!   over them.
 //!
-//! The parts: [`view`] (a node's `GET /v1/cluster`, waiting on it), [`load`] (a load
-//! driver), [`check`] (the checker over the database, waiting for tasks to end).
+//! The parts: [`view`] (a node's `GET /v1/cluster`, waiting on it), [`partition`]
+//! (mesh faults between chosen nodes, whoever dialed: [`dialer`] tells the proxies who
+//! did), [`load`] (a load driver), [`check`] (the checker over the database, waiting
+//! for tasks to end).
 //!
 //! Include it with `#[path = "support/cluster.rs"] mod cluster;`. It needs a
 //! multi-thread tokio runtime: the proxies run on its workers while the harness blocks on
@@ -24,10 +28,14 @@
 pub mod check;
 #[path = "cluster/config.rs"]
 pub mod config;
+#[path = "cluster/dialer.rs"]
+pub mod dialer;
 #[path = "cluster/load.rs"]
 pub mod load;
 #[path = "node.rs"]
 pub mod node;
+#[path = "cluster/partition.rs"]
+pub mod partition;
 #[path = "cluster/view.rs"]
 pub mod view;
 
@@ -79,7 +87,6 @@ struct Links {
     name: String,
     dir: PathBuf,
     config: PathBuf,
-    store: String,
     db: Proxy,
     mesh: Option<Proxy>,
     life: Life,
@@ -210,21 +217,24 @@ impl Builder {
                 advertise: proxy.addr(),
                 seeds: others(&advertised, i),
             });
-            let config = config::render(spec.as_ref(), &extra);
+            let config = |store: &str| config::render(store, spec.as_ref(), &extra);
             let mesh = mesh.map(|(_, proxy)| proxy);
-            links.push(self.link(name, &config, db, mesh).await);
+            links.push(self.link(name, config, db, mesh).await);
         }
         links
     }
 
-    /// With the mesh, each node's listen address and the proxy in front of it.
+    /// With the mesh, each node's listen address and the proxy in front of it, which
+    /// knows which node dialed each of its connections.
     async fn mesh_proxies(&self) -> Vec<Option<(SocketAddr, Proxy)>> {
         let mut meshes = Vec::new();
         for _ in 0..self.nodes {
             let mesh = match self.mesh {
                 true => {
                     let listen = free_port();
-                    Some((listen, Proxy::start(listen).await.expect("a mesh proxy")))
+                    let classify = dialer::classifier();
+                    let proxy = Proxy::start_classified(listen, classify).await;
+                    Some((listen, proxy.expect("a mesh proxy")))
                 }
                 false => None,
             };
@@ -233,18 +243,24 @@ impl Builder {
         meshes
     }
 
-    /// Node `name`'s directory with its `config` file, and its database link.
-    async fn link(&self, name: String, config: &str, db: &TestDb, mesh: Option<Proxy>) -> Links {
-        let dir = temp_dir(&format!("{}-{name}", self.test));
-        let path = dir.join("taskmesh.toml");
-        std::fs::write(&path, config).unwrap();
+    /// Node `name`'s database link, and its directory with its config file (`config`
+    /// of its store URL).
+    async fn link(
+        &self,
+        name: String,
+        config: impl Fn(&str) -> String,
+        db: &TestDb,
+        mesh: Option<Proxy>,
+    ) -> Links {
         let db_proxy = Proxy::start(db.server()).await.expect("a database proxy");
         let store = db.options_via(db_proxy.addr()).url;
+        let dir = temp_dir(&format!("{}-{name}", self.test));
+        let path = dir.join("taskmesh.toml");
+        std::fs::write(&path, config(&store)).unwrap();
         Links {
             name,
             dir,
             config: path,
-            store,
             db: db_proxy,
             mesh,
             life: Life::Running,
@@ -283,9 +299,11 @@ impl Cluster {
     }
 
     /// The proxy in front of node `i`'s mesh listener (what its peers dial). It carries
-    /// the sessions peers opened to node `i`; a session node `i` opened to a peer goes
-    /// through that peer's proxy. Which side dials a pair is the mesh's rule, so to cut
-    /// node `i` off whatever the rule, break every mesh proxy's links or know the rule.
+    /// only the sessions peers dialed to node `i`, and which side dials depends on the
+    /// mesh; to break the links of chosen nodes whoever dialed, see
+    /// [`set_link_mode`](Self::set_link_mode), [`isolate`](Self::isolate) and
+    /// [`partition`](Self::partition), which act on the connections by the node that
+    /// dialed them.
     pub fn mesh_proxy(&self, i: usize) -> &Proxy {
         self.links[i]
             .mesh
@@ -367,14 +385,7 @@ impl Cluster {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let config = l.config.to_str().expect("a UTF-8 temp path");
-        let args = [
-            "--config",
-            config,
-            "--store",
-            &l.store,
-            "--node-name",
-            &l.name,
-        ];
+        let args = ["--config", config, "--node-name", &l.name];
         let started =
             std::panic::catch_unwind(AssertUnwindSafe(|| Node::start(&l.dir, &env, &args)));
         started.unwrap_or_else(|_| {
@@ -432,7 +443,9 @@ fn mesh_supported(test: &str) -> bool {
         seeds: vec![],
     };
     let config = dir.join("taskmesh.toml");
-    std::fs::write(&config, config::render(Some(&spec), &toml::Table::new())).unwrap();
+    let store = "postgres://postgres@127.0.0.1:9/probe";
+    let text = config::render(store, Some(&spec), &toml::Table::new());
+    std::fs::write(&config, text).unwrap();
     let out = Command::new(BIN)
         .args(["node", "--print-config", "--config"])
         .arg(&config)

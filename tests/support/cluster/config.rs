@@ -28,15 +28,16 @@ pub struct Mesh {
     pub seeds: Vec<SocketAddr>,
 }
 
-/// A node's config: the harness's `[store]` liveness, a `[cluster]` section if `mesh`
-/// is given, then `extra` merged over both (tables key by key; any other value
-/// replaces).
-pub fn render(mesh: Option<&Mesh>, extra: &Table) -> String {
+/// A node's config: `store_url` and the harness's liveness in `[store]`, a `[cluster]`
+/// section if `mesh` is given, then `extra` merged over both (tables key by key; any
+/// other value replaces).
+pub fn render(store_url: &str, mesh: Option<&Mesh>, extra: &Table) -> String {
     let mut doc = Table::new();
-    let store = STORE
+    let mut store: Table = STORE
         .iter()
         .map(|(k, v)| (k.to_string(), Value::Integer(*v)))
         .collect();
+    store.insert("url".into(), Value::String(store_url.to_owned()));
     doc.insert("store".into(), Value::Table(store));
     if let Some(mesh) = mesh {
         doc.insert("cluster".into(), Value::Table(cluster(mesh)));

@@ -10,13 +10,17 @@ use super::Cluster;
 /// The pace of a poll of `/v1/cluster`.
 const POLL: Duration = Duration::from_millis(50);
 
-/// A node's view of the cluster.
+/// A node's view of the cluster (the shape of `taskmesh::cluster::ClusterStatus`,
+/// decoded apart so that the harness does not depend on the library's type).
 #[derive(Clone, Debug, Deserialize)]
 pub struct View {
     /// The node that answered.
     pub answered_by: String,
     /// Every node it knows, itself included.
     pub nodes: Vec<Member>,
+    /// Why the store's registry could not be read, if it could not.
+    #[serde(default)]
+    pub store_error: Option<String>,
 }
 
 /// One node as another sees it.
@@ -26,21 +30,24 @@ pub struct Member {
     pub name: String,
     /// The address it advertises.
     #[serde(default)]
-    pub address: String,
+    pub address: Option<String>,
     /// Up, suspect, down or draining.
     pub state: MemberState,
     /// Its incarnation (grows at each start).
     #[serde(default)]
     pub incarnation: u64,
-    /// How old its last heartbeat is.
+    /// How old its last heartbeat in the store is, if it is registered.
     #[serde(default)]
-    pub heartbeat_age_ms: u64,
-    /// Attempts it is running.
+    pub heartbeat_age_ms: Option<u64>,
+    /// Attempts it runs (as last gossiped).
     #[serde(default)]
-    pub running: u64,
-    /// Workers it has free.
+    pub running: Option<u64>,
+    /// Workers it has free (as last gossiped).
     #[serde(default)]
-    pub free_slots: u64,
+    pub free_slots: Option<u64>,
+    /// Tasks waiting in its queues (as last gossiped).
+    #[serde(default)]
+    pub queued: Option<u64>,
     /// The queues it serves.
     #[serde(default)]
     pub queues: Vec<String>,

@@ -22,6 +22,11 @@
 //! - [`Proxy::cut`] is a host that is down: connects are refused and open connections
 //!   closed, until [`Proxy::restore`].
 //!
+//! A proxy started with a [`Classifier`] ([`Proxy::start_classified`]) names the source
+//! of each connection (the process that dialed, say); [`Proxy::set_source_mode`] then
+//! gives one source's connections a mode of their own, to break the links of one peer
+//! among several that share a target.
+//!
 //! When one side closes (or fails), the proxy closes the other side at once, after the
 //! bytes already read from the closing side (so a killed client's PostgreSQL backend
 //! ends). A half-close is not kept: the whole connection ends.

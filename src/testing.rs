@@ -5,10 +5,13 @@
 //!   each start and end on a channel, so tests wait on events instead of sleeping.
 //! - [`crash_worker`] injects a worker crash, for supervision tests.
 //! - [`run_inline`] runs one handler call without a system.
+//! - [`proxy::Proxy`] sits between two processes and passes, black-holes, resets or
+//!   delays their bytes, for fault-injection tests.
 
 #[doc(hidden)]
 #[cfg(feature = "postgres")]
 pub mod pg;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::sync::Arc;

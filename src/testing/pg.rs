@@ -13,9 +13,7 @@
 //! # }
 //! ```
 
-mod proxy;
-
-pub use proxy::Proxy;
+pub use super::proxy::Proxy;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

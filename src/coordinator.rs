@@ -156,9 +156,17 @@ async fn tick(state: &mut CoordinatorState) {
     }
     if now >= state.next_rescue {
         state.next_rescue = now + state.config.heartbeat_every;
-        if let Err(e) = rescue(&state.shared, state.config.dead_after).await {
-            tracing::warn!(error = %e, "could not look for dead processes' tasks");
+        let deadline = state.config.store_deadline();
+        let rescued =
+            tokio::time::timeout(deadline, rescue(&state.shared, state.config.dead_after));
+        match rescued.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not look for dead processes' tasks"),
+            Err(_) => tracing::warn!(
+                "looking for dead processes' tasks took too long; tried again next tick"
+            ),
         }
+        adopt_strays(&state.shared, deadline).await;
     }
     settle_doubts(&state.shared).await;
     if state.shared.draining() {
@@ -168,8 +176,43 @@ async fn tick(state: &mut CoordinatorState) {
 
 /// Reserves for the queues `only` admits, keeping the backlog up to date.
 async fn reserve_now(state: &mut CoordinatorState, only: impl Fn(&str) -> bool) {
-    if let Err(e) = reserve(&state.shared, &mut state.backlog, only).await {
-        tracing::warn!(error = %e, "could not reserve waiting tasks");
+    let deadline = state.config.store_deadline();
+    match tokio::time::timeout(deadline, reserve(&state.shared, &mut state.backlog, only)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not reserve waiting tasks"),
+        // Tasks it reserved all the same are held here: `adopt_strays` finds them.
+        Err(_) => tracing::warn!("reserving waiting tasks took too long"),
+    }
+}
+
+/// Queues the waiting tasks the store says this process holds but that it does not
+/// know: a reserve (or a routed claim) whose answer was lost. Nobody else takes them
+/// while this process lives.
+async fn adopt_strays(shared: &Shared, deadline: Duration) {
+    let (Some(store), Some(me)) = (shared.journal.store(), shared.journal.owner()) else {
+        return;
+    };
+    if shared.draining() || !shared.accepting() {
+        return;
+    }
+    let Ok(Ok(held)) = tokio::time::timeout(deadline, store.held(me)).await else {
+        return;
+    };
+    // A task submitted here a moment ago is stored before it is queued: leave young ones
+    // to their submit.
+    let young = |r: &crate::store::TaskRecord| {
+        r.task
+            .created_at
+            .elapsed()
+            .map_or(true, |age| age < deadline)
+    };
+    for record in held {
+        let state = record.life.state;
+        let waiting = !state.is_terminal() && state != TaskState::Running;
+        if waiting && !young(&record) && shared.table.get(&record.task.id).is_none() {
+            tracing::warn!(task_id = %record.task.id, "a task held here was not queued (a lost answer); it runs here");
+            adopt(shared, record, "");
+        }
     }
 }
 
@@ -202,7 +245,16 @@ async fn heartbeat(state: &mut CoordinatorState) {
         return;
     };
     let began = Instant::now();
-    match store.heartbeat(owner.clone()).await {
+    // A store that does not answer (a black-holed link) must not hold up the trust check
+    // below: the heartbeat gets a deadline of one interval.
+    let renewed =
+        tokio::time::timeout(state.config.heartbeat_every, store.heartbeat(owner.clone()));
+    let Ok(renewed) = renewed.await else {
+        tracing::warn!(%owner, "heartbeat took longer than its interval");
+        check_trust(state, began);
+        return;
+    };
+    match renewed {
         Ok(requested) => {
             state.renewed = began;
             if shared.journal.set_trusted(true) {
@@ -226,7 +278,14 @@ async fn heartbeat(state: &mut CoordinatorState) {
         }
         Err(e) => tracing::warn!(error = %e, %owner, "heartbeat failed"),
     }
-    let lapsed = began.saturating_duration_since(state.renewed) > state.config.trust_window();
+    check_trust(state, began);
+}
+
+/// Stops claiming and stops the running attempts once the last renewal is older than
+/// the trust window.
+fn check_trust(state: &CoordinatorState, now: Instant) {
+    let shared = &state.shared;
+    let lapsed = now.saturating_duration_since(state.renewed) > state.config.trust_window();
     if lapsed && shared.journal.set_trusted(false) {
         tracing::error!(
             "no heartbeat renewed within the trust window: claiming stops and running attempts are stopped before other processes may rescue them"

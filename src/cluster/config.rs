@@ -77,7 +77,7 @@ pub struct ClusterConfig {
     /// A peer whose agent has not answered for this long is suspect and its session is
     /// closed (default 2 s, so a stopped peer is suspect within 3 s).
     pub suspect_after: Duration,
-    /// The longest a connection may take to be set up and authenticated (default 5 s).
+    /// The longest a connection may take to be set up and authenticated (default 3 s).
     pub handshake_timeout: Duration,
     /// The longest a dial may take to connect (default 2 s).
     pub connect_timeout: Duration,
@@ -113,7 +113,7 @@ impl ClusterConfig {
             tls: None,
             ping_every: Duration::from_secs(1),
             suspect_after: Duration::from_secs(2),
-            handshake_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(2),
             reconnect: (Duration::from_millis(200), Duration::from_secs(5)),
             call_timeout: Duration::from_secs(1),

@@ -113,6 +113,8 @@ struct SessionSlot {
     actor: ActorRef<NodeSessionMessage>,
     opened: Instant,
     peer: Option<String>,
+    /// The socket's peer address (for a dialed session, the address dialed).
+    addr: String,
 }
 
 struct AgentSlot {
@@ -147,6 +149,8 @@ pub(crate) struct MeshState {
     agents: HashMap<ActorId, AgentSlot>,
     dials: HashMap<String, Dial>,
     members: Vec<NodeRecord>,
+    /// The registry has been read once: seeds it lacks may be dialed.
+    members_read: bool,
     next_refresh: Instant,
     rescuing: HashSet<Owner>,
 }
@@ -213,6 +217,7 @@ impl Actor for Mesh {
             agents: HashMap::new(),
             dials: HashMap::new(),
             members: Vec::new(),
+            members_read: false,
             next_refresh: Instant::now(),
             rescuing: HashSet::new(),
         })
@@ -238,7 +243,10 @@ impl Actor for Mesh {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             MeshMsg::Tick => tick(&myself, state),
-            MeshMsg::Members(members) => state.members = members,
+            MeshMsg::Members(members) => {
+                state.members = members;
+                state.members_read = true;
+            }
             MeshMsg::Session(event, ses) => session(state, event, *ses),
             MeshMsg::Dialed { addr, ok } => dialed(state, addr, ok),
             MeshMsg::Pong { agent, hello } => pong(state, agent, hello),
@@ -351,12 +359,7 @@ fn ping(myself: &ActorRef<MeshMsg>, state: &mut MeshState, now: Instant) {
         }
         slot.pinging = true;
         slot.last_ping = Some(now);
-        let (agent, id, me, msg) = (
-            slot.agent.clone(),
-            id.clone(),
-            myself.clone(),
-            hello.clone(),
-        );
+        let (agent, id, me, msg) = (slot.agent.clone(), *id, myself.clone(), hello.clone());
         tokio::spawn(async move {
             let answer = agent
                 .call(|port| AgentMsg::Call(msg, port), Some(every))
@@ -423,7 +426,7 @@ fn detect(state: &mut MeshState, now: Instant) -> Vec<ActorId> {
         if let ActorId::Remote { node_id, .. } = slot.agent.get_id() {
             close.push(node_id);
         }
-        suspects.push(id.clone());
+        suspects.push(*id);
     }
     for node_id in close {
         if let Some(s) = state.sessions.remove(&node_id) {
@@ -460,6 +463,7 @@ fn session(state: &mut MeshState, event: SessionEvent, ses: NodeServerSessionInf
                     actor: ses.actor,
                     opened: Instant::now(),
                     peer: None,
+                    addr: ses.peer_addr,
                 },
             );
         }
@@ -574,8 +578,9 @@ fn to_dial(state: &MeshState) -> Vec<String> {
         })
         .filter_map(|r| r.info.address.clone())
         .collect();
-    // Seeds not yet in the registry (a peer starting at the same time).
-    if state.sessions.is_empty() {
+    // Seeds not yet in the registry (a peer starting at the same time), once the
+    // registry has been read: a registered peer is dialed by the rule above.
+    if state.members_read && state.sessions.is_empty() {
         out.extend(
             state
                 .config
@@ -598,7 +603,12 @@ fn address_of(state: &MeshState, node: &str) -> Option<String> {
 }
 
 fn dial(myself: &ActorRef<MeshMsg>, state: &mut MeshState, now: Instant) {
+    let pending: HashSet<String> = state.sessions.values().map(|s| s.addr.clone()).collect();
     for addr in to_dial(state) {
+        if pending.contains(&addr) {
+            // A session to it is still being set up (or closed by its deadline).
+            continue;
+        }
         let d = state.dials.entry(addr.clone()).or_default();
         if d.in_flight || d.next.is_some_and(|at| now < at) {
             continue;
@@ -620,13 +630,14 @@ fn dial(myself: &ActorRef<MeshMsg>, state: &mut MeshState, now: Instant) {
 }
 
 /// After a dial: on failure, back off (doubling, jittered); on success, wait the
-/// handshake deadline before dialing again if no session results.
+/// shortest backoff (the new session blocks another dial while it is set up, and the
+/// handshake deadline closes it if it stalls).
 fn dialed(state: &mut MeshState, addr: String, ok: bool) {
     let (min, max) = state.config.reconnect;
     let d = state.dials.entry(addr).or_default();
     d.in_flight = false;
     let wait = if ok {
-        state.config.handshake_timeout
+        min
     } else {
         d.failures = d.failures.saturating_add(1);
         let base = min.saturating_mul(1 << d.failures.min(16)).min(max);

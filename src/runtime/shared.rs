@@ -67,6 +67,12 @@ pub(crate) struct CoordConfig {
 }
 
 impl CoordConfig {
+    /// The longest the coordinator waits for one store operation of a tick (rescue,
+    /// reserve): a store that does not answer must not stall it.
+    pub fn store_deadline(&self) -> Duration {
+        (self.heartbeat_every * 2).max(Duration::from_secs(1))
+    }
+
     /// How long this process trusts its last renewed heartbeat: it stops claiming and
     /// stops its attempts before any other process can find it dead.
     pub fn trust_window(&self) -> Duration {

@@ -115,6 +115,14 @@ fn route<'a>(
     if !shared.tree_alive() {
         return Err(SubmitError::TreeDown);
     }
+    if shared.journal.shared() && !shared.journal.trusted() {
+        // Cut off from the store past the trust window: others may be rescuing this
+        // process's tasks; take nothing until the heartbeat is renewed.
+        let why = "this node has not renewed its heartbeat in the store within its trust window; it takes no work until the store answers again";
+        return Err(SubmitError::Store(crate::store::StoreError::Unavailable {
+            source: why.into(),
+        }));
+    }
     new.validate(&shared.limits)?;
     let entry = shared
         .handlers

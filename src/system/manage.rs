@@ -217,7 +217,11 @@ impl TaskSystem {
         if !self.shared.tree_alive() {
             failing.push("supervisor:root: stopped; no task runs".to_string());
         }
-        if let Err(e) = self.shared.journal.probe().await {
+        if self.shared.journal.shared() && !self.shared.journal.trusted() {
+            failing.push(
+                "store: heartbeat not renewed within the trust window; not claiming".to_string(),
+            );
+        } else if let Err(e) = self.shared.journal.probe().await {
             failing.push(format!("store: {e}"));
         }
         for s in self.health().await.services {

@@ -37,7 +37,7 @@ pub struct ClusterSettings {
     pub ping_ms: u64,
     /// A peer silent for this long is suspect and its session is closed (default 2000 ms).
     pub suspect_after_ms: u64,
-    /// The longest a peer connection may take to authenticate (default 5000 ms).
+    /// The longest a peer connection may take to authenticate (default 3000 ms).
     pub handshake_timeout_ms: u64,
     /// Messages between nodes larger than this are refused (default 4 MiB).
     pub max_message_bytes: usize,
@@ -58,7 +58,7 @@ impl Default for ClusterSettings {
             tls: None,
             ping_ms: 1000,
             suspect_after_ms: 2000,
-            handshake_timeout_ms: 5000,
+            handshake_timeout_ms: 3000,
             max_message_bytes: 4 << 20,
             routing: Routing::default(),
         }

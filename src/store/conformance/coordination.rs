@@ -80,7 +80,7 @@ async fn reserve_ids_takes_only_the_named_due_unheld_tasks_once<H: Harness>(h: &
     let got = s.reserve_ids(me.clone(), named.clone()).await.unwrap();
     assert_eq!(
         ids(&got),
-        ids(&[free.clone()]),
+        ids(std::slice::from_ref(&free)),
         "only the due, unheld, waiting one"
     );
     assert_eq!(got[0].life.owner.as_ref(), Some(&me));

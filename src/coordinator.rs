@@ -111,6 +111,7 @@ impl Actor for Coordinator {
                 tick(state).await;
                 if state.shared.journal.trusted() {
                     reserve_now(state, |_| true).await;
+                    adopt_strays(&state.shared, &state.config).await;
                 }
             }
             CoordinatorMsg::Hint(queues) => {
@@ -166,7 +167,6 @@ async fn tick(state: &mut CoordinatorState) {
                 "looking for dead processes' tasks took too long; tried again next tick"
             ),
         }
-        adopt_strays(&state.shared, deadline).await;
     }
     settle_doubts(&state.shared).await;
     if state.shared.draining() {
@@ -186,9 +186,10 @@ async fn reserve_now(state: &mut CoordinatorState, only: impl Fn(&str) -> bool) 
 }
 
 /// Queues the waiting tasks the store says this process holds but that it does not
-/// know: a reserve (or a routed claim) whose answer was lost. Nobody else takes them
-/// while this process lives.
-async fn adopt_strays(shared: &Shared, deadline: Duration) {
+/// know: tasks another node routed here whose hint was lost, or a reserve whose answer
+/// was lost. Nobody else takes them while this process lives.
+async fn adopt_strays(shared: &Shared, config: &CoordConfig) {
+    let deadline = config.store_deadline();
     let (Some(store), Some(me)) = (shared.journal.store(), shared.journal.owner()) else {
         return;
     };

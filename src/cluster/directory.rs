@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::agent::AgentMsg;
 use super::config::ClusterConfig;
-use super::routing::{self, Candidate};
+use super::routing::{self, Candidate, Choice};
 use super::wire::{self, Hello, Reply, Request};
 use crate::runtime::{Peers, Placement, TaskStatus};
 use crate::store::{Owner, Requested};
@@ -142,13 +142,25 @@ impl Peers for MeshPeers {
             }
         });
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        routing::choose(policy, me.as_ref(), &others, routing_key, turn)
+        match routing::choose(policy, me.as_ref(), &others, routing_key, turn) {
+            Choice::Here => Placement::Here,
+            Choice::Anywhere => Placement::Anywhere,
+            Choice::There(node) => {
+                let dir = self.dir.read();
+                let hello = dir.peers.get(&node).and_then(|p| p.hello.as_ref());
+                match hello {
+                    Some(h) => Placement::There(Owner::new(node, h.incarnation)),
+                    None if draining => Placement::Anywhere,
+                    None => Placement::Here,
+                }
+            }
+        }
     }
 
-    fn hint(&self, node: &str, queue: &str, ids: Vec<TaskId>) {
+    fn hint(&self, owner: &Owner, queue: &str, ids: Vec<TaskId>) {
         let agent = {
             let mut dir = self.dir.write();
-            let Some(peer) = dir.peers.get_mut(node) else {
+            let Some(peer) = dir.peers.get_mut(&owner.node) else {
                 return;
             };
             if peer.unconfirmed >= self.config.outbound_limit {

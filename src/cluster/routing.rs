@@ -1,7 +1,17 @@
 //! Choosing the node a task starts on: pure functions over the healthy candidates.
 
 use super::config::Policy;
-use crate::runtime::Placement;
+
+/// Where a task starts, by node name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// On the node that accepted it.
+    Here,
+    /// On that node.
+    There(String),
+    /// On whichever node takes it first (this node drains and no peer is healthy).
+    Anywhere,
+}
 
 /// A node that could run a task of the queue: healthy, serving it, not draining.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,17 +31,17 @@ pub fn choose(
     others: &[Candidate],
     key: Option<&str>,
     turn: usize,
-) -> Placement {
+) -> Choice {
     let Some(me) = me else {
         // Draining: any healthy peer, else whoever polls first.
         return match pick(policy, None, others, key, turn) {
-            Some(c) => Placement::There(c.node.clone()),
-            None => Placement::Anywhere,
+            Some(c) => Choice::There(c.node.clone()),
+            None => Choice::Anywhere,
         };
     };
     match pick(policy, Some(me), others, key, turn) {
-        Some(c) if c.node != me.node => Placement::There(c.node.clone()),
-        _ => Placement::Here,
+        Some(c) if c.node != me.node => Choice::There(c.node.clone()),
+        _ => Choice::Here,
     }
 }
 

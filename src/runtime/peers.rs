@@ -16,8 +16,9 @@ use crate::task::TaskId;
 pub enum Placement {
     /// Here: the task is stored held by this process and queued here.
     Here,
-    /// On that node: stored unheld, and the node is hinted to take it.
-    There(String),
+    /// On that process: stored held by it (no other process takes it while it lives),
+    /// and it is hinted to queue it; without the hint it finds it on its next poll.
+    There(Owner),
     /// Wherever a node has a free worker first: stored unheld (no node to hint, e.g.
     /// this node drains and no other serves the queue).
     Anywhere,
@@ -28,8 +29,8 @@ pub trait Peers: Send + Sync + 'static {
     /// Where a task of `queue` with `routing_key` accepted here should start.
     fn place(&self, queue: &str, routing_key: Option<&str>) -> Placement;
 
-    /// Tells `node` that the tasks `ids` of `queue` wait for it, unheld.
-    fn hint(&self, node: &str, queue: &str, ids: Vec<TaskId>);
+    /// Tells `owner` that the tasks `ids` of `queue`, stored held by it, wait for it.
+    fn hint(&self, owner: &Owner, queue: &str, ids: Vec<TaskId>);
 
     /// The live status of task `id` from `owner`, the process running it, within a
     /// deadline; `None` when it cannot be had (the store's copy is used then).

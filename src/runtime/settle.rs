@@ -64,9 +64,14 @@ pub(crate) fn begin_attempt(
         claim: None,
     };
     if shared.journal.store().is_some() {
+        // On a shared store the event names the node too: which node ran which attempt.
+        let worker = match shared.journal.shared() {
+            true => Some(format!("{}/{worker}", shared.coord.node)),
+            false => s.worker.clone(),
+        };
         let kind = EventKind::Started {
             attempt: s.attempt,
-            worker: s.worker.clone(),
+            worker,
         };
         let write = update(cell, &s, kind, shared.journal.hot(fence));
         drop(s);

@@ -85,9 +85,9 @@ fn place(shared: &Shared, queue: &str, routing_key: Option<&str>) -> Placement {
 async fn send_elsewhere(shared: &Shared, queue: &str, placement: Placement, ids: Vec<TaskId>) {
     match placement {
         Placement::Here => {}
-        Placement::There(node) => {
+        Placement::There(owner) => {
             if let Some(peers) = shared.peers() {
-                peers.hint(&node, queue, ids);
+                peers.hint(&owner, queue, ids);
             }
         }
         Placement::Anywhere => {
@@ -248,9 +248,13 @@ fn new_cell(
     if state == TaskState::Scheduled {
         cell.status.lock().due_at = cell.task.run_at;
     }
-    if shared.journal.shared() && *placement == Placement::Here {
-        // Accepted here, held here: other processes leave it to this one while it lives.
-        cell.status.lock().owner = shared.journal.owner();
+    if shared.journal.shared() {
+        // Held by the process that will run it: others leave it alone while it lives.
+        cell.status.lock().owner = match placement {
+            Placement::Here => shared.journal.owner(),
+            Placement::There(owner) => Some(owner.clone()),
+            Placement::Anywhere => None,
+        };
     }
     Arc::new(cell)
 }

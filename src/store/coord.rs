@@ -130,9 +130,10 @@ pub trait Coordination: Send + Sync + 'static {
         Box::pin(async { Ok(false) })
     }
 
-    /// Reserves for `owner` those of `ids` that are due, waiting and held by nobody (a
-    /// routing hint named them), and returns them with their owner set. A task already
-    /// taken, running or ended is left alone, so a late or repeated hint is harmless.
+    /// Reserves for `owner` those of `ids` that are due, waiting, and held by nobody or
+    /// already by `owner` (a routing hint named them), and returns them with their owner
+    /// set. A task another process holds, or one running or ended, is left alone, so a
+    /// late or repeated hint is harmless.
     fn reserve_ids(
         &self,
         owner: Owner,

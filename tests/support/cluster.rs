@@ -89,6 +89,9 @@ struct Links {
     config: PathBuf,
     db: Proxy,
     mesh: Option<Proxy>,
+    /// The node's mesh port, held until the node starts, so that nothing else (a proxy,
+    /// an outgoing connection) takes it meanwhile.
+    held: Mutex<Option<TcpListener>>,
     life: Life,
     restarts: usize,
 }
@@ -207,34 +210,41 @@ impl Builder {
     async fn links(&self, db: &TestDb) -> Vec<Links> {
         let extra = config::parse_extra(&self.extra);
         let meshes = self.mesh_proxies().await;
-        let advertised: Vec<SocketAddr> = meshes.iter().flatten().map(|(_, p)| p.addr()).collect();
+        let advertised: Vec<SocketAddr> =
+            meshes.iter().flatten().map(|(_, p, _)| p.addr()).collect();
         let mut links = Vec::new();
         for (i, mesh) in meshes.into_iter().enumerate() {
             let name = format!("n{}", i + 1);
-            let spec = mesh.as_ref().map(|(listen, proxy)| config::Mesh {
+            let spec = mesh.as_ref().map(|(listen, proxy, _)| config::Mesh {
                 name: name.clone(),
                 listen: *listen,
                 advertise: proxy.addr(),
                 seeds: others(&advertised, i),
             });
             let config = |store: &str| config::render(store, spec.as_ref(), &extra);
-            let mesh = mesh.map(|(_, proxy)| proxy);
-            links.push(self.link(name, config, db, mesh).await);
+            let (mesh, held) = match mesh {
+                Some((_, proxy, held)) => (Some(proxy), Some(held)),
+                None => (None, None),
+            };
+            let mut link = self.link(name, config, db, mesh).await;
+            link.held = Mutex::new(held);
+            links.push(link);
         }
         links
     }
 
     /// With the mesh, each node's listen address and the proxy in front of it, which
     /// knows which node dialed each of its connections.
-    async fn mesh_proxies(&self) -> Vec<Option<(SocketAddr, Proxy)>> {
+    async fn mesh_proxies(&self) -> Vec<Option<(SocketAddr, Proxy, TcpListener)>> {
         let mut meshes = Vec::new();
         for _ in 0..self.nodes {
             let mesh = match self.mesh {
                 true => {
-                    let listen = free_port();
+                    let held = TcpListener::bind("127.0.0.1:0").expect("a free port");
+                    let listen = held.local_addr().unwrap();
                     let classify = dialer::classifier();
                     let proxy = Proxy::start_classified(listen, classify).await;
-                    Some((listen, proxy.expect("a mesh proxy")))
+                    Some((listen, proxy.expect("a mesh proxy"), held))
                 }
                 false => None,
             };
@@ -263,6 +273,7 @@ impl Builder {
             config: path,
             db: db_proxy,
             mesh,
+            held: Mutex::new(None),
             life: Life::Running,
             restarts: 0,
         }
@@ -386,6 +397,8 @@ impl Cluster {
             .collect();
         let config = l.config.to_str().expect("a UTF-8 temp path");
         let args = ["--config", config, "--node-name", &l.name];
+        // The node binds its mesh port now.
+        drop(l.held.lock().take());
         let started =
             std::panic::catch_unwind(AssertUnwindSafe(|| Node::start(&l.dir, &env, &args)));
         started.unwrap_or_else(|_| {

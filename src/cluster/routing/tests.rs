@@ -18,34 +18,31 @@ fn local_runs_here_and_a_draining_node_sends_work_to_a_peer_or_to_anyone() {
     let others = [c("b", 5)];
     assert_eq!(
         choose(Policy::Local, Some(&me), &others, None, 0),
-        Placement::Here
+        Choice::Here
     );
     assert_eq!(
         choose(Policy::Local, None, &others, None, 0),
-        Placement::There("b".into())
+        Choice::There("b".into())
     );
-    assert_eq!(
-        choose(Policy::Local, None, &[], None, 0),
-        Placement::Anywhere
-    );
+    assert_eq!(choose(Policy::Local, None, &[], None, 0), Choice::Anywhere);
 }
 
 #[test]
 fn round_robin_takes_every_healthy_node_in_turn() {
     let me = c("b", 0);
     let others = [c("a", 0), c("c", 0)];
-    let got: Vec<Placement> = (0..6)
+    let got: Vec<Choice> = (0..6)
         .map(|t| choose(Policy::RoundRobin, Some(&me), &others, None, t))
         .collect();
-    let there = |n: &str| Placement::There(n.into());
+    let there = |n: &str| Choice::There(n.into());
     assert_eq!(
         got,
         [
             there("a"),
-            Placement::Here,
+            Choice::Here,
             there("c"),
             there("a"),
-            Placement::Here,
+            Choice::Here,
             there("c")
         ]
     );
@@ -58,13 +55,13 @@ fn least_loaded_goes_to_the_most_free_workers() {
     for t in 0..4 {
         assert_eq!(
             choose(Policy::LeastLoaded, Some(&me), &others, None, t),
-            Placement::There("b".into())
+            Choice::There("b".into())
         );
     }
     let me = c("a", 10);
     assert_eq!(
         choose(Policy::LeastLoaded, Some(&me), &others, None, 0),
-        Placement::Here
+        Choice::Here
     );
 }
 
@@ -80,9 +77,9 @@ fn consistent_hash_keeps_a_key_on_its_node_and_moves_only_a_leaving_nodes_keys()
             Some(key),
             0,
         ) {
-            Placement::Here => cands[0].node.clone(),
-            Placement::There(n) => n,
-            Placement::Anywhere => unreachable!(),
+            Choice::Here => cands[0].node.clone(),
+            Choice::There(n) => n,
+            Choice::Anywhere => unreachable!(),
         }
     };
     let keys: Vec<String> = (0..3000).map(|i| format!("customer-{i}")).collect();

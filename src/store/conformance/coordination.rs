@@ -40,14 +40,19 @@ pub(crate) async fn run_shared<H: Harness>(h: &mut H) {
     reserve_takes_due_unheld_tasks_of_its_queues_best_first(h).await;
     two_concurrent_reservers_never_get_the_same_task(h).await;
     release_returns_reservations_and_held_lists_running_first(h).await;
-    reserve_ids_takes_only_the_named_due_unheld_tasks_once(h).await;
+    reserve_ids_takes_only_the_named_due_tasks_nobody_else_holds(h).await;
 }
 
-async fn reserve_ids_takes_only_the_named_due_unheld_tasks_once<H: Harness>(h: &mut H) {
+async fn reserve_ids_takes_only_the_named_due_tasks_nobody_else_holds<H: Harness>(h: &mut H) {
     use TaskState::{Pending, Running, Scheduled};
     let s = h.fresh().await;
     let me = s.register(info("a")).await.unwrap();
     let other = s.register(info("b")).await.unwrap();
+    let held_by = |n: u64, owner: &Owner| {
+        let mut r = waiting(n, "q", Priority::Normal, Pending);
+        r.life.owner = Some(owner.clone());
+        r
+    };
     let free = waiting(1, "q", Priority::Normal, Pending);
     let not_named = waiting(2, "q", Priority::Normal, Pending);
     let not_due = {
@@ -55,37 +60,34 @@ async fn reserve_ids_takes_only_the_named_due_unheld_tasks_once<H: Harness>(h: &
         r.life.due_at = Some(SystemTime::now() + HOUR);
         r
     };
-    let held = {
-        let mut r = waiting(4, "q", Priority::Normal, Pending);
-        r.life.owner = Some(other.clone());
-        r
-    };
+    let theirs = held_by(4, &other);
     let running = {
         let mut r = waiting(5, "q", Priority::Normal, Running);
         r.life = life(Running, 1, 5);
         r
     };
-    put(
-        &s,
-        &[
-            free.clone(),
-            not_named,
-            not_due.clone(),
-            held.clone(),
-            running.clone(),
-        ],
-    )
-    .await;
-    let named = ids(&[free.clone(), not_due, held, running]);
-    let got = s.reserve_ids(me.clone(), named.clone()).await.unwrap();
+    let mine = held_by(6, &me);
+    let all = [
+        free.clone(),
+        not_named,
+        not_due.clone(),
+        theirs.clone(),
+        running.clone(),
+        mine.clone(),
+    ];
+    put(&s, &all).await;
+    let named = ids(&[free.clone(), not_due, theirs.clone(), running, mine.clone()]);
+    let mut got = ids(&s.reserve_ids(me.clone(), named.clone()).await.unwrap());
+    got.sort();
+    let mut want = ids(&[free.clone(), mine]);
+    want.sort();
+    assert_eq!(got, want, "the due waiting ones held by nobody or by me");
+    let again = s.reserve_ids(other.clone(), named).await.unwrap();
     assert_eq!(
-        ids(&got),
-        ids(std::slice::from_ref(&free)),
-        "only the due, unheld, waiting one"
+        ids(&again),
+        ids(&[theirs]),
+        "a hint to another process takes only what it holds, nothing held by me"
     );
-    assert_eq!(got[0].life.owner.as_ref(), Some(&me));
-    let again = s.reserve_ids(other, named).await.unwrap();
-    assert!(again.is_empty(), "a repeated or late hint takes nothing");
     let stored = s.get(free.task.id).await.unwrap().unwrap();
     assert_eq!(stored.life.owner, Some(me), "the first taker holds it");
 }

@@ -129,7 +129,7 @@ impl Inner {
                 }
                 _ => false,
             };
-            if due && life.owner.is_none() {
+            if due && life.owner.as_ref().is_none_or(|o| *o == owner) {
                 life.owner = Some(owner.clone());
                 taken.push(e.record.clone());
             }

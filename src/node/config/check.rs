@@ -13,10 +13,12 @@ use super::{ConfigError, NodeConfig};
 const CLIENT_VARIABLES: [&str; 2] = ["TASKMESH_URL", "TASKMESH_TOKEN"];
 
 /// Variables of the test suite's crash harness, not settings either.
-const TEST_VARIABLES: [&str; 3] = [
+const TEST_VARIABLES: [&str; 5] = [
     "TASKMESH_CRASH_CHILD",
     "TASKMESH_REQUIRE_PG",
     "TASKMESH_TEST_DATABASE_URL",
+    "TASKMESH_CHAOS_SECS",
+    "TASKMESH_CHAOS_SEED",
 ];
 
 /// The names (without the `TASKMESH_` prefix) the node's environment provider skips.

@@ -1,0 +1,152 @@
+//! A randomized fault run over a three-node cluster: for `TASKMESH_CHAOS_SECS` seconds,
+//! faults chosen at random (kill and restart, SIGSTOP and continue, a node's database
+//! link black-holed then healed, a node cut off from its peers then healed, a drain and
+//! restart, a slow database link) hit random nodes under a steady submit load; then
+//! everything is healed and the checker reads the database. `TASKMESH_CHAOS_SEED`
+//! replays a run. `scripts/chaos.sh [seconds]` runs it; `.ci/run` runs 30 s of it.
+//!
+//! Without `TASKMESH_CHAOS_SECS` it prints a line saying it was skipped.
+
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use std::time::{Duration, Instant};
+
+use cluster::check::{check, wait_all_ended};
+use cluster::load::{sleep_task, Load, Pace};
+use cluster::{Cluster, Life};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use taskmesh::testing::proxy::Mode;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Kill,
+    Stop,
+    DatabaseCut,
+    Isolate,
+    DrainRestart,
+    SlowDatabase,
+}
+
+const FAULTS: [Fault; 6] = [
+    Fault::Kill,
+    Fault::Stop,
+    Fault::DatabaseCut,
+    Fault::Isolate,
+    Fault::DrainRestart,
+    Fault::SlowDatabase,
+];
+
+fn setting(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+async fn pause(rng: &mut StdRng, min_ms: u64, max_ms: u64) {
+    let ms = rng.random_range(min_ms..=max_ms);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Ends every connection a black hole left useless, then passes.
+async fn heal_db(c: &Cluster, i: usize) {
+    let proxy = c.db_proxy(i);
+    proxy.set_mode(Mode::Reset);
+    let deadline = Instant::now() + LIMIT;
+    while proxy.connections() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    proxy.set_mode(Mode::Pass);
+}
+
+async fn drain_and_restart(c: &mut Cluster, i: usize) {
+    let drain = format!("{}/v1/cluster/drain", c.nodes[i].url);
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let (status, _, v) = cluster::node::http("POST", &drain, None, None).await;
+        if status == 202 && v["empty"] == true || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.terminate(i);
+    c.restart(i);
+}
+
+async fn inject(c: &mut Cluster, rng: &mut StdRng, fault: Fault, i: usize) {
+    match fault {
+        Fault::Kill => {
+            c.kill(i);
+            pause(rng, 500, 4000).await;
+            c.restart(i);
+        }
+        Fault::Stop => {
+            c.stop(i);
+            pause(rng, 500, 6000).await;
+            c.cont(i);
+        }
+        Fault::DatabaseCut => {
+            c.db_proxy(i).set_mode(Mode::BlackHole);
+            pause(rng, 1000, 6000).await;
+            heal_db(c, i).await;
+        }
+        Fault::Isolate => {
+            c.isolate(i);
+            pause(rng, 1000, 5000).await;
+            c.heal_mesh();
+        }
+        Fault::DrainRestart => drain_and_restart(c, i).await,
+        Fault::SlowDatabase => {
+            c.db_proxy(i)
+                .set_mode(Mode::Delay(Duration::from_millis(100)));
+            pause(rng, 1000, 4000).await;
+            c.db_proxy(i).set_mode(Mode::Pass);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_faults_under_load_leave_every_acknowledged_task_ended_exactly_once() {
+    let Some(secs) = setting("TASKMESH_CHAOS_SECS") else {
+        eprintln!(
+            "skipped: set TASKMESH_CHAOS_SECS (scripts/chaos.sh) for the randomized fault run"
+        );
+        return;
+    };
+    let seed = setting("TASKMESH_CHAOS_SEED").unwrap_or_else(rand::random);
+    eprintln!("chaos: {secs} s, seed {seed} (TASKMESH_CHAOS_SEED={seed} replays the choices)");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let Some(mut c) = Cluster::start("chaos", 3, "").await else {
+        return;
+    };
+    c.wait_all_up(LIMIT).await;
+    let load = Load::start(&c, Pace::Rate(15.0), sleep_task(300));
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut n = 0;
+    while Instant::now() < until {
+        let fault = FAULTS[rng.random_range(0..FAULTS.len())];
+        let i = rng.random_range(0..3);
+        n += 1;
+        eprintln!("chaos: fault {n}: {fault:?} on n{}", i + 1);
+        inject(&mut c, &mut rng, fault, i).await;
+        c.wait_all_up(LIMIT).await;
+        pause(&mut rng, 200, 2000).await;
+    }
+    for i in 0..3 {
+        if c.life(i) != Life::Running {
+            c.restart(i);
+        }
+    }
+    c.wait_all_up(LIMIT).await;
+    let tally = load.stop().await;
+    eprintln!(
+        "chaos: {n} faults; {} tasks acknowledged, {} refused, {} failed submits",
+        tally.acknowledged.len(),
+        tally.refused,
+        tally.failed
+    );
+    wait_all_ended(&c.nodes[0], &tally.acknowledged, 5 * LIMIT).await;
+    let report = check(&c.db, &tally.acknowledged).await;
+    eprintln!("chaos: checker: {report:?}");
+}

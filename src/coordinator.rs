@@ -62,8 +62,10 @@ pub(crate) struct CoordinatorState {
     backlog: HashSet<String>,
     /// A look at the backlog is already due.
     recheck_due: bool,
-    /// When the last successful heartbeat began.
-    renewed: Instant,
+    /// When the last successful heartbeat began, for the trust watchdog.
+    renewed: tokio::sync::watch::Sender<Instant>,
+    /// Stops claiming at the end of the trust window, whatever the coordinator is doing.
+    watchdog: tokio::task::JoinHandle<()>,
     next_heartbeat: Instant,
     next_rescue: Instant,
 }
@@ -86,6 +88,8 @@ impl Actor for Coordinator {
             .and_then(|s| s.listen())
             .map(|hints| tokio::spawn(forward(hints, myself.clone())));
         let now = Instant::now();
+        let (renewed, watched) = tokio::sync::watch::channel(now);
+        let watchdog = tokio::spawn(watch_trust(shared.clone(), watched, config.trust_window()));
         let _ = myself.cast(CoordinatorMsg::Tick);
         Ok(CoordinatorState {
             shared,
@@ -94,7 +98,8 @@ impl Actor for Coordinator {
             hints,
             backlog: HashSet::new(),
             recheck_due: false,
-            renewed: now,
+            renewed,
+            watchdog,
             next_heartbeat: now,
             next_rescue: now,
         })
@@ -111,7 +116,6 @@ impl Actor for Coordinator {
                 tick(state).await;
                 if state.shared.journal.trusted() {
                     reserve_now(state, |_| true).await;
-                    adopt_strays(&state.shared, &state.config).await;
                 }
             }
             CoordinatorMsg::Hint(queues) => {
@@ -139,6 +143,7 @@ impl Actor for Coordinator {
         state: &mut CoordinatorState,
     ) -> Result<(), ActorProcessingErr> {
         state.ticker.abort();
+        state.watchdog.abort();
         if let Some(hints) = &state.hints {
             hints.abort();
         }
@@ -167,6 +172,7 @@ async fn tick(state: &mut CoordinatorState) {
                 "looking for dead processes' tasks took too long; tried again next tick"
             ),
         }
+        adopt_strays(&state.shared, &state.config).await;
     }
     settle_doubts(&state.shared).await;
     if state.shared.draining() {
@@ -257,7 +263,7 @@ async fn heartbeat(state: &mut CoordinatorState) {
     };
     match renewed {
         Ok(requested) => {
-            state.renewed = began;
+            state.renewed.send_replace(began);
             if shared.journal.set_trusted(true) {
                 tracing::info!(%owner, "heartbeat renewed; claiming again");
             }
@@ -271,7 +277,7 @@ async fn heartbeat(state: &mut CoordinatorState) {
                 Ok(next) => {
                     tracing::info!(owner = %next, "registered again");
                     shared.journal.set_owner(next);
-                    state.renewed = Instant::now();
+                    state.renewed.send_replace(Instant::now());
                     shared.journal.set_trusted(true);
                 }
                 Err(e) => tracing::warn!(error = %e, "could not register again"),
@@ -285,13 +291,45 @@ async fn heartbeat(state: &mut CoordinatorState) {
 /// Stops claiming and stops the running attempts once the last renewal is older than
 /// the trust window.
 fn check_trust(state: &CoordinatorState, now: Instant) {
-    let shared = &state.shared;
-    let lapsed = now.saturating_duration_since(state.renewed) > state.config.trust_window();
-    if lapsed && shared.journal.set_trusted(false) {
+    let renewed = *state.renewed.borrow();
+    if now.saturating_duration_since(renewed) > state.config.trust_window() {
+        lapse(&state.shared);
+    }
+}
+
+fn lapse(shared: &Shared) {
+    if shared.journal.set_trusted(false) {
         tracing::error!(
             "no heartbeat renewed within the trust window: claiming stops and running attempts are stopped before other processes may rescue them"
         );
         stop_attempts(shared);
+    }
+}
+
+/// The trust watchdog: at the end of the trust window after the last renewal, if no
+/// renewal came since, this process stops claiming and stops its attempts. It runs apart
+/// from the coordinator, so a store call that hangs there (a black-holed link) cannot
+/// delay it past the window.
+async fn watch_trust(
+    shared: Arc<Shared>,
+    mut renewed: tokio::sync::watch::Receiver<Instant>,
+    window: Duration,
+) {
+    loop {
+        let deadline = *renewed.borrow_and_update() + window;
+        tokio::select! {
+            changed = renewed.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                lapse(&shared);
+                if renewed.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 

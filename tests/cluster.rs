@@ -177,6 +177,11 @@ async fn a_node_cut_off_from_the_database_stops_answers_503_and_its_tasks_run_el
         took < DEAD_AFTER + Duration::from_secs(5),
         "rescued {took:?} after the cut"
     );
+    // It stopped its attempts (at its trust window's end) before anyone rescued them.
+    assert!(
+        took > Duration::from_millis(250),
+        "rescued only {took:?} after the cut-off node stopped its attempts"
+    );
     let submit = format!("{}/v1/tasks", c.nodes[2].url);
     let body = sleep_task(1).to_string();
     let deadline = Instant::now() + LIMIT;

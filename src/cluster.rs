@@ -71,6 +71,15 @@ pub enum ClusterError {
     /// The system runs with hooks of another cluster already.
     #[error("this task system is already in a cluster")]
     AlreadyJoined,
+    /// The system was built for another node name or without the mesh address, so peers
+    /// would not find it.
+    #[error("the task system must be built with node_name({node:?}) and advertise({advertise:?}) to join as that node")]
+    Mismatch {
+        /// The cluster config's node name.
+        node: String,
+        /// Its advertised address.
+        advertise: String,
+    },
 }
 
 /// A running cluster membership of one task system.
@@ -97,6 +106,13 @@ impl Cluster {
     pub async fn start(system: TaskSystem, config: ClusterConfig) -> Result<Cluster, ClusterError> {
         if !system.shared.journal.shared() {
             return Err(ClusterError::NotShared);
+        }
+        let coord = &system.shared.coord;
+        if coord.node != config.node_name || coord.address.as_deref() != Some(&config.advertise) {
+            return Err(ClusterError::Mismatch {
+                node: config.node_name.clone(),
+                advertise: config.advertise.clone(),
+            });
         }
         let tls = match &config.tls {
             Some(files) => Some(Arc::new(tls::Tls::load(files)?)),
@@ -193,3 +209,6 @@ impl Cluster {
             .await;
     }
 }
+
+#[cfg(test)]
+mod tests;

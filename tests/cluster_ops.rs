@@ -169,4 +169,18 @@ async fn the_cli_shows_every_node_and_which_one_answered() {
         assert_eq!(n["queues"], json!(["default"]), "{n}");
     }
     assert_eq!(nodes.iter().filter(|n| n["this"] == true).count(), 1);
+    // Each queue shows its load on every node.
+    let (code, v, err) = cluster::node::cli(&c.nodes[0].url, None, &["queues", "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let default = &v["queues"][0];
+    assert_eq!(default["name"], "default", "{v}");
+    let on: Vec<&str> = default["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no per-node load: {v}"))
+        .iter()
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    let mut on = on;
+    on.sort();
+    assert_eq!(on, ["n1", "n2", "n3"], "{v}");
 }

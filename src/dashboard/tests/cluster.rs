@@ -7,7 +7,7 @@ use axum::http::{header, StatusCode};
 
 use super::super::live::{events, Live};
 use super::*;
-use crate::cluster::{Cluster, ClusterConfig};
+use crate::cluster::{Cluster, ClusterConfig, ClusterStatus, NodeState, NodeStatus};
 
 /// A one-node cluster "a" on a shared memory store.
 async fn clustered() -> (TaskSystem, Cluster) {
@@ -167,4 +167,34 @@ async fn an_operators_confirmed_drain_puts_the_node_into_draining() {
         page.body
     );
     cluster.shutdown().await;
+}
+
+#[test]
+fn hostile_node_names_addresses_queues_and_store_errors_are_escaped() {
+    let xss = "<script>alert(1)</script>";
+    let node = NodeStatus {
+        name: xss.into(),
+        address: Some(xss.into()),
+        state: NodeState::Suspect,
+        incarnation: 3,
+        heartbeat_age_ms: Some(1500),
+        running: None,
+        free_slots: None,
+        queued: None,
+        queues: vec![xss.into()],
+        this: false,
+    };
+    let status = ClusterStatus {
+        answered_by: xss.into(),
+        nodes: vec![node],
+        store_error: Some(xss.into()),
+    };
+    let html = super::super::cluster::view(&status).into_string();
+    assert!(!html.contains("<script>"), "{html}");
+    assert_eq!(html.matches("&lt;script&gt;").count(), 5, "{html}");
+    assert!(
+        html.contains("<span class=\"badge node-suspect\">suspect</span>"),
+        "{html}"
+    );
+    assert!(html.contains("1.5 s"), "{html}");
 }

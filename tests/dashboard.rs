@@ -4,10 +4,8 @@
 
 #[path = "support/cluster.rs"]
 mod cluster;
-#[path = "support/node.rs"]
-mod support;
 
-use support::{temp_dir, Node};
+use cluster::node::{temp_dir, Node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_is_served_by_default_and_ui_enabled_false_turns_it_off() {

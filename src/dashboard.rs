@@ -7,11 +7,13 @@
 //! | `GET /ui/tasks` | tasks filtered by state, queue, kind and creation time (in the URL), keyset pages; an operator's bulk form |
 //! | `GET /ui/tasks/{id}` | one task: live state and progress, args, result, one lane per attempt, crash history, actions |
 //! | `GET /ui/queues` | depth, running, workers, pause and resume; each kind's breaker (state, next probe) and rate limit, live |
+//! | `GET /ui/cluster` | every node as this one sees it (state, heartbeat age, load, queues), live; or that the node is not in a cluster |
 //! | `GET /ui/schedules` | expression (and in plain words), zone, policies, next fires in UTC, the schedule's zone and the viewer's; the next DST change and what the policy does there |
 //! | `POST /ui/tasks/{id}/{cancel,pause,resume,restart,complete}` | task commands |
 //! | `POST /ui/bulk` | bulk cancel or restart of the selected tasks or of every task matching the filters: a dry-run count, then (`confirm=yes`) a background operation |
 //! | `GET /ui/bulk/{n}`, `POST /ui/bulk/{n}/cancel` | a bulk operation's live progress; stop it |
 //! | `POST /ui/queues/{name}/{pause,resume}`, `/ui/schedules/{name}/{pause,resume,fire}` | queue and schedule commands |
+//! | `POST /ui/cluster/drain` | drain this node: a confirmation, then (`confirm=yes`) the drain |
 //! | `GET /ui/schedules/edit[?name=]`, `POST /ui/schedules/save` | add or edit a schedule (operators) |
 //! | `GET /ui/live` | the SSE stream of the shared snapshot (`?task=<id>`: and of that task; `?bulk=<n>`: and of that bulk operation) |
 //! | `GET`/`POST /ui/login`, `POST /ui/logout` | the session, when the node has a token |
@@ -26,13 +28,14 @@
 //! and task commands are written into the task's events with the session's actor
 //! (`ui:<name>`).
 //!
-//! Live updates: one snapshot (counts per state, queue load) is built per tick, only while
+//! Live updates: one snapshot (counts per state, queue load, the cluster's nodes) is built per tick, only while
 //! at least one tab watches, and shared by every stream ([`tokio::sync::watch`]).
 
 mod actions;
 mod assets;
 mod auth;
 mod bulk;
+mod cluster;
 mod cron_words;
 mod dst;
 mod error;
@@ -80,6 +83,9 @@ pub struct UiConfig {
     /// The node's metrics recorder: the overview shows throughput and latency
     /// percentiles from it. `None` leaves them out.
     pub metrics: Option<PrometheusHandle>,
+    /// The node's cluster membership: the cluster page shows its nodes and drains this
+    /// one. `None` (a node alone) shows that the node is not in a cluster.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Default for UiConfig {
@@ -90,6 +96,7 @@ impl Default for UiConfig {
             secure_cookie: false,
             tick: DEFAULT_TICK,
             metrics: None,
+            cluster: None,
         }
     }
 }
@@ -108,6 +115,7 @@ pub(crate) struct Ui {
     auth: Arc<auth::Auth>,
     live: Arc<live::Live>,
     bulk: Arc<bulk::Ops>,
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Dashboard {
@@ -115,13 +123,15 @@ impl Dashboard {
     pub fn new(system: TaskSystem, config: UiConfig) -> Self {
         let auth = auth::Auth::new(config.operator_token, config.viewer_token)
             .secure_cookie(config.secure_cookie);
-        let live = live::Live::new(system.clone(), config.tick, config.metrics);
+        let live = live::Live::new(system.clone(), config.tick, config.metrics)
+            .cluster(config.cluster.clone());
         Self {
             ui: Ui {
                 system,
                 auth: Arc::new(auth),
                 live: Arc::new(live),
                 bulk: Arc::default(),
+                cluster: config.cluster,
             },
         }
     }
@@ -138,6 +148,8 @@ impl Dashboard {
             .route("/ui/bulk/{n}/cancel", post(bulk::cancel))
             .route("/ui/queues", get(queues::page))
             .route("/ui/queues/{name}/{action}", post(actions::queue))
+            .route("/ui/cluster", get(cluster::page))
+            .route("/ui/cluster/drain", post(cluster::drain))
             .route("/ui/schedules", get(schedules::page))
             .route("/ui/schedules/edit", get(schedule_form::page))
             .route("/ui/schedules/save", post(schedule_form::save))

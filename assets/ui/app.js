@@ -51,8 +51,8 @@
   document.addEventListener("DOMContentLoaded", localTimes);
   document.addEventListener("htmx:afterSettle", localTimes);
 
-  // Keys: "g" then o/t/q/s moves between pages; "/" focuses the first filter field.
-  var pages = { o: "/ui", t: "/ui/tasks", q: "/ui/queues", s: "/ui/schedules" };
+  // Keys: "g" then o/t/q/s/c moves between pages; "/" focuses the first filter field.
+  var pages = { o: "/ui", t: "/ui/tasks", q: "/ui/queues", s: "/ui/schedules", c: "/ui/cluster" };
   var pending = false;
   document.addEventListener("keydown", function (e) {
     var t = e.target;

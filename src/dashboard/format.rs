@@ -60,6 +60,7 @@ pub(crate) fn done(q: &std::collections::HashMap<String, String>) -> Option<&'st
         "complete" => "Complete done.",
         "fire" => "Slot fired.",
         "save" => "Schedule saved.",
+        "drain" => "Drain started: this node takes no new tasks; running ones finish here.",
         _ => return None,
     };
     Some(text)

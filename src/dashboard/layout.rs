@@ -19,13 +19,16 @@ pub(crate) enum Nav {
     Queues,
     /// `/ui/schedules`.
     Schedules,
+    /// `/ui/cluster`.
+    Cluster,
 }
 
-const NAV: [(Nav, &str, &str, &str); 4] = [
+const NAV: [(Nav, &str, &str, &str); 5] = [
     (Nav::Overview, "/ui", "Overview", "g o"),
     (Nav::Tasks, "/ui/tasks", "Tasks", "g t"),
     (Nav::Queues, "/ui/queues", "Queues", "g q"),
     (Nav::Schedules, "/ui/schedules", "Schedules", "g s"),
+    (Nav::Cluster, "/ui/cluster", "Cluster", "g c"),
 ];
 
 /// A full page of the dashboard.
@@ -49,7 +52,7 @@ pub(crate) fn page(title: &str, current: Nav, session: &Session, body: Markup) -
                     (who(session))
                 }
                 main #main { (body) }
-                footer { p { "Keys: g o, g t, g q, g s move between pages; / focuses the filter." } }
+                footer { p { "Keys: g o, g t, g q, g s, g c move between pages; / focuses the filter." } }
             }
         }
     }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::{self, History, Rates};
 use super::{overview, Ui};
+use crate::cluster::{Cluster, ClusterStatus};
 use crate::store::TaskFilter;
 use crate::system::QueueStats;
 use crate::{TaskId, TaskState, TaskSystem};
@@ -39,6 +40,8 @@ pub(crate) struct Snapshot {
     /// Throughput and latency over the last minute, when the node has a metrics recorder
     /// and an earlier reading.
     pub rates: Option<Rates>,
+    /// The cluster as this node sees it, when it is in one.
+    pub cluster: Option<ClusterStatus>,
 }
 
 impl Snapshot {
@@ -65,6 +68,7 @@ impl Snapshot {
             queues: system.queues(),
             gates: system.kind_gates(),
             rates: None,
+            cluster: None,
         }
     }
 }
@@ -75,6 +79,7 @@ type Slot = Option<Arc<Snapshot>>;
 pub(crate) struct Live {
     system: TaskSystem,
     metrics: Option<PrometheusHandle>,
+    cluster: Option<Cluster>,
     history: Mutex<History>,
     tick: Duration,
     tx: watch::Sender<Slot>,
@@ -88,12 +93,19 @@ impl Live {
         Self {
             system,
             metrics,
+            cluster: None,
             history: Mutex::new(History::default()),
             tick,
             tx: watch::Sender::new(None),
             running: Mutex::new(false),
             stop: CancellationToken::new(),
         }
+    }
+
+    /// Puts the cluster's status into every snapshot.
+    pub fn cluster(mut self, cluster: Option<Cluster>) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     /// A receiver of every new snapshot; starts the ticker if it is not running.
@@ -134,6 +146,9 @@ impl Live {
             let totals = metrics::parse(&handle.render());
             snapshot.rates = self.history.lock().push(Instant::now(), totals);
         }
+        if let Some(cluster) = &self.cluster {
+            snapshot.cluster = Some(cluster.status().await);
+        }
         snapshot
     }
 
@@ -171,8 +186,8 @@ impl Live {
     }
 }
 
-/// `GET /ui/live`: one SSE event per region (`counts`, `queues`, `updated`, `rates`, `gates`)
-/// per snapshot;
+/// `GET /ui/live`: one SSE event per region (`counts`, `queues`, `updated`, `rates`, `gates`,
+/// and `cluster` when the node is in one) per snapshot;
 /// with `?task=<id>`, also the task's fields (`task`) while it is held in memory; with
 /// `?bulk=<n>`, also that bulk operation's progress (`bulk`).
 pub(crate) async fn stream(
@@ -224,6 +239,10 @@ fn snapshots(
 
 /// The events of one snapshot: each live region's new HTML.
 pub(crate) fn events(s: &Snapshot) -> Vec<Result<Event, Infallible>> {
+    let cluster = s
+        .cluster
+        .as_ref()
+        .map(|c| ("cluster", super::cluster::view(c)));
     [
         ("counts", overview::counts(s)),
         ("queues", overview::queues(s)),
@@ -232,6 +251,7 @@ pub(crate) fn events(s: &Snapshot) -> Vec<Result<Event, Infallible>> {
         ("gates", super::queues::gates_table(&s.gates)),
     ]
     .into_iter()
+    .chain(cluster)
     .map(|(name, html)| Ok(Event::default().event(name).data(html.into_string())))
     .collect()
 }

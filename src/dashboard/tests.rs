@@ -4,6 +4,7 @@
 
 mod actions;
 mod bulk;
+mod cluster;
 mod live;
 mod scale;
 mod views;

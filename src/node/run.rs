@@ -110,7 +110,10 @@ pub async fn run(
     let mut http_cfg = http_config(&cfg.http);
     http_cfg.cluster = cluster.clone();
     let mut router = http::router(system.clone(), http_cfg.clone(), metrics.clone());
-    let dashboard = cfg.ui.enabled.then(|| dashboard(&system, &cfg, metrics));
+    let dashboard = cfg
+        .ui
+        .enabled
+        .then(|| dashboard(&system, &cfg, metrics, cluster.clone()));
     if let Some(d) = &dashboard {
         router = router.merge(d.router());
     }
@@ -242,17 +245,19 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<LockFile, NodeError> {
     })
 }
 
-/// The dashboard over `system`, with the node's tokens and metrics.
+/// The dashboard over `system`, with the node's tokens, metrics and cluster.
 fn dashboard(
     system: &TaskSystem,
     cfg: &NodeConfig,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    cluster: Option<Cluster>,
 ) -> Dashboard {
     let ui = UiConfig {
         operator_token: cfg.http.token.clone(),
         viewer_token: cfg.ui.viewer_token.clone(),
         secure_cookie: cfg.ui.secure_cookie,
         metrics,
+        cluster,
         ..UiConfig::default()
     };
     Dashboard::new(system.clone(), ui)

@@ -97,6 +97,7 @@ async fn every_page_renders_with_a_strict_csp_and_no_store() {
         &format!("/ui/tasks/{id}"),
         "/ui/queues",
         "/ui/schedules",
+        "/ui/cluster",
     ] {
         let a = get(&app, path, None).await;
         assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.body);

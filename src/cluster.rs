@@ -4,10 +4,11 @@
 //! degrades to the store when a message is lost (see `docs/ARCHITECTURE.md`, "The
 //! cluster"):
 //!
-//! - a full mesh with reconnects ([`mesh`]), membership from the store's node registry;
+//! - a full mesh with reconnects (the `mesh` module), membership from the store's node
+//!   registry;
 //! - a failure detector with deadlines, and monitors on the peers' agents that rescue a
 //!   killed peer's tasks at once;
-//! - one remotable [`agent`] per node, in the process groups `agents` and `queue/{q}`;
+//! - one remotable agent per node ([`agent`]), in the process groups `agents` and `queue/{q}`;
 //! - routing of new tasks per queue ([`Policy`]), live status and stop requests from any
 //!   node.
 //!

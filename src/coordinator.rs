@@ -398,6 +398,7 @@ pub(crate) async fn rescue(shared: &Shared, dead_after: Duration) -> Result<(), 
 /// Rescues the tasks of `owner` at once if the store finds it certainly gone (none of its
 /// connections open, its heartbeat older than `silent_for`): the mesh saw its session
 /// drop. True if it was rescued (or had already been buried).
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) async fn rescue_gone(
     shared: &Shared,
     owner: &Owner,
@@ -418,6 +419,7 @@ pub(crate) async fn rescue_gone(
 
 /// Takes the named tasks, which a routing hint says wait here unheld, and queues them.
 /// Those another process took first, or that ended, are left alone. Returns how many.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) async fn take_hinted(
     shared: &Shared,
     ids: Vec<crate::task::TaskId>,

@@ -1,6 +1,6 @@
 //! The node agent: the one actor of a node its peers can reach. It is in the process
 //! groups `{ns}/agents` and `{ns}/queue/{q}` for each queue the node serves; workers and
-//! per-task actors stay local. Every message is a [`wire`](super::wire) envelope in a
+//! per-task actors stay local. Every message is a [`super::wire`] envelope in a
 //! byte vector, so ractor's own decoding never sees anything but bytes, and ours refuses
 //! oversized or malformed messages without panicking.
 

@@ -34,7 +34,7 @@ impl OutputFormat {
 }
 
 /// The columns shown for each kind of list the API returns.
-const COLUMNS: [(&str, &[&str]); 4] = [
+const COLUMNS: [(&str, &[&str]); 5] = [
     (
         "tasks",
         &[
@@ -56,6 +56,21 @@ const COLUMNS: [(&str, &[&str]); 4] = [
     (
         "queues",
         &["name", "depth", "running", "workers", "paused", "breaker"],
+    ),
+    (
+        "nodes",
+        &[
+            "name",
+            "state",
+            "address",
+            "incarnation",
+            "heartbeat_age_ms",
+            "running",
+            "free_slots",
+            "queued",
+            "queues",
+            "this",
+        ],
     ),
 ];
 
@@ -84,6 +99,12 @@ fn rows_table(rows: &[Value], cols: &[&str], map: &Map<String, Value>) -> String
     let mut out = t.trim_fmt();
     if let Some(total) = map.get("total") {
         out.push_str(&format!("\n{} of {total}", rows.len()));
+    }
+    if let Some(by) = map.get("answered_by") {
+        out.push_str(&format!("\nanswered by {}", cell(by)));
+    }
+    if let Some(e) = map.get("store_error").filter(|e| !e.is_null()) {
+        out.push_str(&format!("\nstore error: {}", cell(e)));
     }
     out
 }
@@ -127,6 +148,24 @@ mod tests {
         assert_eq!(lines[1], ["t1", "running", "sleep", "default", "1"]);
         assert_eq!(lines[2], ["t2", "succeeded", "noop", "mail", "2"]);
         assert_eq!(lines[3], ["2", "of", "7"]);
+    }
+
+    #[test]
+    fn the_cluster_prints_one_line_per_node_and_who_answered() {
+        let status = json!({"answered_by": "n2", "store_error": null, "nodes": [
+            {"name": "n1", "state": "up", "address": "10.0.0.1:7701", "incarnation": 3},
+            {"name": "n2", "state": "suspect", "address": "10.0.0.2:7701", "incarnation": 4},
+        ]});
+        let text = OutputFormat::Table.render(&status);
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[0][..4], ["NAME", "STATE", "ADDRESS", "INCARNATION"]);
+        assert_eq!(lines[1][..4], ["n1", "up", "10.0.0.1:7701", "3"]);
+        assert_eq!(lines[2][..2], ["n2", "suspect"]);
+        assert_eq!(lines[3], ["answered", "by", "n2"]);
+        assert_eq!(lines.len(), 4, "no store error line: {text}");
     }
 
     #[test]

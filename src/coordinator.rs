@@ -116,6 +116,9 @@ impl Actor for Coordinator {
                 tick(state).await;
                 if state.shared.journal.trusted() {
                     reserve_now(state, |_| true).await;
+                    if state.shared.peers().is_some() {
+                        adopt_routed(&state.shared, &state.config).await;
+                    }
                 }
             }
             CoordinatorMsg::Hint(queues) => {
@@ -192,32 +195,55 @@ async fn reserve_now(state: &mut CoordinatorState, only: impl Fn(&str) -> bool) 
 }
 
 /// Queues the waiting tasks the store says this process holds but that it does not
-/// know: tasks another node routed here whose hint was lost, or a reserve whose answer
-/// was lost. Nobody else takes them while this process lives.
+/// know: a reservation whose answer was lost (or, late, a routed task whose hint was
+/// lost). Reads every task held here, so it runs once per heartbeat.
 async fn adopt_strays(shared: &Shared, config: &CoordConfig) {
-    let deadline = config.store_deadline();
-    let (Some(store), Some(me)) = (shared.journal.store(), shared.journal.owner()) else {
+    let Some(store) = shared.journal.store() else {
         return;
     };
+    let Some(me) = shared.journal.owner() else {
+        return;
+    };
+    let held = tokio::time::timeout(config.store_deadline(), store.held(me)).await;
+    if let Ok(Ok(held)) = held {
+        adopt_unknown(shared, held, config.poll_every * 2, "a lost answer");
+    }
+}
+
+/// Queues the tasks another node routed here a moment ago whose hint did not arrive:
+/// a cheap look on every poll, so a lost hint delays a task by about one poll.
+async fn adopt_routed(shared: &Shared, config: &CoordConfig) {
+    let Some(store) = shared.journal.store() else {
+        return;
+    };
+    let Some(me) = shared.journal.owner() else {
+        return;
+    };
+    let since = std::time::SystemTime::now() - config.heartbeat_every * 3;
+    let found = tokio::time::timeout(config.store_deadline(), store.held_since(me, since)).await;
+    if let Ok(Ok(found)) = found {
+        let young = (config.poll_every / 2).min(Duration::from_millis(100));
+        adopt_unknown(shared, found, young, "its routing hint was lost");
+    }
+}
+
+/// Adopts the waiting ones of `records` that this process does not know, unless younger
+/// than `young` (a task submitted here is stored a moment before it is queued).
+fn adopt_unknown(
+    shared: &Shared,
+    records: Vec<crate::store::TaskRecord>,
+    young: Duration,
+    why: &str,
+) {
     if shared.draining() || !shared.accepting() {
         return;
     }
-    let Ok(Ok(held)) = tokio::time::timeout(deadline, store.held(me)).await else {
-        return;
-    };
-    // A task submitted here a moment ago is stored before it is queued: leave young ones
-    // to their submit.
-    let young = |r: &crate::store::TaskRecord| {
-        r.task
-            .created_at
-            .elapsed()
-            .map_or(true, |age| age < deadline)
-    };
-    for record in held {
+    for record in records {
         let state = record.life.state;
         let waiting = !state.is_terminal() && state != TaskState::Running;
-        if waiting && !young(&record) && shared.table.get(&record.task.id).is_none() {
-            tracing::warn!(task_id = %record.task.id, "a task held here was not queued (a lost answer); it runs here");
+        let age = record.task.created_at.elapsed().unwrap_or_default();
+        if waiting && age >= young && shared.table.get(&record.task.id).is_none() {
+            tracing::warn!(task_id = %record.task.id, reason = why, "a task held here was not queued; it runs here");
             adopt(shared, record, "");
         }
     }

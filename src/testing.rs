@@ -446,6 +446,16 @@ macro_rules! delegate_coordination {
             {
                 self.$field.bury_gone(owner, silent_for)
             }
+            fn held_since(
+                &self,
+                owner: $crate::store::Owner,
+                since: ::std::time::SystemTime,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Vec<$crate::store::TaskRecord>, $crate::store::StoreError>,
+            > {
+                self.$field.held_since(owner, since)
+            }
         }
     };
 }

@@ -143,6 +143,25 @@ pub trait Coordination: Send + Sync + 'static {
     /// The open tasks `owner` holds: running ones first (to rescue), then reserved ones.
     fn held(&self, owner: Owner) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>>;
 
+    /// The waiting (not running) open tasks `owner` holds that were created at or after
+    /// `since`: tasks another process routed to it a moment ago. A cheap look, for every
+    /// poll; [`held`](Coordination::held) reads everything.
+    fn held_since(
+        &self,
+        owner: Owner,
+        since: SystemTime,
+    ) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
+        let all = self.held(owner);
+        Box::pin(async move {
+            Ok(all
+                .await?
+                .into_iter()
+                .filter(|r| r.life.state != crate::task::TaskState::Running)
+                .filter(|r| r.task.created_at >= since)
+                .collect())
+        })
+    }
+
     /// Gives up `owner`'s reservations of open tasks that are not running (they go back
     /// to the shared pool). Returns how many.
     fn release(&self, owner: Owner) -> BoxFuture<'static, Result<u64, StoreError>>;

@@ -217,6 +217,33 @@ async fn held(pool: &Pool, owner: Owner) -> Result<Vec<TaskRecord>, StoreError> 
     found.iter().map(rows::record).collect()
 }
 
+async fn held_since(
+    pool: &Pool,
+    owner: Owner,
+    since: std::time::SystemTime,
+) -> Result<Vec<TaskRecord>, StoreError> {
+    let what = "reading tasks routed here";
+    let c = conn(pool, what).await?;
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} \
+         WHERE t.owner_incarnation = $1 AND t.owner_node = $2 \
+           AND t.state IN ('pending', 'retrying', 'scheduled', 'paused') AND t.created_at >= $3 \
+         ORDER BY t.created_at, t.id"
+    );
+    let found = c
+        .query(
+            &sql,
+            &[
+                &incarnation(owner.incarnation),
+                &owner.node,
+                &crate::store::nanos::nanos(since),
+            ],
+        )
+        .await
+        .map_err(|e| pg_error(Doing::Read(what), e))?;
+    found.iter().map(rows::record).collect()
+}
+
 async fn release(pool: &Pool, owner: Owner) -> Result<u64, StoreError> {
     let what = "releasing reservations";
     let c = conn(pool, what).await?;
@@ -369,6 +396,15 @@ impl Coordination for PgStore {
     fn held(&self, owner: Owner) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
         let pool = self.pool().clone();
         async move { held(&pool, owner).await }.boxed()
+    }
+
+    fn held_since(
+        &self,
+        owner: Owner,
+        since: std::time::SystemTime,
+    ) -> BoxFuture<'static, Result<Vec<TaskRecord>, StoreError>> {
+        let pool = self.pool().clone();
+        async move { held_since(&pool, owner, since).await }.boxed()
     }
 
     fn release(&self, owner: Owner) -> BoxFuture<'static, Result<u64, StoreError>> {

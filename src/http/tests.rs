@@ -1,5 +1,6 @@
 //! The API driven in-process with `tower::ServiceExt::oneshot`: no sockets, no sleeps.
 
+mod cluster;
 mod errors;
 mod inputs;
 mod openapi;

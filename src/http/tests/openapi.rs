@@ -27,6 +27,8 @@ async fn the_openapi_description_is_served_without_a_token_and_lists_every_route
         ("/v1/schedules/{name}", "put"),
         ("/v1/schedules/{name}", "delete"),
         ("/v1/queues", "get"),
+        ("/v1/cluster", "get"),
+        ("/v1/cluster/drain", "post"),
         ("/health/live", "get"),
         ("/health/ready", "get"),
         ("/metrics", "get"),

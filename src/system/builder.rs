@@ -182,8 +182,9 @@ impl TaskSystemBuilder {
     }
 
     /// Where the other nodes of a cluster reach this one (its mesh address), registered
-    /// with the node so that peers find it. Set by [`Cluster`](crate::cluster::Cluster)'s
-    /// caller; nothing without a cluster.
+    /// with the node so that peers find it. A node that joins a cluster sets it to the
+    /// cluster's advertised address (the cluster module checks that it does); nothing
+    /// without a cluster.
     pub fn advertise(mut self, address: impl Into<String>) -> Self {
         self.address = Some(address.into());
         self

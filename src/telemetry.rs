@@ -205,6 +205,8 @@ pub fn describe() {
     counter!(names::CRON_SKIPPED).increment(0);
     counter!(names::FENCED).increment(0);
     counter!(names::RESCUED).increment(0);
+    counter!(names::PEER_SUSPECT).increment(0);
+    counter!(names::MESH_DROPPED).increment(0);
 }
 
 /// Per-queue metric handles.

@@ -48,24 +48,10 @@ pub async fn bench_node(
         .map(|c| {
             let client = client.clone();
             let n = per.min(tasks.saturating_sub(c * per));
-            tokio::spawn(async move {
-                let mut h =
-                    Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
-                let mut failed = 0;
-                for i in 0..n {
-                    let t0 = Instant::now();
-                    let ok = client
-                        .post(&["v1", "tasks"], &json!({"kind": "noop", "args": i}))
-                        .await
-                        .is_ok();
-                    failed += usize::from(!ok);
-                    h.record((t0.elapsed().as_nanos() as u64).max(1)).ok();
-                }
-                (h, failed)
-            })
+            tokio::spawn(async move { submit_noops(&client, n).await })
         })
         .collect();
-    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+    let mut all = new_histogram();
     let mut failed = 0;
     for j in joins {
         let (h, f) = j.await.expect("a bench client panicked");
@@ -79,4 +65,26 @@ pub async fn bench_node(
         submit_latency_us: Latency::of(&all),
         failed,
     })
+}
+
+/// A histogram of nanoseconds up to a minute.
+pub(super) fn new_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
+}
+
+/// Submits `n` `noop` tasks one after another through `client`: the round trips, and
+/// how many failed.
+pub(super) async fn submit_noops(client: &Client, n: usize) -> (Histogram<u64>, usize) {
+    let mut h = new_histogram();
+    let mut failed = 0;
+    for i in 0..n {
+        let t0 = Instant::now();
+        let ok = client
+            .post(&["v1", "tasks"], &json!({"kind": "noop", "args": i}))
+            .await
+            .is_ok();
+        failed += usize::from(!ok);
+        h.record((t0.elapsed().as_nanos() as u64).max(1)).ok();
+    }
+    (h, failed)
 }

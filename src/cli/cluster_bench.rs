@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::Client;
 use crate::bench::{BenchDb, BenchError, Latency};
@@ -244,24 +242,10 @@ async fn drive(
         .map(|p| {
             let client = clients[p % clients.len()].clone();
             let count = per.min(b.tasks.saturating_sub(p * per));
-            tokio::spawn(async move {
-                let mut h =
-                    Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
-                let mut failed = 0;
-                for i in 0..count {
-                    let t0 = Instant::now();
-                    let ok = client
-                        .post(&["v1", "tasks"], &json!({"kind": "noop", "args": i}))
-                        .await
-                        .is_ok();
-                    failed += usize::from(!ok);
-                    h.record((t0.elapsed().as_nanos() as u64).max(1)).ok();
-                }
-                (h, failed)
-            })
+            tokio::spawn(async move { super::bench::submit_noops(&client, count).await })
         })
         .collect();
-    let mut ack = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+    let mut ack = super::bench::new_histogram();
     let mut failed = 0;
     for p in producers {
         let (h, f) = p.await.map_err(invalid)?;

@@ -49,17 +49,6 @@ async fn pause(rng: &mut StdRng, min_ms: u64, max_ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-/// Ends every connection a black hole left useless, then passes.
-async fn heal_db(c: &Cluster, i: usize) {
-    let proxy = c.db_proxy(i);
-    proxy.set_mode(Mode::Reset);
-    let deadline = Instant::now() + LIMIT;
-    while proxy.connections() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    proxy.set_mode(Mode::Pass);
-}
-
 async fn drain_and_restart(c: &mut Cluster, i: usize) {
     let drain = format!("{}/v1/cluster/drain", c.nodes[i].url);
     let deadline = Instant::now() + LIMIT;
@@ -89,7 +78,7 @@ async fn inject(c: &mut Cluster, rng: &mut StdRng, fault: Fault, i: usize) {
         Fault::DatabaseCut => {
             c.db_proxy(i).set_mode(Mode::BlackHole);
             pause(rng, 1000, 6000).await;
-            heal_db(c, i).await;
+            cluster::partition::heal(c.db_proxy(i)).await;
         }
         Fault::Isolate => {
             c.isolate(i);

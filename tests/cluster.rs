@@ -18,7 +18,7 @@ use cluster::load::{sleep_task, Load, Pace};
 use cluster::view::MemberState;
 use cluster::Cluster;
 use taskmesh::testing::pg::TestDb;
-use taskmesh::testing::proxy::{Mode, Proxy};
+use taskmesh::testing::proxy::Mode;
 
 /// The bound of every wait.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -68,17 +68,6 @@ async fn started_again(db: &TestDb, ids: &[uuid::Uuid]) -> Duration {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Ends every connection a black hole left useless (they lost bytes), then passes.
-async fn heal(proxy: &Proxy) {
-    proxy.set_mode(Mode::Reset);
-    let deadline = Instant::now() + LIMIT;
-    while proxy.connections() > 0 {
-        assert!(Instant::now() < deadline, "connections left after a reset");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    proxy.set_mode(Mode::Pass);
 }
 
 /// Stops the load, waits (through node `via`) until every acknowledged task ended, and
@@ -196,7 +185,7 @@ async fn a_node_cut_off_from_the_database_stops_answers_503_and_its_tasks_run_el
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    heal(c.db_proxy(2)).await;
+    cluster::partition::heal(c.db_proxy(2)).await;
     let ready = format!("{}/health/ready", c.nodes[2].url);
     let deadline = Instant::now() + LIMIT;
     while cluster::node::http("GET", &ready, None, None).await.0 != 200 {

@@ -18,7 +18,7 @@ use cluster::load::{sleep_task, Load, Pace};
 use cluster::view::MemberState;
 use cluster::Cluster;
 use taskmesh::testing::pg::TestDb;
-use taskmesh::testing::proxy::{Mode, Proxy};
+use taskmesh::testing::proxy::Mode;
 use taskmesh::TaskId;
 
 /// The bound of every wait on a cluster.
@@ -217,17 +217,6 @@ async fn runs_something(db: &TestDb, name: &str) {
     }
 }
 
-/// Ends every connection a black hole left useless (they lost bytes), then passes.
-async fn heal(proxy: &Proxy) {
-    proxy.set_mode(Mode::Reset);
-    let deadline = Instant::now() + LIMIT;
-    while proxy.connections() > 0 {
-        assert!(Instant::now() < deadline, "connections left after a reset");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    proxy.set_mode(Mode::Pass);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_through_two_plain_nodes_passes_the_checker_with_one_database_link_black_holed() {
     let Some(c) = Cluster::builder("harness_black_hole")
@@ -248,7 +237,7 @@ async fn a_load_through_two_plain_nodes_passes_the_checker_with_one_database_lin
     load.wait_acknowledged(before + 10, LIMIT).await;
     let tally = load.stop().await;
     assert!(tally.by_node["n2"] >= 10, "{tally:?}");
-    heal(c.db_proxy(0)).await;
+    cluster::partition::heal(c.db_proxy(0)).await;
     let states = wait_all_ended(&c.nodes[1], &tally.acknowledged, 2 * LIMIT).await;
     assert!(states.values().all(|s| s == "succeeded"), "{states:?}");
     let report = check(&c.db, &tally.acknowledged).await;

@@ -6,6 +6,21 @@ use taskmesh::testing::proxy::Mode;
 
 use super::Cluster;
 
+/// Heals a black-holed link: ends every connection it left useless (they lost bytes),
+/// waits until none is left (bounded), then passes bytes again.
+pub async fn heal(proxy: &taskmesh::testing::proxy::Proxy) {
+    proxy.set_mode(Mode::Reset);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while proxy.connections() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connections left after a reset"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    proxy.set_mode(Mode::Pass);
+}
+
 impl Cluster {
     /// Sets the mode of the mesh links between nodes `i` and `j`, both ways, open and
     /// new; `None` gives them their proxies' own mode again.

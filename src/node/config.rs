@@ -238,42 +238,17 @@ impl NodeConfig {
     }
 
     fn read_token_file(&mut self) -> Result<(), ConfigError> {
-        let (Some(path), None) = (&self.http.token_file, &self.http.token) else {
-            return Ok(());
-        };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let token = text.trim();
-        if token.is_empty() {
-            return Err(ConfigError::Invalid(format!(
-                "http.token_file {} is empty",
-                path.display()
-            )));
+        if let (Some(path), None) = (&self.http.token_file, &self.http.token) {
+            self.http.token = Some(check::secret_file("http.token_file", path)?);
         }
-        self.http.token = Some(Secret::new(token));
         Ok(())
     }
 
     fn read_viewer_token_file(&mut self) -> Result<(), ConfigError> {
-        let (Some(path), None) = (&self.ui.viewer_token_file, &self.ui.viewer_token) else {
-            return Ok(());
-        };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        match text.trim() {
-            "" => Err(ConfigError::Invalid(format!(
-                "ui.viewer_token_file {} is empty",
-                path.display()
-            ))),
-            token => {
-                self.ui.viewer_token = Some(Secret::new(token));
-                Ok(())
-            }
+        if let (Some(path), None) = (&self.ui.viewer_token_file, &self.ui.viewer_token) {
+            self.ui.viewer_token = Some(check::secret_file("ui.viewer_token_file", path)?);
         }
+        Ok(())
     }
 
     /// Checks the cluster settings against the store (a cluster needs PostgreSQL) and the

@@ -115,3 +115,19 @@ fn probe_write(dir: &Path) -> std::io::Result<()> {
     std::fs::File::create(&probe)?;
     std::fs::remove_file(&probe)
 }
+
+/// The secret in the file at `path`, named by the setting `key`, trimmed: an error names
+/// the key (never the contents) when the file cannot be read or is empty.
+pub(super) fn secret_file(key: &str, path: &Path) -> Result<crate::secret::Secret, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match text.trim() {
+        "" => Err(ConfigError::Invalid(format!(
+            "{key} {} is empty",
+            path.display()
+        ))),
+        secret => Ok(crate::secret::Secret::new(secret)),
+    }
+}

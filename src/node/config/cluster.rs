@@ -73,23 +73,10 @@ impl ClusterSettings {
     /// Reads the cookie file, if one is set and the cookie did not come from the
     /// environment.
     pub(super) fn read_cookie_file(&mut self) -> Result<(), ConfigError> {
-        let (Some(path), None) = (&self.cookie_file, &self.cookie) else {
-            return Ok(());
-        };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        match text.trim() {
-            "" => Err(invalid(format!(
-                "cluster.cookie_file {} is empty",
-                path.display()
-            ))),
-            cookie => {
-                self.cookie = Some(Secret::new(cookie));
-                Ok(())
-            }
+        if let (Some(path), None) = (&self.cookie_file, &self.cookie) {
+            self.cookie = Some(super::check::secret_file("cluster.cookie_file", path)?);
         }
+        Ok(())
     }
 
     /// Checks a cluster's settings (nothing when `listen` is unset).

@@ -206,7 +206,29 @@ async fn adopt_strays(shared: &Shared, config: &CoordConfig) {
     };
     let held = tokio::time::timeout(config.store_deadline(), store.held(me)).await;
     if let Ok(Ok(held)) = held {
-        adopt_unknown(shared, held, config.poll_every * 2, "a lost answer");
+        let (running, waiting): (Vec<_>, Vec<_>) = held
+            .into_iter()
+            .partition(|r| r.life.state == TaskState::Running);
+        recover_lost_ends(shared, running);
+        adopt_unknown(shared, waiting, config.poll_every * 2, "a lost answer");
+    }
+}
+
+/// Tasks the store says run here, whose attempt does not run here any more: its end
+/// could not be stored (the write failed, `end_lost`), or the task left memory. Nobody
+/// else rescues them while this process lives, so it does: the attempt becomes a
+/// crashed one (retried, auto-restarted or failed, as any crash), fenced by its attempt.
+fn recover_lost_ends(shared: &Shared, running: Vec<crate::store::TaskRecord>) {
+    for record in running {
+        let busy = shared.table.get(&record.task.id).is_some_and(|c| {
+            let s = c.status.lock();
+            // Running here, or its end is being written: not lost.
+            (s.state == TaskState::Running && s.attempt == record.life.attempt) || s.end_pending
+        });
+        if !busy {
+            tracing::warn!(task_id = %record.task.id, attempt = record.life.attempt, "the end of an attempt that ran here was not stored; the attempt counts as crashed");
+            adopt(shared, record, "its end could not be stored");
+        }
     }
 }
 

@@ -27,10 +27,13 @@ use ractor_cluster::RactorMessage;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+mod strays;
+
 use crate::runtime::adopt::{adopt, Adopted};
 use crate::runtime::{CoordConfig, Shared};
 use crate::store::{Intent, NodeInfo, Owner, Requested, StoreError};
 use crate::task::TaskState;
+use strays::{adopt_routed, LostEnds};
 
 /// Reserved at most per queue and tick.
 const RESERVE_MAX: usize = 256;
@@ -68,6 +71,8 @@ pub(crate) struct CoordinatorState {
     watchdog: tokio::task::JoinHandle<()>,
     next_heartbeat: Instant,
     next_rescue: Instant,
+    /// Attempts seen running in the store but not here, awaiting a second sighting.
+    lost_ends: LostEnds,
 }
 
 impl Actor for Coordinator {
@@ -102,6 +107,7 @@ impl Actor for Coordinator {
             watchdog,
             next_heartbeat: now,
             next_rescue: now,
+            lost_ends: LostEnds::default(),
         })
     }
 
@@ -175,7 +181,7 @@ async fn tick(state: &mut CoordinatorState) {
                 "looking for dead processes' tasks took too long; tried again next tick"
             ),
         }
-        adopt_strays(&state.shared, &state.config).await;
+        strays::adopt_strays(&state.shared, &state.config, &mut state.lost_ends).await;
     }
     settle_doubts(&state.shared).await;
     if state.shared.draining() {
@@ -191,83 +197,6 @@ async fn reserve_now(state: &mut CoordinatorState, only: impl Fn(&str) -> bool) 
         Ok(Err(e)) => tracing::warn!(error = %e, "could not reserve waiting tasks"),
         // Tasks it reserved all the same are held here: `adopt_strays` finds them.
         Err(_) => tracing::warn!("reserving waiting tasks took too long"),
-    }
-}
-
-/// Queues the waiting tasks the store says this process holds but that it does not
-/// know: a reservation whose answer was lost (or, late, a routed task whose hint was
-/// lost). Reads every task held here, so it runs once per heartbeat.
-async fn adopt_strays(shared: &Shared, config: &CoordConfig) {
-    let Some(store) = shared.journal.store() else {
-        return;
-    };
-    let Some(me) = shared.journal.owner() else {
-        return;
-    };
-    let held = tokio::time::timeout(config.store_deadline(), store.held(me)).await;
-    if let Ok(Ok(held)) = held {
-        let (running, waiting): (Vec<_>, Vec<_>) = held
-            .into_iter()
-            .partition(|r| r.life.state == TaskState::Running);
-        recover_lost_ends(shared, running);
-        adopt_unknown(shared, waiting, config.poll_every * 2, "a lost answer");
-    }
-}
-
-/// Tasks the store says run here, whose attempt does not run here any more: its end
-/// could not be stored (the write failed, `end_lost`), or the task left memory. Nobody
-/// else rescues them while this process lives, so it does: the attempt becomes a
-/// crashed one (retried, auto-restarted or failed, as any crash), fenced by its attempt.
-fn recover_lost_ends(shared: &Shared, running: Vec<crate::store::TaskRecord>) {
-    for record in running {
-        let busy = shared.table.get(&record.task.id).is_some_and(|c| {
-            let s = c.status.lock();
-            // Running here, or its end is being written: not lost.
-            (s.state == TaskState::Running && s.attempt == record.life.attempt) || s.end_pending
-        });
-        if !busy {
-            tracing::warn!(task_id = %record.task.id, attempt = record.life.attempt, "the end of an attempt that ran here was not stored; the attempt counts as crashed");
-            adopt(shared, record, "its end could not be stored");
-        }
-    }
-}
-
-/// Queues the tasks another node routed here a moment ago whose hint did not arrive:
-/// a cheap look on every poll, so a lost hint delays a task by about one poll.
-async fn adopt_routed(shared: &Shared, config: &CoordConfig) {
-    let Some(store) = shared.journal.store() else {
-        return;
-    };
-    let Some(me) = shared.journal.owner() else {
-        return;
-    };
-    let since = std::time::SystemTime::now() - config.heartbeat_every * 3;
-    let found = tokio::time::timeout(config.store_deadline(), store.held_since(me, since)).await;
-    if let Ok(Ok(found)) = found {
-        let young = (config.poll_every / 2).min(Duration::from_millis(100));
-        adopt_unknown(shared, found, young, "its routing hint was lost");
-    }
-}
-
-/// Adopts the waiting ones of `records` that this process does not know, unless younger
-/// than `young` (a task submitted here is stored a moment before it is queued).
-fn adopt_unknown(
-    shared: &Shared,
-    records: Vec<crate::store::TaskRecord>,
-    young: Duration,
-    why: &str,
-) {
-    if shared.draining() || !shared.accepting() {
-        return;
-    }
-    for record in records {
-        let state = record.life.state;
-        let waiting = !state.is_terminal() && state != TaskState::Running;
-        let age = record.task.created_at.elapsed().unwrap_or_default();
-        if waiting && age >= young && shared.table.get(&record.task.id).is_none() {
-            tracing::warn!(task_id = %record.task.id, reason = why, "a task held here was not queued; it runs here");
-            adopt(shared, record, "");
-        }
     }
 }
 

@@ -10,7 +10,7 @@
 //!   batch is durable. Reads run on their own connections, off the async runtime.
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 mod coord;
 mod fence;
 mod memory;

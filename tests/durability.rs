@@ -1,15 +1,17 @@
 //! Store faults and concurrency at the system level: a failing store refuses submits and
 //! makes the system not ready without taking it down; concurrent creates with unique
-//! keys make one task per key; an unusable database file is refused by name, untouched.
+//! keys make one task per key; an unusable database file is refused by name, untouched;
+//! on a shared store, an attempt whose end was lost is retried by its own process.
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use common::{gate, next_start, task, unique_ns};
 use futures::future::{BoxFuture, FutureExt};
+use taskmesh::store::prelude::*;
 use taskmesh::store::{
     MemoryStore, SqliteStore, StoreError, TaskFilter, TaskStore, Write, WriteResult,
 };
@@ -35,6 +37,8 @@ struct Flaky {
     /// the WAL still has room for one page; only the recovery check fails then.
     probe_fits: Arc<AtomicBool>,
     held: Arc<Mutex<Held>>,
+    /// How many of the next writes that end a task fail (a lost end).
+    lose_ends: Arc<AtomicUsize>,
     ended: Arc<Mutex<Option<mpsc::UnboundedSender<TaskId>>>>,
 }
 
@@ -62,6 +66,18 @@ impl TaskStore for Flaky {
 
     fn write(&self, batch: Vec<Write>) -> BoxFuture<'static, Result<Vec<WriteResult>, StoreError>> {
         if self.broken.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::WriteFailed("disk full".into())) });
+        }
+        let ends = batch
+            .iter()
+            .any(|w| matches!(w, Write::Update(t) if t.life.state.is_terminal()));
+        let lose = |n: usize| n.checked_sub(1);
+        if ends
+            && self
+                .lose_ends
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, lose)
+                .is_ok()
+        {
             return Box::pin(async { Err(StoreError::WriteFailed("disk full".into())) });
         }
         self.flush();
@@ -364,6 +380,64 @@ async fn a_waiter_is_not_told_of_an_end_whose_write_failed() {
         "the store never saw the end: {:?}",
         stored.life.state
     );
+    sys.shutdown(Duration::from_secs(1)).await;
+}
+
+/// On a store several processes share, an attempt whose end could not be stored stays
+/// `running` there, held by this live process, so nobody else rescues it: the process
+/// finds it on a later heartbeat and counts the attempt as crashed, and the task is
+/// retried to its end; a waiter is told that end. Found by the chaos run.
+#[tokio::test(start_paused = true)]
+async fn on_a_shared_store_an_attempt_whose_end_was_lost_is_retried_by_its_own_process() {
+    let store = Flaky {
+        inner: MemoryStore::shared(),
+        ..Flaky::default()
+    };
+    let (h, mut rx) = ScriptHandler::new();
+    let sys = TaskSystem::builder()
+        .namespace(unique_ns("lostend"))
+        .node_name("lostend")
+        .store(store.clone())
+        .handler(h.clone())
+        .liveness(
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            Duration::from_millis(50),
+        )
+        .start()
+        .await
+        .unwrap();
+    let id = sys.submit(gate("g")).await.unwrap().id;
+    assert_eq!(next_start(&mut rx).await.attempt, 1);
+    // Waited on before it ends, so its end is written at once (not deferred).
+    let waiting = tokio::spawn({
+        let sys = sys.clone();
+        async move { sys.wait(id).await }
+    });
+    tokio::task::yield_now().await;
+    store.lose_ends.store(1, Ordering::SeqCst);
+    h.open("g", 1);
+    let again = tokio::time::timeout(Duration::from_secs(10), next_start(&mut rx))
+        .await
+        .expect("the attempt whose end was lost is retried");
+    assert_eq!(
+        store.lose_ends.load(Ordering::SeqCst),
+        0,
+        "the first end was lost"
+    );
+    assert_eq!(again.attempt, 2, "the lost attempt counted as crashed");
+    h.open("g", 1);
+    let done = waiting.await.unwrap().unwrap();
+    assert_eq!((done.state, done.attempt), (TaskState::Succeeded, 2));
+    let crashed = store
+        .inner
+        .events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.kind.name() == "crashed")
+        .count();
+    assert_eq!(crashed, 1, "one crashed attempt recorded");
     sys.shutdown(Duration::from_secs(1)).await;
 }
 

@@ -13,6 +13,8 @@
 pub(crate) mod conformance;
 mod coord;
 mod fence;
+mod firing;
+mod lease;
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod nanos;
@@ -25,6 +27,8 @@ mod types;
 
 pub use coord::{Coordination, NodeInfo, NodeRecord, Owner, Requested};
 pub use fence::{Fence, States};
+pub use firing::{Fired, Firing};
+pub use lease::{Lease, LeaseFence, Leases};
 pub use memory::MemoryStore;
 pub use notify::Notifier;
 #[cfg(feature = "postgres")]
@@ -49,7 +53,8 @@ use crate::task::TaskId;
 /// The store traits, imported for their methods: `use taskmesh::store::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        Coordination as _, EventLog as _, Notifier as _, ScheduleStore as _, Store, TaskStore as _,
+        Coordination as _, EventLog as _, Leases as _, Notifier as _, ScheduleStore as _, Store,
+        TaskStore as _,
     };
 }
 
@@ -76,9 +81,9 @@ pub const MAX_DEFER: std::time::Duration = std::time::Duration::from_millis(5);
 /// - A `Write::Update` or `Write::Event` for an unknown task id is ignored (an update
 ///   with a fence yields `Fenced`).
 /// - Events of a task come back in the order they were written, with increasing `seq`.
-pub trait Store: TaskStore + EventLog + ScheduleStore + Coordination + Notifier {}
+pub trait Store: TaskStore + EventLog + ScheduleStore + Coordination + Leases + Notifier {}
 
-impl<T: TaskStore + EventLog + ScheduleStore + Coordination + Notifier> Store for T {}
+impl<T: TaskStore + EventLog + ScheduleStore + Coordination + Leases + Notifier> Store for T {}
 
 /// Tasks: creating them, changing them by (conditional) writes, and querying them.
 /// Implementations must be safe to share between threads; every method returns a
@@ -182,4 +187,27 @@ pub trait ScheduleStore: Send + Sync + 'static {
 
     /// Every schedule, by name.
     fn schedules(&self) -> BoxFuture<'static, Result<Vec<ScheduleRecord>, StoreError>>;
+
+    /// Stores `record` if the stored schedule of its name is still at `record.version`
+    /// (zero: there is none), and returns its new version; `None` (and nothing written)
+    /// if it changed since. An edit made on any process of a cluster goes through this,
+    /// so it never overwrites another edit or the cron leader's watermark. Only a store
+    /// several processes share keeps versions; the default refuses.
+    fn put_schedule_if(
+        &self,
+        record: ScheduleRecord,
+    ) -> BoxFuture<'static, Result<Option<u64>, StoreError>> {
+        let _ = record;
+        Box::pin(async { Err(StoreError::WriteFailed(SHARED_ONLY.into())) })
+    }
+
+    /// Fires cron slots in one transaction under a lease (see [`Firing`]). Fails with
+    /// [`StoreError::LeaseLost`], writing nothing, if the lease does not match. Only a
+    /// store several processes share has leases; the default refuses.
+    fn fire_slots(&self, firing: Firing) -> BoxFuture<'static, Result<Fired, StoreError>> {
+        let _ = firing;
+        Box::pin(async { Err(StoreError::WriteFailed(SHARED_ONLY.into())) })
+    }
 }
+
+const SHARED_ONLY: &str = "versioned schedules and leases need a store several processes share";

@@ -277,6 +277,22 @@ macro_rules! delegate_schedule_store {
             > {
                 self.$field.schedules()
             }
+            fn put_schedule_if(
+                &self,
+                r: $crate::scheduler::ScheduleRecord,
+            ) -> ::futures::future::BoxFuture<'static, Result<Option<u64>, $crate::store::StoreError>>
+            {
+                self.$field.put_schedule_if(r)
+            }
+            fn fire_slots(
+                &self,
+                firing: $crate::store::Firing,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<$crate::store::Fired, $crate::store::StoreError>,
+            > {
+                self.$field.fire_slots(firing)
+            }
         }
     };
 }
@@ -455,6 +471,45 @@ macro_rules! delegate_coordination {
                 Result<Vec<$crate::store::TaskRecord>, $crate::store::StoreError>,
             > {
                 self.$field.held_since(owner, since)
+            }
+        }
+        impl $crate::store::Leases for $ty {
+            fn acquire_lease(
+                &self,
+                name: String,
+                holder: $crate::store::Owner,
+                ttl: ::std::time::Duration,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Option<$crate::store::Lease>, $crate::store::StoreError>,
+            > {
+                self.$field.acquire_lease(name, holder, ttl)
+            }
+            fn renew_lease(
+                &self,
+                fence: $crate::store::LeaseFence,
+                ttl: ::std::time::Duration,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Option<$crate::store::Lease>, $crate::store::StoreError>,
+            > {
+                self.$field.renew_lease(fence, ttl)
+            }
+            fn release_lease(
+                &self,
+                fence: $crate::store::LeaseFence,
+            ) -> ::futures::future::BoxFuture<'static, Result<bool, $crate::store::StoreError>>
+            {
+                self.$field.release_lease(fence)
+            }
+            fn lease(
+                &self,
+                name: String,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Option<$crate::store::Lease>, $crate::store::StoreError>,
+            > {
+                self.$field.lease(name)
             }
         }
     };

@@ -167,6 +167,11 @@ pub struct ScheduleRecord {
     pub created_at: DateTime<Utc>,
     /// When the spec or state last changed.
     pub updated_at: DateTime<Utc>,
+    /// Changes with every write of the record (on a store several processes share, every
+    /// process's write): a write made against an older version is refused, so an edit
+    /// and the cron leader's watermark never overwrite each other. Zero if never stored.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// A schedule with its next fire time, as listed.

@@ -235,6 +235,7 @@ impl SchedulerState {
                 last_task: None,
                 created_at: now,
                 updated_at: now,
+                version: 0,
             },
         };
         let name = record.spec.name.clone();

@@ -5,8 +5,10 @@
 
 mod coordination;
 mod fencing;
+mod leases;
 
 pub(crate) use coordination::run_shared;
+pub(crate) use leases::run_leases;
 
 use crate::store::prelude::*;
 use std::cell::RefCell;
@@ -70,6 +72,7 @@ async fn many_schedules_are_put_at_once_and_survive_a_reopen<H: Harness>(h: &mut
         last_task: None,
         created_at: at,
         updated_at: at,
+        version: 0,
     };
     let store = h.fresh().await;
     store.put_schedule(record(0)).await.unwrap();
@@ -78,7 +81,7 @@ async fn many_schedules_are_put_at_once_and_survive_a_reopen<H: Harness>(h: &mut
     store.put_schedules(vec![]).await.unwrap();
     let store = h.reopen(store).await;
     assert_eq!(
-        store.schedules().await.unwrap(),
+        unversioned(store.schedules().await.unwrap()),
         many,
         "each stored once, by name"
     );
@@ -98,6 +101,7 @@ async fn schedules_are_stored_replaced_deleted_and_survive_a_reopen<H: Harness>(
         last_task: Some(crate::task::TaskId::new()),
         created_at: at,
         updated_at: at,
+        version: 0,
     };
     let store = h.fresh().await;
     store.put_schedule(record("b", "@daily")).await.unwrap();
@@ -105,7 +109,7 @@ async fn schedules_are_stored_replaced_deleted_and_survive_a_reopen<H: Harness>(
     let replaced = record("b", "0 */5 * * * *");
     store.put_schedule(replaced.clone()).await.unwrap();
     let store = h.reopen(store).await;
-    let all = store.schedules().await.unwrap();
+    let all = unversioned(store.schedules().await.unwrap());
     let names: Vec<&str> = all.iter().map(|r| r.spec.name.as_str()).collect();
     assert_eq!(names, ["a", "b"], "by name");
     assert_eq!(all[1], replaced, "replaced by name, read back exactly");
@@ -115,7 +119,21 @@ async fn schedules_are_stored_replaced_deleted_and_survive_a_reopen<H: Harness>(
         "already gone"
     );
     let store = h.reopen(store).await;
-    assert_eq!(store.schedules().await.unwrap(), vec![replaced]);
+    assert_eq!(
+        unversioned(store.schedules().await.unwrap()),
+        vec![replaced]
+    );
+}
+
+/// The records without their versions, which only stores several processes share keep
+/// (checked by `leases`).
+fn unversioned(
+    records: Vec<crate::scheduler::ScheduleRecord>,
+) -> Vec<crate::scheduler::ScheduleRecord> {
+    records
+        .into_iter()
+        .map(|r| crate::scheduler::ScheduleRecord { version: 0, ..r })
+        .collect()
 }
 
 /// The in-memory store; a clone is a reopening.
@@ -155,6 +173,7 @@ impl Harness for SharedMemoryHarness {
 async fn a_shared_memory_store_passes_the_coordination_checks() {
     run_all(&mut SharedMemoryHarness).await;
     run_shared(&mut SharedMemoryHarness).await;
+    run_leases(&mut SharedMemoryHarness).await;
 }
 
 #[test]

@@ -14,13 +14,15 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
 use super::{
-    Crash, EventLog, Page, ScheduleStore, StoreError, StoredEvent, TaskEvent, TaskFilter,
-    TaskQuery, TaskRecord, TaskStore, Transition, Write, WriteResult,
+    Crash, EventLog, Page, StoreError, StoredEvent, TaskEvent, TaskFilter, TaskQuery, TaskRecord,
+    TaskStore, Transition, Write, WriteResult,
 };
 use crate::cron::schedule::ScheduleRecord;
 use crate::task::TaskId;
 
 mod coord;
+mod lease;
+mod schedules;
 
 /// Keeps tasks, events and crashes in memory. Not durable: the data goes with the last
 /// clone. Clones share the data.
@@ -46,6 +48,9 @@ struct Inner {
     unique: HashMap<String, TaskId>,
     last_seq: u64,
     schedules: std::collections::BTreeMap<String, ScheduleRecord>,
+    /// The last schedule version given.
+    schedule_version: u64,
+    leases: std::collections::HashMap<String, lease::Held>,
     nodes: coord::Registry,
 }
 
@@ -287,36 +292,5 @@ impl EventLog for MemoryStore {
 
     fn sweep_crashes(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.with(|inner| inner.sweep_crashes(before))
-    }
-}
-
-impl ScheduleStore for MemoryStore {
-    fn put_schedule(&self, record: ScheduleRecord) -> BoxFuture<'static, Result<(), StoreError>> {
-        self.inner
-            .lock()
-            .schedules
-            .insert(record.spec.name.clone(), record);
-        Box::pin(ready(Ok(())))
-    }
-
-    fn put_schedules(
-        &self,
-        records: Vec<ScheduleRecord>,
-    ) -> BoxFuture<'static, Result<(), StoreError>> {
-        self.with(|inner| {
-            for r in records {
-                inner.schedules.insert(r.spec.name.clone(), r);
-            }
-        })
-    }
-
-    fn delete_schedule(&self, name: String) -> BoxFuture<'static, Result<bool, StoreError>> {
-        let removed = self.inner.lock().schedules.remove(&name).is_some();
-        Box::pin(ready(Ok(removed)))
-    }
-
-    fn schedules(&self) -> BoxFuture<'static, Result<Vec<ScheduleRecord>, StoreError>> {
-        let all = self.inner.lock().schedules.values().cloned().collect();
-        Box::pin(ready(Ok(all)))
     }
 }

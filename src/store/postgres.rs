@@ -54,6 +54,7 @@
 
 mod coord;
 mod errors;
+mod lease;
 mod maint;
 mod notify;
 mod options;
@@ -80,8 +81,8 @@ use tokio_postgres::NoTls;
 use self::errors::{pool_error, Doing};
 use self::writer::{Limits, WriteRow, Writer};
 use super::{
-    Crash, EventLog, History, Page, ScheduleStore, StoreError, StoredEvent, TaskFilter, TaskQuery,
-    TaskRecord, TaskStore, Write, WriteResult,
+    Crash, EventLog, Fired, Firing, History, Page, ScheduleStore, StoreError, StoredEvent,
+    TaskFilter, TaskQuery, TaskRecord, TaskStore, Write, WriteResult,
 };
 use crate::cron::schedule::ScheduleRecord;
 use crate::task::TaskId;
@@ -329,5 +330,17 @@ impl ScheduleStore for PgStore {
 
     fn schedules(&self) -> BoxFuture<'static, Result<Vec<ScheduleRecord>, StoreError>> {
         self.with_pool(|p| async move { schedules::all(&p).await })
+    }
+
+    fn put_schedule_if(
+        &self,
+        record: ScheduleRecord,
+    ) -> BoxFuture<'static, Result<Option<u64>, StoreError>> {
+        self.with_pool(move |p| async move { schedules::put_if(&p, record).await })
+    }
+
+    fn fire_slots(&self, firing: Firing) -> BoxFuture<'static, Result<Fired, StoreError>> {
+        let rows = encode(firing.writes.clone());
+        self.with_pool(move |p| async move { schedules::fire(&p, rows?, firing).await })
     }
 }

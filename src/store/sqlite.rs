@@ -381,6 +381,9 @@ fn blocking<T: Send + 'static>(
 /// One process per file (the file lock): no one to wake.
 impl Notifier for SqliteStore {}
 
+/// One process per database file: no leases (the cron leader of a single node needs none).
+impl super::Leases for SqliteStore {}
+
 /// One process per file (the file lock): nothing to coordinate. The runtime never
 /// reserves or rescues on a store that is not shared.
 impl Coordination for SqliteStore {

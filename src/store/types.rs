@@ -374,6 +374,19 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A write made under a lease found the lease changed: another process holds it,
+    /// under a newer epoch, or its time ran out. Nothing was written.
+    #[error(
+        "the lease {name:?} (epoch {epoch}) is no longer held by {holder}; nothing was written"
+    )]
+    LeaseLost {
+        /// The lease.
+        name: String,
+        /// The holder the writer believed in.
+        holder: Owner,
+        /// The epoch the writer believed in.
+        epoch: u64,
+    },
     /// This process's registration is gone: another process declared it dead and may be
     /// running its tasks. It must stop running tasks and register again.
     #[error("{owner} is no longer registered: it was declared dead")]

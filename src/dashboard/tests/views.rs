@@ -74,6 +74,7 @@ async fn a_hostile_schedule_name_and_zone_are_escaped_and_its_action_urls_encode
             last_task: None,
             created_at: now,
             updated_at: now,
+            version: 0,
         },
         next: None,
     };

@@ -1,15 +1,30 @@
-//! Cron schedules: one row per name, the record as JSON. Writes are rare, so they run on
-//! pooled connections, each its own transaction.
+//! Cron schedules: one row per name, the record as JSON and a version from one sequence
+//! (the column is the truth; the record's copy is replaced on read). Writes are rare, so
+//! they run on pooled connections, each its own transaction. The cron leader's firing
+//! (`fire`) checks its lease, creates the slots' tasks and compares and sets the
+//! schedules' versions in one transaction.
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{ClientWrapper, Pool};
+use tokio_postgres::Error;
 
 use super::errors::{pg_error, pool_error, Doing};
+use super::lease::HELD;
+use super::writer::{apply, Tail, WriteRow};
 use crate::cron::schedule::ScheduleRecord;
-use crate::store::StoreError;
+use crate::store::{Fired, Firing, LeaseFence, StoreError};
 
 const UPSERT: &str = "INSERT INTO schedules (name, record, updated_at) \
     SELECT name, record::json, now() FROM unnest($1::text[], $2::text[]) AS u(name, record) \
-    ON CONFLICT (name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at";
+    ON CONFLICT (name) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at, \
+        version = nextval('schedule_versions')";
+
+/// Replaces `$1`'s record with `$2` if its version is still `$3`.
+const REPLACE_IF: &str = "UPDATE schedules SET record = $2::text::json, updated_at = now(), \
+    version = nextval('schedule_versions') WHERE name = $1 AND version = $3 RETURNING version";
+
+/// Inserts `$1` with record `$2` unless the name is taken.
+const INSERT_NEW: &str = "INSERT INTO schedules (name, record) VALUES ($1, $2::text::json) \
+    ON CONFLICT (name) DO NOTHING RETURNING version";
 
 fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
     move |e| pg_error(Doing::Other(what), e)
@@ -22,10 +37,7 @@ pub(super) async fn put_all(pool: &Pool, records: &[ScheduleRecord]) -> Result<(
     }
     let mut last = std::collections::BTreeMap::new();
     for r in records {
-        let json = serde_json::to_string(r).map_err(|e| {
-            StoreError::WriteFailed(format!("cannot encode schedule {:?}: {e}", r.spec.name))
-        })?;
-        last.insert(r.spec.name.as_str(), json);
+        last.insert(r.spec.name.as_str(), encode(r)?);
     }
     let (names, jsons): (Vec<&str>, Vec<String>) = last.into_iter().unzip();
     let c = pool
@@ -62,7 +74,7 @@ pub(super) async fn all(pool: &Pool) -> Result<Vec<ScheduleRecord>, StoreError> 
         .map_err(|e| pool_error(Doing::Read("reading schedules"), e))?;
     let rows = c
         .query(
-            "SELECT name, record::text FROM schedules ORDER BY name COLLATE \"C\"",
+            "SELECT name, record::text, version FROM schedules ORDER BY name COLLATE \"C\"",
             &[],
         )
         .await
@@ -70,9 +82,132 @@ pub(super) async fn all(pool: &Pool) -> Result<Vec<ScheduleRecord>, StoreError> 
     rows.iter()
         .map(|r| {
             let name: &str = r.get(0);
-            serde_json::from_str(r.get(1)).map_err(|e| {
+            let mut record: ScheduleRecord = serde_json::from_str(r.get(1)).map_err(|e| {
                 StoreError::ReadFailed(format!("schedule {name:?} does not decode: {e}"))
-            })
+            })?;
+            record.version = unsigned(r.get(2));
+            Ok(record)
         })
         .collect()
+}
+
+fn encode(r: &ScheduleRecord) -> Result<String, StoreError> {
+    serde_json::to_string(r).map_err(|e| {
+        StoreError::WriteFailed(format!("cannot encode schedule {:?}: {e}", r.spec.name))
+    })
+}
+
+fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or_default()
+}
+
+/// Stores `record` if its stored version is `record.version` (zero: there is none, and
+/// it is inserted); its new version, or `None` if it changed.
+async fn put_if_on(c: &ClientWrapper, record: &ScheduleRecord) -> Result<Option<u64>, Error> {
+    let json = serde_json::to_string(record).unwrap_or_default();
+    let name = record.spec.name.as_str();
+    let row = match record.version {
+        0 => {
+            let stmt = c.prepare_cached(INSERT_NEW).await?;
+            c.query_opt(&stmt, &[&name, &json]).await?
+        }
+        v => {
+            let version = i64::try_from(v).unwrap_or(i64::MAX);
+            let stmt = c.prepare_cached(REPLACE_IF).await?;
+            c.query_opt(&stmt, &[&name, &json, &version]).await?
+        }
+    };
+    Ok(row.map(|r| unsigned(r.get(0))))
+}
+
+/// Stores `record` if it is still at its version; see [`put_if_on`].
+pub(super) async fn put_if(pool: &Pool, record: ScheduleRecord) -> Result<Option<u64>, StoreError> {
+    encode(&record)?;
+    let c = pool
+        .get()
+        .await
+        .map_err(|e| pool_error(Doing::Other("storing a schedule"), e))?;
+    put_if_on(&c, &record)
+        .await
+        .map_err(failed("storing a schedule"))
+}
+
+/// The cron leader's transaction: the lease (`FOR SHARE`, so nobody takes it over until
+/// this commits), the slots' tasks (as a write batch), the schedules' new watermarks
+/// (compared and set by version; a schedule deleted since stays deleted).
+pub(super) async fn fire(
+    pool: &Pool,
+    rows: Vec<WriteRow>,
+    firing: Firing,
+) -> Result<Fired, StoreError> {
+    for r in &firing.marks {
+        encode(r)?;
+    }
+    let what = "firing cron slots";
+    let c = pool
+        .get()
+        .await
+        .map_err(|e| pool_error(Doing::Other(what), e))?;
+    c.batch_execute("BEGIN").await.map_err(failed(what))?;
+    match fire_in(&c, rows, &firing).await {
+        Ok(Some((fired, tail))) => {
+            let (sent, _) = tokio::sync::oneshot::channel();
+            tail.commit(&c, sent).await.map_err(failed(what))?;
+            Ok(fired)
+        }
+        Ok(None) => {
+            let _ = c.batch_execute("ROLLBACK").await;
+            let LeaseFence {
+                name,
+                holder,
+                epoch,
+            } = firing.lease;
+            Err(StoreError::LeaseLost {
+                name,
+                holder,
+                epoch,
+            })
+        }
+        Err(e) => {
+            let _ = c.batch_execute("ROLLBACK").await;
+            Err(failed(what)(e))
+        }
+    }
+}
+
+/// The statements of [`fire`] before its commit; `None` if the lease did not match.
+async fn fire_in(
+    c: &ClientWrapper,
+    rows: Vec<WriteRow>,
+    firing: &Firing,
+) -> Result<Option<(Fired, Tail)>, Error> {
+    let fence = &firing.lease;
+    let held = format!("SELECT 1 FROM leases WHERE {HELD} FOR SHARE");
+    let (incarnation, epoch) = (signed(fence.holder.incarnation), signed(fence.epoch));
+    let found = c
+        .query_opt(
+            &held,
+            &[&fence.name, &fence.holder.node, &incarnation, &epoch],
+        )
+        .await?;
+    if found.is_none() {
+        return Ok(None);
+    }
+    let batches = [rows];
+    let (mut results, tail) = apply(c, &batches).await?;
+    let mut versions = Vec::with_capacity(firing.marks.len());
+    for record in &firing.marks {
+        // Never inserted here: a schedule deleted since the leader read it stays gone.
+        let version = match record.version {
+            0 => None,
+            _ => put_if_on(c, record).await?,
+        };
+        versions.push(version);
+    }
+    let results = results.pop().unwrap_or_default();
+    Ok(Some((Fired { results, versions }, tail)))
+}
+
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -140,6 +140,19 @@ SELECT 0, state, queue, kind, count(*) FROM tasks GROUP BY state, queue, kind;
     r#"
 ALTER TABLE nodes ADD COLUMN session text;
 "#,
+    // (4) Leases (the cron leader's), logged so that an epoch survives a crash, and a
+    // version per schedule from one sequence, compared and set by every write.
+    r#"
+CREATE TABLE leases (
+    name                text PRIMARY KEY,
+    holder_node         text NOT NULL,
+    holder_incarnation  bigint NOT NULL,
+    epoch               bigint NOT NULL,
+    expires_at          timestamptz NOT NULL
+);
+CREATE SEQUENCE schedule_versions;
+ALTER TABLE schedules ADD COLUMN version bigint NOT NULL DEFAULT nextval('schedule_versions');
+"#,
 ];
 
 /// The newest schema version this build knows.

@@ -37,7 +37,7 @@ use deadpool_postgres::Pool;
 use futures::future::join_all;
 use tokio::sync::{mpsc, oneshot};
 
-pub(super) use self::batch::WriteRow;
+pub(super) use self::batch::{apply, Tail, WriteRow};
 use crate::store::{StoreError, WriteResult};
 use crate::task::TaskId;
 

@@ -27,7 +27,7 @@ use tokio_postgres::Error;
 
 mod tail;
 
-pub(super) use self::tail::Tail;
+pub(in crate::store::postgres) use self::tail::Tail;
 
 use super::super::rows::{owner, CrashRow, EventRow, LifeRow, TaskRow, TransitionRow};
 use crate::store::{Owner, WriteResult};
@@ -119,7 +119,7 @@ fn state(name: &str) -> Option<TaskState> {
 
 /// Runs the first statements of `batches` (one per request) and decides every write in
 /// order; one result per write, and the statements left to run with the commit.
-pub(super) async fn apply(
+pub(in crate::store::postgres) async fn apply(
     tx: &ClientWrapper,
     batches: &[Vec<WriteRow>],
 ) -> Result<(Vec<Vec<WriteResult>>, Tail), Error> {

@@ -35,7 +35,7 @@ pub mod wire;
 
 pub use config::{ClusterConfig, Policy, Routing, TlsFiles};
 pub use net::DialError;
-pub use status::{ClusterStatus, NodeState, NodeStatus, QueueOnNode};
+pub use status::{ClusterStatus, CronLeader, NodeState, NodeStatus, QueueOnNode};
 pub use tls::TlsError;
 
 use std::sync::Arc;
@@ -44,6 +44,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use ractor::{Actor, ActorRef};
 
+use crate::scheduler::lease::CRON_LEASE;
 use crate::system::{NodeLoad, TaskSystem};
 use directory::{Directory, MeshPeers};
 use mesh::{Mesh, MeshArgs, MeshMsg};
@@ -160,11 +161,15 @@ impl Cluster {
     pub async fn status(&self) -> ClusterStatus {
         let peers = ractor::call_t!(self.mesh, MeshMsg::View, 1000).unwrap_or_default();
         let store = self.system.shared.journal.store().cloned();
-        let records = match store {
-            Some(s) => s.nodes().await.map_err(|e| e.to_string()),
-            None => Ok(Vec::new()),
+        let (records, lease) = match store {
+            Some(s) => {
+                let (nodes, lease) = futures::join!(s.nodes(), s.lease(CRON_LEASE.into()));
+                (nodes.map_err(|e| e.to_string()), lease.ok().flatten())
+            }
+            None => (Ok(Vec::new()), None),
         };
-        status::build(&self.system, &self.config, peers, records)
+        let leader = lease.map(CronLeader::from);
+        status::build(&self.system, &self.config, peers, records, leader)
     }
 
     /// Each queue's load on every node that serves it and answers (this one included),

@@ -16,6 +16,8 @@
 //!   while the system was down are handled by the schedule's [`CatchUp`] policy.
 
 mod actor;
+pub(crate) mod keeper;
+pub(crate) mod lease;
 mod plan;
 mod spec;
 
@@ -25,4 +27,5 @@ pub use crate::cron::schedule::{
     CatchUp, Overlap, ScheduleInfo, ScheduleRecord, ScheduleSpec, SpecError,
 };
 pub(crate) use actor::{Scheduler, SchedulerMsg};
+pub use lease::{LeaseConfig, LeaseLeader};
 pub use spec::ScheduleError;

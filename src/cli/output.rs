@@ -106,6 +106,15 @@ fn rows_table(rows: &[Value], cols: &[&str], map: &Map<String, Value>) -> String
     if let Some(e) = map.get("store_error").filter(|e| !e.is_null()) {
         out.push_str(&format!("\nstore error: {}", cell(e)));
     }
+    if let Some(l) = map.get("cron_leader").and_then(Value::as_object) {
+        let field = |k: &str| l.get(k).map(cell).unwrap_or_default();
+        out.push_str(&format!(
+            "\ncron leader {} (epoch {}, lease {} ms left)",
+            field("node"),
+            field("epoch"),
+            field("remaining_ms")
+        ));
+    }
     out
 }
 

@@ -72,6 +72,34 @@ pub struct ClusterStatus {
     /// Why the store's registry could not be read, if it could not (the states then
     /// come from the mesh alone).
     pub store_error: Option<String>,
+    /// The cron leader: the `cron` lease as the store holds it (`None` if it was never
+    /// taken or could not be read).
+    pub cron_leader: Option<CronLeader>,
+}
+
+/// Who holds the `cron` lease, under which epoch, and for how long yet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CronLeader {
+    /// The holder's node name.
+    pub node: String,
+    /// The holder's incarnation.
+    pub incarnation: u64,
+    /// The lease's epoch: grows with every new holder.
+    pub epoch: u64,
+    /// Its time left by the store's clock, in milliseconds (0: it ran out, and the next
+    /// node to try takes it).
+    pub remaining_ms: u64,
+}
+
+impl From<crate::store::Lease> for CronLeader {
+    fn from(l: crate::store::Lease) -> Self {
+        Self {
+            node: l.holder.node,
+            incarnation: l.holder.incarnation,
+            epoch: l.epoch,
+            remaining_ms: ms(l.remaining),
+        }
+    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -83,6 +111,7 @@ pub(crate) fn build(
     config: &ClusterConfig,
     peers: Vec<PeerView>,
     records: Result<Vec<NodeRecord>, String>,
+    cron_leader: Option<CronLeader>,
 ) -> ClusterStatus {
     let dead_after = system.shared.coord.dead_after;
     let (records, store_error) = match records {
@@ -150,6 +179,7 @@ pub(crate) fn build(
         answered_by: config.node_name.clone(),
         nodes,
         store_error,
+        cron_leader,
     }
 }
 

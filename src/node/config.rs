@@ -342,7 +342,21 @@ fn check_store(cfg: &NodeConfig) -> Result<(), ConfigError> {
             s.dead_after_ms
         )));
     }
-    Ok(())
+    cron_lease(s).check().map_err(|why| {
+        ConfigError::Invalid(format!(
+            "store.cron_lease_ms must leave time for two renewals (store.cron_renew_ms) and a second of margin: {why}"
+        ))
+    })
+}
+
+/// The cron lease as configured.
+pub(crate) fn cron_lease(s: &store::StoreSettings) -> crate::scheduler::LeaseConfig {
+    let ms = std::time::Duration::from_millis;
+    crate::scheduler::LeaseConfig {
+        ttl: ms(s.cron_lease_ms),
+        renew_every: ms(s.cron_renew_ms),
+        ..Default::default()
+    }
 }
 
 /// Figment's message, reworded as "expected X, got Y at key Z" where it can be.

@@ -190,6 +190,7 @@ async fn with_store(
                 ms(s.heartbeat_ms),
                 ms(s.poll_ms),
             );
+            builder = builder.cron_lease(super::config::cron_lease(s));
             if let Some(c) = cfg.cluster.config(&node) {
                 builder = builder.advertise(c.advertise);
             }

@@ -293,49 +293,127 @@ pub(crate) async fn submit_batch(
     shared: &Shared,
     tasks: Vec<NewTask>,
 ) -> Result<Vec<Result<Receipt, SubmitError>>, SubmitError> {
-    let mut results = Vec::with_capacity(tasks.len());
-    let mut accepted = vec![];
-    for new in tasks {
-        match accept(shared, new).await {
-            Ok(Ok(a)) => {
-                results.push(Ok(Receipt {
-                    id: a.cell.task.id,
-                    duplicate: false,
-                }));
-                accepted.push((results.len() - 1, a));
+    let batch = Batch::accept(shared, tasks).await;
+    let written = match batch.accepted.is_empty() {
+        true => Ok(vec![]),
+        false => shared.journal.write_now(batch.writes()).await,
+    };
+    batch.finish(written.map_err(SubmitError::from)).await
+}
+
+/// Many tasks accepted into their queues, not yet durable: [`submit_batch`] in steps,
+/// for a caller that writes them itself (the cron leader writes them with its
+/// watermarks, under its lease).
+pub(crate) struct Batch<'a> {
+    shared: &'a Shared,
+    /// One per task: its receipt (a duplicate known here, or the new task's id, final
+    /// once written), or why it was refused.
+    results: Vec<Result<Receipt, SubmitError>>,
+    /// The accepted tasks, with their place in `results`.
+    accepted: Vec<(usize, Accepted<'a>)>,
+}
+
+impl<'a> Batch<'a> {
+    /// Validates, claims unique keys in memory and admits every task.
+    pub(crate) async fn accept(shared: &'a Shared, tasks: Vec<NewTask>) -> Batch<'a> {
+        let mut results = Vec::with_capacity(tasks.len());
+        let mut accepted = vec![];
+        for new in tasks {
+            match accept(shared, new).await {
+                Ok(Ok(a)) => {
+                    results.push(Ok(Receipt {
+                        id: a.cell.task.id,
+                        duplicate: false,
+                    }));
+                    accepted.push((results.len() - 1, a));
+                }
+                Ok(Err(existing)) => results.push(Ok(duplicate(existing))),
+                Err(e) => results.push(Err(e)),
             }
-            Ok(Err(existing)) => results.push(Ok(duplicate(existing))),
-            Err(e) => results.push(Err(e)),
+        }
+        Batch {
+            shared,
+            results,
+            accepted,
         }
     }
-    let written = persist_all(shared, &accepted).await;
-    let written = match written {
-        Ok(w) => w,
-        Err(e) => {
-            accepted.iter().for_each(|(_, a)| a.queue.dequeued());
-            return Err(e);
-        }
-    };
-    for ((i, a), existing) in accepted.into_iter().zip(written) {
-        match existing {
-            Some(existing) => {
-                a.queue.dequeued();
-                results[i] = Ok(duplicate(existing));
+
+    /// The results so far: a refusal is final, a receipt may still turn into a duplicate
+    /// of a task the store holds.
+    pub(crate) fn results(&self) -> &[Result<Receipt, SubmitError>] {
+        &self.results
+    }
+
+    /// The creates of the accepted tasks, in order.
+    pub(crate) fn writes(&self) -> Vec<Write> {
+        self.accepted
+            .iter()
+            .map(|(_, a)| {
+                let actor = a.cell.task.metadata.actor_id.as_deref();
+                let created = Journal::event(&a.cell.task, EventKind::Created, actor);
+                Write::Create(Box::new(a.cell.record()), created)
+            })
+            .collect()
+    }
+
+    /// Gives the batch up after its write failed: none of its tasks is accepted; a task
+    /// whose create may have committed all the same is noted, so this process looks it
+    /// up and runs it if it was stored.
+    pub(crate) fn abandon(self) {
+        let ids = self.accepted.iter().map(|(_, a)| a.cell.task.id);
+        self.shared.journal.doubt(ids.collect::<Vec<_>>());
+        self.accepted.iter().for_each(|(_, a)| a.queue.dequeued());
+    }
+
+    /// Given what became of [`writes`](Batch::writes), makes the new tasks visible and
+    /// queues them (or sends them where they run). `Err` (none accepted, see
+    /// [`abandon`](Batch::abandon)) if the write failed.
+    pub(crate) async fn finish(
+        self,
+        written: Result<Vec<WriteResult>, SubmitError>,
+    ) -> Result<Vec<Result<Receipt, SubmitError>>, SubmitError> {
+        let Batch {
+            shared,
+            mut results,
+            accepted,
+        } = self;
+        let written = match written {
+            Ok(w) => w,
+            Err(e) => {
+                Batch {
+                    shared,
+                    results,
+                    accepted,
+                }
+                .abandon();
+                return Err(e);
             }
-            None if a.placement != Placement::Here => {
-                a.queue.dequeued();
-                let id = vec![a.cell.task.id];
-                send_elsewhere(shared, &a.queue.name, a.placement, id).await;
-            }
-            None => {
-                enqueue(shared, &a.queue, a.cell);
-                if let Some(guard) = a.guard {
-                    guard.keep();
+        };
+        let existing = written.iter().map(|r| match r {
+            WriteResult::Duplicate(id) => Some(*id),
+            WriteResult::Done | WriteResult::Fenced => None,
+        });
+        for ((i, a), existing) in accepted.into_iter().zip(existing) {
+            match existing {
+                Some(existing) => {
+                    a.queue.dequeued();
+                    results[i] = Ok(duplicate(existing));
+                }
+                None if a.placement != Placement::Here => {
+                    a.queue.dequeued();
+                    let id = vec![a.cell.task.id];
+                    send_elsewhere(shared, &a.queue.name, a.placement, id).await;
+                }
+                None => {
+                    enqueue(shared, &a.queue, a.cell);
+                    if let Some(guard) = a.guard {
+                        guard.keep();
+                    }
                 }
             }
         }
+        Ok(results)
     }
-    Ok(results)
 }
 
 /// Validates, claims the unique key in memory and admits one task of a batch.
@@ -362,35 +440,4 @@ async fn accept(
         placement,
         guard,
     }))
-}
-
-/// Makes the tasks durable in one write. For each, `Some(existing)` when the store refused
-/// it as a duplicate of another task.
-async fn persist_all(
-    shared: &Shared,
-    accepted: &[(usize, Accepted<'_>)],
-) -> Result<Vec<Option<TaskId>>, SubmitError> {
-    if accepted.is_empty() {
-        return Ok(vec![]);
-    }
-    let writes = accepted
-        .iter()
-        .map(|(_, a)| {
-            let actor = a.cell.task.metadata.actor_id.as_deref();
-            let created = Journal::event(&a.cell.task, EventKind::Created, actor);
-            Write::Create(Box::new(a.cell.record()), created)
-        })
-        .collect();
-    let results = shared.journal.write_now(writes).await;
-    if results.is_err() {
-        shared
-            .journal
-            .doubt(accepted.iter().map(|(_, a)| a.cell.task.id));
-    }
-    let results = results?;
-    let existing = |r: &WriteResult| match r {
-        WriteResult::Duplicate(id) => Some(*id),
-        WriteResult::Done | WriteResult::Fenced => None,
-    };
-    Ok(results.iter().map(existing).collect())
 }

@@ -16,7 +16,11 @@ use crate::runtime::submit::{submit, Receipt};
 use crate::runtime::Shared;
 use crate::task::{NewTask, TaskId};
 
+mod fenced;
+mod synced;
 mod tick;
+
+pub(crate) use synced::REFRESH;
 
 type Reply<T> = RpcReplyPort<Result<T, ScheduleError>>;
 
@@ -39,6 +43,10 @@ pub(crate) enum SchedulerMsg {
     Tick,
     /// Stores the watermarks that ticks moved since the last save.
     Save,
+    /// This process just became the cron leader: read the schedules, then fire.
+    Lead,
+    /// Read the schedules from a store several processes share.
+    Refresh,
     /// Health check.
     Health(RpcReplyPort<ServiceHealth>),
 }
@@ -65,6 +73,8 @@ pub(crate) struct SchedulerState {
     unsaved: HashMap<String, ScheduleRecord>,
     /// The timer of the next [`SchedulerMsg::Save`], while one is armed.
     save_timer: Option<Timer>,
+    /// Sends [`SchedulerMsg::Refresh`] on a store several processes share.
+    refresher: Option<ractor::concurrency::JoinHandle<()>>,
 }
 
 impl Actor for Scheduler {
@@ -88,6 +98,7 @@ impl Actor for Scheduler {
             retry_at: HashMap::new(),
             unsaved: HashMap::new(),
             save_timer: None,
+            refresher: None,
         };
         state.load().await?;
         Ok(state)
@@ -98,6 +109,10 @@ impl Actor for Scheduler {
         myself: ActorRef<SchedulerMsg>,
         state: &mut SchedulerState,
     ) -> Result<(), ActorProcessingErr> {
+        if state.synced() {
+            let every = REFRESH;
+            state.refresher = Some(myself.send_interval(every, || SchedulerMsg::Refresh));
+        }
         state.tick(&myself).await;
         Ok(())
     }
@@ -132,6 +147,14 @@ impl Actor for Scheduler {
             }
             SchedulerMsg::Tick => state.tick(&myself).await,
             SchedulerMsg::Save => state.save_unsaved().await,
+            SchedulerMsg::Lead => {
+                state.refresh_or_warn().await;
+                state.tick(&myself).await;
+            }
+            SchedulerMsg::Refresh => {
+                state.refresh_or_warn().await;
+                state.arm(&myself);
+            }
             SchedulerMsg::Health(reply) => {
                 let _ = reply.send(state.health());
             }
@@ -145,6 +168,9 @@ impl Actor for Scheduler {
         state: &mut SchedulerState,
     ) -> Result<(), ActorProcessingErr> {
         if let Some(t) = state.timer.take() {
+            t.abort();
+        }
+        if let Some(t) = state.refresher.take() {
             t.abort();
         }
         state.save_unsaved().await;
@@ -173,17 +199,30 @@ impl SchedulerState {
             }
         }
         let book = self.cron().book.lock().clone();
-        for (name, r) in book {
-            match r.spec.recurrence() {
-                Ok(rec) => {
-                    self.recurrences.insert(name, rec);
-                }
-                Err(e) => {
-                    tracing::error!(schedule = %name, error = %e, "stored schedule no longer parses; it will not fire")
-                }
-            }
+        for (name, r) in &book {
+            self.parse(name, r);
         }
         Ok(())
+    }
+
+    /// Reads the schedule's recurrence; one that no longer parses will not fire.
+    fn parse(&mut self, name: &str, r: &ScheduleRecord) {
+        match r.spec.recurrence() {
+            Ok(rec) => {
+                self.recurrences.insert(name.to_string(), rec);
+            }
+            Err(e) => {
+                self.recurrences.remove(name);
+                tracing::error!(schedule = %name, error = %e, "stored schedule no longer parses; it will not fire")
+            }
+        }
+    }
+
+    /// [`refresh`](Self::refresh)es, logging a failure (the book stays as it was).
+    async fn refresh_or_warn(&mut self) {
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "could not read the schedules from the store");
+        }
     }
 
     fn record(&self, name: &str) -> Result<ScheduleRecord, ScheduleError> {
@@ -212,34 +251,14 @@ impl SchedulerState {
         let rec = spec.validate()?;
         self.check_task(&spec)?;
         let now = self.now();
-        let old = self.record(&spec.name).ok();
-        let same =
-            |o: &ScheduleRecord| (&o.spec.cron, &o.spec.timezone) == (&spec.cron, &spec.timezone);
-        if !old.as_ref().is_some_and(same) {
-            rec.check_fires_after(now)?;
+        let name = spec.name.clone();
+        if self.synced() {
+            let edit = |old: Option<ScheduleRecord>| edited(old, spec.clone(), &rec, now);
+            self.edit_synced(&name, edit).await?;
+        } else {
+            let record = edited(self.record(&name).ok(), spec, &rec, now)?;
+            self.save(record).await?;
         }
-        let record = match old {
-            Some(mut old) => {
-                if old.spec.paused && !spec.paused {
-                    old.last_slot = Some(old.last_slot.map_or(now, |s| s.max(now)));
-                }
-                ScheduleRecord {
-                    spec,
-                    updated_at: now,
-                    ..old
-                }
-            }
-            None => ScheduleRecord {
-                spec,
-                last_slot: None,
-                last_task: None,
-                created_at: now,
-                updated_at: now,
-                version: 0,
-            },
-        };
-        let name = record.spec.name.clone();
-        self.save(record).await?;
         self.recurrences.insert(name.clone(), rec);
         self.info(&name)
     }
@@ -262,6 +281,10 @@ impl SchedulerState {
     }
 
     async fn remove(&mut self, name: &str) -> Result<(), ScheduleError> {
+        if self.synced() {
+            // Another process may have added it: the store decides whether it exists.
+            self.refresh().await?;
+        }
         self.record(name)?;
         if let Some(store) = self.shared.journal.store() {
             store.delete_schedule(name.to_string()).await?;
@@ -278,6 +301,9 @@ impl SchedulerState {
         name: &str,
         paused: bool,
     ) -> Result<ScheduleInfo, ScheduleError> {
+        if self.synced() {
+            self.refresh().await?;
+        }
         let spec = ScheduleSpec {
             paused,
             ..self.record(name)?.spec
@@ -360,6 +386,41 @@ impl SchedulerState {
         );
         ServiceHealth::new("scheduler", HealthStatus::Healthy, detail)
     }
+}
+
+/// The record `spec` makes of `old` (if any) at `now`: a new expression or zone must
+/// fire after now; a resumed schedule skips the slots it was paused through.
+fn edited(
+    old: Option<ScheduleRecord>,
+    spec: ScheduleSpec,
+    rec: &Recurrence,
+    now: DateTime<Utc>,
+) -> Result<ScheduleRecord, ScheduleError> {
+    let same =
+        |o: &ScheduleRecord| (&o.spec.cron, &o.spec.timezone) == (&spec.cron, &spec.timezone);
+    if !old.as_ref().is_some_and(same) {
+        rec.check_fires_after(now)?;
+    }
+    Ok(match old {
+        Some(mut old) => {
+            if old.spec.paused && !spec.paused {
+                old.last_slot = Some(old.last_slot.map_or(now, |s| s.max(now)));
+            }
+            ScheduleRecord {
+                spec,
+                updated_at: now,
+                ..old
+            }
+        }
+        None => ScheduleRecord {
+            spec,
+            last_slot: None,
+            last_task: None,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        },
+    })
 }
 
 /// The unique key of a slot: `cron:{name}:{slot}`.

@@ -20,7 +20,8 @@ use crate::registry::Namespace;
 use crate::runtime::journal::Journal;
 use crate::runtime::CoordConfig;
 use crate::runtime::{HandlerEntry, Housekeeping, QueueShared, Shared, TaskTable};
-use crate::scheduler::{Clock, Leadership, SingleNode, SystemClock};
+use crate::scheduler::lease::SharedLeader;
+use crate::scheduler::{Clock, Leadership, LeaseConfig, LeaseLeader, SingleNode, SystemClock};
 use crate::store::Store;
 use crate::task::Limits;
 
@@ -60,7 +61,10 @@ pub struct TaskSystemBuilder {
     store: Option<Arc<dyn Store>>,
     housekeeping: Housekeeping,
     clock: Arc<dyn Clock>,
-    leadership: Arc<dyn Leadership>,
+    /// Set by the caller; unset, a shared store gets the lease leader, a single node
+    /// always leads.
+    leadership: Option<Arc<dyn Leadership>>,
+    cron_lease: LeaseConfig,
     node: Option<String>,
     address: Option<String>,
     dead_after: Duration,
@@ -90,7 +94,8 @@ impl Default for TaskSystemBuilder {
             dead_after: Duration::from_secs(15),
             heartbeat_every: Duration::from_secs(2),
             poll_every: Duration::from_millis(500),
-            leadership: Arc::new(SingleNode),
+            leadership: None,
+            cron_lease: LeaseConfig::default(),
         }
     }
 }
@@ -160,9 +165,18 @@ impl TaskSystemBuilder {
         self
     }
 
-    /// Decides whether this node fires schedules (default: always, a single node).
+    /// Decides whether this node fires schedules. Default: always on a store only this
+    /// process uses; on a store several processes share, the holder of the `cron` lease
+    /// (see [`cron_lease`](Self::cron_lease)), whose firing the store checks.
     pub fn leadership(mut self, leadership: impl Leadership) -> Self {
-        self.leadership = Arc::new(leadership);
+        self.leadership = Some(Arc::new(leadership));
+        self
+    }
+
+    /// How the `cron` lease is held on a store several processes share (default: lasts
+    /// 10 s, renewed every 2 s, trusted until 1 s before it would run out).
+    pub fn cron_lease(mut self, config: LeaseConfig) -> Self {
+        self.cron_lease = config;
         self
     }
 
@@ -217,7 +231,8 @@ impl TaskSystemBuilder {
     /// Validates the configuration, recovers open tasks from the store, and starts the
     /// supervision tree.
     pub async fn start(self) -> Result<TaskSystem, SystemError> {
-        let shared = Arc::new(self.build()?);
+        let (shared, keeper) = self.build()?;
+        let shared = Arc::new(shared);
         register(&shared).await?;
         let recovery = recover(&shared).await?;
         if recovery.loaded > 0 || recovery.orphaned > 0 {
@@ -228,13 +243,19 @@ impl TaskSystemBuilder {
                 "recovered tasks from the store"
             );
         }
-        let root = tree::start(shared.clone(), janitor_period(shared.table_retention())).await?;
+        let root = tree::start(
+            shared.clone(),
+            janitor_period(shared.table_retention()),
+            keeper,
+        )
+        .await?;
         kick_timers(&shared);
         Ok(TaskSystem::new(shared, root, recovery))
     }
 
-    fn build(mut self) -> Result<Shared, ValidationError> {
+    fn build(mut self) -> Result<(Shared, Option<Keeper>), ValidationError> {
         let namespace = Namespace::new(&self.namespace)?;
+        let (leadership, keeper) = self.leader()?;
         if !self.queues.iter().any(|q| q.name == "default") {
             self.queues.push(QueueConfig::new("default"));
         }
@@ -268,7 +289,7 @@ impl TaskSystemBuilder {
             address: self.address,
         };
         let journal = Journal::new(self.store);
-        Ok(Shared {
+        let shared = Shared {
             namespace,
             table,
             handlers,
@@ -280,14 +301,37 @@ impl TaskSystemBuilder {
             cron: CronShared {
                 book: Default::default(),
                 clock: self.clock,
-                leadership: self.leadership,
+                leadership,
             },
             accepting: AtomicBool::new(true),
             root: std::sync::OnceLock::new(),
             coord,
             peers: std::sync::OnceLock::new(),
             draining: AtomicBool::new(false),
-        })
+        };
+        Ok((shared, keeper))
+    }
+}
+
+/// The lease keeper a system on a shared store starts: the leader it keeps, and how.
+pub(super) type Keeper = (Arc<LeaseLeader>, LeaseConfig);
+
+impl TaskSystemBuilder {
+    /// The leadership: the caller's; else, on a shared store, the `cron` lease (with
+    /// the keeper to start); else a single node's.
+    fn leader(&mut self) -> Result<(Arc<dyn Leadership>, Option<Keeper>), ValidationError> {
+        if let Some(leadership) = self.leadership.take() {
+            return Ok((leadership, None));
+        }
+        if !self.store.as_ref().is_some_and(|s| s.shared()) {
+            return Ok((Arc::new(SingleNode), None));
+        }
+        self.cron_lease
+            .check()
+            .map_err(|why| ValidationError::new("cron_lease", why))?;
+        let leader = LeaseLeader::new();
+        let leadership = Arc::new(SharedLeader(leader.clone()));
+        Ok((leadership, Some((leader, self.cron_lease))))
     }
 }
 

@@ -7,7 +7,9 @@
 //! │   └── pool:{q}                          {ns}/pool/{q}
 //! │       └── worker × min..max             pg group workers/{q} in scope {ns}
 //! ├── janitor                               {ns}/janitor
-//! └── scheduler                             {ns}/scheduler    cron
+//! ├── scheduler                             {ns}/scheduler    cron
+//! ├── coordinator                           {ns}/coordinator  shared store only
+//! └── lease-keeper                          {ns}/lease-keeper shared store only: the cron lease
 //! ```
 //!
 //! Queue state lives in `QueueShared`, outside the actors, so a restarted pool or timer
@@ -19,11 +21,13 @@ use std::time::Duration;
 use futures::FutureExt;
 use ractor::{Actor, ActorRef};
 
+use super::builder::Keeper;
 use crate::coordinator::Coordinator;
 use crate::error::SystemError;
 use crate::janitor::Janitor;
 use crate::pool::{Pool, PoolArgs};
 use crate::runtime::{QueueShared, Shared};
+use crate::scheduler::keeper::{KeeperArgs, LeaseKeeper};
 use crate::scheduler::Scheduler;
 use crate::supervisor::{
     start_supervisor, ChildSpec, Strategy, Supervisor, SupervisorMsg, SupervisorSpec,
@@ -34,6 +38,7 @@ use crate::timer::Timer;
 pub(super) async fn start(
     shared: Arc<Shared>,
     janitor_every: Duration,
+    keeper: Option<Keeper>,
 ) -> Result<ActorRef<SupervisorMsg>, SystemError> {
     let mut queues: Vec<_> = shared.queues.values().cloned().collect();
     queues.sort_by(|a, b| a.name.cmp(&b.name));
@@ -45,6 +50,9 @@ pub(super) async fn start(
     spec = spec.child(scheduler(&shared));
     if shared.journal.shared() {
         spec = spec.child(coordinator(&shared));
+    }
+    if let Some(keeper) = keeper {
+        spec = spec.child(lease_keeper(&shared, keeper));
     }
     let name = shared.namespace.actor_name("root");
     let (root, handle) = start_supervisor(Some(name.clone()), Supervisor::new("root"), spec, None)
@@ -127,6 +135,24 @@ fn coordinator(shared: &Arc<Shared>) -> ChildSpec {
         let (name, shared) = (name.clone(), shared.clone());
         async move {
             let (actor, _) = Actor::spawn_linked(Some(name), Coordinator, shared, parent).await?;
+            Ok(actor.get_cell())
+        }
+        .boxed()
+    })
+}
+
+fn lease_keeper(shared: &Arc<Shared>, (leader, config): Keeper) -> ChildSpec {
+    let name = shared.namespace.actor_name("lease-keeper");
+    let shared = shared.clone();
+    ChildSpec::new("lease-keeper", move |parent| {
+        let name = name.clone();
+        let args = KeeperArgs {
+            shared: shared.clone(),
+            leader: leader.clone(),
+            config,
+        };
+        async move {
+            let (actor, _) = Actor::spawn_linked(Some(name), LeaseKeeper, args, parent).await?;
             Ok(actor.get_cell())
         }
         .boxed()

@@ -188,6 +188,7 @@ fn hostile_node_names_addresses_queues_and_store_errors_are_escaped() {
         answered_by: xss.into(),
         nodes: vec![node],
         store_error: Some(xss.into()),
+        cron_leader: None,
     };
     let html = super::super::cluster::view(&status).into_string();
     assert!(!html.contains("<script>"), "{html}");

@@ -19,6 +19,20 @@ pub(crate) struct ClusterJson {
     nodes: Vec<NodeJson>,
     /// Why the store's node registry could not be read (states then come from the mesh).
     store_error: Option<String>,
+    /// Who holds the cron lease (fires the schedules), if anyone ever took it.
+    cron_leader: Option<CronLeaderJson>,
+}
+
+/// The holder of the cron lease.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CronLeaderJson {
+    /// Its node name.
+    node: String,
+    incarnation: u64,
+    /// Grows with every new holder.
+    epoch: u64,
+    /// Time left on the lease by the database's clock, in ms (0: ran out).
+    remaining_ms: u64,
 }
 
 /// One node.
@@ -71,6 +85,12 @@ impl From<ClusterStatus> for ClusterJson {
             answered_by: s.answered_by,
             nodes: s.nodes.into_iter().map(NodeJson::from).collect(),
             store_error: s.store_error,
+            cron_leader: s.cron_leader.map(|l| CronLeaderJson {
+                node: l.node,
+                incarnation: l.incarnation,
+                epoch: l.epoch,
+                remaining_ms: l.remaining_ms,
+            }),
         }
     }
 }

@@ -34,6 +34,12 @@ pub struct StoreSettings {
     pub heartbeat_ms: u64,
     /// How often free workers take waiting tasks from the shared pool (default 500 ms).
     pub poll_ms: u64,
+    /// How long the cron leader's lease lasts in the database (default 10 000 ms): a new
+    /// leader takes over within about this long of the old one's last renewal.
+    pub cron_lease_ms: u64,
+    /// How often the cron leader renews its lease, and other nodes try to take it
+    /// (default 2 000 ms).
+    pub cron_renew_ms: u64,
 }
 
 impl Default for StoreSettings {
@@ -48,6 +54,8 @@ impl Default for StoreSettings {
             dead_after_ms: 15_000,
             heartbeat_ms: 2_000,
             poll_ms: 500,
+            cron_lease_ms: 10_000,
+            cron_renew_ms: 2_000,
         }
     }
 }

@@ -7,6 +7,8 @@
 //! passing reason (the store, a full queue) is neither fired nor dropped: its schedule's
 //! watermark stays before it and the schedule is tried again after [`RETRY`].
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use ractor::ActorRef;
 
@@ -19,7 +21,7 @@ use crate::task::{NewTask, TaskId};
 
 /// A schedule whose firing failed is tried again after this long; a node that does not
 /// lead checks again after this long.
-const RETRY: chrono::Duration = chrono::Duration::seconds(1);
+pub(super) const RETRY: chrono::Duration = chrono::Duration::seconds(1);
 
 /// How far ahead of its instant a slot is fired, as a task scheduled for that instant: the
 /// tick's work (planning, one store transaction for every due slot) is done before the
@@ -38,7 +40,7 @@ fn ahead(r: &ScheduleRecord) -> chrono::Duration {
 
 /// The task of `slot`; one fired ahead of its slot runs at the slot (`run_at`, which the
 /// queue measures by the same clock as the scheduler).
-fn task_of(record: &ScheduleRecord, slot: DateTime<Utc>, now: DateTime<Utc>) -> NewTask {
+pub(super) fn task_of(record: &ScheduleRecord, slot: DateTime<Utc>, now: DateTime<Utc>) -> NewTask {
     let task = slot_task(record, slot);
     match slot > now {
         true => task.run_at(slot.into()),
@@ -52,7 +54,7 @@ fn task_of(record: &ScheduleRecord, slot: DateTime<Utc>, now: DateTime<Utc>) -> 
 const SAVE_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What became of one slot a tick fired.
-enum Taken {
+pub(super) enum Taken {
     /// Its task (new, or the one that already held its key).
     Fired(TaskId),
     /// Refused for good: counted and logged, not retried.
@@ -62,13 +64,13 @@ enum Taken {
 }
 
 /// What a tick does for one schedule.
-struct Job {
+pub(super) struct Job {
     /// The schedule as planned.
-    record: ScheduleRecord,
+    pub record: ScheduleRecord,
     /// The slots to fire, oldest first.
-    fire: Vec<DateTime<Utc>>,
+    pub fire: Vec<DateTime<Utc>>,
     /// The newest due slot: the new watermark, unless a slot fails.
-    newest: DateTime<Utc>,
+    pub newest: DateTime<Utc>,
 }
 
 impl SchedulerState {
@@ -117,7 +119,7 @@ impl SchedulerState {
 
     /// When the schedule is next due: [`AHEAD`] of its next slot, or later if it waits for
     /// a retry.
-    fn due_at(&self, r: &ScheduleRecord) -> Option<DateTime<Utc>> {
+    pub(super) fn due_at(&self, r: &ScheduleRecord) -> Option<DateTime<Utc>> {
         let next = self.next_slot(r)? - ahead(r);
         Some(
             self.retry_at
@@ -127,7 +129,11 @@ impl SchedulerState {
     }
 
     async fn fire_due(&mut self, now: DateTime<Utc>, myself: &ActorRef<SchedulerMsg>) {
-        let jobs = self.plan_all(now);
+        if let Some(epoch) = self.cron().leadership.epoch() {
+            return self.fire_fenced(now, epoch).await;
+        }
+        let running = self.running_here();
+        let jobs = self.plan_all(now, &running);
         if jobs.is_empty() {
             return;
         }
@@ -152,17 +158,28 @@ impl SchedulerState {
         self.keep(records, myself);
     }
 
-    /// The jobs of every schedule that has due slots, leaving out those waiting for a retry.
-    fn plan_all(&self, now: DateTime<Utc>) -> Vec<Job> {
+    /// The jobs of every schedule that has due slots, leaving out those waiting for a
+    /// retry. `running`: the schedules whose last run still runs.
+    pub(super) fn plan_all(&self, now: DateTime<Utc>, running: &HashSet<String>) -> Vec<Job> {
         let book = self.cron().book.lock();
         book.values()
             .filter(|r| !r.spec.paused)
             .filter(|r| self.retry_at.get(&r.spec.name).is_none_or(|t| *t <= now))
-            .filter_map(|r| self.plan_one(r, now + ahead(r)))
+            .filter_map(|r| self.plan_one(r, now + ahead(r), running.contains(&r.spec.name)))
             .collect()
     }
 
-    fn plan_one(&self, record: &ScheduleRecord, now: DateTime<Utc>) -> Option<Job> {
+    /// The schedules that skip overlapping runs and whose last run still runs here.
+    fn running_here(&self) -> HashSet<String> {
+        let book = self.cron().book.lock();
+        book.values()
+            .filter(|r| r.spec.overlap == Overlap::Skip)
+            .filter(|r| self.still_running(r.last_task))
+            .map(|r| r.spec.name.clone())
+            .collect()
+    }
+
+    fn plan_one(&self, record: &ScheduleRecord, now: DateTime<Utc>, running: bool) -> Option<Job> {
         let rec = self.recurrences.get(&record.spec.name)?;
         let spec = &record.spec;
         let p = plan(
@@ -180,7 +197,7 @@ impl SchedulerState {
         }
         let mut fire = p.fire;
         if spec.overlap == Overlap::Skip && !fire.is_empty() {
-            let keep = usize::from(!self.still_running(record.last_task));
+            let keep = usize::from(!running);
             let skipped = fire.split_off(keep);
             dropped("overlap", skipped.len() as u64);
             for slot in skipped {
@@ -197,7 +214,7 @@ impl SchedulerState {
     /// Takes the job's results from `results` and returns its record with the new
     /// watermark: the newest slot, or just before the first slot that failed for a
     /// passing reason, so that it fires on the retry.
-    fn settle(
+    pub(super) fn settle(
         &mut self,
         job: Job,
         results: &mut impl Iterator<Item = Result<Receipt, SubmitError>>,
@@ -299,7 +316,7 @@ impl SchedulerState {
 
 /// True if a submit may succeed when tried again: the store failed, the queue was full,
 /// or the system is stopping.
-fn passing(e: &SubmitError) -> bool {
+pub(super) fn passing(e: &SubmitError) -> bool {
     matches!(
         e,
         SubmitError::Store(_) | SubmitError::Overloaded { .. } | SubmitError::ShuttingDown

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{create, keyed, Harness};
-use crate::scheduler::{ScheduleRecord, ScheduleSpec};
+use crate::cron::schedule::{ScheduleRecord, ScheduleSpec};
 use crate::store::prelude::*;
 use crate::store::{Firing, LeaseFence, NodeInfo, Owner, StoreError, WriteResult};
 use crate::task::TaskState;

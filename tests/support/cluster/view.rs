@@ -21,6 +21,20 @@ pub struct View {
     /// Why the store's registry could not be read, if it could not.
     #[serde(default)]
     pub store_error: Option<String>,
+    /// Who holds the cron lease, if anyone ever took it.
+    #[serde(default)]
+    pub cron_leader: Option<CronLeader>,
+}
+
+/// The holder of the cron lease, as a node reports it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CronLeader {
+    /// Its node name.
+    pub node: String,
+    /// Grows with every new holder.
+    pub epoch: u64,
+    /// Time left on the lease, in ms.
+    pub remaining_ms: u64,
 }
 
 /// One node as another sees it.

@@ -3,7 +3,10 @@
 //! must fire), the cron lease lasting 3 s and renewed every 500 ms. After each fault a
 //! checker in the style of Jepsen's chronos reads the database: for every schedule and
 //! every slot in the run's window exactly one task exists; the lease's epoch only grew;
-//! and a new leader fired within the lease's time plus 2 s of the fault.
+//! and a new leader fired within the lease's time plus 2 s of the fault. Faults: the
+//! leader killed; stopped (SIGSTOP) past its lease, then continued; cut off from the
+//! database; cut off from its peers only (it keeps leading: the database is the
+//! authority); every node restarted one by one.
 //!
 //! Skipped (with a line saying why) when no PostgreSQL answers, unless
 //! `TASKMESH_REQUIRE_PG=1`, as in `.ci/run`.
@@ -15,9 +18,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use cluster::partition::heal;
 use cluster::Cluster;
 use serde_json::json;
 use taskmesh::testing::pg::TestDb;
+use taskmesh::testing::proxy::Mode;
 
 /// The bound of every wait.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -198,4 +203,71 @@ async fn a_stopped_leader_loses_the_lease_and_fires_nothing_when_it_continues() 
     check(&slots(&c.db).await, end);
     let (holder, last) = lease(&c.db).await.unwrap();
     assert_eq!((holder.as_str(), last), (new.as_str(), new_epoch), "the lease stayed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_database_is_replaced_and_every_slot_fires_once() {
+    let Some(c) = Cluster::start("cluster_cron_db", 3, EXTRA).await else {
+        return;
+    };
+    c.wait_all_up(LIMIT).await;
+    add_schedules(&c, 0).await;
+    let (old, epoch) = lease(&c.db).await.expect("someone leads");
+    fired_through(&c.db, whole_second(Utc::now()) + chrono::Duration::seconds(2), LIMIT).await;
+    let victim = index(&c, &old);
+    c.db_proxy(victim).set_mode(Mode::BlackHole);
+    let cut = Instant::now();
+    let (new, new_epoch) = new_leader(&c.db, &old).await;
+    let took_over = cut.elapsed();
+    assert!(new_epoch > epoch);
+    eprintln!("figure: cron leader {old} cut off from the database: {new} took the lease after {took_over:?}");
+    assert!(took_over < TTL + Duration::from_secs(2), "{took_over:?}");
+    let due = whole_second(Utc::now());
+    fired_through(&c.db, due, LIMIT).await;
+    heal(c.db_proxy(victim)).await;
+    let end = whole_second(Utc::now()) + chrono::Duration::seconds(3);
+    fired_through(&c.db, end, LIMIT).await;
+    check(&slots(&c.db).await, end);
+    assert_eq!(lease(&c.db).await.unwrap(), (new, new_epoch), "the lease stayed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_its_peers_only_keeps_leading() {
+    let Some(c) = Cluster::start("cluster_cron_isolated", 3, EXTRA).await else {
+        return;
+    };
+    c.wait_all_up(LIMIT).await;
+    add_schedules(&c, 2).await;
+    let (old, epoch) = lease(&c.db).await.expect("someone leads");
+    let victim = index(&c, &old);
+    c.isolate(victim);
+    // Three lease times: the database is the authority, and the leader reaches it.
+    let end = whole_second(Utc::now()) + chrono::Duration::seconds(9);
+    fired_through(&c.db, end, LIMIT).await;
+    assert_eq!(lease(&c.db).await.unwrap(), (old, epoch), "it kept the lease");
+    c.heal_mesh();
+    check(&slots(&c.db).await, end);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_every_node_one_by_one_fires_every_slot_once() {
+    let Some(mut c) = Cluster::start("cluster_cron_rolling", 3, EXTRA).await else {
+        return;
+    };
+    c.wait_all_up(LIMIT).await;
+    add_schedules(&c, 0).await;
+    fired_through(&c.db, whole_second(Utc::now()) + chrono::Duration::seconds(1), LIMIT).await;
+    let mut epochs = vec![lease(&c.db).await.expect("someone leads").1];
+    for i in 0..3 {
+        c.restart(i);
+        c.wait_all_up(LIMIT).await;
+        fired_through(&c.db, whole_second(Utc::now()) + chrono::Duration::seconds(1), LIMIT).await;
+        epochs.push(lease(&c.db).await.unwrap().1);
+    }
+    assert!(
+        epochs.windows(2).all(|w| w[0] <= w[1]),
+        "epochs only grow: {epochs:?}"
+    );
+    let end = whole_second(Utc::now());
+    check(&slots(&c.db).await, end);
 }

@@ -1,9 +1,10 @@
 //! A randomized fault run over a three-node cluster: for `TASKMESH_CHAOS_SECS` seconds,
 //! faults chosen at random (kill and restart, SIGSTOP and continue, a node's database
 //! link black-holed then healed, a node cut off from its peers then healed, a drain and
-//! restart, a slow database link) hit random nodes under a steady submit load; then
-//! everything is healed and the checker reads the database. `TASKMESH_CHAOS_SEED`
-//! replays a run. `scripts/chaos.sh [seconds]` runs it; `.ci/run` runs 30 s of it.
+//! restart, a slow database link) hit random nodes (half of them the cron leader) under a
+//! steady submit load and 10 schedules firing every second; then everything is healed
+//! and the checkers read the database: every acknowledged task ended exactly once, and
+//! every schedule's every slot has exactly one task. `TASKMESH_CHAOS_SEED` replays a run. `scripts/chaos.sh [seconds]` runs it; `.ci/run` runs 30 s of it.
 //!
 //! Without `TASKMESH_CHAOS_SECS` it prints a line saying it was skipped.
 
@@ -14,12 +15,14 @@ use std::time::{Duration, Instant};
 
 use cluster::check::{check, wait_all_ended};
 use cluster::load::{sleep_task, Load, Pace};
-use cluster::{Cluster, Life};
+use cluster::{cron, Cluster, Life};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use taskmesh::testing::proxy::Mode;
 
 const LIMIT: Duration = Duration::from_secs(60);
+/// Schedules firing every second throughout the run.
+const SCHEDULES: usize = 10;
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -106,16 +109,23 @@ async fn random_faults_under_load_leave_every_acknowledged_task_ended_exactly_on
     let seed = setting("TASKMESH_CHAOS_SEED").unwrap_or_else(rand::random);
     eprintln!("chaos: {secs} s, seed {seed} (TASKMESH_CHAOS_SEED={seed} replays the choices)");
     let mut rng = StdRng::seed_from_u64(seed);
-    let Some(mut c) = Cluster::start("chaos", 3, "").await else {
+    let Some(mut c) = Cluster::start("chaos", 3, cron::LEASE_3S).await else {
         return;
     };
     c.wait_all_up(LIMIT).await;
+    cron::add_schedules(&c, 0, SCHEDULES).await;
     let load = Load::start(&c, Pace::Rate(15.0), sleep_task(300));
     let until = Instant::now() + Duration::from_secs(secs);
     let mut n = 0;
     while Instant::now() < until {
         let fault = FAULTS[rng.random_range(0..FAULTS.len())];
-        let i = rng.random_range(0..3);
+        let leader = cron::lease(&c.db)
+            .await
+            .map(|(node, _)| cron::index(&c, &node));
+        let i = match leader {
+            Some(l) if rng.random_bool(0.5) => l,
+            _ => rng.random_range(0..3),
+        };
         n += 1;
         eprintln!("chaos: fault {n}: {fault:?} on n{}", i + 1);
         inject(&mut c, &mut rng, fault, i).await;
@@ -138,4 +148,10 @@ async fn random_faults_under_load_leave_every_acknowledged_task_ended_exactly_on
     wait_all_ended(&c.nodes[0], &tally.acknowledged, 5 * LIMIT).await;
     let report = check(&c.db, &tally.acknowledged).await;
     eprintln!("chaos: checker: {report:?}");
+    let end = cron::whole_second(chrono::Utc::now());
+    cron::fired_through(&c.db, SCHEDULES, end, LIMIT).await;
+    let slots = cron::slots(&c.db).await;
+    cron::check(&slots, SCHEDULES, end);
+    let fired: usize = slots.per.values().map(|p| p.len()).sum();
+    eprintln!("chaos: cron checker: {fired} slots of {SCHEDULES} schedules, each exactly once");
 }

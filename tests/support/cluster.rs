@@ -17,7 +17,7 @@
 //! The parts: [`view`] (a node's `GET /v1/cluster`, waiting on it), [`partition`]
 //! (mesh faults between chosen nodes, whoever dialed: [`dialer`] tells the proxies who
 //! did), [`load`] (a load driver), [`check`] (the checker over the database, waiting
-//! for tasks to end).
+//! for tasks to end), [`cron`] (schedules, the cron lease, and the slot checker).
 //!
 //! Include it with `#[path = "support/cluster.rs"] mod cluster;`. It needs a
 //! multi-thread tokio runtime: the proxies run on its workers while the harness blocks on
@@ -28,6 +28,8 @@
 pub mod check;
 #[path = "cluster/config.rs"]
 pub mod config;
+#[path = "cluster/cron.rs"]
+pub mod cron;
 #[path = "cluster/dialer.rs"]
 pub mod dialer;
 #[path = "cluster/load.rs"]

@@ -27,6 +27,7 @@ use ractor_cluster::RactorMessage;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+mod shares;
 mod strays;
 
 use crate::runtime::adopt::{adopt, Adopted};
@@ -165,6 +166,9 @@ async fn tick(state: &mut CoordinatorState) {
     if now >= state.next_heartbeat {
         state.next_heartbeat = now + state.config.heartbeat_every;
         heartbeat(state).await;
+        if state.shared.journal.trusted() {
+            shares::share_limits(&state.shared, &state.config).await;
+        }
     }
     if !state.shared.journal.trusted() {
         return;

@@ -2,9 +2,20 @@
 //!
 //! The limiter reads [`tokio::time::Instant`], so it follows paused time in tests and its
 //! refusals name a tokio instant that a timer can wait for.
+//!
+//! A limit of [`LimitScope::Cluster`] holds across every node sharing a store: each node
+//! admits its share, the rate (and burst) divided by the number of live nodes that the
+//! store's registry lists (for a queue's limit, those serving the queue). The coordinator
+//! reads the registry at every heartbeat and calls [`Limiter::share_among`]; a new share
+//! starts with an empty bucket, so a change of shares never adds a burst. The store
+//! splits the rate, not a leader: no message has to reach anyone, and a node cut off
+//! from the store stops starting tasks anyway (its trust window).
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+use parking_lot::RwLock;
 
 use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
@@ -21,14 +32,37 @@ pub struct RateLimit {
     pub per_second: NonZeroU32,
     /// Admissions allowed back to back after an idle period.
     pub burst: NonZeroU32,
+    /// Whether the limit holds on each node or across the cluster (default `node`).
+    #[serde(default)]
+    pub scope: LimitScope,
+}
+
+/// Where a [`RateLimit`] holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitScope {
+    /// On each node by itself.
+    #[default]
+    Node,
+    /// Across every node sharing the store: the nodes' starts add up to the limit.
+    Cluster,
 }
 
 impl RateLimit {
-    /// `n` per second, with a burst of `n`.
+    /// `n` per second, with a burst of `n`, on each node.
     pub fn per_second(n: NonZeroU32) -> Self {
         Self {
             per_second: n,
             burst: n,
+            scope: LimitScope::Node,
+        }
+    }
+
+    /// The same limit, held across the cluster.
+    pub fn cluster_wide(self) -> Self {
+        Self {
+            scope: LimitScope::Cluster,
+            ..self
         }
     }
 }
@@ -47,11 +81,15 @@ impl Clock for TokioClock {
     }
 }
 
+type Gcra = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
+
 /// A thread-safe limiter for one [`RateLimit`]; share it with `Arc`.
 pub struct Limiter {
     limit: RateLimit,
     epoch: Instant,
-    inner: RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>,
+    /// How many nodes share a cluster-wide limit (1 for a node's own).
+    sharing: AtomicU32,
+    inner: RwLock<Gcra>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -64,15 +102,37 @@ impl std::fmt::Debug for Limiter {
 }
 
 impl Limiter {
-    /// A limiter with its full burst available.
+    /// A limiter with its full burst available (of its share: a cluster-wide limit
+    /// starts as if this node were alone).
     pub fn new(limit: RateLimit) -> Self {
         let epoch = Instant::now();
-        let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
         Self {
             limit,
             epoch,
-            inner: RateLimiter::direct_with_clock(quota, TokioClock { epoch }),
+            sharing: AtomicU32::new(1),
+            inner: RwLock::new(gcra(limit, 1, epoch)),
         }
+    }
+
+    /// Sets how many live nodes share this limit, if it is cluster-wide (a node's own
+    /// limit ignores it). A changed share starts with an empty bucket.
+    pub fn share_among(&self, nodes: u32) {
+        let nodes = nodes.max(1);
+        if self.limit.scope != LimitScope::Cluster
+            || self.sharing.swap(nodes, Ordering::AcqRel) == nodes
+        {
+            return;
+        }
+        let fresh = gcra(self.limit, nodes, self.epoch);
+        let burst = burst_share(self.limit, nodes);
+        // Emptied: the nodes that shared the old rate may have used their bursts.
+        let _ = fresh.check_n(burst);
+        *self.inner.write() = fresh;
+    }
+
+    /// How many nodes share it now.
+    pub fn sharing(&self) -> u32 {
+        self.sharing.load(Ordering::Acquire)
     }
 
     /// The limit it enforces.
@@ -88,9 +148,24 @@ impl Limiter {
     /// one else takes the admission first).
     pub fn check(&self) -> Result<(), Instant> {
         self.inner
+            .read()
             .check()
             .map_err(|not_until| self.epoch + not_until.earliest_possible())
     }
+}
+
+/// `limit`'s burst divided among `nodes` (at least one).
+fn burst_share(limit: RateLimit, nodes: u32) -> NonZeroU32 {
+    NonZeroU32::new(limit.burst.get() / nodes).unwrap_or(NonZeroU32::MIN)
+}
+
+/// A GCRA for `limit` divided among `nodes`: one admission every `nodes / per_second`.
+fn gcra(limit: RateLimit, nodes: u32, epoch: Instant) -> Gcra {
+    let period = Duration::from_secs_f64(f64::from(nodes) / f64::from(limit.per_second.get()));
+    let quota = Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(limit.per_second))
+        .allow_burst(burst_share(limit, nodes));
+    RateLimiter::direct_with_clock(quota, TokioClock { epoch })
 }
 
 #[cfg(test)]
@@ -105,6 +180,7 @@ mod tests {
         Limiter::new(RateLimit {
             per_second: nz(per_second),
             burst: nz(burst),
+            scope: LimitScope::Node,
         })
     }
 
@@ -129,6 +205,53 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         (0..4).for_each(|_| assert_eq!(l.check(), Ok(())));
         assert!(l.check().is_err());
+    }
+
+    /// Admissions in `secs` seconds of steady demand, one try per millisecond.
+    async fn admitted_in(l: &Limiter, secs: u64) -> u32 {
+        let mut n = 0;
+        for _ in 0..secs * 1000 {
+            n += u32::from(l.check().is_ok());
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        n
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cluster_wide_limit_admits_its_share_and_a_new_share_adds_no_burst() {
+        let limit = RateLimit::per_second(nz(30)).cluster_wide();
+        let l = Limiter::new(limit);
+        l.share_among(3);
+        assert_eq!(l.sharing(), 3);
+        // 10 per second here, no burst left over from the change.
+        let n = admitted_in(&l, 10).await;
+        assert!((99..=101).contains(&n), "{n} in 10 s");
+        l.share_among(2);
+        let n = admitted_in(&l, 10).await;
+        assert!((149..=151).contains(&n), "{n} in 10 s once two share it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_nodes_own_limit_ignores_the_share() {
+        let l = Limiter::new(RateLimit::per_second(nz(10)));
+        l.share_among(5);
+        assert_eq!(l.sharing(), 1);
+        let n = admitted_in(&l, 10).await;
+        assert!(
+            (100..=111).contains(&n),
+            "{n}: its own 10 per second (and its burst)"
+        );
+    }
+
+    #[test]
+    fn the_scope_reads_from_config_and_defaults_to_the_node() {
+        let cluster: RateLimit =
+            serde_json::from_str(r#"{"per_second":5,"burst":5,"scope":"cluster"}"#).unwrap();
+        assert_eq!(cluster.scope, LimitScope::Cluster);
+        let node: RateLimit = serde_json::from_str(r#"{"per_second":5,"burst":5}"#).unwrap();
+        assert_eq!(node.scope, LimitScope::Node);
+        let bad = serde_json::from_str::<RateLimit>(r#"{"per_second":5,"burst":5,"scope":"x"}"#);
+        assert!(bad.unwrap_err().to_string().contains("unknown variant"));
     }
 
     #[test]

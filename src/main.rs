@@ -129,7 +129,9 @@ struct BenchArgs {
     #[arg(long)]
     list_page: Option<u64>,
     /// Run every-second cron schedules for this many seconds and report how many slots
-    /// started and how late (with --store sqlite, on a SQLite store as a node does).
+    /// started and how late (with --store sqlite, on a SQLite store as a node does; with
+    /// --cluster N and a PostgreSQL --store, on N nodes, then kill the cron leader and
+    /// report the failover).
     #[arg(long)]
     cron: Option<u64>,
     /// The schedules of --cron.
@@ -279,6 +281,16 @@ async fn bench(o: BenchArgs) -> Result<(), AnyError> {
         let report =
             taskmesh::cli::bench_node(&Client::new(url, o.token.clone())?, o.tasks, o.concurrency)
                 .await?;
+        return print(o.json, &report, &report);
+    }
+    if let (Some(nodes), Some(secs)) = (o.cluster, o.cron) {
+        let report = taskmesh::cli::bench_cluster_cron(taskmesh::cli::ClusterCronBench {
+            store: o.store.clone(),
+            nodes,
+            schedules: o.schedules,
+            secs,
+        })
+        .await?;
         return print(o.json, &report, &report);
     }
     if let Some(nodes) = o.cluster {

@@ -82,9 +82,9 @@ pub struct ClusterBench {
 }
 
 /// A node process, killed when dropped.
-struct NodeProc {
-    child: Child,
-    url: String,
+pub(super) struct NodeProc {
+    pub child: Child,
+    pub url: String,
 }
 
 impl Drop for NodeProc {
@@ -105,7 +105,7 @@ pub async fn bench_cluster(b: ClusterBench) -> Result<ClusterBenchReport, BenchE
     })
 }
 
-fn invalid(why: impl std::fmt::Display) -> BenchError {
+pub(super) fn invalid(why: impl std::fmt::Display) -> BenchError {
     BenchError::Invalid(why.to_string())
 }
 
@@ -128,7 +128,7 @@ async fn run(b: &ClusterBench, n: usize) -> Result<ClusterRun, BenchError> {
     result
 }
 
-fn start_nodes(
+pub(super) fn start_nodes(
     dir: &Path,
     url: &str,
     n: usize,
@@ -207,7 +207,7 @@ fn free_port() -> Result<u16, BenchError> {
 }
 
 /// Waits until the first node sees all `n` nodes up (bounded).
-async fn wait_mesh(client: &Client, n: usize) -> Result<(), BenchError> {
+pub(super) async fn wait_mesh(client: &Client, n: usize) -> Result<(), BenchError> {
     if n == 1 {
         return Ok(());
     }

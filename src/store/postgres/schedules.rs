@@ -22,6 +22,15 @@ const UPSERT: &str = "INSERT INTO schedules (name, record, updated_at) \
 const REPLACE_IF: &str = "UPDATE schedules SET record = $2::text::json, updated_at = now(), \
     version = nextval('schedule_versions') WHERE name = $1 AND version = $3 RETURNING version";
 
+/// Replaces each named record whose version is still the one given, in name order (so
+/// two writers lock the rows in one order).
+const MARK_ALL: &str = "UPDATE schedules s SET record = u.record::json, updated_at = now(), \
+    version = nextval('schedule_versions') \
+    FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) AS u(name, record, version) \
+          ORDER BY name) u \
+    WHERE s.name = u.name AND s.version = u.version AND u.version > 0 \
+    RETURNING s.name, s.version";
+
 /// Inserts `$1` with record `$2` unless the name is taken.
 const INSERT_NEW: &str = "INSERT INTO schedules (name, record) VALUES ($1, $2::text::json) \
     ON CONFLICT (name) DO NOTHING RETURNING version";
@@ -194,18 +203,32 @@ async fn fire_in(
         return Ok(None);
     }
     let batches = [rows];
-    let (mut results, tail) = apply(c, &batches).await?;
-    let mut versions = Vec::with_capacity(firing.marks.len());
-    for record in &firing.marks {
-        // Never inserted here: a schedule deleted since the leader read it stays gone.
-        let version = match record.version {
-            0 => None,
-            _ => put_if_on(c, record).await?,
-        };
-        versions.push(version);
-    }
+    let ((mut results, tail), versions) =
+        futures::try_join!(apply(c, &batches), marks(c, &firing.marks))?;
     let results = results.pop().unwrap_or_default();
     Ok(Some((Fired { results, versions }, tail)))
+}
+
+/// Compares and sets every mark's record in one statement; each one's new version, or
+/// `None` if its schedule changed or went since it was read (never inserted here: a
+/// schedule deleted meanwhile stays gone).
+async fn marks(c: &ClientWrapper, marks: &[ScheduleRecord]) -> Result<Vec<Option<u64>>, Error> {
+    if marks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<&str> = marks.iter().map(|r| r.spec.name.as_str()).collect();
+    let jsons: Vec<String> = marks
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap_or_default())
+        .collect();
+    let versions: Vec<i64> = marks.iter().map(|r| signed(r.version)).collect();
+    let stmt = c.prepare_cached(MARK_ALL).await?;
+    let rows = c.query(&stmt, &[&names, &jsons, &versions]).await?;
+    let stored: std::collections::HashMap<String, u64> = rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), unsigned(r.get(1))))
+        .collect();
+    Ok(names.iter().map(|n| stored.get(*n).copied()).collect())
 }
 
 fn signed(n: u64) -> i64 {

@@ -83,7 +83,7 @@ async fn run(
     db: &BenchDb,
     dir: &Path,
 ) -> Result<ClusterCronReport, BenchError> {
-    let mut nodes = start_nodes(dir, &db.url(), b.nodes, 16)?;
+    let mut nodes = start_nodes(dir, &db.url(), b.nodes, 64)?;
     let clients = nodes
         .iter()
         .map(|p| Client::new(&p.url, None).map_err(invalid))

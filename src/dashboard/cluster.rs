@@ -57,12 +57,22 @@ fn draining(status: &ClusterStatus) -> bool {
         .any(|n| n.this && n.state == NodeState::Draining)
 }
 
-/// The live region: who answered, the store error, this node's drain progress, the nodes.
+/// The live region: who answered, the store error, the cron leader, this node's drain
+/// progress, the nodes.
 pub(crate) fn view(status: &ClusterStatus) -> Markup {
     html! {
         p { "As seen by " strong.mono { (status.answered_by) } "." }
         @if let Some(e) = &status.store_error {
             p.error role="alert" { "The store's node registry is unavailable (states come from the mesh alone): " (e) }
+        }
+        @match &status.cron_leader {
+            Some(l) if l.remaining_ms > 0 => p.cron-leader {
+                "Cron leader: " strong.mono { (l.node) } " (epoch " (l.epoch) ", lease "
+                (age(l.remaining_ms)) " left): it fires every schedule."
+            },
+            Some(l) => p.cron-leader { "Cron leader: none now (the lease of " span.mono { (l.node) }
+                ", epoch " (l.epoch) ", ran out; the next node to try takes it)." },
+            None => p.cron-leader.muted { "Cron leader: none yet." },
         }
         @for n in status.nodes.iter().filter(|n| n.this && n.state == NodeState::Draining) {
             p.notice role="status" { "Draining: " @match n.running {

@@ -198,4 +198,29 @@ fn hostile_node_names_addresses_queues_and_store_errors_are_escaped() {
         "{html}"
     );
     assert!(html.contains("1.5 s"), "{html}");
+    assert!(html.contains("Cron leader: none yet."), "{html}");
+}
+
+#[test]
+fn the_cron_leader_is_shown_with_its_epoch_and_time_left_escaped() {
+    let xss = "<script>alert(1)</script>";
+    let mut status = ClusterStatus {
+        answered_by: "n1".into(),
+        nodes: vec![],
+        store_error: None,
+        cron_leader: Some(crate::cluster::CronLeader {
+            node: xss.into(),
+            incarnation: 7,
+            epoch: 4,
+            remaining_ms: 9200,
+        }),
+    };
+    let html = super::super::cluster::view(&status).into_string();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(html.contains("&lt;script&gt;"), "{html}");
+    assert!(html.contains("(epoch 4, lease 9.2 s left)"), "{html}");
+    status.cron_leader.as_mut().unwrap().remaining_ms = 0;
+    let html = super::super::cluster::view(&status).into_string();
+    assert!(html.contains("Cron leader: none now"), "{html}");
+    assert!(html.contains("epoch 4, ran out"), "{html}");
 }

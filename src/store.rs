@@ -25,7 +25,7 @@ mod postgres;
 mod sqlite;
 mod types;
 
-pub use coord::{Coordination, NodeInfo, NodeRecord, Owner, Requested};
+pub use coord::{newest_incarnations, Coordination, NodeInfo, NodeRecord, Owner, Requested};
 pub use fence::{Fence, States};
 pub use firing::{Fired, Firing};
 pub use lease::{Lease, LeaseFence, Leases};

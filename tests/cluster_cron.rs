@@ -29,8 +29,20 @@ const LIMIT: Duration = Duration::from_secs(30);
 const TTL: Duration = Duration::from_secs(3);
 const SCHEDULES: usize = 50;
 
-async fn add_schedules(c: &Cluster, via: usize) {
-    cron::add_schedules(c, via, SCHEDULES).await;
+/// Starts three nodes and adds the schedules through node `via`; the cluster, with the
+/// cron lease's holder and epoch.
+async fn started(test: &str, via: usize) -> Option<(Cluster, String, i64)> {
+    let c = Cluster::start(test, 3, EXTRA).await?;
+    c.wait_all_up(LIMIT).await;
+    cron::add_schedules(&c, via, SCHEDULES).await;
+    let (holder, epoch) = lease(&c.db).await.expect("someone leads");
+    Some((c, holder, epoch))
+}
+
+/// Waits until every schedule fired the slot `secs` whole seconds from now.
+async fn fired_in(db: &TestDb, secs: i64) -> Duration {
+    let at = whole_second(Utc::now()) + chrono::Duration::seconds(secs);
+    fired_through(db, at, LIMIT).await
 }
 
 async fn new_leader(db: &TestDb, not: &str) -> (String, i64) {
@@ -47,18 +59,10 @@ fn check(slots: &Slots, to: DateTime<Utc>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_cron_leader_hands_over_within_the_lease_and_every_slot_fires_once() {
-    let Some(mut c) = Cluster::start("cluster_cron_kill", 3, EXTRA).await else {
+    let Some((mut c, old, epoch)) = started("cluster_cron_kill", 1).await else {
         return;
     };
-    c.wait_all_up(LIMIT).await;
-    add_schedules(&c, 1).await;
-    let (old, epoch) = lease(&c.db).await.expect("someone leads");
-    fired_through(
-        &c.db,
-        whole_second(Utc::now()) + chrono::Duration::seconds(2),
-        LIMIT,
-    )
-    .await;
+    fired_in(&c.db, 2).await;
 
     let victim = index(&c, &old);
     c.kill(victim);
@@ -84,18 +88,10 @@ async fn killing_the_cron_leader_hands_over_within_the_lease_and_every_slot_fire
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_leader_loses_the_lease_and_fires_nothing_when_it_continues() {
-    let Some(mut c) = Cluster::start("cluster_cron_stop", 3, EXTRA).await else {
+    let Some((mut c, old, epoch)) = started("cluster_cron_stop", 0).await else {
         return;
     };
-    c.wait_all_up(LIMIT).await;
-    add_schedules(&c, 0).await;
-    let (old, epoch) = lease(&c.db).await.expect("someone leads");
-    fired_through(
-        &c.db,
-        whole_second(Utc::now()) + chrono::Duration::seconds(2),
-        LIMIT,
-    )
-    .await;
+    fired_in(&c.db, 2).await;
     let victim = index(&c, &old);
     c.stop(victim);
     let stopped = Instant::now();
@@ -122,18 +118,10 @@ async fn a_stopped_leader_loses_the_lease_and_fires_nothing_when_it_continues() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_the_database_is_replaced_and_every_slot_fires_once() {
-    let Some(c) = Cluster::start("cluster_cron_db", 3, EXTRA).await else {
+    let Some((c, old, epoch)) = started("cluster_cron_db", 0).await else {
         return;
     };
-    c.wait_all_up(LIMIT).await;
-    add_schedules(&c, 0).await;
-    let (old, epoch) = lease(&c.db).await.expect("someone leads");
-    fired_through(
-        &c.db,
-        whole_second(Utc::now()) + chrono::Duration::seconds(2),
-        LIMIT,
-    )
-    .await;
+    fired_in(&c.db, 2).await;
     let victim = index(&c, &old);
     c.db_proxy(victim).set_mode(Mode::BlackHole);
     let cut = Instant::now();
@@ -157,12 +145,9 @@ async fn a_leader_cut_off_from_the_database_is_replaced_and_every_slot_fires_onc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_its_peers_only_keeps_leading() {
-    let Some(c) = Cluster::start("cluster_cron_isolated", 3, EXTRA).await else {
+    let Some((c, old, epoch)) = started("cluster_cron_isolated", 2).await else {
         return;
     };
-    c.wait_all_up(LIMIT).await;
-    add_schedules(&c, 2).await;
-    let (old, epoch) = lease(&c.db).await.expect("someone leads");
     let victim = index(&c, &old);
     c.isolate(victim);
     // Three lease times: the database is the authority, and the leader reaches it.
@@ -179,27 +164,15 @@ async fn a_leader_cut_off_from_its_peers_only_keeps_leading() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_every_node_one_by_one_fires_every_slot_once() {
-    let Some(mut c) = Cluster::start("cluster_cron_rolling", 3, EXTRA).await else {
+    let Some((mut c, _, epoch)) = started("cluster_cron_rolling", 0).await else {
         return;
     };
-    c.wait_all_up(LIMIT).await;
-    add_schedules(&c, 0).await;
-    fired_through(
-        &c.db,
-        whole_second(Utc::now()) + chrono::Duration::seconds(1),
-        LIMIT,
-    )
-    .await;
-    let mut epochs = vec![lease(&c.db).await.expect("someone leads").1];
+    fired_in(&c.db, 1).await;
+    let mut epochs = vec![epoch];
     for i in 0..3 {
         c.restart(i);
         c.wait_all_up(LIMIT).await;
-        fired_through(
-            &c.db,
-            whole_second(Utc::now()) + chrono::Duration::seconds(1),
-            LIMIT,
-        )
-        .await;
+        fired_in(&c.db, 1).await;
         epochs.push(lease(&c.db).await.unwrap().1);
     }
     assert!(

@@ -118,15 +118,7 @@ pub(crate) fn build(
         Ok(r) => (r, None),
         Err(e) => (Vec::new(), Some(e)),
     };
-    let mut newest: BTreeMap<String, NodeRecord> = BTreeMap::new();
-    for r in records {
-        let keep = newest
-            .get(&r.owner.node)
-            .is_none_or(|e| e.owner.incarnation < r.owner.incarnation);
-        if keep {
-            newest.insert(r.owner.node.clone(), r);
-        }
-    }
+    let newest = crate::store::newest_incarnations(records);
     let peers: BTreeMap<String, PeerView> =
         peers.into_iter().map(|p| (p.node.clone(), p)).collect();
     let mut names: Vec<String> = newest.keys().chain(peers.keys()).cloned().collect();

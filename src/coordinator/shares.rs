@@ -6,11 +6,9 @@
 //! of each node (a killed node in a mesh is buried at once; otherwise at `dead_after`,
 //! and until then its share goes unused: the cluster stays under the limit).
 
-use std::collections::BTreeMap;
-
 use crate::ratelimit::{LimitScope, Limiter};
 use crate::runtime::{CoordConfig, Shared};
-use crate::store::NodeRecord;
+use crate::store::{newest_incarnations, NodeRecord};
 
 fn cluster_wide(l: &Option<Limiter>) -> Option<&Limiter> {
     l.as_ref()
@@ -56,16 +54,7 @@ pub(super) async fn share_limits(shared: &Shared, config: &CoordConfig) {
 
 /// The newest incarnation of each node name whose heartbeat is within `dead_after`.
 fn live(records: Vec<NodeRecord>, config: &CoordConfig) -> Vec<NodeRecord> {
-    let mut newest: BTreeMap<String, NodeRecord> = BTreeMap::new();
-    for r in records {
-        let newer = newest
-            .get(&r.owner.node)
-            .is_none_or(|e| e.owner.incarnation < r.owner.incarnation);
-        if newer {
-            newest.insert(r.owner.node.clone(), r);
-        }
-    }
-    newest
+    newest_incarnations(records)
         .into_values()
         .filter(|r| r.heartbeat_age < config.dead_after)
         .collect()

@@ -68,6 +68,22 @@ pub struct NodeRecord {
     pub heartbeat_age: Duration,
 }
 
+/// The newest registered incarnation of each node, by node name.
+pub fn newest_incarnations(
+    records: Vec<NodeRecord>,
+) -> std::collections::BTreeMap<String, NodeRecord> {
+    let mut newest = std::collections::BTreeMap::<String, NodeRecord>::new();
+    for r in records {
+        let newer = newest
+            .get(&r.owner.node)
+            .is_none_or(|e| e.owner.incarnation < r.owner.incarnation);
+        if newer {
+            newest.insert(r.owner.node.clone(), r);
+        }
+    }
+    newest
+}
+
 /// An operator's request stored on a running task, for the process running it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Requested {

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 
-use super::tick::{passing, task_of, Job, RETRY};
+use super::tick::{advance, taken_of, tasks_of, Job, RETRY};
 use super::SchedulerState;
 use crate::error::SubmitError;
 use crate::runtime::submit::{Batch, Receipt};
@@ -30,11 +30,7 @@ impl SchedulerState {
         if jobs.is_empty() {
             return;
         }
-        let tasks = jobs
-            .iter()
-            .flat_map(|j| j.fire.iter().map(|slot| task_of(&j.record, *slot, now)))
-            .collect();
-        let batch = Batch::accept(&self.shared, tasks).await;
+        let batch = Batch::accept(&self.shared, tasks_of(&jobs, now)).await;
         let marks = marks(&jobs, batch.results(), now);
         let lease = LeaseFence {
             name: CRON_LEASE.into(),
@@ -116,9 +112,8 @@ impl SchedulerState {
     }
 }
 
-/// Each job's record with the watermark its slots' results give (as
-/// [`settle`](SchedulerState::settle) computes it, without its effects): the newest due
-/// slot, or just before the first slot refused for a passing reason.
+/// Each job's record with the watermark its slots' results give ([`advance`]), as
+/// [`settle`](SchedulerState::settle) will store it, without its counting and logging.
 fn marks(
     jobs: &[Job],
     results: &[Result<Receipt, SubmitError>],
@@ -128,19 +123,12 @@ fn marks(
     jobs.iter()
         .map(|job| {
             let mut record = job.record.clone();
-            let mut failed = None;
-            for (slot, result) in job.fire.iter().zip(&mut results) {
-                match result {
-                    Ok(receipt) => record.last_task = Some(receipt.id),
-                    Err(e) if passing(e) => failed = failed.or(Some(*slot)),
-                    Err(_) => {}
-                }
-            }
-            record.last_slot = Some(match failed {
-                Some(slot) => slot - chrono::Duration::nanoseconds(1),
-                None => job.newest,
-            });
-            record.updated_at = now;
+            let taken: Vec<_> = results
+                .by_ref()
+                .take(job.fire.len())
+                .map(taken_of)
+                .collect();
+            advance(&mut record, job, taken, now);
             record
         })
         .collect()

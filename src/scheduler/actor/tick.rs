@@ -40,7 +40,7 @@ fn ahead(r: &ScheduleRecord) -> chrono::Duration {
 
 /// The task of `slot`; one fired ahead of its slot runs at the slot (`run_at`, which the
 /// queue measures by the same clock as the scheduler).
-pub(super) fn task_of(record: &ScheduleRecord, slot: DateTime<Utc>, now: DateTime<Utc>) -> NewTask {
+fn task_of(record: &ScheduleRecord, slot: DateTime<Utc>, now: DateTime<Utc>) -> NewTask {
     let task = slot_task(record, slot);
     match slot > now {
         true => task.run_at(slot.into()),
@@ -137,11 +137,7 @@ impl SchedulerState {
         if jobs.is_empty() {
             return;
         }
-        let tasks = jobs
-            .iter()
-            .flat_map(|j| j.fire.iter().map(|slot| task_of(&j.record, *slot, now)))
-            .collect();
-        let mut results = match submit_batch(&self.shared, tasks).await {
+        let mut results = match submit_batch(&self.shared, tasks_of(&jobs, now)).await {
             Ok(results) => results.into_iter(),
             Err(e) => {
                 tracing::warn!(schedules = jobs.len(), error = %e, "firing due slots failed; retrying shortly");
@@ -211,38 +207,26 @@ impl SchedulerState {
         })
     }
 
-    /// Takes the job's results from `results` and returns its record with the new
-    /// watermark: the newest slot, or just before the first slot that failed for a
-    /// passing reason, so that it fires on the retry.
+    /// Takes the job's results from `results` (counting and logging each) and returns
+    /// its record with the new watermark (see [`advance`]); a failed slot is retried.
     pub(super) fn settle(
         &mut self,
         job: Job,
         results: &mut impl Iterator<Item = Result<Receipt, SubmitError>>,
         now: DateTime<Utc>,
     ) -> ScheduleRecord {
-        let Job {
-            mut record,
-            fire,
-            newest,
-        } = job;
-        let name = record.spec.name.clone();
-        let mut failed = None;
-        for (slot, result) in fire.into_iter().zip(results) {
-            match self.take(&name, slot, result, now) {
-                Taken::Fired(id) => record.last_task = Some(id),
-                Taken::Dropped => {}
-                Taken::Failed => failed = failed.or(Some(slot)),
-            }
-        }
-        record.last_slot = Some(match failed {
-            Some(slot) => slot - chrono::Duration::nanoseconds(1),
-            None => newest,
-        });
-        match failed {
+        let name = job.record.spec.name.clone();
+        let taken: Vec<Taken> = job
+            .fire
+            .iter()
+            .zip(results)
+            .map(|(slot, result)| self.take(&name, *slot, result, now))
+            .collect();
+        let mut record = job.record.clone();
+        match advance(&mut record, &job, taken, now) {
             Some(_) => self.retry_at.insert(name, now + RETRY),
             None => self.retry_at.remove(&name),
         };
-        record.updated_at = now;
         record
     }
 
@@ -254,21 +238,18 @@ impl SchedulerState {
         result: Result<Receipt, SubmitError>,
         now: DateTime<Utc>,
     ) -> Taken {
-        match result {
-            Ok(receipt) => {
-                self.fired_one(name, slot, &receipt, now);
-                Taken::Fired(receipt.id)
-            }
-            Err(e) if passing(&e) => {
+        let taken = taken_of(&result);
+        match (&result, &taken) {
+            (Ok(receipt), _) => self.fired_one(name, slot, receipt, now),
+            (Err(e), Taken::Failed) => {
                 tracing::warn!(schedule = %name, slot = %slot, error = %e, "firing a slot failed; retrying shortly");
-                Taken::Failed
             }
-            Err(e) => {
+            (Err(e), _) => {
                 dropped("refused", 1);
                 tracing::error!(schedule = %name, slot = %slot, error = %e, "slot dropped: its task was refused");
-                Taken::Dropped
             }
         }
+        taken
     }
 
     /// Records the lateness of a slot that created its task (not of a duplicate: a slot
@@ -312,6 +293,47 @@ impl SchedulerState {
             tracing::warn!(schedules = n, error = %e, "storing schedule watermarks failed; slots fired again after a restart are deduplicated");
         }
     }
+}
+
+/// What became of one slot, by its submit's result (no effect: see `take`).
+pub(super) fn taken_of(result: &Result<Receipt, SubmitError>) -> Taken {
+    match result {
+        Ok(receipt) => Taken::Fired(receipt.id),
+        Err(e) if passing(e) => Taken::Failed,
+        Err(_) => Taken::Dropped,
+    }
+}
+
+/// Moves `record` past `job`'s slots as `taken` says: its last task is the last one
+/// fired, and its watermark the newest due slot, or just before the first slot that
+/// failed for a passing reason, so that it fires on the retry (that slot is returned).
+pub(super) fn advance(
+    record: &mut ScheduleRecord,
+    job: &Job,
+    taken: impl IntoIterator<Item = Taken>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let mut failed = None;
+    for (slot, taken) in job.fire.iter().zip(taken) {
+        match taken {
+            Taken::Fired(id) => record.last_task = Some(id),
+            Taken::Dropped => {}
+            Taken::Failed => failed = failed.or(Some(*slot)),
+        }
+    }
+    record.last_slot = Some(match failed {
+        Some(slot) => slot - chrono::Duration::nanoseconds(1),
+        None => job.newest,
+    });
+    record.updated_at = now;
+    failed
+}
+
+/// The tasks of every job's slots, in order.
+pub(super) fn tasks_of(jobs: &[Job], now: DateTime<Utc>) -> Vec<NewTask> {
+    jobs.iter()
+        .flat_map(|j| j.fire.iter().map(|slot| task_of(&j.record, *slot, now)))
+        .collect()
 }
 
 /// True if a submit may succeed when tried again: the store failed, the queue was full,

@@ -30,6 +30,12 @@ async fn owner<S: Store>(s: &S, name: &str) -> Owner {
     s.register(info).await.unwrap()
 }
 
+/// The free `cron` lease, taken by `holder`.
+async fn taken<S: Store>(s: &S, holder: Owner) -> crate::store::Lease {
+    let lease = s.acquire_lease("cron".into(), holder, TTL).await.unwrap();
+    lease.expect("the lease is free")
+}
+
 async fn a_lease_is_held_by_one_holder_and_renewed_only_by_it<H: Harness>(h: &mut H) {
     let s = h.fresh().await;
     let (a, b) = (owner(&s, "a").await, owner(&s, "b").await);
@@ -95,11 +101,7 @@ async fn an_expired_lease_goes_to_the_next_holder_with_the_next_epoch<H: Harness
 async fn a_released_lease_is_taken_at_once_and_the_old_holder_cannot_renew<H: Harness>(h: &mut H) {
     let s = h.fresh().await;
     let (a, b) = (owner(&s, "a").await, owner(&s, "b").await);
-    let lease = s
-        .acquire_lease("cron".into(), a, TTL)
-        .await
-        .unwrap()
-        .unwrap();
+    let lease = taken(&s, a).await;
     assert!(s.release_lease(lease.fence()).await.unwrap());
     assert!(
         !s.release_lease(lease.fence()).await.unwrap(),
@@ -158,11 +160,7 @@ async fn schedules_are_versioned_and_put_if_compares_the_version<H: Harness>(h: 
 async fn firing_writes_everything_under_the_lease_or_nothing<H: Harness>(h: &mut H) {
     let s = h.fresh().await;
     let (a, b) = (owner(&s, "a").await, owner(&s, "b").await);
-    let lease = s
-        .acquire_lease("cron".into(), a, TTL)
-        .await
-        .unwrap()
-        .unwrap();
+    let lease = taken(&s, a).await;
     let v = s.put_schedule_if(schedule("s")).await.unwrap().unwrap();
     let gone = s.put_schedule_if(schedule("gone")).await.unwrap().unwrap();
     assert!(s.delete_schedule("gone".into()).await.unwrap());
@@ -202,10 +200,7 @@ async fn firing_writes_everything_under_the_lease_or_nothing<H: Harness>(h: &mut
 
     // Under a lease that is no longer held: nothing at all.
     assert!(s.release_lease(lease.fence()).await.unwrap());
-    s.acquire_lease("cron".into(), b, TTL)
-        .await
-        .unwrap()
-        .unwrap();
+    taken(&s, b).await;
     let late = Firing {
         lease: lease.fence(),
         writes: vec![create(&two)],

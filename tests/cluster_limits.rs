@@ -46,13 +46,16 @@ async fn a_cluster_wide_limit_holds_while_a_node_is_killed_and_restarted() {
         return;
     };
     c.wait_all_up(LIMIT).await;
-    let load = Load::start(&c, Pace::Rate(120.0), json!({"kind": "noop"}));
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Paced by the load's acknowledgements (120 a second): about 8 s, 6 s, 8 s.
+    let mut load = Load::start(&c, Pace::Rate(120.0), json!({"kind": "noop"}));
+    load.wait_acknowledged(960, LIMIT).await;
     c.kill(2);
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    load.wait_acknowledged(load.acknowledged() + 720, LIMIT)
+        .await;
     c.restart(2);
     c.wait_all_up(LIMIT).await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    load.wait_acknowledged(load.acknowledged() + 960, LIMIT)
+        .await;
     let tally = load.stop().await;
     let (busiest, windows) = busiest_window(&c.db, 2).await;
     let bound = PER_SECOND * 10 * 11 / 10;

@@ -12,6 +12,8 @@
 //!   reservations go back to the shared pool;
 //! - runs the tasks whose create reported a failure but was stored all the same (the
 //!   commit's answer was lost), which nobody else would run while this process lives;
+//! - mirrors the shared records of cluster-wide circuit breakers (every poll, so a
+//!   breaker opened on one node opens here within one poll);
 //! - reserves waiting tasks from the shared pool for its queues' free workers, on the
 //!   tick and at once when another process hints that tasks went back to the pool
 //!   ([`Notifier`](crate::store::Notifier)); it hints in turn when it releases a dead
@@ -162,6 +164,7 @@ impl Actor for Coordinator {
 }
 
 async fn tick(state: &mut CoordinatorState) {
+    crate::runtime::gates::mirror_all(&state.shared).await;
     let now = Instant::now();
     if now >= state.next_heartbeat {
         state.next_heartbeat = now + state.config.heartbeat_every;

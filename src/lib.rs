@@ -47,7 +47,7 @@
 //! | [`system`] | the builder, the handle, graceful shutdown |
 //! | [`queue`] | queue settings and the priority queue; workers pull from it directly |
 //! | [`supervisor`] | OTP restart strategies for ractor (one_for_one, one_for_all, rest_for_one) |
-//! | [`breaker`], [`ratelimit`] | per-kind and per-queue gates; gated tasks wait, they do not fail |
+//! | [`breaker`], [`ratelimit`], [`scope`] | per-kind and per-queue gates, on a node or across the cluster; gated tasks wait, they do not fail |
 //! | [`registry`] | namespaced names, so several systems share one process |
 //! | [`health`], [`telemetry`] | health checks, spans, events and metrics |
 //! | [`runtime`] | task status snapshots and attempt errors |
@@ -91,6 +91,7 @@ pub mod ratelimit;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;
+pub mod scope;
 pub mod secret;
 pub mod store;
 pub mod supervisor;

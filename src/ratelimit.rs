@@ -3,7 +3,7 @@
 //! The limiter reads [`tokio::time::Instant`], so it follows paused time in tests and its
 //! refusals name a tokio instant that a timer can wait for.
 //!
-//! A limit of [`LimitScope::Cluster`] holds across every node sharing a store: each node
+//! A limit of [`Scope::Cluster`] holds across every node sharing a store: each node
 //! admits its share, the rate (and burst) divided by the number of live nodes that the
 //! store's registry lists (for a queue's limit, those serving the queue). The coordinator
 //! reads the registry at every heartbeat and calls [`Limiter::share_among`]; a new share
@@ -24,6 +24,8 @@ use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+pub use crate::scope::Scope;
+
 /// A sustained rate with an allowance for bursts. Zero is rejected when deserializing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,18 +36,7 @@ pub struct RateLimit {
     pub burst: NonZeroU32,
     /// Whether the limit holds on each node or across the cluster (default `node`).
     #[serde(default)]
-    pub scope: LimitScope,
-}
-
-/// Where a [`RateLimit`] holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LimitScope {
-    /// On each node by itself.
-    #[default]
-    Node,
-    /// Across every node sharing the store: the nodes' starts add up to the limit.
-    Cluster,
+    pub scope: Scope,
 }
 
 impl RateLimit {
@@ -54,14 +45,14 @@ impl RateLimit {
         Self {
             per_second: n,
             burst: n,
-            scope: LimitScope::Node,
+            scope: Scope::Node,
         }
     }
 
     /// The same limit, held across the cluster.
     pub fn cluster_wide(self) -> Self {
         Self {
-            scope: LimitScope::Cluster,
+            scope: Scope::Cluster,
             ..self
         }
     }
@@ -118,8 +109,7 @@ impl Limiter {
     /// limit ignores it). A changed share starts with an empty bucket.
     pub fn share_among(&self, nodes: u32) {
         let nodes = nodes.max(1);
-        if self.limit.scope != LimitScope::Cluster
-            || self.sharing.swap(nodes, Ordering::AcqRel) == nodes
+        if self.limit.scope != Scope::Cluster || self.sharing.swap(nodes, Ordering::AcqRel) == nodes
         {
             return;
         }
@@ -180,7 +170,7 @@ mod tests {
         Limiter::new(RateLimit {
             per_second: nz(per_second),
             burst: nz(burst),
-            scope: LimitScope::Node,
+            scope: Scope::Node,
         })
     }
 
@@ -247,9 +237,9 @@ mod tests {
     fn the_scope_reads_from_config_and_defaults_to_the_node() {
         let cluster: RateLimit =
             serde_json::from_str(r#"{"per_second":5,"burst":5,"scope":"cluster"}"#).unwrap();
-        assert_eq!(cluster.scope, LimitScope::Cluster);
+        assert_eq!(cluster.scope, Scope::Cluster);
         let node: RateLimit = serde_json::from_str(r#"{"per_second":5,"burst":5}"#).unwrap();
-        assert_eq!(node.scope, LimitScope::Node);
+        assert_eq!(node.scope, Scope::Node);
         let bad = serde_json::from_str::<RateLimit>(r#"{"per_second":5,"burst":5,"scope":"x"}"#);
         assert!(bad.unwrap_err().to_string().contains("unknown variant"));
     }

@@ -8,6 +8,7 @@ mod attempt;
 mod cell;
 pub(crate) mod context;
 mod dispatch;
+pub(crate) mod gates;
 pub(crate) mod handler;
 pub(crate) mod journal;
 mod messages;

@@ -9,6 +9,7 @@
 //!   into one transaction and one fsync (group commit); a write resolves only once its
 //!   batch is durable. Reads run on their own connections, off the async runtime.
 
+mod breakers;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod coord;
@@ -25,6 +26,7 @@ mod postgres;
 mod sqlite;
 mod types;
 
+pub use breakers::{BreakerWrite, Breakers, ProbeOutcome, SharedBreaker};
 pub use coord::{newest_incarnations, Coordination, NodeInfo, NodeRecord, Owner, Requested};
 pub use fence::{Fence, States};
 pub use firing::{Fired, Firing};
@@ -53,8 +55,8 @@ use crate::task::TaskId;
 /// The store traits, imported for their methods: `use taskmesh::store::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        Coordination as _, EventLog as _, Leases as _, Notifier as _, ScheduleStore as _, Store,
-        TaskStore as _,
+        Breakers as _, Coordination as _, EventLog as _, Leases as _, Notifier as _,
+        ScheduleStore as _, Store, TaskStore as _,
     };
 }
 
@@ -81,9 +83,15 @@ pub const MAX_DEFER: std::time::Duration = std::time::Duration::from_millis(5);
 /// - A `Write::Update` or `Write::Event` for an unknown task id is ignored (an update
 ///   with a fence yields `Fenced`).
 /// - Events of a task come back in the order they were written, with increasing `seq`.
-pub trait Store: TaskStore + EventLog + ScheduleStore + Coordination + Leases + Notifier {}
+pub trait Store:
+    TaskStore + EventLog + ScheduleStore + Coordination + Leases + Breakers + Notifier
+{
+}
 
-impl<T: TaskStore + EventLog + ScheduleStore + Coordination + Leases + Notifier> Store for T {}
+impl<T> Store for T where
+    T: TaskStore + EventLog + ScheduleStore + Coordination + Leases + Breakers + Notifier
+{
+}
 
 /// Tasks: creating them, changing them by (conditional) writes, and querying them.
 /// Implementations must be safe to share between threads; every method returns a

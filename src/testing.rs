@@ -354,7 +354,8 @@ macro_rules! task_store_reads {
     };
 }
 
-/// Implements [`Coordination`](crate::store::Coordination) and
+/// Implements [`Coordination`](crate::store::Coordination),
+/// [`Leases`](crate::store::Leases), [`Breakers`](crate::store::Breakers) and
 /// [`Notifier`](crate::store::Notifier) for a test store wrapper by
 /// delegating every method to one of its fields: `delegate_coordination!(Wrapper, inner);`.
 #[macro_export]
@@ -510,6 +511,26 @@ macro_rules! delegate_coordination {
                 Result<Option<$crate::store::Lease>, $crate::store::StoreError>,
             > {
                 self.$field.lease(name)
+            }
+        }
+        impl $crate::store::Breakers for $ty {
+            fn write_breaker(
+                &self,
+                name: String,
+                write: $crate::store::BreakerWrite,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<$crate::store::SharedBreaker, $crate::store::StoreError>,
+            > {
+                self.$field.write_breaker(name, write)
+            }
+            fn breakers(
+                &self,
+            ) -> ::futures::future::BoxFuture<
+                'static,
+                Result<Vec<$crate::store::SharedBreaker>, $crate::store::StoreError>,
+            > {
+                self.$field.breakers()
             }
         }
     };

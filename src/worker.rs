@@ -22,12 +22,17 @@ use ractor::{pg, Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::breaker::Admission;
+use crate::breaker::{Admission, Ended};
 use crate::runtime::context::TaskContext;
+use crate::runtime::gates;
 use crate::runtime::{
     begin_attempt, claim, run_attempt, settle, AttemptOutcome, Current, HandlerEntry, QueueShared,
     Shared, TaskCell, WorkerMsg, WorkerSlot,
 };
+
+/// A probe's claim on a cluster-wide breaker outlasts its attempt's timeout and grace by
+/// this much, so that it runs out only for a node that died.
+const PROBE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Tasks a worker runs per `Drain` message before it looks at its mailbox again.
 pub(crate) const BATCH: usize = 64;
@@ -121,10 +126,13 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
     let Some(is_probe) = pass_gates(state, entry, &cell, now) else {
         return;
     };
+    if is_probe && !claim_probe(state, entry, &cell).await {
+        return;
+    }
     let Some(mut started) = begin_attempt(&state.shared, &cell, &state.queue, &state.name, now)
     else {
         if is_probe {
-            breaker_neutral(entry);
+            gates::report(&state.shared, entry, Ended::Neutral, true).await;
         }
         return;
     };
@@ -132,7 +140,7 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
         let (shared, queue) = (&state.shared, &state.queue);
         if !claim(shared, queue, &cell, started.run, write).await {
             if is_probe {
-                breaker_neutral(entry);
+                gates::report(shared, entry, Ended::Neutral, true).await;
             }
             return;
         }
@@ -180,7 +188,8 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
     .instrument(span)
     .await;
     let end = Instant::now();
-    record(state, entry, &cell, &outcome, end.duration_since(now));
+    record_duration(state, &cell, end.duration_since(now));
+    gates::report(&state.shared, entry, ended(&outcome), is_probe).await;
     state.slot.end(end);
     settle(&state.shared, &state.queue, &cell, started.run, outcome);
 }
@@ -214,28 +223,33 @@ fn pass_gates(
     Some(is_probe)
 }
 
+/// For a breaker shared by the cluster: claims its probe in the store. A task whose
+/// claim lost goes back to wait (its next admission finds the breaker as the store has it).
+async fn claim_probe(state: &WorkerState, entry: &HandlerEntry, cell: &Arc<TaskCell>) -> bool {
+    let holds = (cell.task.timeout.saturating_add(state.shared.grace)).saturating_add(PROBE_MARGIN);
+    if gates::claim_probe(&state.shared, entry, holds).await {
+        return true;
+    }
+    state.queue.park(cell.clone(), Instant::now());
+    false
+}
+
+fn ended(outcome: &AttemptOutcome) -> Ended {
+    match outcome {
+        AttemptOutcome::Succeeded(_) => Ended::Succeeded,
+        AttemptOutcome::Failed(..) => Ended::Failed,
+        _ => Ended::Neutral,
+    }
+}
+
 fn breaker_neutral(entry: &HandlerEntry) {
     if let Some(b) = &entry.breaker {
         b.record_neutral();
     }
 }
 
-fn record(
-    state: &WorkerState,
-    entry: &HandlerEntry,
-    cell: &TaskCell,
-    outcome: &AttemptOutcome,
-    took: Duration,
-) {
+fn record_duration(state: &WorkerState, cell: &TaskCell, took: Duration) {
     if let Some(m) = state.queue.kind_metrics(&cell.task.kind) {
         m.attempt_duration.record(took.as_secs_f64());
-    }
-    let Some(breaker) = &entry.breaker else {
-        return;
-    };
-    match outcome {
-        AttemptOutcome::Succeeded(_) => breaker.record_success(),
-        AttemptOutcome::Failed(..) => breaker.record_failure(Instant::now()),
-        _ => breaker.record_neutral(),
     }
 }

@@ -18,6 +18,7 @@ async fn an_open_breaker_makes_tasks_wait_instead_of_failing_until_a_probe_succe
     let breaker = BreakerConfig {
         failure_threshold: 2,
         cooldown: Duration::from_secs(30),
+        ..BreakerConfig::default()
     };
     let sys = TaskSystem::builder()
         .namespace(unique_ns("breaker"))

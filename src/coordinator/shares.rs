@@ -6,13 +6,12 @@
 //! of each node (a killed node in a mesh is buried at once; otherwise at `dead_after`,
 //! and until then its share goes unused: the cluster stays under the limit).
 
-use crate::ratelimit::{LimitScope, Limiter};
+use crate::ratelimit::{Limiter, Scope};
 use crate::runtime::{CoordConfig, Shared};
 use crate::store::{newest_incarnations, NodeRecord};
 
 fn cluster_wide(l: &Option<Limiter>) -> Option<&Limiter> {
-    l.as_ref()
-        .filter(|l| l.limit().scope == LimitScope::Cluster)
+    l.as_ref().filter(|l| l.limit().scope == Scope::Cluster)
 }
 
 /// Reads the registry and sets every cluster-wide limiter's share.

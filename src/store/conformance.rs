@@ -3,10 +3,12 @@
 //! Every check is generic over a [`Harness`], so a store plugs in with a harness and two
 //! tests: one awaiting [`run_all`], one calling [`model_property`] (outside any runtime).
 
+mod breakers;
 mod coordination;
 mod fencing;
 mod leases;
 
+pub(crate) use breakers::run_breakers;
 pub(crate) use coordination::run_shared;
 pub(crate) use leases::run_leases;
 
@@ -174,6 +176,7 @@ async fn a_shared_memory_store_passes_the_coordination_checks() {
     run_all(&mut SharedMemoryHarness).await;
     run_shared(&mut SharedMemoryHarness).await;
     run_leases(&mut SharedMemoryHarness).await;
+    run_breakers(&mut SharedMemoryHarness).await;
 }
 
 #[test]

@@ -20,6 +20,7 @@ use super::{
 use crate::cron::schedule::ScheduleRecord;
 use crate::task::TaskId;
 
+mod breakers;
 mod coord;
 mod lease;
 mod schedules;
@@ -51,6 +52,7 @@ struct Inner {
     /// The last schedule version given.
     schedule_version: u64,
     leases: std::collections::HashMap<String, lease::Held>,
+    breakers: std::collections::HashMap<String, breakers::Kept>,
     nodes: coord::Registry,
 }
 

@@ -52,6 +52,7 @@
 //! | `schedules` | cron schedules |
 //! | `coord` | the node registry, heartbeats, reservations |
 
+mod breakers;
 mod coord;
 mod errors;
 mod lease;

@@ -384,6 +384,10 @@ impl Notifier for SqliteStore {}
 /// One process per database file: no leases (the cron leader of a single node needs none).
 impl super::Leases for SqliteStore {}
 
+/// One process per database file: its breakers are its own (a cluster-wide breaker acts
+/// as a node's).
+impl super::Breakers for SqliteStore {}
+
 /// One process per file (the file lock): nothing to coordinate. The runtime never
 /// reserves or rescues on a store that is not shared.
 impl Coordination for SqliteStore {

@@ -153,6 +153,18 @@ CREATE TABLE leases (
 CREATE SEQUENCE schedule_versions;
 ALTER TABLE schedules ADD COLUMN version bigint NOT NULL DEFAULT nextval('schedule_versions');
 "#,
+    // (5) Cluster-wide circuit breakers: state, the end of the cooldown or of the
+    // probe's claim (database time), and the probe's holder.
+    r#"
+CREATE TABLE breakers (
+    name               text PRIMARY KEY,
+    version            bigint NOT NULL,
+    state              text NOT NULL CHECK (state IN ('closed', 'open', 'half_open')),
+    until              timestamptz NOT NULL,
+    probe_node         text,
+    probe_incarnation  bigint
+);
+"#,
 ];
 
 /// The newest schema version this build knows.

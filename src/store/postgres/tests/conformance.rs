@@ -1,6 +1,8 @@
 //! The shared store conformance suite and model property, run against PostgreSQL.
 
-use crate::store::conformance::{model_property, run_all, run_leases, run_shared, Harness};
+use crate::store::conformance::{
+    model_property, run_all, run_breakers, run_leases, run_shared, Harness,
+};
 use crate::store::postgres::PgStore;
 use crate::store::prelude::*;
 use crate::testing::pg::TestDb;
@@ -51,6 +53,7 @@ async fn postgres_store_passes_the_conformance_suite() {
     run_all(&mut h).await;
     run_shared(&mut h).await;
     run_leases(&mut h).await;
+    run_breakers(&mut h).await;
 }
 
 #[test]

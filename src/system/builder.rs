@@ -54,6 +54,8 @@ pub struct TaskSystemBuilder {
     namespace: String,
     queues: Vec<QueueConfig>,
     handlers: Vec<(&'static str, Arc<dyn ErasedHandler>, HandlerOptions)>,
+    /// Gates set by configuration, applied over the handlers' own at start.
+    kind_options: Vec<crate::config::KindConfig>,
     limits: Limits,
     cancel_grace: Duration,
     retention: Duration,
@@ -78,6 +80,7 @@ impl Default for TaskSystemBuilder {
             namespace: "taskmesh".into(),
             queues: Vec::new(),
             handlers: Vec::new(),
+            kind_options: Vec::new(),
             limits: Limits::default(),
             cancel_grace: Duration::from_secs(5),
             retention: Duration::from_secs(300),
@@ -147,6 +150,7 @@ impl TaskSystemBuilder {
         self.cancel_grace = cfg.cancel_grace;
         self.retention = cfg.retention;
         self.retention_max = cfg.retention_max;
+        self.kind_options = cfg.kinds;
         self
     }
 
@@ -259,6 +263,7 @@ impl TaskSystemBuilder {
         if !self.queues.iter().any(|q| q.name == "default") {
             self.queues.push(QueueConfig::new("default"));
         }
+        configure_kinds(&mut self.handlers, &self.kind_options)?;
         let kinds: Vec<&str> = self.handlers.iter().map(|(k, _, _)| *k).collect();
         let queues = build_queues(&self.queues, &kinds)?;
         let handlers = build_handlers(self.handlers, &queues)?;
@@ -351,6 +356,33 @@ fn build_queues(
         }
     }
     Ok(queues)
+}
+
+/// Applies the configured gates over the handlers' own; a kind not registered is an error.
+fn configure_kinds(
+    handlers: &mut [(&'static str, Arc<dyn ErasedHandler>, HandlerOptions)],
+    configured: &[crate::config::KindConfig],
+) -> Result<(), ValidationError> {
+    for kind in configured {
+        let Some((_, _, options)) = handlers.iter_mut().find(|(k, _, _)| *k == kind.name) else {
+            let known: Vec<&str> = handlers.iter().map(|(k, _, _)| *k).collect();
+            return Err(ValidationError::new(
+                "system.kinds.name",
+                format!(
+                    "kind {:?} is not registered (registered: {})",
+                    kind.name,
+                    known.join(", ")
+                ),
+            ));
+        };
+        if let Some(breaker) = kind.breaker {
+            options.breaker = Some(breaker);
+        }
+        if let Some(limit) = kind.rate_limit {
+            options.rate_limit = Some(limit);
+        }
+    }
+    Ok(())
 }
 
 fn build_handlers(

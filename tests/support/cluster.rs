@@ -17,13 +17,16 @@
 //! The parts: [`view`] (a node's `GET /v1/cluster`, waiting on it), [`partition`]
 //! (mesh faults between chosen nodes, whoever dialed: [`dialer`] tells the proxies who
 //! did), [`load`] (a load driver), [`check`] (the checker over the database, waiting
-//! for tasks to end), [`cron`] (schedules, the cron lease, and the slot checker).
+//! for tasks to end), [`cron`] (schedules, the cron lease, and the slot checker),
+//! [`breakers`] (the shared `exec` breaker in the database and in each node's view).
 //!
 //! Include it with `#[path = "support/cluster.rs"] mod cluster;`. It needs a
 //! multi-thread tokio runtime: the proxies run on its workers while the harness blocks on
 //! starting processes.
 #![allow(dead_code)]
 
+#[path = "cluster/breakers.rs"]
+pub mod breakers;
 #[path = "cluster/check.rs"]
 pub mod check;
 #[path = "cluster/config.rs"]

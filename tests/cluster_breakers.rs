@@ -1,0 +1,127 @@
+//! A cluster-wide circuit breaker across three real `taskmesh node` processes on one
+//! PostgreSQL database: the `exec` kind's breaker (`scope = "cluster"`) opens on every
+//! node within a second of opening on one; after the cooldown one probe runs in the
+//! whole cluster while every node's tasks wait; its success closes the breaker
+//! everywhere. When the node running the probe is killed, its claim runs out and
+//! another node probes.
+//!
+//! Skipped (with a line saying why) when no PostgreSQL answers, unless
+//! `TASKMESH_REQUIRE_PG=1`, as in `.ci/run`.
+
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use std::time::Duration;
+
+use cluster::breakers::{failing, sleeping, starts_between, wait_row, LOOK};
+use cluster::check::wait_all_ended;
+use cluster::Cluster;
+use taskmesh::TaskId;
+use tokio::time::Instant;
+
+const LIMIT: Duration = Duration::from_secs(30);
+const COOLDOWN: Duration = Duration::from_secs(3);
+/// The probe's claim: its timeout (2 s), the cancel grace (1 s) and a margin of 1 s.
+const CLAIM: Duration = Duration::from_secs(4);
+const EXTRA: &str = r#"
+[exec]
+allow = ["false", "sleep"]
+
+[system]
+cancel_grace_ms = 1000
+
+[[system.kinds]]
+name = "exec"
+breaker = { failure_threshold = 3, cooldown_ms = 3000, scope = "cluster" }
+"#;
+
+/// Three failures through node `via` open the shared breaker; returns when every node
+/// shows it open, with the time each took after it opened in the database.
+async fn trip(c: &Cluster, via: usize) -> (cluster::breakers::Row, Vec<Duration>) {
+    for _ in 0..3 {
+        c.submit_to(via, &failing()).await;
+    }
+    let open = wait_row(&c.db, LIMIT, |r| r.state == "open").await;
+    // When it opened, on this clock: its cooldown less what is left of it.
+    let opened = Instant::now() - COOLDOWN.saturating_sub(open.left);
+    let mut lags = vec![None; c.nodes.len()];
+    while lags.iter().any(Option::is_none) {
+        assert!(opened.elapsed() < LIMIT, "not open everywhere: {lags:?}");
+        for (i, lag) in lags.iter_mut().enumerate() {
+            if lag.is_none() && c.breaker_of(i).await == "open" {
+                *lag = Some(opened.elapsed());
+            }
+        }
+        tokio::time::sleep(LOOK).await;
+    }
+    (open, lags.into_iter().map(Option::unwrap).collect())
+}
+
+/// Two tasks of `secs` seconds on every node, submitted while the breaker is open.
+async fn waiting(c: &Cluster, secs: u32) -> Vec<TaskId> {
+    let mut ids = Vec::new();
+    for i in 0..c.nodes.len() {
+        for _ in 0..2 {
+            ids.push(c.submit_to(i, &sleeping(secs, 2000)).await);
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_wide_breaker_opens_everywhere_probes_on_one_node_and_closes_everywhere() {
+    let Some(c) = Cluster::start("cluster_breakers", 3, EXTRA).await else {
+        return;
+    };
+    c.wait_all_up(LIMIT).await;
+    let (open, lags) = trip(&c, 0).await;
+    eprintln!(
+        "figure: cluster-wide breaker open on each node after {lags:?} (observed every {LOOK:?})"
+    );
+    for lag in &lags {
+        assert!(*lag <= Duration::from_secs(1) + LOOK, "open after {lag:?}");
+    }
+    let ids = waiting(&c, 1).await;
+    let states = wait_all_ended(&c.nodes[1], &ids, LIMIT).await;
+    assert!(states.values().all(|s| s == "succeeded"), "{states:?}");
+    let closed = wait_row(&c.db, LIMIT, |r| r.state == "closed").await;
+    let probes = starts_between(&c.db, &ids, 0, closed.until).await;
+    assert_eq!(probes, 1, "one probe started before the breaker closed");
+    let early = starts_between(&c.db, &ids, 0, open.until).await;
+    assert_eq!(early, 0, "nothing started before the cooldown ended");
+    for i in 0..3 {
+        assert_eq!(c.breaker_of(i).await, "closed", "{} closed", c.name(i));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_probing_node_is_killed_another_node_probes_after_its_claim_runs_out() {
+    let Some(mut c) = Cluster::start("cluster_breakers_kill", 3, EXTRA).await else {
+        return;
+    };
+    c.wait_all_up(LIMIT).await;
+    trip(&c, 1).await;
+    let ids = waiting(&c, 1).await;
+    let claim = wait_row(&c.db, LIMIT, |r| r.state == "half_open").await;
+    let prober = claim.probe.clone().expect("a holder");
+    let victim = (0..3).find(|&i| c.name(i) == prober).unwrap();
+    c.kill(victim);
+    let killed = Instant::now();
+    let next = wait_row(&c.db, LIMIT, |r| r.version > claim.version).await;
+    let took = killed.elapsed();
+    eprintln!("figure: probing node {prober} killed; the breaker moved on after {took:?} (claim {CLAIM:?}): {next:?}");
+    assert!(
+        next.state == "half_open" && next.probe.as_deref() != Some(prober.as_str()),
+        "another node claimed the probe: {next:?}"
+    );
+    assert!(took <= CLAIM + Duration::from_secs(2), "after {took:?}");
+    let closed = wait_row(&c.db, LIMIT, |r| r.state == "closed").await;
+    let survivor = (0..3).find(|&i| i != victim).unwrap();
+    let states = wait_all_ended(&c.nodes[survivor], &ids, LIMIT).await;
+    assert!(states.values().all(|s| s == "succeeded"), "{states:?}");
+    let probes = starts_between(&c.db, &ids, 0, closed.until).await;
+    assert_eq!(
+        probes, 2,
+        "the killed probe and the one after it, nothing else"
+    );
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{task, unique_ns};
 use taskmesh::ratelimit::RateLimit;
+use taskmesh::store::prelude::*;
 use taskmesh::store::MemoryStore;
 use taskmesh::testing::{Script, ScriptEvent, ScriptHandler};
 use taskmesh::{QueueConfig, TaskSystem};
@@ -95,4 +96,24 @@ async fn a_cluster_wide_limit_holds_across_nodes_and_shares_move_when_one_joins(
     for sys in [a, b, c] {
         sys.shutdown(Duration::from_secs(1)).await;
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_stops_gracefully_leaves_the_registry_at_once() {
+    let store = MemoryStore::shared();
+    let (a, _ra) = node(&store, "a").await;
+    let (b, _rb) = node(&store, "b").await;
+    let names = |records: Vec<taskmesh::store::NodeRecord>| -> Vec<String> {
+        let mut names: Vec<String> = records.into_iter().map(|r| r.owner.node).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(store.nodes().await.unwrap()), ["a", "b"]);
+    b.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(
+        names(store.nodes().await.unwrap()),
+        ["a"],
+        "b is gone before anyone could find it dead (dead_after is 60 s)"
+    );
+    a.shutdown(Duration::from_secs(1)).await;
 }

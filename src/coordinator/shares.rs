@@ -2,9 +2,10 @@
 //! divided among the live nodes the store's registry lists (a queue's limit among those
 //! serving the queue, a kind's among all), so the nodes' starts add up to the limit.
 //! The store splits the rate, not a leader: each node reads the same registry, nothing
-//! has to be sent, and a node that joins or dies moves the shares at the next heartbeat
-//! of each node (a killed node in a mesh is buried at once; otherwise at `dead_after`,
-//! and until then its share goes unused: the cluster stays under the limit).
+//! has to be sent, and a node that joins, stops gracefully (it leaves the registry) or
+//! dies moves the shares at the next heartbeat of each node (a killed node in a mesh is
+//! buried at once; otherwise at `dead_after`, and until then its share goes unused: the
+//! cluster stays under the limit).
 
 use crate::ratelimit::{Limiter, Scope};
 use crate::runtime::{CoordConfig, Shared};

@@ -100,7 +100,8 @@ async fn wait_idle(q: &QueueShared, deadline: Instant) {
 
 /// On a shared store: once this process's last writes are durable, gives its waiting
 /// tasks back to the shared pool, so that other processes run them now rather than
-/// after this one is found dead.
+/// after this one is found dead, then leaves the registry, so that the others stop
+/// counting it (the shares of cluster-wide limits move at their next heartbeat).
 async fn release_held(shared: &crate::runtime::Shared) {
     let (Some(store), Some(owner)) = (shared.journal.store(), shared.journal.owner()) else {
         return;
@@ -117,7 +118,16 @@ async fn release_held(shared: &crate::runtime::Shared) {
             }
         }
         Err(e) => {
-            tracing::warn!(%owner, error = %e, "could not give waiting tasks back; they are rescued once this process is found dead")
+            tracing::warn!(%owner, error = %e, "could not give waiting tasks back; they are rescued once this process is found dead");
+            return;
+        }
+    }
+    // Nothing more is written under this incarnation: the tree has stopped and the
+    // journal is flushed. Anything it still names is rescued like a dead process's.
+    match store.bury(owner.clone(), Duration::ZERO).await {
+        Ok(_) => tracing::info!(%owner, "left the registry"),
+        Err(e) => {
+            tracing::warn!(%owner, error = %e, "could not leave the registry; the others find this process dead after dead_after")
         }
     }
 }

@@ -289,6 +289,7 @@ async fn bench(o: BenchArgs) -> Result<(), AnyError> {
             nodes,
             schedules: o.schedules,
             secs,
+            workers: o.max_workers,
         })
         .await?;
         return print(o.json, &report, &report);

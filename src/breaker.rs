@@ -5,7 +5,7 @@
 //! breaker is pure logic and tests use explicit instants.
 //!
 //! A breaker of [`Scope::Cluster`] is, on each node, a mirror of one record in the shared
-//! store (see [`crate::store::Breakers`]): a node counts its own consecutive failures and,
+//! store (the `Breakers` store trait): a node counts its own consecutive failures and,
 //! at the threshold, trips the shared record; every node applies each newer version of it
 //! ([`CircuitBreaker::mirror`]), so all open within one poll; the probe is claimed in the
 //! store, so it runs on one node. [`CircuitBreaker::record`] says what the store must

@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where a [`RateLimit`](crate::ratelimit::RateLimit) or a
-/// [`BreakerConfig`](crate::breaker::BreakerConfig) holds.
+/// Where a rate limit or a circuit breaker holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {

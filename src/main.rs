@@ -104,6 +104,10 @@ struct BenchArgs {
     /// Maximum workers of the bench queue.
     #[arg(long, default_value_t = 20)]
     max_workers: usize,
+    /// With --cron and --cluster: where the cron leader's tasks start (the nodes'
+    /// `[cluster.routing] default`: local, round_robin, least_loaded).
+    #[arg(long, default_value = "local")]
+    routing: String,
     /// The store: "memory" (no store), "sqlite", or a PostgreSQL admin URL
     /// (postgres://user@host/postgres), through which each run creates a fresh database
     /// taskmesh_bench_<pid>_<n> and drops it afterwards.
@@ -290,6 +294,7 @@ async fn bench(o: BenchArgs) -> Result<(), AnyError> {
             schedules: o.schedules,
             secs,
             workers: o.max_workers,
+            routing: o.routing.clone(),
         })
         .await?;
         return print(o.json, &report, &report);

@@ -114,7 +114,7 @@ async fn run(b: &ClusterBench, n: usize) -> Result<ClusterRun, BenchError> {
     let dir =
         std::env::temp_dir().join(format!("taskmesh-cluster-bench-{}-{n}", std::process::id()));
     let result = async {
-        let nodes = start_nodes(&dir, &db.url(), n, b.max_workers)?;
+        let nodes = start_nodes(&dir, &db.url(), n, b.max_workers, "local")?;
         let clients = nodes
             .iter()
             .map(|p| Client::new(&p.url, None).map_err(invalid))
@@ -133,6 +133,7 @@ pub(super) fn start_nodes(
     url: &str,
     n: usize,
     max_workers: usize,
+    routing: &str,
 ) -> Result<Vec<NodeProc>, BenchError> {
     let exe = std::env::current_exe().map_err(invalid)?;
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect::<Result<_, _>>()?;
@@ -144,7 +145,9 @@ pub(super) fn start_nodes(
         // One node runs without a mesh: the baseline is a plain node.
         let mesh = match n {
             1 => String::new(),
-            _ => format!("[cluster]\nlisten = \"127.0.0.1:{port}\"\n"),
+            _ => format!(
+                "[cluster]\nlisten = \"127.0.0.1:{port}\"\n[cluster.routing]\ndefault = \"{routing}\"\n"
+            ),
         };
         let toml = format!(
             "[store]\npoll_ms = 100\n{mesh}\

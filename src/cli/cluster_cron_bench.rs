@@ -39,6 +39,8 @@ pub struct ClusterCronReport {
     pub end_p99_ms: f64,
     /// Workers per node.
     pub workers: usize,
+    /// The routing policy of the run.
+    pub routing: String,
     /// From the leader's kill to the first slot a new leader fired, in ms.
     pub failover_ms: f64,
     /// The slots fired twice (must be 0).
@@ -49,8 +51,8 @@ impl std::fmt::Display for ClusterCronReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} nodes of {} workers, {} every-second schedules: {} of {} slots started; slot -> start p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; slot -> end p50 {:.2} ms, p99 {:.2} ms; leader killed: a new leader fired {:.0} ms later; {} slots fired twice",
-            self.nodes, self.workers, self.schedules, self.slots, self.expected, self.p50_ms, self.p99_ms, self.max_ms, self.end_p50_ms, self.end_p99_ms, self.failover_ms, self.duplicates
+            "{} nodes of {} workers (routing {}), {} every-second schedules: {} of {} slots started; slot -> start p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; slot -> end p50 {:.2} ms, p99 {:.2} ms; leader killed: a new leader fired {:.0} ms later; {} slots fired twice",
+            self.nodes, self.workers, self.routing, self.schedules, self.slots, self.expected, self.p50_ms, self.p99_ms, self.max_ms, self.end_p50_ms, self.end_p99_ms, self.failover_ms, self.duplicates
         )
     }
 }
@@ -68,6 +70,9 @@ pub struct ClusterCronBench {
     pub secs: u64,
     /// Workers of each node's default queue.
     pub workers: usize,
+    /// Where the leader's cron tasks start (`[cluster.routing] default`): `local` runs
+    /// them on the leader, `round_robin` or `least_loaded` spreads them.
+    pub routing: String,
 }
 
 /// Runs the bench on a fresh database, dropped afterwards.
@@ -92,7 +97,7 @@ async fn run(
     db: &BenchDb,
     dir: &Path,
 ) -> Result<ClusterCronReport, BenchError> {
-    let mut nodes = start_nodes(dir, &db.url(), b.nodes, b.workers)?;
+    let mut nodes = start_nodes(dir, &db.url(), b.nodes, b.workers, &b.routing)?;
     let clients = nodes
         .iter()
         .map(|p| Client::new(&p.url, None).map_err(invalid))
@@ -118,6 +123,7 @@ async fn run(
     let mut report = lateness(db, from, to).await?;
     report.nodes = b.nodes;
     report.workers = b.workers;
+    report.routing = b.routing.clone();
     report.schedules = b.schedules;
     report.expected = b.schedules as u64 * ((to - from) / 1_000_000_000) as u64;
     report.failover_ms = failover_ms;
@@ -210,6 +216,7 @@ async fn lateness(db: &BenchDb, from: i64, to: i64) -> Result<ClusterCronReport,
         end_p50_ms,
         end_p99_ms,
         workers: 0,
+        routing: String::new(),
         failover_ms: 0.0,
         duplicates: dup.get::<_, i64>(0) as u64,
     })

@@ -146,9 +146,10 @@ pub trait Coordination: Send + Sync + 'static {
         Box::pin(async { Ok(false) })
     }
 
-    /// Reserves for `owner` those of `ids` that are due, waiting, and held by nobody or
-    /// already by `owner` (a routing hint named them), and returns them with their owner
-    /// set. A task another process holds, or one running or ended, is left alone, so a
+    /// Reserves for `owner` those of `ids` that wait and are held by it already (due or
+    /// not: a task routed to it with a `run_at` to come, which it queues with its time),
+    /// or that are due and held by nobody (a routing hint named them), and returns them
+    /// with their owner set. A task another process holds, or one running or ended, is left alone, so a
     /// late or repeated hint is harmless.
     fn reserve_ids(
         &self,

@@ -40,10 +40,12 @@ pub(crate) async fn run_shared<H: Harness>(h: &mut H) {
     reserve_takes_due_unheld_tasks_of_its_queues_best_first(h).await;
     two_concurrent_reservers_never_get_the_same_task(h).await;
     release_returns_reservations_and_held_lists_running_first(h).await;
-    reserve_ids_takes_only_the_named_due_tasks_nobody_else_holds(h).await;
+    reserve_ids_takes_the_named_tasks_held_for_it_and_the_due_ones_nobody_holds(h).await;
 }
 
-async fn reserve_ids_takes_only_the_named_due_tasks_nobody_else_holds<H: Harness>(h: &mut H) {
+async fn reserve_ids_takes_the_named_tasks_held_for_it_and_the_due_ones_nobody_holds<H: Harness>(
+    h: &mut H,
+) {
     use TaskState::{Pending, Running, Scheduled};
     let s = h.fresh().await;
     let me = s.register(info("a")).await.unwrap();
@@ -67,6 +69,12 @@ async fn reserve_ids_takes_only_the_named_due_tasks_nobody_else_holds<H: Harness
         r
     };
     let mine = held_by(6, &me);
+    let mine_later = {
+        let mut r = held_by(7, &me);
+        r.life.state = Scheduled;
+        r.life.due_at = Some(SystemTime::now() + HOUR);
+        r
+    };
     let all = [
         free.clone(),
         not_named,
@@ -74,14 +82,25 @@ async fn reserve_ids_takes_only_the_named_due_tasks_nobody_else_holds<H: Harness
         theirs.clone(),
         running.clone(),
         mine.clone(),
+        mine_later.clone(),
     ];
     put(&s, &all).await;
-    let named = ids(&[free.clone(), not_due, theirs.clone(), running, mine.clone()]);
+    let named = ids(&[
+        free.clone(),
+        not_due,
+        theirs.clone(),
+        running,
+        mine.clone(),
+        mine_later.clone(),
+    ]);
     let mut got = ids(&s.reserve_ids(me.clone(), named.clone()).await.unwrap());
     got.sort();
-    let mut want = ids(&[free.clone(), mine]);
+    let mut want = ids(&[free.clone(), mine, mine_later]);
     want.sort();
-    assert_eq!(got, want, "the due waiting ones held by nobody or by me");
+    assert_eq!(
+        got, want,
+        "the due waiting ones held by nobody, and every waiting one held by me"
+    );
     let again = s.reserve_ids(other.clone(), named).await.unwrap();
     assert_eq!(
         ids(&again),

@@ -129,7 +129,12 @@ impl Inner {
                 }
                 _ => false,
             };
-            if due && life.owner.as_ref().is_none_or(|o| *o == owner) {
+            let held = life.owner.as_ref() == Some(&owner);
+            let waiting = matches!(
+                life.state,
+                TaskState::Pending | TaskState::Scheduled | TaskState::Retrying
+            );
+            if (due || (held && waiting)) && life.owner.as_ref().is_none_or(|o| *o == owner) {
                 life.owner = Some(owner.clone());
                 taken.push(e.record.clone());
             }

@@ -272,14 +272,15 @@ FROM picked JOIN task_specs s ON s.id = picked.id \
 WHERE t.id = picked.id \
 RETURNING t.id, s.task::text, t.life::text, t.owner_node, t.owner_incarnation";
 
-/// The named tasks among the due ones held by nobody or by the owner already, locked
-/// with `SKIP LOCKED` and owned.
+/// The named waiting tasks held by the owner already (due or not: it queues them with
+/// their time) or due and held by nobody, locked with `SKIP LOCKED` and owned.
 const RESERVE_IDS: &str = "WITH picked AS MATERIALIZED ( \
     SELECT id FROM tasks \
     WHERE id = ANY($3) \
       AND (owner_incarnation IS NULL OR (owner_incarnation = $1 AND owner_node = $2)) \
       AND state IN ('pending', 'retrying', 'scheduled') \
-      AND (state = 'pending' OR due_at IS NULL OR due_at <= now()) \
+      AND (state = 'pending' OR due_at IS NULL OR due_at <= now() \
+           OR owner_incarnation IS NOT NULL) \
     FOR UPDATE SKIP LOCKED) \
 UPDATE tasks t SET owner_node = $2, owner_incarnation = $1 \
 FROM picked JOIN task_specs s ON s.id = picked.id \

@@ -9,7 +9,9 @@ use futures::future::{BoxFuture, FutureExt};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::errors::{pg_error, pool_error, Doing};
+use super::errors::{failed, pool_error, read_failed, Doing};
+use super::rows::{micros, signed};
+
 use super::PgStore;
 use crate::breaker::BreakerState;
 use crate::store::{BreakerWrite, Breakers, Owner, ProbeOutcome, SharedBreaker, StoreError};
@@ -20,14 +22,6 @@ const COLUMNS: &str = "name, version, state, probe_node, probe_incarnation, \
 
 /// `$2` microseconds from now.
 const FROM_NOW: &str = "clock_timestamp() + $2::int8 * interval '1 microsecond'";
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
-
-fn signed(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 fn breaker_of(row: &Row) -> SharedBreaker {
     let unsigned = |n: i64| u64::try_from(n).unwrap_or_default();
@@ -135,10 +129,7 @@ async fn write(
     if !state.is_empty() {
         params.push(&state);
     }
-    let row = c
-        .query_opt(&sql, &params)
-        .await
-        .map_err(|e| pg_error(Doing::Other(what), e))?;
+    let row = c.query_opt(&sql, &params).await.map_err(failed(what))?;
     // A probe or its end on a breaker never written: nothing to change, it is closed.
     Ok(row
         .as_ref()
@@ -152,10 +143,7 @@ async fn read_all(pool: &Pool) -> Result<Vec<SharedBreaker>, StoreError> {
         .await
         .map_err(|e| pool_error(Doing::Read(what), e))?;
     let sql = format!("SELECT {COLUMNS} FROM breakers ORDER BY name");
-    let rows = c
-        .query(&sql, &[])
-        .await
-        .map_err(|e| pg_error(Doing::Read(what), e))?;
+    let rows = c.query(&sql, &[]).await.map_err(read_failed(what))?;
     Ok(rows.iter().map(breaker_of).collect())
 }
 

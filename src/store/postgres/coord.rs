@@ -10,8 +10,8 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use futures::future::{BoxFuture, FutureExt};
 
-use super::errors::{pg_error, pool_error, Doing};
-use super::rows::{self, incarnation, RECORD_COLUMNS, RECORD_FROM};
+use super::errors::{failed, pg_error, pool_error, Doing};
+use super::rows::{self, incarnation, micros, RECORD_COLUMNS, RECORD_FROM};
 use super::PgStore;
 use crate::store::{
     Coordination, Intent, NodeInfo, NodeRecord, Owner, Requested, StoreError, TaskRecord,
@@ -24,18 +24,10 @@ const ALIVE: &str = "n.heartbeat_at >= now() - $3::int8 * interval '1 microsecon
 
 const OPEN: &str = "state NOT IN ('succeeded', 'failed', 'cancelled')";
 
-fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
-    move |e| pg_error(Doing::Other(what), e)
-}
-
 async fn conn(pool: &Pool, what: &'static str) -> Result<deadpool_postgres::Object, StoreError> {
     pool.get()
         .await
         .map_err(|e| pool_error(Doing::Other(what), e))
-}
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 async fn register(pool: &Pool, info: NodeInfo, session: &str) -> Result<Owner, StoreError> {

@@ -191,3 +191,13 @@ impl std::error::Error for Unreachable {
         self.source.as_deref().map(|e| e as _)
     }
 }
+
+/// The error of a statement that changes something while doing `what`.
+pub(super) fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
+    move |e| pg_error(Doing::Other(what), e)
+}
+
+/// The error of a read while doing `what`.
+pub(super) fn read_failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
+    move |e| pg_error(Doing::Read(what), e)
+}

@@ -8,7 +8,9 @@ use deadpool_postgres::Pool;
 use futures::future::{BoxFuture, FutureExt};
 use tokio_postgres::Row;
 
-use super::errors::{pg_error, pool_error, Doing};
+use super::errors::{failed, pg_error, pool_error, Doing};
+use super::rows::{micros, signed};
+
 use super::PgStore;
 use crate::store::{Lease, LeaseFence, Leases, Owner, StoreError};
 
@@ -20,18 +22,6 @@ const COLUMNS: &str = "name, holder_node, holder_incarnation, epoch, \
 /// time left. Also used, `FOR SHARE`, by a firing transaction.
 pub(super) const HELD: &str = "name = $1 AND holder_node = $2 AND holder_incarnation = $3 \
     AND epoch = $4 AND expires_at > clock_timestamp()";
-
-fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
-    move |e| pg_error(Doing::Other(what), e)
-}
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
-
-fn signed(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 fn lease_of(row: &Row) -> Lease {
     let unsigned = |n: i64| u64::try_from(n).unwrap_or_default();

@@ -3,7 +3,7 @@
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::types::ToSql;
 
-use super::errors::{pg_error, pool_error, Doing};
+use super::errors::{pool_error, read_failed, Doing};
 use super::rows::{self, nanos, CRASH_COLUMNS, EVENT_COLUMNS, RECORD_COLUMNS, RECORD_FROM};
 use crate::store::{
     Crash, History, Page, StoreError, StoredEvent, TaskFilter, TaskQuery, TaskRecord,
@@ -17,10 +17,6 @@ pub(super) async fn conn(pool: &Pool, what: &'static str) -> Result<Object, Stor
         .map_err(|e| pool_error(Doing::Read(what), e))
 }
 
-fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
-    move |e| pg_error(Doing::Read(what), e)
-}
-
 /// A task's row.
 pub(super) async fn get(pool: &Pool, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
     let c = conn(pool, "reading a task").await?;
@@ -28,11 +24,11 @@ pub(super) async fn get(pool: &Pool, id: TaskId) -> Result<Option<TaskRecord>, S
     let stmt = c
         .prepare_cached(&sql)
         .await
-        .map_err(failed("reading a task"))?;
+        .map_err(read_failed("reading a task"))?;
     let row = c
         .query_opt(&stmt, &[&id.0])
         .await
-        .map_err(failed("reading a task"))?;
+        .map_err(read_failed("reading a task"))?;
     row.as_ref().map(rows::record).transpose()
 }
 
@@ -47,11 +43,11 @@ async fn events_on(c: &Object, id: TaskId) -> Result<Vec<StoredEvent>, StoreErro
     let stmt = c
         .prepare_cached(&sql)
         .await
-        .map_err(failed("reading events"))?;
+        .map_err(read_failed("reading events"))?;
     let found = c
         .query(&stmt, &[&id.0])
         .await
-        .map_err(failed("reading events"))?;
+        .map_err(read_failed("reading events"))?;
     found.iter().map(rows::event).collect()
 }
 
@@ -66,11 +62,11 @@ async fn crashes_on(c: &Object, id: TaskId) -> Result<Vec<Crash>, StoreError> {
     let stmt = c
         .prepare_cached(&sql)
         .await
-        .map_err(failed("reading crashes"))?;
+        .map_err(read_failed("reading crashes"))?;
     let found = c
         .query(&stmt, &[&id.0])
         .await
-        .map_err(failed("reading crashes"))?;
+        .map_err(read_failed("reading crashes"))?;
     found.iter().map(rows::crash).collect()
 }
 
@@ -83,13 +79,13 @@ pub(super) async fn history(pool: &Pool, id: TaskId) -> Result<History, StoreErr
         .read_only(true)
         .start()
         .await
-        .map_err(failed("reading a history"))?;
+        .map_err(read_failed("reading a history"))?;
     let events = {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE task = $1 ORDER BY seq");
         let found = tx
             .query(&sql, &[&id.0])
             .await
-            .map_err(failed("reading events"))?;
+            .map_err(read_failed("reading events"))?;
         found
             .iter()
             .map(rows::event)
@@ -100,13 +96,15 @@ pub(super) async fn history(pool: &Pool, id: TaskId) -> Result<History, StoreErr
         let found = tx
             .query(&sql, &[&id.0])
             .await
-            .map_err(failed("reading crashes"))?;
+            .map_err(read_failed("reading crashes"))?;
         found
             .iter()
             .map(rows::crash)
             .collect::<Result<Vec<_>, _>>()?
     };
-    tx.commit().await.map_err(failed("reading a history"))?;
+    tx.commit()
+        .await
+        .map_err(read_failed("reading a history"))?;
     Ok((events, crashes))
 }
 
@@ -120,7 +118,7 @@ pub(super) async fn open_tasks(pool: &Pool) -> Result<Vec<TaskRecord>, StoreErro
     let found = c
         .query(&sql, &[])
         .await
-        .map_err(failed("reading open tasks"))?;
+        .map_err(read_failed("reading open tasks"))?;
     found.iter().map(rows::record).collect()
 }
 
@@ -130,7 +128,7 @@ pub(super) async fn find_unique(pool: &Pool, key: &str) -> Result<Option<TaskId>
     let row = c
         .query_opt("SELECT id FROM tasks WHERE unique_key = $1", &[&key])
         .await
-        .map_err(failed("finding a unique key"))?;
+        .map_err(read_failed("finding a unique key"))?;
     Ok(row.map(|r| TaskId(r.get(0))))
 }
 
@@ -156,7 +154,7 @@ async fn count_on(
     let row = c
         .query_one(&sql, &w.params())
         .await
-        .map_err(failed("counting tasks"))?;
+        .map_err(read_failed("counting tasks"))?;
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or_default())
 }
 
@@ -178,7 +176,7 @@ pub(super) async fn list(pool: &Pool, query: &TaskQuery) -> Result<Page, StoreEr
         .read_only(true)
         .start()
         .await
-        .map_err(failed("listing tasks"))?;
+        .map_err(read_failed("listing tasks"))?;
     let total = count_on(tx.client(), &query.filter).await?;
     let w = Where::of(&query.filter);
     let n = w.values.len();
@@ -197,8 +195,8 @@ pub(super) async fn list(pool: &Pool, query: &TaskQuery) -> Result<Page, StoreEr
     let found = tx
         .query(&sql, &params)
         .await
-        .map_err(failed("listing tasks"))?;
-    tx.commit().await.map_err(failed("listing tasks"))?;
+        .map_err(read_failed("listing tasks"))?;
+    tx.commit().await.map_err(read_failed("listing tasks"))?;
     let tasks = found.iter().map(rows::record).collect::<Result<_, _>>()?;
     Ok(Page { tasks, total })
 }

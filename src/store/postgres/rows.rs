@@ -145,7 +145,17 @@ pub(super) fn transition_row(t: Transition) -> Result<TransitionRow, StoreError>
 
 /// An incarnation as stored (the sequence's `bigint`).
 pub(super) fn incarnation(n: u64) -> i64 {
+    signed(n)
+}
+
+/// A counter (incarnation, epoch, version) as PostgreSQL's `bigint`, saturating.
+pub(super) fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A duration in whole microseconds, as `bigint`, saturating.
+pub(super) fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// The owner named by two columns, if both are set.

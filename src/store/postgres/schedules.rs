@@ -7,7 +7,9 @@
 use deadpool_postgres::{ClientWrapper, Pool};
 use tokio_postgres::Error;
 
-use super::errors::{pg_error, pool_error, Doing};
+use super::errors::{failed, pg_error, pool_error, Doing};
+use super::rows::signed;
+
 use super::lease::HELD;
 use super::writer::{apply, Tail, WriteRow};
 use crate::cron::schedule::ScheduleRecord;
@@ -34,10 +36,6 @@ const MARK_ALL: &str = "UPDATE schedules s SET record = u.record::json, updated_
 /// Inserts `$1` with record `$2` unless the name is taken.
 const INSERT_NEW: &str = "INSERT INTO schedules (name, record) VALUES ($1, $2::text::json) \
     ON CONFLICT (name) DO NOTHING RETURNING version";
-
-fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
-    move |e| pg_error(Doing::Other(what), e)
-}
 
 /// Puts every record in one statement: all or none. A name given twice keeps the last.
 pub(super) async fn put_all(pool: &Pool, records: &[ScheduleRecord]) -> Result<(), StoreError> {
@@ -229,8 +227,4 @@ async fn marks(c: &ClientWrapper, marks: &[ScheduleRecord]) -> Result<Vec<Option
         .map(|r| (r.get::<_, String>(0), unsigned(r.get(1))))
         .collect();
     Ok(names.iter().map(|n| stored.get(*n).copied()).collect())
-}
-
-fn signed(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }

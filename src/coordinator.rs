@@ -462,6 +462,12 @@ async fn rescue_one(shared: &Shared, owner: &Owner) -> Result<(), StoreError> {
     if released > 0 {
         hint(shared, vec![String::new()]).await;
     }
+    // Its probes of cluster-wide breakers would never end: the next node probes now.
+    let freed = store.free_probes(owner.clone()).await?;
+    if freed > 0 {
+        tracing::warn!(%owner, freed, "freed the breaker probes of a dead process");
+        crate::runtime::gates::mirror_all(shared).await;
+    }
     if rescued > 0 || released > 0 {
         metrics::counter!(crate::telemetry::names::RESCUED).increment(rescued);
         tracing::warn!(%owner, rescued, released, "rescued the tasks of a dead process");

@@ -524,6 +524,12 @@ macro_rules! delegate_coordination {
             > {
                 self.$field.write_breaker(name, write)
             }
+            fn free_probes(
+                &self,
+                holder: $crate::store::Owner,
+            ) -> ::futures::future::BoxFuture<'static, Result<u64, $crate::store::StoreError>> {
+                self.$field.free_probes(holder)
+            }
             fn breakers(
                 &self,
             ) -> ::futures::future::BoxFuture<

@@ -10,6 +10,8 @@
 //! - The holder **ends the probe**: closed on success, open for a new cooldown on
 //!   failure, open with the probe free at once when the attempt ended otherwise.
 //!
+//! A rescuer that buries a dead node frees the probes it held (`free_probes`).
+//!
 //! Every write bumps the record's version; nodes read all records on each poll and
 //! ignore one older than what they applied. Only a store several processes share has
 //! them: the defaults refuse, saying so.
@@ -103,6 +105,15 @@ pub trait Breakers: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<SharedBreaker, StoreError>> {
         let _ = (name, write);
         Box::pin(async { Err(unshared()) })
+    }
+
+    /// Frees every probe `holder` claimed: it was found dead (and removed from the
+    /// registry), so its probes will never end. Each such breaker is open with its probe
+    /// free at once, and the next node claims it without waiting for the claim to run
+    /// out. Returns how many were freed.
+    fn free_probes(&self, holder: Owner) -> BoxFuture<'static, Result<u64, StoreError>> {
+        let _ = holder;
+        Box::pin(async { Ok(0) })
     }
 
     /// Every breaker ever written, as it stands.

@@ -19,6 +19,7 @@ pub(crate) async fn run_breakers<H: Harness>(h: &mut H) {
     the_probes_holder_alone_ends_it(h).await;
     a_failed_probe_reopens_and_a_neutral_one_frees_the_probe(h).await;
     a_probe_whose_claim_ran_out_goes_to_another_node(h).await;
+    a_dead_holders_probes_are_freed_at_once(h).await;
 }
 
 async fn owner<S: Store>(s: &S, name: &str) -> Owner {
@@ -195,4 +196,25 @@ async fn a_probe_whose_claim_ran_out_goes_to_another_node<H: Harness>(h: &mut H)
         Some(&b),
         "the first holder's end is fenced"
     );
+}
+
+async fn a_dead_holders_probes_are_freed_at_once<H: Harness>(h: &mut H) {
+    let s = h.fresh().await;
+    let (a, b) = (owner(&s, "a").await, owner(&s, "b").await);
+    let claim = probing(&s, &a).await;
+    assert_eq!(s.free_probes(b.clone()).await.unwrap(), 0, "b holds none");
+    assert_eq!(s.free_probes(a.clone()).await.unwrap(), 1);
+    let freed = s.breakers().await.unwrap().remove(0);
+    assert_eq!(
+        (freed.state, freed.remaining, freed.probe.clone()),
+        (BreakerState::Open, Duration::ZERO, None)
+    );
+    assert!(freed.version > claim.version);
+    let next = probe(&s, &freed, &b).await;
+    assert_eq!(
+        next.probe.as_ref(),
+        Some(&b),
+        "claimed at once, long before its deadline"
+    );
+    assert_eq!(s.free_probes(a).await.unwrap(), 0, "nothing left to free");
 }

@@ -99,6 +99,21 @@ impl Breakers for MemoryStore {
         self.with(|inner| inner.write_breaker(name, write))
     }
 
+    fn free_probes(&self, holder: Owner) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.with(|inner| {
+            let now = Instant::now();
+            let mut freed = 0;
+            for kept in inner.breakers.values_mut() {
+                if matches!(&kept.phase, Phase::Probing { holder: h, .. } if *h == holder) {
+                    kept.phase = Phase::Open { until: now };
+                    kept.version += 1;
+                    freed += 1;
+                }
+            }
+            freed
+        })
+    }
+
     fn breakers(&self) -> BoxFuture<'static, Result<Vec<SharedBreaker>, StoreError>> {
         self.with(|inner| {
             let now = Instant::now();

@@ -136,6 +136,20 @@ async fn write(
         .map_or_else(|| SharedBreaker::closed(name), breaker_of))
 }
 
+async fn free(pool: &Pool, holder: Owner) -> Result<u64, StoreError> {
+    let what = "freeing a dead node's probes";
+    let c = pool
+        .get()
+        .await
+        .map_err(|e| pool_error(Doing::Other(what), e))?;
+    let sql = "UPDATE breakers SET version = version + 1, state = 'open', \
+               until = clock_timestamp(), probe_node = NULL, probe_incarnation = NULL \
+               WHERE state = 'half_open' AND probe_node = $1 AND probe_incarnation = $2";
+    c.execute(sql, &[&holder.node, &signed(holder.incarnation)])
+        .await
+        .map_err(failed(what))
+}
+
 async fn read_all(pool: &Pool) -> Result<Vec<SharedBreaker>, StoreError> {
     let what = "reading the shared breakers";
     let c = pool
@@ -155,6 +169,11 @@ impl Breakers for PgStore {
     ) -> BoxFuture<'static, Result<SharedBreaker, StoreError>> {
         let pool = self.pool().clone();
         async move { write(&pool, name, change).await }.boxed()
+    }
+
+    fn free_probes(&self, holder: Owner) -> BoxFuture<'static, Result<u64, StoreError>> {
+        let pool = self.pool().clone();
+        async move { free(&pool, holder).await }.boxed()
     }
 
     fn breakers(&self) -> BoxFuture<'static, Result<Vec<SharedBreaker>, StoreError>> {

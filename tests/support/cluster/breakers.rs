@@ -87,20 +87,20 @@ impl Cluster {
     }
 }
 
-/// How many attempts of `ids` started at or after `from` and before `to` (nanoseconds
-/// since the epoch).
-pub async fn starts_between(db: &TestDb, ids: &[TaskId], from: i64, to: i64) -> i64 {
+/// The nodes that started attempts of `ids` at or after `from` and before `to`
+/// (nanoseconds since the epoch), one entry per attempt, oldest first.
+pub async fn starts_between(db: &TestDb, ids: &[TaskId], from: i64, to: i64) -> Vec<String> {
     let ids: Vec<uuid::Uuid> = ids
         .iter()
         .map(|id| id.to_string().parse().unwrap())
         .collect();
-    let sql = "SELECT count(*) FROM events \
-               WHERE type = 'started' AND task = ANY($1) AND at >= $2 AND at < $3";
-    let row = db
+    let sql = "SELECT split_part(data->>'worker', '/', 1) FROM events \
+               WHERE type = 'started' AND task = ANY($1) AND at >= $2 AND at < $3 ORDER BY at";
+    let rows = db
         .client()
         .await
-        .query_one(sql, &[&ids, &from, &to])
+        .query(sql, &[&ids, &from, &to])
         .await
         .unwrap();
-    row.get(0)
+    rows.iter().map(|r| r.get(0)).collect()
 }

@@ -29,12 +29,15 @@
 //! (`ui:<name>`).
 //!
 //! Live updates: one snapshot (counts per state, queue load, the cluster's nodes) is built per tick, only while
-//! at least one tab watches, and shared by every stream ([`tokio::sync::watch`]).
+//! at least one tab watches, and shared by every stream ([`tokio::sync::watch`]). The
+//! throughput chart's marks (breaker trips, queue pauses and resumes, node joins) come
+//! from a watcher that reads only the node's memory, once per tick, watched or not.
 
 mod actions;
 mod assets;
 mod auth;
 mod bulk;
+mod chart;
 mod cluster;
 mod cron_words;
 mod dst;
@@ -42,6 +45,7 @@ mod error;
 mod format;
 mod layout;
 mod live;
+mod marks;
 mod metrics;
 mod overview;
 mod queues;
@@ -125,6 +129,7 @@ impl Dashboard {
             .secure_cookie(config.secure_cookie);
         let live = live::Live::new(system.clone(), config.tick, config.metrics)
             .cluster(config.cluster.clone());
+        live.watch_marks();
         Self {
             ui: Ui {
                 system,

@@ -18,7 +18,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::metrics::{self, History, Rates};
+use super::marks::{Mark, Marks};
+use super::metrics::{self, Ago, History, Rates};
 use super::{overview, Ui};
 use crate::cluster::{Cluster, ClusterStatus};
 use crate::store::TaskFilter;
@@ -42,6 +43,9 @@ pub(crate) struct Snapshot {
     pub rates: Option<Rates>,
     /// The cluster as this node sees it, when it is in one.
     pub cluster: Option<ClusterStatus>,
+    /// The marks of the last minute (breaker trips, queue pauses and resumes, node
+    /// joins), oldest first.
+    pub marks: Vec<Mark>,
 }
 
 impl Snapshot {
@@ -69,7 +73,13 @@ impl Snapshot {
             gates: system.kind_gates(),
             rates: None,
             cluster: None,
+            marks: Vec::new(),
         }
+    }
+
+    /// The throughput region's marks, each with its distance from `at`.
+    pub fn marks(&self) -> Vec<Ago<'_>> {
+        Ago::window(&self.marks, self.at)
     }
 }
 
@@ -81,6 +91,7 @@ pub(crate) struct Live {
     metrics: Option<PrometheusHandle>,
     cluster: Option<Cluster>,
     history: Mutex<History>,
+    marks: Arc<Mutex<Marks>>,
     tick: Duration,
     tx: watch::Sender<Slot>,
     running: Mutex<bool>,
@@ -95,6 +106,7 @@ impl Live {
             metrics,
             cluster: None,
             history: Mutex::new(History::default()),
+            marks: Arc::default(),
             tick,
             tx: watch::Sender::new(None),
             running: Mutex::new(false),
@@ -106,6 +118,26 @@ impl Live {
     pub fn cluster(mut self, cluster: Option<Cluster>) -> Self {
         self.cluster = cluster;
         self
+    }
+
+    /// Starts the watcher that records the chart's marks (see [`super::marks`]), when
+    /// called within a tokio runtime; it ends with [`Live::stop`].
+    pub fn watch_marks(&self) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            super::marks::watch(
+                self.system.clone(),
+                self.cluster.clone(),
+                self.marks.clone(),
+                self.tick,
+                self.stop.clone(),
+            );
+        }
+    }
+
+    /// The marks recorded so far (tests).
+    #[cfg(test)]
+    pub fn recorded(&self) -> Vec<Mark> {
+        self.marks.lock().since(SystemTime::UNIX_EPOCH)
     }
 
     /// A receiver of every new snapshot; starts the ticker if it is not running.
@@ -149,6 +181,11 @@ impl Live {
         if let Some(cluster) = &self.cluster {
             snapshot.cluster = Some(cluster.status().await);
         }
+        let since = snapshot.at.checked_sub(metrics::WINDOW);
+        snapshot.marks = self
+            .marks
+            .lock()
+            .since(since.unwrap_or(SystemTime::UNIX_EPOCH));
         snapshot
     }
 
@@ -247,7 +284,7 @@ pub(crate) fn events(s: &Snapshot) -> Vec<Result<Event, Infallible>> {
         ("counts", overview::counts(s)),
         ("queues", overview::queues(s)),
         ("updated", overview::updated(s)),
-        ("rates", metrics::view(s.rates.as_ref())),
+        ("rates", metrics::view(s.rates.as_ref(), &s.marks())),
         ("gates", super::queues::gates_table(&s.gates)),
     ]
     .into_iter()

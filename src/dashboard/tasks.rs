@@ -162,7 +162,7 @@ impl ListQuery {
 }
 
 /// RFC 3339, or `YYYY-MM-DDTHH:MM` (what a `datetime-local` input sends) read as UTC.
-fn parse_time(s: &str) -> Result<SystemTime, String> {
+pub(crate) fn parse_time(s: &str) -> Result<SystemTime, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc).into());
     }

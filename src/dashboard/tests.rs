@@ -6,6 +6,7 @@ mod actions;
 mod bulk;
 mod cluster;
 mod live;
+mod marks;
 mod scale;
 mod views;
 

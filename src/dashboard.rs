@@ -12,7 +12,7 @@
 //! | `POST /ui/tasks/{id}/{cancel,pause,resume,restart,complete}` | task commands |
 //! | `POST /ui/bulk` | bulk cancel or restart of the selected tasks or of every task matching the filters: a dry-run count, then (`confirm=yes`) a background operation |
 //! | `GET /ui/bulk/{n}`, `POST /ui/bulk/{n}/cancel` | a bulk operation's live progress; stop it |
-//! | `POST /ui/queues/{name}/{pause,resume}`, `/ui/schedules/{name}/{pause,resume,fire}` | queue and schedule commands |
+//! | `POST /ui/queues/{name}/{pause,resume}`, `/ui/schedules/{name}/{pause,resume,fire}` | queue and schedule commands (`fire` takes an optional `slot`: the next slot by default) |
 //! | `POST /ui/cluster/drain` | drain this node: a confirmation, then (`confirm=yes`) the drain |
 //! | `GET /ui/schedules/edit[?name=]`, `POST /ui/schedules/save` | add or edit a schedule (operators) |
 //! | `GET /ui/live` | the SSE stream of the shared snapshot (`?task=<id>`: and of that task; `?bulk=<n>`: and of that bulk operation) |

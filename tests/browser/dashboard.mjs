@@ -208,6 +208,21 @@ await check("an operator pauses a queue; a task in it updates live, then is paus
   await page.locator(".notice", { hasText: "Resume done" }).waitFor();
 });
 
+await check("the overview's chart marks the queue's pause and resume", async () => {
+  await page.goto(`${URL_}/ui`);
+  await page.locator("#live-state", { hasText: "live" }).waitFor({ timeout: 10000 });
+  await page.locator("#rates svg.chart").waitFor({ timeout: 10000 });
+  const seen = (whats) => {
+    const marks = [...document.querySelectorAll("#rates ol.marks li")].map((li) => li.textContent);
+    return whats.every((w) => marks.some((m) => m.includes(w)));
+  };
+  await page.waitForFunction(seen, ["queue default paused", "queue default resumed"], { timeout: 10000 });
+  assert(await page.locator("#rates svg.chart line.mark-paused").count() >= 1, "a mark line for the pause");
+  assert(await page.locator("#rates svg.chart polyline.s-succeeded").count() === 1, "a line for succeeded");
+  await axe(page, "overview with marks");
+  await shot(page, "overview");
+});
+
 await check("schedules show their next fires and fire a slot on demand", async () => {
   await page.goto(`${URL_}/ui/schedules`);
   const card = page.locator("section.schedule", { hasText: "nightly-report" });
@@ -233,7 +248,7 @@ await check("an operator fires a chosen missed slot once: firing it again shows 
   const fire = async () => {
     await page.goto(`${URL_}/ui/schedules`);
     const card = page.locator("section.schedule", { hasText: "every-minute" });
-    await card.locator("input[name=slot]").fill(slot);
+    await card.locator("input[type=datetime-local][name=slot]").fill(slot);
     await card.locator("button:text-is('Fire this slot')").click();
     await page.waitForURL(/\/ui\/tasks\/[0-9a-f-]+\?done=/);
     return page.url();

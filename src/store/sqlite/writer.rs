@@ -43,6 +43,8 @@ pub(super) enum Job {
     Prune { before: i64, limit: u32 },
     /// Deletes up to `limit` crashes older than `before` (ns).
     Sweep { before: i64, limit: u32 },
+    /// Deletes these tasks if they have ended.
+    Delete(Vec<TaskId>),
     /// Touches the probe row, so a commit really happens.
     Probe,
     /// After a failed write: checks that a write needing fresh space on disk goes
@@ -73,6 +75,8 @@ pub(super) enum Outcome {
     Writes(Vec<WriteResult>),
     /// Rows deleted.
     Count(u64),
+    /// The tasks deleted.
+    Ids(Vec<TaskId>),
     /// Done.
     Unit,
 }
@@ -381,6 +385,7 @@ impl Batch<'_> {
             ),
             Job::Prune { before, limit } => Outcome::Count(self.prune(before, limit)?),
             Job::Sweep { before, limit } => Outcome::Count(self.sweep(before, limit)?),
+            Job::Delete(ids) => Outcome::Ids(self.delete_ended(&ids)?),
             Job::Probe => self.probe().map(|()| Outcome::Unit)?,
             // `commit_groups` runs the canary on its own; inside a group it can only probe.
             Job::Canary => self.probe().map(|()| Outcome::Unit)?,
@@ -602,6 +607,37 @@ impl Batch<'_> {
             tasks.execute([n])?;
         }
         Ok(doomed.len() as u64)
+    }
+
+    /// Deletes the tasks of `ids` that have ended (after the deferred row updates, so a
+    /// task's newest state decides).
+    fn delete_ended(&mut self, ids: &[TaskId]) -> rusqlite::Result<Vec<TaskId>> {
+        self.flush()?;
+        self.known.clear();
+        let mut ended = self.conn.prepare_cached(
+            "SELECT n FROM tasks WHERE id = ?1 \
+             AND (state = 'succeeded' OR state = 'failed' OR state = 'cancelled')",
+        )?;
+        let mut gone = Vec::new();
+        for id in ids {
+            let text = id.to_string();
+            let n: Option<i64> = ended.query_row([&text], |r| r.get(0)).optional()?;
+            let Some(n) = n else { continue };
+            self.conn
+                .prepare_cached("DELETE FROM events WHERE task = ?1")?
+                .execute([n])?;
+            self.conn
+                .prepare_cached("DELETE FROM crashes WHERE task_id = ?1")?
+                .execute([&text])?;
+            self.conn
+                .prepare_cached("DELETE FROM task_specs WHERE n = ?1")?
+                .execute([n])?;
+            self.conn
+                .prepare_cached("DELETE FROM tasks WHERE n = ?1")?
+                .execute([n])?;
+            gone.push(*id);
+        }
+        Ok(gone)
     }
 
     fn sweep(&self, before: i64, limit: u32) -> rusqlite::Result<u64> {

@@ -1,5 +1,10 @@
-//! Bulk actions on the task list: cancel or restart the selected tasks, or every task
-//! matching the list's filters.
+//! Bulk actions on the task list: cancel, restart, retry or delete the selected tasks, or
+//! every task matching the list's filters.
+//!
+//! Retry and delete act on ended tasks only: a retry gives a failed or cancelled task one
+//! more attempt (a write fenced by its ended row, with a `restarted` event naming who);
+//! a delete removes ended tasks, a page at a time in one store call, and never touches a
+//! task that has not ended. Every other task is counted as skipped.
 //!
 //! A bulk request is posted twice. The first post is a dry run: it shows how many tasks
 //! the action would touch (the selection's size, or one count of the filter) and asks to
@@ -44,6 +49,10 @@ pub(crate) enum Verb {
     Cancel,
     /// Restart its execution (a paused task is resumed, a running one stopped and queued).
     Restart,
+    /// Give an ended (failed or cancelled) task one more attempt.
+    Retry,
+    /// Delete an ended task (row, events, crash history).
+    Delete,
 }
 
 impl Verb {
@@ -51,8 +60,10 @@ impl Verb {
         match s {
             "cancel" => Ok(Self::Cancel),
             "restart" => Ok(Self::Restart),
+            "retry" => Ok(Self::Retry),
+            "delete" => Ok(Self::Delete),
             other => Err(UiError::bad_request(format!(
-                "action: expected cancel or restart, got {other:?}"
+                "action: expected cancel, restart, retry or delete, got {other:?}"
             ))),
         }
     }
@@ -61,6 +72,19 @@ impl Verb {
         match self {
             Self::Cancel => "cancel",
             Self::Restart => "restart",
+            Self::Retry => "retry",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// What the dry run says of the tasks it will leave alone.
+    fn skips(self) -> &'static str {
+        match self {
+            Self::Cancel | Self::Restart => "Tasks that have ended or changed meanwhile are skipped.",
+            Self::Retry => "Only failed and cancelled tasks are retried; every other task is skipped.",
+            Self::Delete => {
+                "Only ended tasks (succeeded, failed, cancelled) are deleted, with their events; a task that has not ended is never deleted."
+            }
         }
     }
 }
@@ -187,13 +211,16 @@ impl Op {
                 system.cancel_by(id, reason, &self.actor).await
             }
             Verb::Restart => system.restart_by(id, &self.actor).await,
+            Verb::Retry => system.retry_by(id, &self.actor).await,
+            Verb::Delete => return self.delete(system, &[id]).await,
         };
         let counter = match outcome {
             Ok(_) => &self.done,
             Err(
                 TaskError::NotFound(_)
                 | TaskError::AlreadyTerminal { .. }
-                | TaskError::Transition(_),
+                | TaskError::Transition(_)
+                | TaskError::Conflict(_),
             ) => &self.skipped,
             Err(e) => {
                 *self.last_error.lock() = Some(format!("task {id}: {e}"));
@@ -203,18 +230,50 @@ impl Op {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Applies the verb to `ids`: a delete in one store call, the others task by task
+    /// until the cancel button is pressed.
+    async fn apply_all(&self, system: &TaskSystem, ids: &[TaskId]) {
+        if self.verb == Verb::Delete {
+            return self.delete(system, ids).await;
+        }
+        for id in ids {
+            if self.stop.is_cancelled() {
+                return;
+            }
+            self.apply(system, *id).await;
+        }
+    }
+
+    /// Deletes the ended tasks among `ids`; the others count as skipped.
+    async fn delete(&self, system: &TaskSystem, ids: &[TaskId]) {
+        match system.delete_ended(ids.to_vec()).await {
+            Ok(gone) => {
+                let n = gone.len() as u64;
+                self.done.fetch_add(n, Ordering::Relaxed);
+                self.skipped
+                    .fetch_add(ids.len() as u64 - n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                *self.last_error.lock() = Some(format!("deleting {} task(s): {e}", ids.len()));
+                self.failed.fetch_add(ids.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
     async fn run(self: Arc<Self>, system: TaskSystem, scope: Scope) {
         match scope {
             Scope::Selected(ids) => {
-                for id in ids {
+                for chunk in ids.chunks(WALK_PAGE as usize) {
                     if self.stop.is_cancelled() {
                         break;
                     }
-                    self.apply(&system, id).await;
+                    self.apply_all(&system, chunk).await;
                 }
             }
             Scope::Filter(query) => self.walk(&system, query).await,
         }
+        tracing::info!(op = self.id, actor = %self.actor, action = self.verb.as_str(),
+            changed = self.done.load(Ordering::Relaxed), "bulk action from the dashboard ended");
         self.ended.cancel();
     }
 
@@ -237,11 +296,10 @@ impl Op {
             if fresh.is_empty() && page.len() < WALK_PAGE as usize {
                 return;
             }
-            for t in &fresh {
-                if self.stop.is_cancelled() {
-                    return;
-                }
-                self.apply(system, t.id).await;
+            let ids: Vec<TaskId> = fresh.iter().map(|t| t.id).collect();
+            self.apply_all(system, &ids).await;
+            if self.stop.is_cancelled() {
+                return;
             }
             let edge = last.created_at;
             if fresh.is_empty() {
@@ -328,8 +386,8 @@ fn dry_run(req: &BulkRequest, planned: u64, session: &Session) -> Markup {
     };
     let body = html! {
         h1 { "Bulk " (verb) ": dry run" }
-        p #bulk-count { "This would " (verb) " " strong { (planned) } " task(s) " (which)
-            ". Tasks that have ended or changed meanwhile are skipped." }
+        p #bulk-count { "This would " (verb) " " strong { (planned) } " task(s) " (which) "." }
+        p { (req.verb.skips()) }
         form.confirm method="post" action="/ui/bulk" {
             (layout::csrf(session))
             @for (k, v) in &req.fields { input type="hidden" name=(k) value=(v); }

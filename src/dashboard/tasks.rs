@@ -268,6 +268,8 @@ fn bulk_form(q: &ListQuery, session: &Session, total: u64) -> Markup {
                     select name="action" {
                         option value="cancel" { "cancel" }
                         option value="restart" { "restart" }
+                        option value="retry" { "retry (ended)" }
+                        option value="delete" { "delete (ended)" }
                     }
                 }
                 label { input type="radio" name="scope" value="selected" checked; " the selected tasks" }

@@ -4,7 +4,7 @@
 use axum::http::{header, StatusCode};
 
 use super::*;
-use crate::TaskState;
+use crate::{TaskError, TaskState};
 
 /// A guarded dashboard (kept, so a test can wait on its operations) and its router.
 fn dashboard(system: &TaskSystem) -> (Dashboard, Router) {
@@ -139,7 +139,7 @@ async fn a_bulk_action_on_the_selection_touches_only_the_selected_tasks() {
     let none = format!("csrf={csrf}&action=cancel&scope=selected");
     let a = post(&app, "/ui/bulk", Some(&olga), &none).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
-    let bad = format!("csrf={csrf}&action=delete&scope=selected&id={b}");
+    let bad = format!("csrf={csrf}&action=purge&scope=selected&id={b}");
     let a = post(&app, "/ui/bulk", Some(&olga), &bad).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
 }
@@ -176,4 +176,115 @@ async fn an_operator_cancels_a_bulk_operation_and_it_stops() {
     )
     .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+/// Starts a confirmed bulk `action` on the tasks of queue `held`; waits until it ends and
+/// returns its progress page.
+async fn bulk_on_held(d: &Dashboard, app: &Router, who: &str, action: &str, n: u64) -> String {
+    let csrf = get(app, "/ui/tasks", Some(who)).await.csrf();
+    let form = format!("csrf={csrf}&action={action}&scope=filter&queue=held");
+    let dry = post(app, "/ui/bulk", Some(who), &form).await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
+    let go = post(app, "/ui/bulk", Some(who), &format!("{form}&confirm=yes")).await;
+    assert_eq!(go.status, StatusCode::SEE_OTHER, "{}", go.body);
+    ended(d, n).await;
+    get(app, &format!("/ui/bulk/{n}"), Some(who)).await.body
+}
+
+#[tokio::test]
+async fn a_bulk_retry_gives_each_failed_or_cancelled_task_one_more_attempt_and_skips_the_rest() {
+    let system = start().await;
+    let (a, b, c, d_) = (
+        held(&system).await,
+        held(&system).await,
+        held(&system).await,
+        held(&system).await,
+    );
+    for id in [a, b] {
+        system.cancel(id, "setup").await.unwrap();
+    }
+    system.complete(d_, serde_json::json!(1)).await.unwrap();
+    let (d, app) = dashboard(&system);
+    let olga = login(&app, OPERATOR, "olga").await;
+    let progress = bulk_on_held(&d, &app, &olga, "retry", 1).await;
+    assert!(
+        progress.contains("4 of 4 processed: 2 changed, 2 skipped, 0 failed"),
+        "{progress}"
+    );
+    assert_eq!(
+        states(&system, &[a, b, c, d_]).await,
+        vec![
+            TaskState::Pending,
+            TaskState::Pending,
+            TaskState::Pending,
+            TaskState::Succeeded
+        ],
+        "the cancelled ones wait again (their queue is paused); the others are as they were"
+    );
+    let last = system.events(a).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (last.event.kind.name(), last.event.actor_id.as_deref()),
+        ("restarted", Some("ui:olga"))
+    );
+    let again = system.retry_by(a, "ui:olga").await;
+    assert!(
+        matches!(again, Err(TaskError::Transition(_))),
+        "a waiting task is not retried: {again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_failed_task_runs_a_new_attempt() {
+    let system = start().await;
+    let task = NewTask::new("fail", serde_json::json!({"message": "boom"})).max_attempts(1);
+    let id = system.submit(task).await.unwrap().id;
+    let _ = system.wait(id).await;
+    let first = system.get(id).await.unwrap().status;
+    assert_eq!((first.state, first.attempt), (TaskState::Failed, 1));
+    system.retry_by(id, "ui:olga").await.unwrap();
+    let _ = system.wait(id).await;
+    let view = system.get(id).await.unwrap();
+    assert_eq!(
+        (view.status.state, view.status.attempt),
+        (TaskState::Failed, 2),
+        "one more attempt, which failed too"
+    );
+    let started = view
+        .events
+        .iter()
+        .filter(|e| e.event.kind.name() == "started")
+        .count();
+    assert_eq!(started, 2);
+}
+
+#[tokio::test]
+async fn a_bulk_delete_removes_only_ended_tasks_with_their_events() {
+    let system = start().await;
+    let (a, b, c) = (
+        held(&system).await,
+        held(&system).await,
+        held(&system).await,
+    );
+    system.cancel(a, "setup").await.unwrap();
+    system.complete(b, serde_json::json!(1)).await.unwrap();
+    let (d, app) = dashboard(&system);
+    let olga = login(&app, OPERATOR, "olga").await;
+    let progress = bulk_on_held(&d, &app, &olga, "delete", 1).await;
+    assert!(
+        progress.contains("3 of 3 processed: 2 changed, 1 skipped, 0 failed"),
+        "{progress}"
+    );
+    for id in [a, b] {
+        assert!(
+            matches!(system.get(id).await, Err(TaskError::NotFound(_))),
+            "{id} is gone"
+        );
+        assert!(system.status(id).is_err(), "and out of memory");
+    }
+    assert_eq!(states(&system, &[c]).await, vec![TaskState::Pending]);
+    let total = system
+        .count(crate::store::TaskFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
 }

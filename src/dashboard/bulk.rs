@@ -33,7 +33,7 @@ use super::layout::{self, Nav};
 use super::tasks::ListQuery;
 use super::Ui;
 use crate::error::TaskError;
-use crate::{TaskId, TaskSystem};
+use crate::{TaskId, TaskStatus, TaskSystem};
 
 /// Tasks read per page of a walk over a filter.
 const WALK_PAGE: u32 = 200;
@@ -296,7 +296,11 @@ impl Op {
             if fresh.is_empty() && page.len() < WALK_PAGE as usize {
                 return;
             }
-            let ids: Vec<TaskId> = fresh.iter().map(|t| t.id).collect();
+            let (hits, misses): (Vec<&&TaskStatus>, Vec<_>) =
+                fresh.iter().partition(|t| query.error_matches(t));
+            self.skipped
+                .fetch_add(misses.len() as u64, Ordering::Relaxed);
+            let ids: Vec<TaskId> = hits.iter().map(|t| t.id).collect();
             self.apply_all(system, &ids).await;
             if self.stop.is_cancelled() {
                 return;
@@ -382,6 +386,10 @@ fn dry_run(req: &BulkRequest, planned: u64, session: &Session) -> Markup {
     let verb = req.verb.as_str();
     let which = match &req.scope {
         Scope::Selected(_) => "selected".to_string(),
+        Scope::Filter(q) if q.error.is_some() => format!(
+            "matching the other filters ({}); only those whose last error contains the text are changed, the others are skipped",
+            q.href()
+        ),
         Scope::Filter(q) => format!("matching the filter ({})", q.href()),
     };
     let body = html! {

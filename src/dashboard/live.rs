@@ -49,23 +49,21 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Reads the counts and the queues now.
+    /// Reads the counts and the queues now. The counts of the states are read at once
+    /// (a store with several readers, as SQLite's, runs them side by side).
     pub async fn build(system: &TaskSystem) -> Self {
-        let mut counts = Ok(Vec::with_capacity(TaskState::ALL.len()));
-        for state in TaskState::ALL {
-            let filter = TaskFilter {
+        let reads = TaskState::ALL.map(|state| {
+            system.count(TaskFilter {
                 state: Some(state),
                 ..TaskFilter::default()
-            };
-            match (system.count(filter).await, &mut counts) {
-                (Ok(n), Ok(list)) => list.push((state, n)),
-                (Err(e), _) => {
-                    counts = Err(e.to_string());
-                    break;
-                }
-                _ => {}
-            }
-        }
+            })
+        });
+        let read = futures::future::join_all(reads).await;
+        let counts = TaskState::ALL
+            .into_iter()
+            .zip(read)
+            .map(|(state, n)| n.map(|n| (state, n)).map_err(|e| e.to_string()))
+            .collect();
         Self {
             at: SystemTime::now(),
             counts,

@@ -5,6 +5,7 @@
 mod actions;
 mod bulk;
 mod cluster;
+mod filters;
 mod live;
 mod marks;
 mod scale;

@@ -319,14 +319,33 @@ impl Op {
     }
 }
 
-/// The operations of this dashboard.
-#[derive(Default)]
+/// The operations of this dashboard. They live in memory: a restart of the node stops a
+/// running one (the tasks it changed stay changed, each with its event). Their numbers
+/// start at the node's start time in milliseconds, so the page of an operation of an
+/// earlier run is never another operation's: it says the operation is not known here.
 pub(crate) struct Ops {
     next: AtomicU64,
     ops: Mutex<Vec<Arc<Op>>>,
 }
 
+impl Default for Ops {
+    fn default() -> Self {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
+        let base = now.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+        Self {
+            next: AtomicU64::new(base),
+            ops: Mutex::default(),
+        }
+    }
+}
+
 impl Ops {
+    /// The number the next operation gets.
+    #[cfg(test)]
+    pub fn next_id(&self) -> u64 {
+        self.next.load(Ordering::Relaxed) + 1
+    }
+
     /// Starts `verb` over `scope` in the background.
     fn start(&self, system: TaskSystem, req: &BulkRequest, actor: &str, planned: u64) -> u64 {
         let op = Arc::new(Op {
@@ -413,10 +432,7 @@ pub(crate) async fn page(
     Extension(session): Extension<Session>,
     Path(n): Path<u64>,
 ) -> Result<Markup, UiError> {
-    let op = ui
-        .bulk
-        .get(n)
-        .ok_or_else(|| UiError::not_found(format!("no bulk operation {n}")))?;
+    let op = ui.bulk.get(n).ok_or_else(|| unknown(n))?;
     let body = html! {
         h1 { "Bulk " (op.verb.as_str()) " " (n) }
         div hx-ext="sse,morph" sse-connect={ "/ui/live?bulk=" (n) } {
@@ -429,6 +445,15 @@ pub(crate) async fn page(
         p { a href="/ui/tasks" { "Back to the tasks" } }
     };
     Ok(layout::page("Bulk action", Nav::Tasks, &session, body))
+}
+
+/// The answer for an operation this node does not know.
+fn unknown(n: u64) -> UiError {
+    UiError::not_found(format!(
+        "bulk operation {n} is not known to this node: operations live in memory, so one \
+         started before the node restarted was interrupted there (the tasks it had changed \
+         stay changed, each with its event), and only the last {KEEP} are remembered"
+    ))
 }
 
 /// The live region of a progress page.
@@ -457,10 +482,7 @@ pub(crate) async fn cancel(
     ui.auth
         .permit(&session, form.csrf.as_deref())
         .map_err(UiError::refused)?;
-    let op = ui
-        .bulk
-        .get(n)
-        .ok_or_else(|| UiError::not_found(format!("no bulk operation {n}")))?;
+    let op = ui.bulk.get(n).ok_or_else(|| unknown(n))?;
     op.stop.cancel();
     tracing::info!(op = n, actor = %session.actor, "bulk action cancelled from the dashboard");
     Ok(Redirect::to(&format!("/ui/bulk/{n}")).into_response())

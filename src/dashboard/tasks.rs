@@ -340,7 +340,9 @@ fn bulk_form(q: &ListQuery, session: &Session, total: u64) -> Markup {
                     }
                 }
                 label { input type="radio" name="scope" value="selected" checked; " the selected tasks" }
-                label { input type="radio" name="scope" value="filter"; " all " (total) " matching the filter" }
+                label { input type="radio" name="scope" value="filter";
+                    @if q.error.is_some() { " all matching the filters (among " (total) " matching the others)" }
+                    @else { " all " (total) " matching the filter" } }
                 button type="submit" { "Count first…" }
             }
         }

@@ -174,11 +174,49 @@ await check("a hostile task is shown as text, and the failed one shows its attem
   await shot(page, "task");
 });
 
+await check("the error filter lives in the URL; an operator retries failed tasks and deletes cancelled ones in bulk", async () => {
+  await page.goto(`${URL_}/ui/tasks`);
+  await page.fill("#filter-error", "said 503");
+  await page.press("#filter-error", "Enter");
+  await page.waitForURL(/error=said(\+|%20)503/);
+  await page.locator("table.tasks tbody tr").first().waitFor();
+  const rows = await page.locator("table.tasks tbody tr").allInnerTexts();
+  assert(rows.length === 1 && rows[0].includes("upstream said 503"), `rows: ${rows.join(" | ")}`);
+  assert((await page.locator("#task-list .summary").innerText()).includes("whose last error contains"), "the summary says what was searched");
+  await page.reload();
+  assert(await page.locator("#filter-error").inputValue() === "said 503", "the filter survives a reload");
+  await page.selectOption("form#bulk select[name=action]", "retry");
+  await page.check("form#bulk input[name=scope][value=filter]");
+  await page.click("form#bulk button[type=submit]");
+  await page.locator("#bulk-count strong").waitFor();
+  await page.click("button:has-text('Start: retry')");
+  await page.locator("#bulk-state", { hasText: "finished" }).waitFor({ timeout: 10000 });
+  assert((await page.locator("#bulk-counts").innerText()).includes("1 changed"), await page.locator("#bulk-counts").innerText());
+  const failed = (await api("GET", "/v1/tasks?kind=fail")).tasks[0];
+  await page.goto(`${URL_}/ui/tasks/${failed.id}`);
+  const events = await page.locator("li.ev").allInnerTexts();
+  assert(events.some((e) => e.includes("restarted") && e.includes("by ui:ci")), `events: ${events.join(" | ")}`);
+
+  await page.goto(`${URL_}/ui/tasks?state=cancelled`);
+  const cancelled = await page.locator("table.tasks tbody tr").count();
+  assert(cancelled >= 2, `${cancelled} cancelled`);
+  await page.selectOption("form#bulk select[name=action]", "delete");
+  await page.check("form#bulk input[name=scope][value=filter]");
+  await page.click("form#bulk button[type=submit]");
+  await page.locator("#bulk-count strong", { hasText: String(cancelled) }).waitFor();
+  await page.click("button:has-text('Start: delete')");
+  await page.locator("#bulk-state", { hasText: "finished" }).waitFor({ timeout: 10000 });
+  assert((await page.locator("#bulk-counts").innerText()).includes(`${cancelled} changed`), await page.locator("#bulk-counts").innerText());
+  await page.goto(`${URL_}/ui/tasks?state=cancelled`);
+  await page.locator("p.empty", { hasText: "No task matches." }).waitFor();
+});
+
 await check("an operator pauses a queue; a task in it updates live, then is paused, resumed and cancelled", async () => {
   await page.goto(`${URL_}/ui/queues`);
   await page.click("button:text-is('Pause')");
   await page.locator("td .badge.paused").waitFor();
   assert(await page.locator("table.gates td a", { hasText: "fail" }).count() === 1, "a row per kind in the breaker table");
+  assert(await page.locator("table.gates th", { hasText: "tokens left" }).count() === 1, "the rate limits' tokens");
   await axe(page, "queues");
   await shot(page, "queues");
   const held = await api("POST", "/v1/tasks", { kind: "echo", args: { held: 2 }, title: "waits in a paused queue" });

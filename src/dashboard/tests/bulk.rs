@@ -36,12 +36,16 @@ async fn states(system: &TaskSystem, ids: &[TaskId]) -> Vec<TaskState> {
 async fn a_viewer_and_a_form_without_the_csrf_token_are_refused_bulk_actions() {
     let system = start().await;
     let id = held(&system).await;
-    let (_, app) = dashboard(&system);
+    let (d, app) = dashboard(&system);
     let viewer = login(&app, VIEWER, "val").await;
     let csrf = get(&app, "/ui", Some(&viewer)).await.csrf();
     let olga = login(&app, OPERATOR, "olga").await;
     let body = format!("action=cancel&scope=selected&id={id}&confirm=yes");
-    for path in ["/ui/bulk", "/ui/bulk/1/cancel"] {
+    for path in [
+        "/ui/bulk".to_string(),
+        format!("/ui/bulk/{}/cancel", d.ui.bulk.next_id()),
+    ] {
+        let path = path.as_str();
         let a = post(&app, path, Some(&viewer), &format!("csrf={csrf}&{body}")).await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}: {}", a.body);
         assert!(a.body.contains("read-only"), "{}", a.body);
@@ -67,6 +71,7 @@ async fn a_bulk_cancel_of_the_filter_counts_first_then_cancels_each_match_as_the
         ids.push(held(&system).await);
     }
     let (d, app) = dashboard(&system);
+    let n = d.ui.bulk.next_id();
     let olga = login(&app, OPERATOR, "olga").await;
     let page = get(&app, "/ui/tasks?queue=held", Some(&olga)).await;
     assert!(
@@ -92,9 +97,9 @@ async fn a_bulk_cancel_of_the_filter_counts_first_then_cancels_each_match_as_the
     .await;
     assert_eq!(
         (go.status, go.header(header::LOCATION)),
-        (StatusCode::SEE_OTHER, "/ui/bulk/1")
+        (StatusCode::SEE_OTHER, &*format!("/ui/bulk/{n}"))
     );
-    ended(&d, 1).await;
+    ended(&d, n).await;
     assert_eq!(states(&system, &ids).await, vec![TaskState::Cancelled; 3]);
     for id in ids {
         let events = system.events(id).await.unwrap();
@@ -104,7 +109,7 @@ async fn a_bulk_cancel_of_the_filter_counts_first_then_cancels_each_match_as_the
             ("cancelled", Some("ui:olga"))
         );
     }
-    let progress = get(&app, "/ui/bulk/1", Some(&olga)).await;
+    let progress = get(&app, &format!("/ui/bulk/{n}"), Some(&olga)).await;
     assert!(
         progress.body.contains("3 of 3 processed: 3 changed"),
         "{}",
@@ -122,12 +127,13 @@ async fn a_bulk_action_on_the_selection_touches_only_the_selected_tasks() {
         held(&system).await,
     );
     let (d, app) = dashboard(&system);
+    let n = d.ui.bulk.next_id();
     let olga = login(&app, OPERATOR, "olga").await;
     let csrf = get(&app, "/ui/tasks", Some(&olga)).await.csrf();
     let form = format!("csrf={csrf}&action=cancel&scope=selected&id={a}&id={c}&confirm=yes");
     let go = post(&app, "/ui/bulk", Some(&olga), &form).await;
     assert_eq!(go.status, StatusCode::SEE_OTHER, "{}", go.body);
-    ended(&d, 1).await;
+    ended(&d, n).await;
     assert_eq!(
         states(&system, &[a, b, c]).await,
         vec![
@@ -145,37 +151,49 @@ async fn a_bulk_action_on_the_selection_touches_only_the_selected_tasks() {
 }
 
 #[tokio::test]
-async fn an_operator_cancels_a_bulk_operation_and_it_stops() {
+async fn an_operator_cancels_a_bulk_operation_and_it_stops_and_an_unknown_one_is_reported_interrupted(
+) {
     let system = start().await;
     let id = held(&system).await;
     let (d, app) = dashboard(&system);
+    let n = d.ui.bulk.next_id();
     let olga = login(&app, OPERATOR, "olga").await;
     let csrf = get(&app, "/ui/tasks", Some(&olga)).await.csrf();
     let form = format!("csrf={csrf}&action=restart&scope=selected&id={id}&confirm=yes");
     post(&app, "/ui/bulk", Some(&olga), &form).await;
     let a = post(
         &app,
-        "/ui/bulk/1/cancel",
+        &format!("/ui/bulk/{n}/cancel"),
         Some(&olga),
         &format!("csrf={csrf}"),
     )
     .await;
     assert_eq!(
         (a.status, a.header(header::LOCATION)),
-        (StatusCode::SEE_OTHER, "/ui/bulk/1")
+        (StatusCode::SEE_OTHER, &*format!("/ui/bulk/{n}"))
     );
-    ended(&d, 1).await;
-    let page = get(&app, "/ui/bulk/1", Some(&olga)).await;
+    ended(&d, n).await;
+    let page = get(&app, &format!("/ui/bulk/{n}"), Some(&olga)).await;
     assert!(page.body.contains("cancelled") || page.body.contains("finished"));
     assert!(!page.body.contains("Cancel the operation"), "{}", page.body);
     let gone = post(
         &app,
-        "/ui/bulk/9/cancel",
+        &format!("/ui/bulk/{}/cancel", n + 9),
         Some(&olga),
         &format!("csrf={csrf}"),
     )
     .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let stale = get(&app, &format!("/ui/bulk/{}", n - 1), Some(&olga)).await;
+    assert_eq!(stale.status, StatusCode::NOT_FOUND);
+    assert!(
+        stale.body.contains("is not known to this node")
+            && stale
+                .body
+                .contains("before the node restarted was interrupted"),
+        "an operation of an earlier run is reported as interrupted: {}",
+        stale.body
+    );
 }
 
 /// Starts a confirmed bulk `action` on the tasks of queue `held`; waits until it ends and
@@ -205,8 +223,9 @@ async fn a_bulk_retry_gives_each_failed_or_cancelled_task_one_more_attempt_and_s
     }
     system.complete(d_, serde_json::json!(1)).await.unwrap();
     let (d, app) = dashboard(&system);
+    let n = d.ui.bulk.next_id();
     let olga = login(&app, OPERATOR, "olga").await;
-    let progress = bulk_on_held(&d, &app, &olga, "retry", 1).await;
+    let progress = bulk_on_held(&d, &app, &olga, "retry", n).await;
     assert!(
         progress.contains("4 of 4 processed: 2 changed, 2 skipped, 0 failed"),
         "{progress}"
@@ -268,8 +287,9 @@ async fn a_bulk_delete_removes_only_ended_tasks_with_their_events() {
     system.cancel(a, "setup").await.unwrap();
     system.complete(b, serde_json::json!(1)).await.unwrap();
     let (d, app) = dashboard(&system);
+    let n = d.ui.bulk.next_id();
     let olga = login(&app, OPERATOR, "olga").await;
-    let progress = bulk_on_held(&d, &app, &olga, "delete", 1).await;
+    let progress = bulk_on_held(&d, &app, &olga, "delete", n).await;
     assert!(
         progress.contains("3 of 3 processed: 2 changed, 1 skipped, 0 failed"),
         "{progress}"

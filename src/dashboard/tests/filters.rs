@@ -104,6 +104,7 @@ async fn a_bulk_retry_on_the_filter_changes_only_the_tasks_whose_error_matches()
     let config = UiConfig::default();
     let dashboard = Dashboard::new(system.clone(), config);
     let app = dashboard.router();
+    let n = dashboard.ui.bulk.next_id();
     let csrf = get(&app, "/ui/tasks", None).await.csrf();
     let form = format!("csrf={csrf}&action=retry&scope=filter&state=failed&error=503");
     let dry = post(&app, "/ui/bulk", None, &form).await;
@@ -115,7 +116,7 @@ async fn a_bulk_retry_on_the_filter_changes_only_the_tasks_whose_error_matches()
     );
     let go = post(&app, "/ui/bulk", None, &format!("{form}&confirm=yes")).await;
     assert_eq!(go.status, StatusCode::SEE_OTHER, "{}", go.body);
-    dashboard.ui.bulk.get(1).unwrap().ended.cancelled().await;
+    dashboard.ui.bulk.get(n).unwrap().ended.cancelled().await;
     let _ = system.wait(busy).await;
     assert_eq!(system.get(busy).await.unwrap().status.attempt, 2, "retried");
     assert_eq!(
@@ -123,7 +124,7 @@ async fn a_bulk_retry_on_the_filter_changes_only_the_tasks_whose_error_matches()
         1,
         "left alone"
     );
-    let page = get(&app, "/ui/bulk/1", None).await;
+    let page = get(&app, &format!("/ui/bulk/{n}"), None).await;
     assert!(
         page.body.contains("2 of 2 processed: 1 changed, 1 skipped"),
         "{}",

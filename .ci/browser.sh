@@ -2,7 +2,11 @@
 # The dashboard in a real browser: builds the binary, starts a node (with an operator and a
 # viewer token) on a free port and a temp data dir, seeds tasks and a schedule through the
 # HTTP API, then runs tests/browser/dashboard.mjs (playwright-core driving Debian's
-# Chromium, headless). Screenshots go to docs/screenshots/. Prints `N passed, N failed`.
+# Chromium, headless). For the cluster page it also starts two nodes in a cluster on a
+# fresh PostgreSQL database (TASKMESH_TEST_DATABASE_URL's server, default 127.0.0.1:5432), dropped at the
+# end; without a server the cluster check fails unless TASKMESH_BROWSER_NO_PG=1 (then it
+# checks the page of a node alone). Screenshots go to docs/screenshots/. Prints
+# `N passed, N failed`.
 #
 # Needs /usr/bin/chromium (apt-get install -y chromium) and tests/browser/node_modules
 # (npm ci); .ci/run installs both when missing.
@@ -20,8 +24,15 @@ cargo build --quiet --bin taskmesh
 data="$(mktemp -d)"
 out="$data/node.out"
 node_pid=""
+cluster_pids=()
+pg_db=""
+pg_server="${TASKMESH_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+pg_server="${pg_server%/*}"
 cleanup() {
-    if [ -n "$node_pid" ]; then kill "$node_pid" 2>/dev/null || true; wait "$node_pid" 2>/dev/null || true; fi
+    for pid in "$node_pid" "${cluster_pids[@]}"; do
+        if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    done
+    if [ -n "$pg_db" ]; then psql -q "$pg_server/postgres" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true; fi
     rm -rf "$data"
 }
 trap cleanup EXIT
@@ -41,6 +52,33 @@ url="$(sed -n 's/^taskmesh node listening on //p' "$out" | head -1)"
 [ -n "$url" ] || { echo "the node did not start"; cat "$data/node.err"; exit 1; }
 echo "node at $url"
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start_node() { # name, args...: starts a node of the cluster and waits until it listens
+    local name="$1"; shift
+    TASKMESH_HTTP__TOKEN="$UI_TOKEN" TASKMESH_UI__VIEWER_TOKEN="$UI_VIEWER_TOKEN" \
+        target/debug/taskmesh node --data-dir "$data/$name" --http-addr 127.0.0.1:0 --log warn "$@" \
+        >"$data/$name.out" 2>"$data/$name.err" &
+    cluster_pids+=($!)
+    for _ in $(seq 1 300); do
+        grep -q "listening on" "$data/$name.out" 2>/dev/null && return
+        sleep 0.1
+    done
+    echo "node $name did not start"; cat "$data/$name.err"; exit 1
+}
+cluster_url=""
+if pg_isready -q -d "$pg_server/postgres" 2>/dev/null; then
+    pg_db="browser_$$_$RANDOM"
+    psql -q "$pg_server/postgres" -c "CREATE DATABASE $pg_db" >/dev/null
+    export TASKMESH_CLUSTER__COOKIE="ci-cookie-$RANDOM$RANDOM"
+    for name in c1 c2; do
+        start_node "$name" --store "$pg_server/$pg_db" --node-name "$name" --cluster-listen "127.0.0.1:$(free_port)"
+    done
+    cluster_url="$(sed -n 's/^taskmesh node listening on //p' "$data/c1.out" | head -1)"
+    echo "cluster of two at $cluster_url (database $pg_db)"
+elif [ "${TASKMESH_BROWSER_NO_PG:-}" != 1 ]; then
+    echo "no PostgreSQL at $pg_server: the cluster page is checked on a node alone, and that check fails (TASKMESH_BROWSER_NO_PG=1 accepts it)"
+fi
+
 api() { # method path [json]
     curl -fsS -X "$1" -H "Authorization: Bearer $UI_TOKEN" -H "content-type: application/json" \
         ${3:+--data "$3"} "$url$2" >/dev/null
@@ -55,5 +93,5 @@ api PUT /v1/schedules/nightly-report '{"cron":"0 30 2 * * *","timezone":"Europe/
 api PUT /v1/schedules/every-minute '{"cron":"0 * * * * *","task":{"kind":"noop","args":{}},"overlap":"skip"}'
 
 mkdir -p docs/screenshots
-UI_URL="$url" SHOTS="docs/screenshots" CHROMIUM="$CHROMIUM" \
+UI_URL="$url" UI_CLUSTER_URL="$cluster_url" SHOTS="docs/screenshots" CHROMIUM="$CHROMIUM" \
     timeout --kill-after=10 300 node tests/browser/dashboard.mjs

@@ -4,15 +4,15 @@
 //! | route | what it shows or does |
 //! |---|---|
 //! | `GET /ui` | overview: tasks per state, throughput and latency percentiles, queue load, service health; live |
-//! | `GET /ui/tasks` | tasks filtered by state, queue, kind and creation time (in the URL), keyset pages; an operator's bulk form |
+//! | `GET /ui/tasks` | tasks filtered by state, queue, kind, creation time and last-error text (in the URL), keyset pages; an operator's bulk form |
 //! | `GET /ui/tasks/{id}` | one task: live state and progress, args, result, one lane per attempt, crash history, actions |
-//! | `GET /ui/queues` | depth, running, workers, pause and resume; each kind's breaker (state, next probe) and rate limit, live |
+//! | `GET /ui/queues` | depth, running, workers, pause and resume; each kind's breaker (state, next probe), rate limit and tokens left, live |
 //! | `GET /ui/cluster` | every node as this one sees it (state, heartbeat age, load, queues), live; or that the node is not in a cluster |
 //! | `GET /ui/schedules` | expression (and in plain words), zone, policies, next fires in UTC, the schedule's zone and the viewer's; the next DST change and what the policy does there |
 //! | `POST /ui/tasks/{id}/{cancel,pause,resume,restart,complete}` | task commands |
-//! | `POST /ui/bulk` | bulk cancel or restart of the selected tasks or of every task matching the filters: a dry-run count, then (`confirm=yes`) a background operation |
+//! | `POST /ui/bulk` | bulk cancel, restart, retry or delete (the last two: ended tasks only) of the selected tasks or of every task matching the filters: a dry-run count, then (`confirm=yes`) a background operation |
 //! | `GET /ui/bulk/{n}`, `POST /ui/bulk/{n}/cancel` | a bulk operation's live progress; stop it |
-//! | `POST /ui/queues/{name}/{pause,resume}`, `/ui/schedules/{name}/{pause,resume,fire}` | queue and schedule commands |
+//! | `POST /ui/queues/{name}/{pause,resume}`, `/ui/schedules/{name}/{pause,resume,fire}` | queue and schedule commands (`fire` takes an optional `slot`: the next slot by default) |
 //! | `POST /ui/cluster/drain` | drain this node: a confirmation, then (`confirm=yes`) the drain |
 //! | `GET /ui/schedules/edit[?name=]`, `POST /ui/schedules/save` | add or edit a schedule (operators) |
 //! | `GET /ui/live` | the SSE stream of the shared snapshot (`?task=<id>`: and of that task; `?bulk=<n>`: and of that bulk operation) |
@@ -29,12 +29,15 @@
 //! (`ui:<name>`).
 //!
 //! Live updates: one snapshot (counts per state, queue load, the cluster's nodes) is built per tick, only while
-//! at least one tab watches, and shared by every stream ([`tokio::sync::watch`]).
+//! at least one tab watches, and shared by every stream ([`tokio::sync::watch`]). The
+//! throughput chart's marks (breaker trips, queue pauses and resumes, node joins) come
+//! from a watcher that reads only the node's memory, once per tick, watched or not.
 
 mod actions;
 mod assets;
 mod auth;
 mod bulk;
+mod chart;
 mod cluster;
 mod cron_words;
 mod dst;
@@ -42,6 +45,7 @@ mod error;
 mod format;
 mod layout;
 mod live;
+mod marks;
 mod metrics;
 mod overview;
 mod queues;
@@ -125,6 +129,7 @@ impl Dashboard {
             .secure_cookie(config.secure_cookie);
         let live = live::Live::new(system.clone(), config.tick, config.metrics)
             .cluster(config.cluster.clone());
+        live.watch_marks();
         Self {
             ui: Ui {
                 system,

@@ -12,7 +12,7 @@
 //! from the store stops starting tasks anyway (its trust window).
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -81,6 +81,10 @@ pub struct Limiter {
     /// How many nodes share a cluster-wide limit (1 for a node's own).
     sharing: AtomicU32,
     inner: RwLock<Gcra>,
+    /// The GCRA's theoretical arrival time (ns since `epoch`), mirrored from every
+    /// admission: governor's own cannot be read without taking one, and
+    /// [`Limiter::available`] reads this.
+    tat: AtomicU64,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -102,6 +106,7 @@ impl Limiter {
             epoch,
             sharing: AtomicU32::new(1),
             inner: RwLock::new(gcra(limit, 1, epoch)),
+            tat: AtomicU64::new(0),
         }
     }
 
@@ -118,6 +123,8 @@ impl Limiter {
         // Emptied: the nodes that shared the old rate may have used their bursts.
         let _ = fresh.check_n(burst);
         *self.inner.write() = fresh;
+        let full = u64::from(burst.get()) * nanos(period_of(self.limit, nodes));
+        self.tat.store(self.now() + full, Ordering::Release);
     }
 
     /// How many nodes share it now.
@@ -140,8 +147,45 @@ impl Limiter {
         self.inner
             .read()
             .check()
-            .map_err(|not_until| self.epoch + not_until.earliest_possible())
+            .map_err(|not_until| self.epoch + not_until.earliest_possible())?;
+        let (now, period) = (self.now(), nanos(self.period()));
+        let _ = self
+            .tat
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+                Some(tat.max(now) + period)
+            });
+        Ok(())
     }
+
+    /// How many admissions [`check`](Limiter::check) would grant back to back now (0 to
+    /// the burst of this node's share), read without taking one. An estimate: it mirrors
+    /// the GCRA's state from each admission, so admissions racing with the read may make
+    /// it off by one.
+    pub fn available(&self) -> u32 {
+        let burst = burst_share(self.limit, self.sharing()).get();
+        let ahead = self.tat.load(Ordering::Acquire).saturating_sub(self.now());
+        let used = ahead.div_ceil(nanos(self.period()).max(1));
+        burst.saturating_sub(u32::try_from(used).unwrap_or(u32::MAX))
+    }
+
+    /// Nanoseconds since `epoch`, on tokio time.
+    fn now(&self) -> u64 {
+        nanos(Instant::now().saturating_duration_since(self.epoch))
+    }
+
+    /// The interval between two admissions of this node's share.
+    fn period(&self) -> Duration {
+        period_of(self.limit, self.sharing())
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The interval between two admissions of `limit` divided among `nodes`.
+fn period_of(limit: RateLimit, nodes: u32) -> Duration {
+    Duration::from_secs_f64(f64::from(nodes) / f64::from(limit.per_second.get()))
 }
 
 /// `limit`'s burst divided among `nodes` (at least one).
@@ -151,7 +195,7 @@ fn burst_share(limit: RateLimit, nodes: u32) -> NonZeroU32 {
 
 /// A GCRA for `limit` divided among `nodes`: one admission every `nodes / per_second`.
 fn gcra(limit: RateLimit, nodes: u32, epoch: Instant) -> Gcra {
-    let period = Duration::from_secs_f64(f64::from(nodes) / f64::from(limit.per_second.get()));
+    let period = period_of(limit, nodes);
     let quota = Quota::with_period(period)
         .unwrap_or_else(|| Quota::per_second(limit.per_second))
         .allow_burst(burst_share(limit, nodes));
@@ -185,6 +229,45 @@ mod tests {
         tokio::time::advance(retry_at - Instant::now()).await;
         assert_eq!(l.check(), Ok(()));
         assert!(l.check().is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_tokens_left_are_read_without_taking_one() {
+        let l = limiter(2, 3);
+        assert_eq!(
+            (l.available(), l.available()),
+            (3, 3),
+            "reading takes nothing"
+        );
+        (0..3).for_each(|_| assert_eq!(l.check(), Ok(())));
+        assert_eq!(l.available(), 0);
+        assert!(l.check().is_err(), "as the read said");
+        tokio::time::advance(Duration::from_millis(499)).await;
+        assert_eq!(l.available(), 0);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(l.available(), 1);
+        assert_eq!(l.check(), Ok(()));
+        assert_eq!(l.available(), 0);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(l.available(), 3, "idle time refills at most the burst");
+        let shared = Limiter::new(
+            RateLimit {
+                per_second: nz(2),
+                burst: nz(2),
+                scope: LimitScope::Node,
+            }
+            .cluster_wide(),
+        );
+        shared.share_among(2);
+        assert_eq!(shared.available(), 0, "a new share starts empty");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            shared.available(),
+            1,
+            "half the rate: one a second, a burst of one"
+        );
+        assert_eq!(shared.check(), Ok(()));
+        assert!(shared.check().is_err());
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,6 +15,7 @@ mod messages;
 pub(crate) mod ops;
 pub mod peers;
 mod remote;
+pub(crate) mod revive;
 pub(crate) mod settle;
 mod shared;
 mod slot;

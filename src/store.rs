@@ -138,6 +138,22 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Returns how many tasks.
     fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>>;
 
+    /// Deletes these tasks (rows, events, crashes) if they have ended; a task that has not
+    /// ended, or is unknown, is left alone. Returns the ids deleted. An operator's delete
+    /// (the dashboard's bulk delete); retention uses
+    /// [`prune_terminal`](TaskStore::prune_terminal). The default refuses.
+    fn delete_ended(
+        &self,
+        ids: Vec<TaskId>,
+    ) -> BoxFuture<'static, Result<Vec<TaskId>, StoreError>> {
+        let _ = ids;
+        Box::pin(async {
+            Err(StoreError::WriteFailed(
+                "this store cannot delete tasks".into(),
+            ))
+        })
+    }
+
     /// Checks that the store can take a write now (readiness).
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>>;
 

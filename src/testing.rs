@@ -351,6 +351,15 @@ macro_rules! task_store_reads {
         ) -> ::futures::future::BoxFuture<'static, Result<u64, $crate::store::StoreError>> {
             self.$field.prune_terminal(before)
         }
+        fn delete_ended(
+            &self,
+            ids: Vec<$crate::TaskId>,
+        ) -> ::futures::future::BoxFuture<
+            'static,
+            Result<Vec<$crate::TaskId>, $crate::store::StoreError>,
+        > {
+            self.$field.delete_ended(ids)
+        }
     };
 }
 

@@ -7,6 +7,7 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use chrono::{DateTime, Utc};
 use maud::html;
 use serde::Deserialize;
 
@@ -27,6 +28,8 @@ pub(crate) struct ActionForm {
     pub result: Option<String>,
     /// `yes` once confirmed (cancel).
     pub confirm: Option<String>,
+    /// The slot to fire (a schedule's fire): RFC 3339, or `YYYY-MM-DDTHH:MM[:SS]` in UTC.
+    pub slot: Option<String>,
 }
 
 /// `POST /ui/tasks/{id}/{action}`: cancel, pause, resume, restart, complete.
@@ -94,6 +97,38 @@ async fn ended(ui: &Ui, id: TaskId) -> UiError {
     }
 }
 
+/// Fires `slot` (or the next slot) of schedule `name` for the session's actor; answers
+/// with the slot's task, new or the one an earlier fire created.
+async fn fire(
+    ui: &Ui,
+    session: &Session,
+    name: &str,
+    slot: Option<&str>,
+) -> Result<Response, UiError> {
+    let slot = match slot.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(raw) => super::tasks::parse_time(raw)
+            .map(DateTime::<Utc>::from)
+            .map_err(|e| UiError::bad_request(format!("slot: {e}")))?,
+        None => ui.system.schedule(name).await?.next.ok_or_else(|| {
+            UiError::new(
+                axum::http::StatusCode::CONFLICT,
+                format!("schedule {name:?} has no next slot"),
+            )
+        })?,
+    };
+    let receipt = ui
+        .system
+        .fire_schedule_by(name, slot, &session.actor)
+        .await?;
+    let done = if receipt.duplicate {
+        "fired-before"
+    } else {
+        "fire"
+    };
+    tracing::info!(schedule = %name, slot = %slot, task = %receipt.id, duplicate = receipt.duplicate, actor = %session.actor, "slot fired from the dashboard");
+    Ok(Redirect::to(&format!("/ui/tasks/{}?done={done}", receipt.id)).into_response())
+}
+
 fn confirm_cancel(id: TaskId, session: &Session) -> Response {
     let body = html! {
         h1 { "Cancel task " span.mono { (id) } "?" }
@@ -129,7 +164,10 @@ pub(crate) async fn queue(
     Ok(Redirect::to(&format!("/ui/queues?done={action}")).into_response())
 }
 
-/// `POST /ui/schedules/{name}/{action}`: pause, resume, or fire the next slot now.
+/// `POST /ui/schedules/{name}/{action}`: pause, resume, or fire a slot now (the one in
+/// `slot`, or the next one). A fired slot's task is created by the session's actor and
+/// carries the slot's unique key, so firing a slot twice creates one task; the answer is
+/// that task's page.
 pub(crate) async fn schedule(
     State(ui): State<Ui>,
     Extension(session): Extension<Session>,
@@ -142,16 +180,7 @@ pub(crate) async fn schedule(
     match action.as_str() {
         "pause" => drop(ui.system.pause_schedule(&name).await?),
         "resume" => drop(ui.system.resume_schedule(&name).await?),
-        "fire" => {
-            let next = ui.system.schedule(&name).await?.next;
-            let slot = next.ok_or_else(|| {
-                UiError::new(
-                    axum::http::StatusCode::CONFLICT,
-                    format!("schedule {name:?} has no next slot"),
-                )
-            })?;
-            ui.system.fire_schedule(&name, slot).await?;
-        }
+        "fire" => return fire(&ui, &session, &name, form.slot.as_deref()).await,
         other => return Err(UiError::not_found(format!("no schedule action {other:?}"))),
     }
     tracing::info!(schedule = %name, actor = %session.actor, action = %action, "schedule command from the dashboard");

@@ -1,5 +1,10 @@
-//! Bulk actions on the task list: cancel or restart the selected tasks, or every task
-//! matching the list's filters.
+//! Bulk actions on the task list: cancel, restart, retry or delete the selected tasks, or
+//! every task matching the list's filters.
+//!
+//! Retry and delete act on ended tasks only: a retry gives a failed or cancelled task one
+//! more attempt (a write fenced by its ended row, with a `restarted` event naming who);
+//! a delete removes ended tasks, a page at a time in one store call, and never touches a
+//! task that has not ended. Every other task is counted as skipped.
 //!
 //! A bulk request is posted twice. The first post is a dry run: it shows how many tasks
 //! the action would touch (the selection's size, or one count of the filter) and asks to
@@ -28,7 +33,7 @@ use super::layout::{self, Nav};
 use super::tasks::ListQuery;
 use super::Ui;
 use crate::error::TaskError;
-use crate::{TaskId, TaskSystem};
+use crate::{TaskId, TaskStatus, TaskSystem};
 
 /// Tasks read per page of a walk over a filter.
 const WALK_PAGE: u32 = 200;
@@ -44,6 +49,10 @@ pub(crate) enum Verb {
     Cancel,
     /// Restart its execution (a paused task is resumed, a running one stopped and queued).
     Restart,
+    /// Give an ended (failed or cancelled) task one more attempt.
+    Retry,
+    /// Delete an ended task (row, events, crash history).
+    Delete,
 }
 
 impl Verb {
@@ -51,8 +60,10 @@ impl Verb {
         match s {
             "cancel" => Ok(Self::Cancel),
             "restart" => Ok(Self::Restart),
+            "retry" => Ok(Self::Retry),
+            "delete" => Ok(Self::Delete),
             other => Err(UiError::bad_request(format!(
-                "action: expected cancel or restart, got {other:?}"
+                "action: expected cancel, restart, retry or delete, got {other:?}"
             ))),
         }
     }
@@ -61,6 +72,19 @@ impl Verb {
         match self {
             Self::Cancel => "cancel",
             Self::Restart => "restart",
+            Self::Retry => "retry",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// What the dry run says of the tasks it will leave alone.
+    fn skips(self) -> &'static str {
+        match self {
+            Self::Cancel | Self::Restart => "Tasks that have ended or changed meanwhile are skipped.",
+            Self::Retry => "Only failed and cancelled tasks are retried; every other task is skipped.",
+            Self::Delete => {
+                "Only ended tasks (succeeded, failed, cancelled) are deleted, with their events; a task that has not ended is never deleted."
+            }
         }
     }
 }
@@ -187,13 +211,16 @@ impl Op {
                 system.cancel_by(id, reason, &self.actor).await
             }
             Verb::Restart => system.restart_by(id, &self.actor).await,
+            Verb::Retry => system.retry_by(id, &self.actor).await,
+            Verb::Delete => return self.delete(system, &[id]).await,
         };
         let counter = match outcome {
             Ok(_) => &self.done,
             Err(
                 TaskError::NotFound(_)
                 | TaskError::AlreadyTerminal { .. }
-                | TaskError::Transition(_),
+                | TaskError::Transition(_)
+                | TaskError::Conflict(_),
             ) => &self.skipped,
             Err(e) => {
                 *self.last_error.lock() = Some(format!("task {id}: {e}"));
@@ -203,18 +230,50 @@ impl Op {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Applies the verb to `ids`: a delete in one store call, the others task by task
+    /// until the cancel button is pressed.
+    async fn apply_all(&self, system: &TaskSystem, ids: &[TaskId]) {
+        if self.verb == Verb::Delete {
+            return self.delete(system, ids).await;
+        }
+        for id in ids {
+            if self.stop.is_cancelled() {
+                return;
+            }
+            self.apply(system, *id).await;
+        }
+    }
+
+    /// Deletes the ended tasks among `ids`; the others count as skipped.
+    async fn delete(&self, system: &TaskSystem, ids: &[TaskId]) {
+        match system.delete_ended(ids.to_vec()).await {
+            Ok(gone) => {
+                let n = gone.len() as u64;
+                self.done.fetch_add(n, Ordering::Relaxed);
+                self.skipped
+                    .fetch_add(ids.len() as u64 - n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                *self.last_error.lock() = Some(format!("deleting {} task(s): {e}", ids.len()));
+                self.failed.fetch_add(ids.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
     async fn run(self: Arc<Self>, system: TaskSystem, scope: Scope) {
         match scope {
             Scope::Selected(ids) => {
-                for id in ids {
+                for chunk in ids.chunks(WALK_PAGE as usize) {
                     if self.stop.is_cancelled() {
                         break;
                     }
-                    self.apply(&system, id).await;
+                    self.apply_all(&system, chunk).await;
                 }
             }
             Scope::Filter(query) => self.walk(&system, query).await,
         }
+        tracing::info!(op = self.id, actor = %self.actor, action = self.verb.as_str(),
+            changed = self.done.load(Ordering::Relaxed), "bulk action from the dashboard ended");
         self.ended.cancel();
     }
 
@@ -237,11 +296,14 @@ impl Op {
             if fresh.is_empty() && page.len() < WALK_PAGE as usize {
                 return;
             }
-            for t in &fresh {
-                if self.stop.is_cancelled() {
-                    return;
-                }
-                self.apply(system, t.id).await;
+            let (hits, misses): (Vec<&&TaskStatus>, Vec<_>) =
+                fresh.iter().partition(|t| query.error_matches(t));
+            self.skipped
+                .fetch_add(misses.len() as u64, Ordering::Relaxed);
+            let ids: Vec<TaskId> = hits.iter().map(|t| t.id).collect();
+            self.apply_all(system, &ids).await;
+            if self.stop.is_cancelled() {
+                return;
             }
             let edge = last.created_at;
             if fresh.is_empty() {
@@ -257,14 +319,33 @@ impl Op {
     }
 }
 
-/// The operations of this dashboard.
-#[derive(Default)]
+/// The operations of this dashboard. They live in memory: a restart of the node stops a
+/// running one (the tasks it changed stay changed, each with its event). Their numbers
+/// start at the node's start time in milliseconds, so the page of an operation of an
+/// earlier run is never another operation's: it says the operation is not known here.
 pub(crate) struct Ops {
     next: AtomicU64,
     ops: Mutex<Vec<Arc<Op>>>,
 }
 
+impl Default for Ops {
+    fn default() -> Self {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
+        let base = now.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+        Self {
+            next: AtomicU64::new(base),
+            ops: Mutex::default(),
+        }
+    }
+}
+
 impl Ops {
+    /// The number the next operation gets.
+    #[cfg(test)]
+    pub fn next_id(&self) -> u64 {
+        self.next.load(Ordering::Relaxed) + 1
+    }
+
     /// Starts `verb` over `scope` in the background.
     fn start(&self, system: TaskSystem, req: &BulkRequest, actor: &str, planned: u64) -> u64 {
         let op = Arc::new(Op {
@@ -324,12 +405,16 @@ fn dry_run(req: &BulkRequest, planned: u64, session: &Session) -> Markup {
     let verb = req.verb.as_str();
     let which = match &req.scope {
         Scope::Selected(_) => "selected".to_string(),
+        Scope::Filter(q) if q.error.is_some() => format!(
+            "matching the other filters ({}); only those whose last error contains the text are changed, the others are skipped",
+            q.href()
+        ),
         Scope::Filter(q) => format!("matching the filter ({})", q.href()),
     };
     let body = html! {
         h1 { "Bulk " (verb) ": dry run" }
-        p #bulk-count { "This would " (verb) " " strong { (planned) } " task(s) " (which)
-            ". Tasks that have ended or changed meanwhile are skipped." }
+        p #bulk-count { "This would " (verb) " " strong { (planned) } " task(s) " (which) "." }
+        p { (req.verb.skips()) }
         form.confirm method="post" action="/ui/bulk" {
             (layout::csrf(session))
             @for (k, v) in &req.fields { input type="hidden" name=(k) value=(v); }
@@ -347,10 +432,7 @@ pub(crate) async fn page(
     Extension(session): Extension<Session>,
     Path(n): Path<u64>,
 ) -> Result<Markup, UiError> {
-    let op = ui
-        .bulk
-        .get(n)
-        .ok_or_else(|| UiError::not_found(format!("no bulk operation {n}")))?;
+    let op = ui.bulk.get(n).ok_or_else(|| unknown(n))?;
     let body = html! {
         h1 { "Bulk " (op.verb.as_str()) " " (n) }
         div hx-ext="sse,morph" sse-connect={ "/ui/live?bulk=" (n) } {
@@ -363,6 +445,15 @@ pub(crate) async fn page(
         p { a href="/ui/tasks" { "Back to the tasks" } }
     };
     Ok(layout::page("Bulk action", Nav::Tasks, &session, body))
+}
+
+/// The answer for an operation this node does not know.
+fn unknown(n: u64) -> UiError {
+    UiError::not_found(format!(
+        "bulk operation {n} is not known to this node: operations live in memory, so one \
+         started before the node restarted was interrupted there (the tasks it had changed \
+         stay changed, each with its event), and only the last {KEEP} are remembered"
+    ))
 }
 
 /// The live region of a progress page.
@@ -391,10 +482,7 @@ pub(crate) async fn cancel(
     ui.auth
         .permit(&session, form.csrf.as_deref())
         .map_err(UiError::refused)?;
-    let op = ui
-        .bulk
-        .get(n)
-        .ok_or_else(|| UiError::not_found(format!("no bulk operation {n}")))?;
+    let op = ui.bulk.get(n).ok_or_else(|| unknown(n))?;
     op.stop.cancel();
     tracing::info!(op = n, actor = %session.actor, "bulk action cancelled from the dashboard");
     Ok(Redirect::to(&format!("/ui/bulk/{n}")).into_response())

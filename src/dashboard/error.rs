@@ -65,6 +65,7 @@ impl From<ScheduleError> for UiError {
         let status = match &e {
             ScheduleError::NotFound(_) => StatusCode::NOT_FOUND,
             ScheduleError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ScheduleError::Invalid(_) | ScheduleError::Cron(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::CONFLICT,
         };
         Self::new(status, e.to_string())

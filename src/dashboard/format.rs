@@ -58,7 +58,10 @@ pub(crate) fn done(q: &std::collections::HashMap<String, String>) -> Option<&'st
         "resume" => "Resume done.",
         "restart" => "Restart done.",
         "complete" => "Complete done.",
-        "fire" => "Slot fired.",
+        "fire" => "Slot fired: this is its task.",
+        "fired-before" => {
+            "That slot had fired before: this is its task, and nothing new was created."
+        }
         "save" => "Schedule saved.",
         "drain" => "Drain started: this node takes no new tasks; running ones finish here.",
         _ => return None,

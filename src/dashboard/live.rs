@@ -18,7 +18,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::metrics::{self, History, Rates};
+use super::marks::{Mark, Marks};
+use super::metrics::{self, Ago, History, Rates};
 use super::{overview, Ui};
 use crate::cluster::{Cluster, ClusterStatus};
 use crate::store::TaskFilter;
@@ -42,26 +43,27 @@ pub(crate) struct Snapshot {
     pub rates: Option<Rates>,
     /// The cluster as this node sees it, when it is in one.
     pub cluster: Option<ClusterStatus>,
+    /// The marks of the last minute (breaker trips, queue pauses and resumes, node
+    /// joins), oldest first.
+    pub marks: Vec<Mark>,
 }
 
 impl Snapshot {
-    /// Reads the counts and the queues now.
+    /// Reads the counts and the queues now. The counts of the states are read at once
+    /// (a store with several readers, as SQLite's, runs them side by side).
     pub async fn build(system: &TaskSystem) -> Self {
-        let mut counts = Ok(Vec::with_capacity(TaskState::ALL.len()));
-        for state in TaskState::ALL {
-            let filter = TaskFilter {
+        let reads = TaskState::ALL.map(|state| {
+            system.count(TaskFilter {
                 state: Some(state),
                 ..TaskFilter::default()
-            };
-            match (system.count(filter).await, &mut counts) {
-                (Ok(n), Ok(list)) => list.push((state, n)),
-                (Err(e), _) => {
-                    counts = Err(e.to_string());
-                    break;
-                }
-                _ => {}
-            }
-        }
+            })
+        });
+        let read = futures::future::join_all(reads).await;
+        let counts = TaskState::ALL
+            .into_iter()
+            .zip(read)
+            .map(|(state, n)| n.map(|n| (state, n)).map_err(|e| e.to_string()))
+            .collect();
         Self {
             at: SystemTime::now(),
             counts,
@@ -69,7 +71,13 @@ impl Snapshot {
             gates: system.kind_gates(),
             rates: None,
             cluster: None,
+            marks: Vec::new(),
         }
+    }
+
+    /// The throughput region's marks, each with its distance from `at`.
+    pub fn marks(&self) -> Vec<Ago<'_>> {
+        Ago::window(&self.marks, self.at)
     }
 }
 
@@ -81,6 +89,7 @@ pub(crate) struct Live {
     metrics: Option<PrometheusHandle>,
     cluster: Option<Cluster>,
     history: Mutex<History>,
+    marks: Arc<Mutex<Marks>>,
     tick: Duration,
     tx: watch::Sender<Slot>,
     running: Mutex<bool>,
@@ -95,6 +104,7 @@ impl Live {
             metrics,
             cluster: None,
             history: Mutex::new(History::default()),
+            marks: Arc::default(),
             tick,
             tx: watch::Sender::new(None),
             running: Mutex::new(false),
@@ -106,6 +116,26 @@ impl Live {
     pub fn cluster(mut self, cluster: Option<Cluster>) -> Self {
         self.cluster = cluster;
         self
+    }
+
+    /// Starts the watcher that records the chart's marks (see [`super::marks`]), when
+    /// called within a tokio runtime; it ends with [`Live::stop`].
+    pub fn watch_marks(&self) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            super::marks::watch(
+                self.system.clone(),
+                self.cluster.clone(),
+                self.marks.clone(),
+                self.tick,
+                self.stop.clone(),
+            );
+        }
+    }
+
+    /// The marks recorded so far (tests).
+    #[cfg(test)]
+    pub fn recorded(&self) -> Vec<Mark> {
+        self.marks.lock().since(SystemTime::UNIX_EPOCH)
     }
 
     /// A receiver of every new snapshot; starts the ticker if it is not running.
@@ -149,6 +179,11 @@ impl Live {
         if let Some(cluster) = &self.cluster {
             snapshot.cluster = Some(cluster.status().await);
         }
+        let since = snapshot.at.checked_sub(metrics::WINDOW);
+        snapshot.marks = self
+            .marks
+            .lock()
+            .since(since.unwrap_or(SystemTime::UNIX_EPOCH));
         snapshot
     }
 
@@ -247,7 +282,7 @@ pub(crate) fn events(s: &Snapshot) -> Vec<Result<Event, Infallible>> {
         ("counts", overview::counts(s)),
         ("queues", overview::queues(s)),
         ("updated", overview::updated(s)),
-        ("rates", metrics::view(s.rates.as_ref())),
+        ("rates", metrics::view(s.rates.as_ref(), &s.marks())),
         ("gates", super::queues::gates_table(&s.gates)),
     ]
     .into_iter()

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use maud::{html, Markup};
 
+pub(crate) use super::chart::Ago;
 use crate::telemetry::names;
 
 /// The window rates and percentiles are taken over.
@@ -130,6 +131,18 @@ pub(crate) struct Rates {
     pub per_second: [(&'static str, f64); 4],
     /// (what, p50, p95, p99) in seconds, for submit→start and attempt duration.
     pub latency: [(&'static str, Option<[f64; 3]>); 2],
+    /// The rates between each two consecutive readings in the window, oldest first: the
+    /// throughput chart.
+    pub series: Vec<Sample>,
+}
+
+/// The rates between two consecutive readings.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Sample {
+    /// How long before the newest reading this one was taken.
+    pub ago: Duration,
+    /// Started, succeeded, failed, retried per second, as in [`Rates::per_second`].
+    pub per_second: [f64; 4],
 }
 
 /// The last minute of readings.
@@ -151,7 +164,25 @@ impl History {
             .front()
             .map(|(at, old)| rates(now.duration_since(*at), old, &t));
         self.0.push_back((now, t));
-        rates
+        rates.map(|r| Rates {
+            series: self.series(now),
+            ..r
+        })
+    }
+
+    /// The rates between each two consecutive readings, as of `now`.
+    fn series(&self, now: Instant) -> Vec<Sample> {
+        let readings: Vec<_> = self.0.iter().collect();
+        readings
+            .windows(2)
+            .map(|w| {
+                let r = rates(w[1].0.duration_since(w[0].0), &w[0].1, &w[1].1);
+                Sample {
+                    ago: now.duration_since(w[1].0),
+                    per_second: r.per_second.map(|(_, n)| n),
+                }
+            })
+            .collect()
     }
 }
 
@@ -173,6 +204,7 @@ fn rates(over: Duration, old: &Totals, new: &Totals) -> Rates {
             ("submit → start", p(&started)),
             ("attempt duration", p(&attempt)),
         ],
+        series: Vec::new(),
     }
 }
 
@@ -183,13 +215,18 @@ fn seconds(s: f64) -> String {
     }
 }
 
-/// The throughput region of the overview.
-pub(crate) fn view(rates: Option<&Rates>) -> Markup {
+/// The throughput region of the overview: the rates, the chart with its `marks`, the
+/// latency percentiles.
+pub(crate) fn view(rates: Option<&Rates>, marks: &[Ago<'_>]) -> Markup {
     let Some(r) = rates else {
-        return html! { p { "Throughput appears after the second reading (one tick)." } };
+        return html! {
+            p { "Throughput appears after the second reading (one tick)." }
+            (super::chart::marks_list(marks))
+        };
     };
     html! {
         p.updated { "Over the last " (r.over.as_secs()) " s." }
+        (super::chart::throughput(&r.series, marks))
         ul.counts {
             @for (what, n) in r.per_second {
                 li { span.rate { span.n { (format!("{n:.1}")) } " " (what) " / s" } }
@@ -263,7 +300,15 @@ taskmesh_submit_to_start_seconds_sum{queue="a"} 0.5
             later.per_second[1].1, 0.0,
             "the empty reading left the window"
         );
-        let html = view(Some(&r)).into_string();
+        assert_eq!(r.series.len(), 1, "one sample per two consecutive readings");
+        assert_eq!(
+            (r.series[0].ago, r.series[0].per_second[1]),
+            (Duration::ZERO, 3.5),
+            "7 succeeded in the 2 s between the first two readings"
+        );
+        assert_eq!(later.series.len(), 1, "the first reading left the window");
+        assert_eq!(later.series[0].per_second[1], 0.0);
+        let html = view(Some(&r), &[]).into_string();
         assert!(
             html.contains("3.5") && html.contains("succeeded / s"),
             "{html}"

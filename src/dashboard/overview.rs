@@ -30,7 +30,7 @@ pub(crate) async fn page(State(ui): State<Ui>, Extension(session): Extension<Ses
             section aria-labelledby="rates-h" {
                 h2 #rates-h { "Throughput and latency" }
                 div #rates sse-swap="rates" hx-swap="morph:innerHTML" {
-                    (super::metrics::view(snapshot.rates.as_ref()))
+                    (super::metrics::view(snapshot.rates.as_ref(), &snapshot.marks()))
                 }
             }
             section aria-labelledby="queues-h" {

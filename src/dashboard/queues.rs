@@ -75,13 +75,14 @@ pub(crate) fn table(queues: &[QueueStats], session: &Session) -> Markup {
     }
 }
 
-/// Each kind's breaker (state, next probe) and rate limit: a live region of the page.
+/// Each kind's breaker (state, next probe), rate limit and the tokens it has left (an
+/// estimate read without taking one): a live region of the page.
 pub(crate) fn gates_table(gates: &[KindGates]) -> Markup {
     html! {
         table.gates {
             thead { tr {
                 th scope="col" { "kind" } th scope="col" { "breaker" } th scope="col" { "next probe" }
-                th scope="col" { "rate limit" }
+                th scope="col" { "rate limit" } th.num scope="col" { "tokens left" }
             } }
             tbody {
                 @for g in gates {
@@ -95,6 +96,7 @@ pub(crate) fn gates_table(gates: &[KindGates]) -> Markup {
                         } }
                         td { @if let Some(d) = g.next_probe { "in " (d.as_secs()) " s" } }
                         td { @if let Some(r) = g.rate_limit { (r.per_second) "/s, burst " (r.burst) } @else { span.muted { "none" } } }
+                        td.num { @if let Some(t) = g.tokens { (t) } @else { span.muted { "–" } } }
                     }
                 }
             }

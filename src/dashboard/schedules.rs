@@ -56,6 +56,7 @@ pub(crate) fn schedule(info: &ScheduleInfo, next: &[DateTime<Utc>], session: &Se
         None => String::new(),
     };
     let base = format!("/ui/schedules/{}", encode_segment(&spec.name));
+    let operator = session.role == Role::Operator;
     html! {
         section.schedule aria-label={ "Schedule " (spec.name) } {
             h2 { (spec.name) @if spec.paused { " " span.badge.paused { "paused" } } }
@@ -77,12 +78,16 @@ pub(crate) fn schedule(info: &ScheduleInfo, next: &[DateTime<Utc>], session: &Se
             }
             table.fires {
                 caption { "Next fires" }
-                thead { tr { th scope="col" { "UTC" } th scope="col" { "in " (spec.timezone) } th scope="col" { "in your zone" } } }
+                thead { tr {
+                    th scope="col" { "UTC" } th scope="col" { "in " (spec.timezone) } th scope="col" { "in your zone" }
+                    @if operator { th scope="col" { span.sr-only { "actions" } } }
+                } }
                 tbody {
                     @for t in next {
                         tr {
                             td { (format::utc(*t)) } td { (local(t)) }
                             td { time.local datetime=(t.to_rfc3339()) { "(needs JavaScript)" } }
+                            @if operator { td { (fire_form(session, &base, t)) } }
                         }
                     }
                 }
@@ -95,10 +100,30 @@ pub(crate) fn schedule(info: &ScheduleInfo, next: &[DateTime<Utc>], session: &Se
                     (layout::action(session, &format!("{base}/pause"), "Pause", ""))
                 }
                 (layout::action(session, &format!("{base}/fire"), "Fire the next slot now", ""))
-                @if session.role == Role::Operator {
+                @if operator {
                     a.button href={ "/ui/schedules/edit?name=" (encode_segment(&spec.name)) } { "Edit" }
                 }
             }
+            @if operator {
+                form.fire-slot method="post" action={ (base) "/fire" } {
+                    (layout::csrf(session))
+                    @let id = format!("slot-{}", encode_segment(&spec.name));
+                    label for=(id) { "Fire a chosen slot (UTC), e.g. a missed one " }
+                    input id=(id) type="datetime-local" step="1" name="slot" required;
+                    " " button type="submit" { "Fire this slot" }
+                }
+            }
+        }
+    }
+}
+
+/// The button that fires one listed slot (its task is created once, whoever fires it).
+fn fire_form(session: &Session, base: &str, slot: &DateTime<Utc>) -> Markup {
+    html! {
+        form.action method="post" action={ (base) "/fire" } {
+            (layout::csrf(session))
+            input type="hidden" name="slot" value=(slot.to_rfc3339());
+            button type="submit" aria-label={ "Fire the slot of " (format::utc(*slot)) } { "Fire" }
         }
     }
 }

@@ -4,6 +4,13 @@
 //! creation time of the last task shown (`before`, nanoseconds) plus how many tasks of
 //! exactly that time were shown (`skip`), so deep pages cost as little as the first and
 //! tasks created meanwhile never shift a page.
+//!
+//! The error-text filter (`error`, a case-insensitive substring of the last error) is
+//! not an index: a page reads at most [`SCAN`] tasks matching the other filters from the
+//! cursor on, keeps those whose last error contains the text (up to [`PAGE`]), and moves
+//! the cursor past what it read. A page therefore costs at most one read of [`SCAN`] rows
+//! however rare the text is, and says how many tasks it looked at; "Older tasks" goes on
+//! from there.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,6 +30,9 @@ use crate::{TaskState, TaskStatus};
 /// Tasks per page.
 pub(crate) const PAGE: u32 = 50;
 
+/// The most tasks one page of an error-text search reads.
+pub(crate) const SCAN: u32 = 1000;
+
 /// The filters and the cursor of a list request.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct ListQuery {
@@ -32,6 +42,8 @@ pub(crate) struct ListQuery {
     pub queue: Option<String>,
     /// Only this kind.
     pub kind: Option<String>,
+    /// Only tasks whose last error contains this text (any case).
+    pub error: Option<String>,
     /// Created at or after (UTC).
     pub from: Option<SystemTime>,
     /// Created before (UTC).
@@ -76,6 +88,7 @@ impl ListQuery {
             state,
             queue: text("queue"),
             kind: text("kind"),
+            error: text("error"),
             from: time("from")?,
             to: time("to")?,
             before,
@@ -98,6 +111,17 @@ impl ListQuery {
             created_before,
             ..TaskFilter::default()
         }
+    }
+
+    /// True when `t` passes the error-text filter (always, without one).
+    pub fn error_matches(&self, t: &TaskStatus) -> bool {
+        let Some(needle) = &self.error else {
+            return true;
+        };
+        let needle = needle.to_lowercase();
+        t.error
+            .as_ref()
+            .is_some_and(|e| e.message.to_lowercase().contains(&needle))
     }
 
     /// The cursor after `tasks`, the page read with this query.
@@ -143,6 +167,9 @@ impl ListQuery {
         if let Some(k) = &self.kind {
             parts.push(("kind", k.clone()))
         }
+        if let Some(e) = &self.error {
+            parts.push(("error", e.clone()))
+        }
         if let Some(t) = self.from {
             parts.push(("from", iso(t)))
         }
@@ -162,7 +189,7 @@ impl ListQuery {
 }
 
 /// RFC 3339, or `YYYY-MM-DDTHH:MM` (what a `datetime-local` input sends) read as UTC.
-fn parse_time(s: &str) -> Result<SystemTime, String> {
+pub(crate) fn parse_time(s: &str) -> Result<SystemTime, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc).into());
     }
@@ -194,26 +221,65 @@ pub(crate) async fn page(
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Markup, UiError> {
     let query = ListQuery::parse(&raw)?;
-    let page = ui.system.list(query.filter(), PAGE, query.skip).await?;
-    let more = page.total > query.skip + page.tasks.len() as u64;
-    let next = more.then(|| query.next(&page.tasks)).flatten();
+    let limit = if query.error.is_some() { SCAN } else { PAGE };
+    let page = ui.system.list(query.filter(), limit, query.skip).await?;
+    let found = Found::of(&query, page.tasks);
+    let more = page.total > query.skip + found.read.len() as u64;
+    let next = more.then(|| query.next(&found.read)).flatten();
     let queues: Vec<String> = ui.system.queues().into_iter().map(|q| q.name).collect();
     let body = html! {
         h1 { "Tasks" }
         (filters(&query, &queues))
         div #task-list {
             p.summary aria-live="polite" {
-                (page.total) @if query.before.is_some() { " more" } " matching"
+                @if let Some(e) = &query.error {
+                    (found.shown.len()) " whose last error contains “" (e) "” among the next "
+                    (found.read.len()) " of " (page.total - query.skip.min(page.total))
+                    " tasks matching the other filters"
+                    @if more { " (each page looks at up to " (SCAN) ")" }
+                } @else {
+                    (page.total) @if query.before.is_some() { " more" } " matching"
+                }
                 @if query.before.is_some() { " · " a href=(ListQuery { before: None, skip: 0, ..query.clone() }.href()) { "Back to the newest" } }
             }
             (bulk_form(&query, &session, page.total))
-            (table(&page.tasks, session.role == Role::Operator))
+            (table(&found.shown, session.role == Role::Operator))
             @if let Some(next) = next {
                 nav.pager aria-label="Pages" { a rel="next" href=(next.href()) { "Older tasks →" } }
             }
         }
     };
     Ok(layout::page("Tasks", Nav::Tasks, &session, body))
+}
+
+/// A page's tasks: those read from the store, and those shown (the same without an
+/// error-text filter; with one, the matches among the first read, and what was read up to
+/// the last match shown when the page filled up).
+struct Found {
+    read: Vec<TaskStatus>,
+    shown: Vec<TaskStatus>,
+}
+
+impl Found {
+    fn of(q: &ListQuery, mut read: Vec<TaskStatus>) -> Self {
+        if q.error.is_none() {
+            return Self {
+                shown: read.clone(),
+                read,
+            };
+        }
+        let mut shown = Vec::new();
+        for (i, t) in read.iter().enumerate() {
+            if q.error_matches(t) {
+                shown.push(t.clone());
+                if shown.len() == PAGE as usize {
+                    read.truncate(i + 1);
+                    break;
+                }
+            }
+        }
+        Self { read, shown }
+    }
 }
 
 fn filters(q: &ListQuery, queues: &[String]) -> Markup {
@@ -241,6 +307,7 @@ fn filters(q: &ListQuery, queues: &[String]) -> Markup {
                 }
             }
             label { "Kind " input #filter-kind type="search" name="kind" value=[q.kind.as_deref()] size="12"; }
+            label { "Last error contains " input #filter-error type="search" name="error" value=[q.error.as_deref()] size="16" maxlength="200"; }
             label { "Created from (UTC) " input type="datetime-local" name="from" value=[local(q.from)]; }
             label { "to " input type="datetime-local" name="to" value=[local(q.to)]; }
             button type="submit" { "Filter" }
@@ -268,10 +335,14 @@ fn bulk_form(q: &ListQuery, session: &Session, total: u64) -> Markup {
                     select name="action" {
                         option value="cancel" { "cancel" }
                         option value="restart" { "restart" }
+                        option value="retry" { "retry (ended)" }
+                        option value="delete" { "delete (ended)" }
                     }
                 }
                 label { input type="radio" name="scope" value="selected" checked; " the selected tasks" }
-                label { input type="radio" name="scope" value="filter"; " all " (total) " matching the filter" }
+                label { input type="radio" name="scope" value="filter";
+                    @if q.error.is_some() { " all matching the filters (among " (total) " matching the others)" }
+                    @else { " all " (total) " matching the filter" } }
                 button type="submit" { "Count first…" }
             }
         }

@@ -5,7 +5,9 @@
 mod actions;
 mod bulk;
 mod cluster;
+mod filters;
 mod live;
+mod marks;
 mod scale;
 mod views;
 

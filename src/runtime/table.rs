@@ -119,11 +119,12 @@ impl TaskTable {
         }
     }
 
+    /// Lets an ended task go; one an operator retried since it ended (it is not ended
+    /// any more) stays.
     fn remove(&self, id: &TaskId) {
-        if let Some((_, cell)) = self.cells.remove(id) {
-            if let Some(key) = &cell.task.unique_key {
-                self.unique.remove_if(key, |_, v| v.id == *id);
-            }
+        let Some(cell) = self.get(id) else { return };
+        if cell.status.lock().state.is_terminal() {
+            self.forget(&cell);
         }
     }
 }

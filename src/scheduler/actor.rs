@@ -37,8 +37,9 @@ pub(crate) enum SchedulerMsg {
     List(RpcReplyPort<Vec<ScheduleInfo>>),
     /// The next `n` slots of a schedule.
     Upcoming(String, usize, Reply<Vec<DateTime<Utc>>>),
-    /// Fires one slot by hand.
-    Fire(String, DateTime<Utc>, Reply<Receipt>),
+    /// Fires one slot by hand; with an actor, the task is created by that actor (its
+    /// `created` event names who fired the slot).
+    Fire(String, DateTime<Utc>, Option<String>, Reply<Receipt>),
     /// The armed slot is due.
     Tick,
     /// Stores the watermarks that ticks moved since the last save.
@@ -142,8 +143,8 @@ impl Actor for Scheduler {
             SchedulerMsg::Upcoming(name, n, reply) => {
                 let _ = reply.send(state.upcoming(&name, n));
             }
-            SchedulerMsg::Fire(name, slot, reply) => {
-                let _ = reply.send(state.fire_by_hand(&name, slot).await);
+            SchedulerMsg::Fire(name, slot, actor, reply) => {
+                let _ = reply.send(state.fire_by_hand(&name, slot, actor).await);
             }
             SchedulerMsg::Tick => state.tick(&myself).await,
             SchedulerMsg::Save => state.save_unsaved().await,
@@ -350,12 +351,13 @@ impl SchedulerState {
             .is_some_and(|c| !c.status.lock().state.is_terminal())
     }
 
-    /// Fires `slot` of schedule `name` by hand. A slot fires at most once: firing it again
-    /// returns its task as a duplicate.
+    /// Fires `slot` of schedule `name` by hand, created by `actor` if given. A slot fires
+    /// at most once: firing it again returns its task as a duplicate.
     async fn fire_by_hand(
         &mut self,
         name: &str,
         slot: DateTime<Utc>,
+        actor: Option<String>,
     ) -> Result<Receipt, ScheduleError> {
         let record = self.record(name)?;
         let rec = self
@@ -366,7 +368,10 @@ impl SchedulerState {
             let why = format!("{} is not a slot of schedule {name:?}", slot.to_rfc3339());
             return Err(ValidationError::new("slot", why).into());
         }
-        let task = slot_task(&record, slot);
+        let task = match actor {
+            Some(actor) => slot_task(&record, slot).actor_id(actor),
+            None => slot_task(&record, slot),
+        };
         submit(&self.shared, task).await.map_err(|e| match e {
             SubmitError::Store(s) => ScheduleError::Store(s),
             other => ScheduleError::Invalid(ValidationError::new("task", other.to_string())),

@@ -5,6 +5,7 @@
 
 mod breakers;
 mod coordination;
+mod deletes;
 mod fencing;
 mod leases;
 
@@ -53,6 +54,7 @@ pub(crate) async fn run_all<H: Harness>(h: &mut H) {
     prune_terminal_deletes_only_terminal_tasks_updated_before_the_cutoff(h).await;
     sweep_crashes_deletes_only_entries_before_the_cutoff(h).await;
     find_unique_names_the_holder_until_it_is_pruned(h).await;
+    deletes::delete_ended_deletes_only_the_named_ended_tasks(h).await;
     a_fresh_store_is_writable(h).await;
     schedules_are_stored_replaced_deleted_and_survive_a_reopen(h).await;
     many_schedules_are_put_at_once_and_survive_a_reopen(h).await;

@@ -211,6 +211,25 @@ impl Inner {
         (count - self.tasks.len()) as u64
     }
 
+    fn delete_ended(&mut self, ids: &[TaskId]) -> Vec<TaskId> {
+        let mut gone = Vec::new();
+        for id in ids {
+            let ended = self.tasks.get(id);
+            if !ended.is_some_and(|e| e.record.life.state.is_terminal()) {
+                continue;
+            }
+            if let Some(entry) = self.tasks.remove(id) {
+                if let Some(key) = &entry.record.task.unique_key {
+                    if self.unique.get(key) == Some(id) {
+                        self.unique.remove(key);
+                    }
+                }
+                gone.push(*id);
+            }
+        }
+        gone
+    }
+
     fn sweep_crashes(&mut self, before: SystemTime) -> u64 {
         let mut swept = 0;
         for entry in self.tasks.values_mut() {
@@ -271,6 +290,13 @@ impl TaskStore for MemoryStore {
 
     fn prune_terminal(&self, before: SystemTime) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.with(|inner| inner.prune_terminal(before))
+    }
+
+    fn delete_ended(
+        &self,
+        ids: Vec<TaskId>,
+    ) -> BoxFuture<'static, Result<Vec<TaskId>, StoreError>> {
+        self.with(move |inner| inner.delete_ended(&ids))
     }
 
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {

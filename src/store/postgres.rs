@@ -290,6 +290,13 @@ impl TaskStore for PgStore {
         self.with_pool(move |p| async move { maint::prune(&p, before).await })
     }
 
+    fn delete_ended(
+        &self,
+        ids: Vec<TaskId>,
+    ) -> BoxFuture<'static, Result<Vec<TaskId>, StoreError>> {
+        self.with_pool(move |p| async move { maint::delete_ended(&p, ids).await })
+    }
+
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         self.with_pool(|p| async move { maint::probe(&p).await })
     }

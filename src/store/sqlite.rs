@@ -310,6 +310,20 @@ impl TaskStore for SqliteStore {
         self.delete_in_chunks(|before, limit| Job::Prune { before, limit }, before)
     }
 
+    fn delete_ended(
+        &self,
+        ids: Vec<TaskId>,
+    ) -> BoxFuture<'static, Result<Vec<TaskId>, StoreError>> {
+        let done = self.submit(Job::Delete(ids));
+        async move {
+            match done.await? {
+                Outcome::Ids(ids) => Ok(ids),
+                _ => Err(unexpected()),
+            }
+        }
+        .boxed()
+    }
+
     fn check_writable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
         let done = self.submit(Job::Probe);
         async move { done.await.map(drop) }.boxed()

@@ -42,6 +42,21 @@ impl TaskSystem {
         ops::run(&self.shared, id, Some(actor), Command::Restart).await
     }
 
+    /// Gives an ended task (failed or cancelled) one more attempt, recorded as done by
+    /// `actor` (a `restarted` event). The change is a write fenced by the ended row, so
+    /// of two racing retries (on any process) one wins and the other gets
+    /// [`TaskError::Conflict`]. A task in any other state is refused
+    /// ([`TaskError::Transition`]).
+    pub async fn retry_by(&self, id: TaskId, actor: &str) -> Result<Control, TaskError> {
+        crate::runtime::revive::retry(&self.shared, id, Some(actor)).await
+    }
+
+    /// Deletes the ended tasks among `ids` (rows, events, crash history); tasks that have
+    /// not ended, and unknown ones, are left alone. Returns the ids deleted.
+    pub async fn delete_ended(&self, ids: Vec<TaskId>) -> Result<Vec<TaskId>, TaskError> {
+        crate::runtime::revive::delete_ended(&self.shared, ids).await
+    }
+
     /// [`TaskSystem::complete`], recorded as done by `actor`.
     pub async fn complete_by(
         &self,

@@ -20,6 +20,9 @@ pub struct KindGates {
     pub next_probe: Option<Duration>,
     /// Its rate limit, when it has one.
     pub rate_limit: Option<RateLimit>,
+    /// The admissions its rate limit would grant back to back now (an estimate, read
+    /// without taking one; see [`Limiter::available`](crate::ratelimit::Limiter::available)).
+    pub tokens: Option<u32>,
 }
 
 impl TaskSystem {
@@ -39,6 +42,7 @@ impl TaskSystem {
                     .and_then(|b| b.probe_at())
                     .map(|t| t.saturating_duration_since(now)),
                 rate_limit: e.limiter.as_ref().map(|l| l.limit()),
+                tokens: e.limiter.as_ref().map(|l| l.available()),
             })
             .collect();
         out.sort_by(|a, b| a.kind.cmp(&b.kind));

@@ -70,7 +70,22 @@ impl TaskSystem {
         slot: DateTime<Utc>,
     ) -> Result<Receipt, ScheduleError> {
         let name = name.to_string();
-        self.ask(|r| SchedulerMsg::Fire(name, slot, r)).await?
+        self.ask(|r| SchedulerMsg::Fire(name, slot, None, r))
+            .await?
+    }
+
+    /// [`TaskSystem::fire_schedule`] on behalf of `actor` (a user, a dashboard session):
+    /// the slot's task is created by `actor`, so its `created` event says who fired it.
+    /// Its unique key is still the slot's, so the slot fires at most once.
+    pub async fn fire_schedule_by(
+        &self,
+        name: &str,
+        slot: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<Receipt, ScheduleError> {
+        let (name, actor) = (name.to_string(), actor.to_string());
+        self.ask(|r| SchedulerMsg::Fire(name, slot, Some(actor), r))
+            .await?
     }
 
     async fn ask<T: Send + 'static>(

@@ -9,6 +9,7 @@ import AxeBuilder from "@axe-core/playwright";
 const URL_ = process.env.UI_URL;
 const TOKEN = process.env.UI_TOKEN;
 const VIEWER = process.env.UI_VIEWER_TOKEN;
+const CLUSTER = process.env.UI_CLUSTER_URL;
 const SHOTS = process.env.SHOTS || "docs/screenshots";
 const results = [];
 const problems = { console: [], outside: [], dialogs: [] };
@@ -63,11 +64,11 @@ async function session(browser) {
   return { context, page };
 }
 
-async function login(page, token, name) {
-  await page.goto(`${URL_}/ui/login`);
+async function login(page, token, name, base = URL_) {
+  await page.goto(`${base}/ui/login`);
   await page.fill("#token", token);
   await page.fill("#name", name);
-  await Promise.all([page.waitForURL(`${URL_}/ui`), page.click("button[type=submit]")]);
+  await Promise.all([page.waitForURL(`${base}/ui`), page.click("button[type=submit]")]);
 }
 
 const browser = await chromium.launch({
@@ -173,11 +174,49 @@ await check("a hostile task is shown as text, and the failed one shows its attem
   await shot(page, "task");
 });
 
+await check("the error filter lives in the URL; an operator retries failed tasks and deletes cancelled ones in bulk", async () => {
+  await page.goto(`${URL_}/ui/tasks`);
+  await page.fill("#filter-error", "said 503");
+  await page.press("#filter-error", "Enter");
+  await page.waitForURL(/error=said(\+|%20)503/);
+  await page.locator("table.tasks tbody tr").first().waitFor();
+  const rows = await page.locator("table.tasks tbody tr").allInnerTexts();
+  assert(rows.length === 1 && rows[0].includes("upstream said 503"), `rows: ${rows.join(" | ")}`);
+  assert((await page.locator("#task-list .summary").innerText()).includes("whose last error contains"), "the summary says what was searched");
+  await page.reload();
+  assert(await page.locator("#filter-error").inputValue() === "said 503", "the filter survives a reload");
+  await page.selectOption("form#bulk select[name=action]", "retry");
+  await page.check("form#bulk input[name=scope][value=filter]");
+  await page.click("form#bulk button[type=submit]");
+  await page.locator("#bulk-count strong").waitFor();
+  await page.click("button:has-text('Start: retry')");
+  await page.locator("#bulk-state", { hasText: "finished" }).waitFor({ timeout: 10000 });
+  assert((await page.locator("#bulk-counts").innerText()).includes("1 changed"), await page.locator("#bulk-counts").innerText());
+  const failed = (await api("GET", "/v1/tasks?kind=fail")).tasks[0];
+  await page.goto(`${URL_}/ui/tasks/${failed.id}`);
+  const events = await page.locator("li.ev").allInnerTexts();
+  assert(events.some((e) => e.includes("restarted") && e.includes("by ui:ci")), `events: ${events.join(" | ")}`);
+
+  await page.goto(`${URL_}/ui/tasks?state=cancelled`);
+  const cancelled = await page.locator("table.tasks tbody tr").count();
+  assert(cancelled >= 2, `${cancelled} cancelled`);
+  await page.selectOption("form#bulk select[name=action]", "delete");
+  await page.check("form#bulk input[name=scope][value=filter]");
+  await page.click("form#bulk button[type=submit]");
+  await page.locator("#bulk-count strong", { hasText: String(cancelled) }).waitFor();
+  await page.click("button:has-text('Start: delete')");
+  await page.locator("#bulk-state", { hasText: "finished" }).waitFor({ timeout: 10000 });
+  assert((await page.locator("#bulk-counts").innerText()).includes(`${cancelled} changed`), await page.locator("#bulk-counts").innerText());
+  await page.goto(`${URL_}/ui/tasks?state=cancelled`);
+  await page.locator("p.empty", { hasText: "No task matches." }).waitFor();
+});
+
 await check("an operator pauses a queue; a task in it updates live, then is paused, resumed and cancelled", async () => {
   await page.goto(`${URL_}/ui/queues`);
   await page.click("button:text-is('Pause')");
   await page.locator("td .badge.paused").waitFor();
   assert(await page.locator("table.gates td a", { hasText: "fail" }).count() === 1, "a row per kind in the breaker table");
+  assert(await page.locator("table.gates th", { hasText: "tokens left" }).count() === 1, "the rate limits' tokens");
   await axe(page, "queues");
   await shot(page, "queues");
   const held = await api("POST", "/v1/tasks", { kind: "echo", args: { held: 2 }, title: "waits in a paused queue" });
@@ -207,6 +246,21 @@ await check("an operator pauses a queue; a task in it updates live, then is paus
   await page.locator(".notice", { hasText: "Resume done" }).waitFor();
 });
 
+await check("the overview's chart marks the queue's pause and resume", async () => {
+  await page.goto(`${URL_}/ui`);
+  await page.locator("#live-state", { hasText: "live" }).waitFor({ timeout: 10000 });
+  await page.locator("#rates svg.chart").waitFor({ timeout: 10000 });
+  const seen = (whats) => {
+    const marks = [...document.querySelectorAll("#rates ol.marks li")].map((li) => li.textContent);
+    return whats.every((w) => marks.some((m) => m.includes(w)));
+  };
+  await page.waitForFunction(seen, ["queue default paused", "queue default resumed"], { timeout: 10000 });
+  assert(await page.locator("#rates svg.chart line.mark-paused").count() >= 1, "a mark line for the pause");
+  assert(await page.locator("#rates svg.chart polyline.s-succeeded").count() === 1, "a line for succeeded");
+  await axe(page, "overview with marks");
+  await shot(page, "overview");
+});
+
 await check("schedules show their next fires and fire a slot on demand", async () => {
   await page.goto(`${URL_}/ui/schedules`);
   const card = page.locator("section.schedule", { hasText: "nightly-report" });
@@ -216,11 +270,38 @@ await check("schedules show their next fires and fire a slot on demand", async (
   assert(/Next daylight-saving change[\s\S]*Clocks go (forward|back)/.test(text), "the DST change in words");
   const yours = await card.locator("table.fires time.local").first().innerText();
   assert(!yours.includes("needs JavaScript") && yours.length > 5, `the viewer's zone: ${yours}`);
+  assert((await card.locator(".words").innerText()) === "at 02:30 every day", "the expression in words");
   await axe(page, "schedules");
   await shot(page, "schedules");
   await card.locator("button:text-is('Fire the next slot now')").click();
   await page.locator(".notice", { hasText: "Slot fired" }).waitFor();
-  assert((await card.locator(".words").innerText()) === "at 02:30 every day", "the expression in words");
+  const events = await page.locator("li.ev").allInnerTexts();
+  assert(events.some((e) => e.includes("created") && e.includes("by ui:ci")), `events: ${events.join(" | ")}`);
+});
+
+await check("an operator fires a chosen missed slot once: firing it again shows the same task", async () => {
+  const past = new Date(Date.now() - 30 * 60000);
+  past.setUTCSeconds(0, 0);
+  const slot = past.toISOString().slice(0, 19);
+  const fire = async () => {
+    await page.goto(`${URL_}/ui/schedules`);
+    const card = page.locator("section.schedule", { hasText: "every-minute" });
+    await card.locator("input[type=datetime-local][name=slot]").fill(slot);
+    await card.locator("button:text-is('Fire this slot')").click();
+    await page.waitForURL(/\/ui\/tasks\/[0-9a-f-]+\?done=/);
+    return page.url();
+  };
+  const first = await fire();
+  assert(first.endsWith("?done=fire"), first);
+  await page.locator(".notice", { hasText: "Slot fired: this is its task" }).waitFor();
+  const events = await page.locator("li.ev").allInnerTexts();
+  assert(events.some((e) => e.includes("created") && e.includes("by ui:ci")), `events: ${events.join(" | ")}`);
+  const second = await fire();
+  assert(second === first.replace("?done=fire", "?done=fired-before"), `${second} after ${first}`);
+  await page.locator(".notice", { hasText: "That slot had fired before" }).waitFor();
+  const same = await api("GET", `/v1/tasks?kind=noop&limit=100`);
+  const key = `cron:every-minute:${slot}Z`;
+  assert(same.tasks.filter((t) => t.unique_key === key).length === 1, `one task with ${key}`);
 });
 
 await check("an operator adds a schedule and edits it from the UI", async () => {
@@ -241,6 +322,34 @@ await check("an operator adds a schedule and edits it from the UI", async () => 
   await page.locator(".notice", { hasText: "Schedule saved" }).waitFor();
   const text = await page.locator("section.schedule", { hasText: "weekday-digest" }).innerText();
   assert(text.includes("Asia/Tokyo"), "the edit shows");
+});
+
+await check("the cluster page shows both nodes up and the cron leader live, and drains this node", async () => {
+  if (!CLUSTER) {
+    await page.goto(`${URL_}/ui/cluster`);
+    assert((await page.locator("main").innerText()).includes("not in a cluster"), "a node alone says so");
+    assert(process.env.TASKMESH_BROWSER_NO_PG === "1", "no cluster to check: PostgreSQL was not running");
+    return;
+  }
+  const c = await session(browser);
+  await login(c.page, TOKEN, "ci", CLUSTER);
+  await c.page.goto(`${CLUSTER}/ui/cluster`);
+  await c.page.locator("#live-state", { hasText: "live" }).waitFor({ timeout: 10000 });
+  await c.page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll("table.nodes tbody tr")];
+    return rows.length === 2 && rows.every((r) => r.querySelector(".badge.node-up"));
+  }, null, { timeout: 20000 });
+  assert(await c.page.locator("table.nodes tr.this", { hasText: "c1" }).count() === 1, "this node is c1");
+  await c.page.locator(".cron-leader strong", { hasText: /^c[12]$/ }).waitFor({ timeout: 20000 });
+  assert(/epoch \d+, lease \d+\.\d s left/.test(await c.page.locator(".cron-leader").innerText()), "the lease's epoch and time left");
+  await axe(c.page, "cluster");
+  await shot(c.page, "cluster");
+  await c.page.click("button:text-is('Drain this node')");
+  await c.page.click("button:text-is('Drain the node')");
+  await c.page.locator(".notice", { hasText: "Drain started" }).waitFor();
+  await c.page.locator("table.nodes tr.this .badge.node-draining").waitFor({ timeout: 10000 });
+  await c.page.locator("#nodes .notice", { hasText: "Draining: empty" }).waitFor({ timeout: 10000 });
+  await c.context.close();
 });
 
 await check("keyboard shortcuts move between pages", async () => {

@@ -409,3 +409,92 @@ async fn an_operator_adds_and_edits_a_schedule_and_a_viewer_cannot() {
         form_page.body
     );
 }
+
+#[tokio::test]
+async fn an_operator_fires_a_chosen_slot_once_and_its_task_says_who_fired_it() {
+    let system = start().await;
+    with_schedule(&system).await;
+    let app = guarded(&system);
+    let olga = login(&app, OPERATOR, "olga").await;
+    let page = get(&app, "/ui/schedules", Some(&olga)).await;
+    assert_eq!(
+        page.body.matches("aria-label=\"Fire the slot of ").count(),
+        5,
+        "a fire button per next slot"
+    );
+    assert!(
+        page.body.contains("name=\"slot\" required"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let yesterday = (Utc::now() - chrono::Duration::days(1)).date_naive();
+    let slot = yesterday.and_hms_opt(3, 0, 0).unwrap().and_utc();
+    let fire = |raw: String| {
+        let (app, olga, csrf) = (app.clone(), olga.clone(), csrf.clone());
+        async move {
+            let form = format!(
+                "csrf={csrf}&slot={}",
+                raw.replace(':', "%3A").replace('+', "%2B")
+            );
+            post(&app, "/ui/schedules/nightly/fire", Some(&olga), &form).await
+        }
+    };
+    let first = fire(slot.to_rfc3339()).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    let location = first.header(header::LOCATION).to_string();
+    let id: TaskId = location
+        .strip_prefix("/ui/tasks/")
+        .and_then(|l| l.strip_suffix("?done=fire"))
+        .expect("the new task's page")
+        .parse()
+        .unwrap();
+    let view = system.get(id).await.unwrap();
+    assert_eq!(
+        view.status.unique_key.as_deref(),
+        Some(&*format!(
+            "cron:nightly:{}",
+            slot.format("%Y-%m-%dT%H:%M:%SZ")
+        ))
+    );
+    let created = &view.events[0].event;
+    assert_eq!(
+        (created.kind.name(), created.actor_id.as_deref()),
+        ("created", Some("ui:olga"))
+    );
+
+    let again = fire(slot.format("%Y-%m-%dT%H:%M:%S").to_string()).await;
+    assert_eq!(
+        (again.status, again.header(header::LOCATION)),
+        (
+            StatusCode::SEE_OTHER,
+            &*format!("/ui/tasks/{id}?done=fired-before")
+        ),
+        "the same slot, written as the form's UTC input, is the same task"
+    );
+    let total = system.count(TaskFilter::default()).await.unwrap();
+    assert_eq!(total, 1, "one task for the slot");
+    let shown = get(
+        &app,
+        &format!("/ui/tasks/{id}?done=fired-before"),
+        Some(&olga),
+    )
+    .await;
+    assert!(
+        shown.body.contains("That slot had fired before"),
+        "{}",
+        shown.body
+    );
+
+    let off = fire((slot + chrono::Duration::seconds(1)).to_rfc3339()).await;
+    assert_eq!(off.status, StatusCode::BAD_REQUEST, "{}", off.body);
+    assert!(
+        off.body.contains("is not a slot of schedule"),
+        "{}",
+        off.body
+    );
+    let junk = fire("yesterday".into()).await;
+    assert_eq!(junk.status, StatusCode::BAD_REQUEST);
+    assert!(junk.body.contains("slot: expected a time"), "{}", junk.body);
+    assert_eq!(system.count(TaskFilter::default()).await.unwrap(), 1);
+}

@@ -56,7 +56,23 @@ async fn what_the_pages_cost_at_scale() {
         }
     })
     .await;
-    println!("overview snapshot, 8 counts per state: {}", ms(counts));
+    println!("8 counts per state, one after another: {}", ms(counts));
+    let together = median(|| async {
+        let reads = TaskState::ALL.map(|state| {
+            store.count(TaskFilter {
+                state: Some(state),
+                ..TaskFilter::default()
+            })
+        });
+        for n in futures::future::join_all(reads).await {
+            n.unwrap();
+        }
+    })
+    .await;
+    println!(
+        "overview snapshot, the 8 counts at once (as the snapshot reads them): {}",
+        ms(together)
+    );
 
     let page = |filter: TaskFilter, offset: u64| {
         let q = TaskQuery {
@@ -112,6 +128,29 @@ async fn what_the_pages_cost_at_scale() {
     })
     .await;
     println!("the same depth by OFFSET, for comparison: {}", ms(offset));
+    let searched = ListQuery {
+        error: Some("no such error text".into()),
+        ..ListQuery::default()
+    };
+    let scan = median(|| async {
+        let q = TaskQuery {
+            filter: searched.filter(),
+            limit: tasks::SCAN,
+            offset: 0,
+        };
+        let page = store.list(q).await.unwrap();
+        let hits = page
+            .tasks
+            .iter()
+            .map(|r| TaskStatus::of(&r.task, &r.life, None));
+        assert_eq!(hits.filter(|t| searched.error_matches(t)).count(), 0);
+    })
+    .await;
+    println!(
+        "tasks page with an error-text filter that matches nothing (scans {} rows): {}",
+        tasks::SCAN,
+        ms(scan)
+    );
     let render = median(|| async {
         tasks::table(&statuses, true).into_string();
     })

@@ -197,7 +197,7 @@ fn all_assets_together_stay_within_100_kb_gzipped() {
 }
 
 #[test]
-fn the_gates_table_shows_each_breaker_state_the_next_probe_and_the_rate_limit() {
+fn the_gates_table_shows_each_breaker_state_the_next_probe_the_rate_limit_and_its_tokens() {
     use crate::breaker::BreakerState;
     use crate::ratelimit::RateLimit;
     use crate::system::KindGates;
@@ -206,6 +206,7 @@ fn the_gates_table_shows_each_breaker_state_the_next_probe_and_the_rate_limit() 
         breaker,
         next_probe,
         rate_limit: None,
+        tokens: None,
     };
     let gates = [
         gate(
@@ -216,6 +217,7 @@ fn the_gates_table_shows_each_breaker_state_the_next_probe_and_the_rate_limit() 
         gate("b", Some(BreakerState::HalfOpen), None),
         KindGates {
             rate_limit: Some(RateLimit::per_second(std::num::NonZeroU32::new(5).unwrap())),
+            tokens: Some(3),
             ..gate("<c>", None, None)
         },
     ];
@@ -228,5 +230,9 @@ fn the_gates_table_shows_each_breaker_state_the_next_probe_and_the_rate_limit() 
     assert!(
         html.contains("5/s, burst 5") && html.contains("&lt;c&gt;"),
         "{html}"
+    );
+    assert!(
+        html.contains(r#"<td class="num">3</td>"#),
+        "the tokens left: {html}"
     );
 }

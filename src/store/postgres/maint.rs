@@ -9,6 +9,7 @@ use deadpool_postgres::Pool;
 use super::errors::{pg_error, pool_error, Doing};
 use super::rows::nanos;
 use crate::store::StoreError;
+use crate::task::TaskId;
 
 /// How many tasks or crashes one transaction deletes.
 const CHUNK: i64 = 1_000;
@@ -29,6 +30,23 @@ counted AS (INSERT INTO task_counts AS k (slot, state, queue, kind, n) \
     GROUP BY state, queue, kind ORDER BY state, queue, kind \
     ON CONFLICT (slot, state, queue, kind) DO UPDATE SET n = k.n + EXCLUDED.n) \
 SELECT count(*) FROM gone";
+
+/// Deletes the ended tasks among `$1` (rows, specs, events, crashes) and takes them off
+/// the task counts, like [`PRUNE`]; rows another transaction holds are left alone.
+/// Yields the ids deleted.
+const DELETE: &str = "WITH doomed AS ( \
+    SELECT id FROM tasks WHERE id = ANY($1) \
+    AND state IN ('succeeded', 'failed', 'cancelled') FOR UPDATE SKIP LOCKED), \
+e AS (DELETE FROM events WHERE task IN (SELECT id FROM doomed)), \
+c AS (DELETE FROM crashes WHERE task_id IN (SELECT id FROM doomed)), \
+s AS (DELETE FROM task_specs WHERE id IN (SELECT id FROM doomed)), \
+gone AS (DELETE FROM tasks WHERE id IN (SELECT id FROM doomed) \
+    RETURNING id, state, queue, kind), \
+counted AS (INSERT INTO task_counts AS k (slot, state, queue, kind, n) \
+    SELECT pg_backend_pid(), state, queue, kind, -count(*) FROM gone \
+    GROUP BY state, queue, kind ORDER BY state, queue, kind \
+    ON CONFLICT (slot, state, queue, kind) DO UPDATE SET n = k.n + EXCLUDED.n) \
+SELECT id FROM gone";
 
 /// Folds the task counts of connections that are gone into slot 0 (see `schema`); the
 /// rows of live connections are left alone, so no writer ever waits on this.
@@ -55,6 +73,22 @@ pub(super) async fn prune(pool: &Pool, before: SystemTime) -> Result<u64, StoreE
         .await
         .map_err(|e| pg_error(doing, e))?;
     Ok(pruned)
+}
+
+/// Deletes the ended tasks among `ids` in one transaction; yields those deleted.
+pub(super) async fn delete_ended(pool: &Pool, ids: Vec<TaskId>) -> Result<Vec<TaskId>, StoreError> {
+    let doing = Doing::Other("deleting ended tasks");
+    let c = pool.get().await.map_err(|e| pool_error(doing, e))?;
+    let stmt = c
+        .prepare_cached(DELETE)
+        .await
+        .map_err(|e| pg_error(doing, e))?;
+    let uuids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+    let rows = c
+        .query(&stmt, &[&uuids])
+        .await
+        .map_err(|e| pg_error(doing, e))?;
+    Ok(rows.iter().map(|r| TaskId(r.get(0))).collect())
 }
 
 /// Deletes crashes older than `before`, in chunks.

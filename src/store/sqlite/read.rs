@@ -125,10 +125,18 @@ pub(super) fn find_unique(conn: &Connection, key: &str) -> Result<Option<TaskId>
         .map_err(read_failed)
 }
 
-/// How many tasks match.
+/// How many tasks match: a sum of `task_counts` rows when the filter uses only the
+/// columns it keeps (state, queue, kind), else a count of the index entries.
 pub(super) fn count(conn: &Connection, filter: &TaskFilter) -> Result<u64, StoreError> {
     let (clause, args) = where_clause(filter);
-    let sql = format!("SELECT count(*) FROM tasks{clause}");
+    let counted = filter.phase.is_none()
+        && filter.created_by.is_none()
+        && filter.created_after.is_none()
+        && filter.created_before.is_none();
+    let sql = match counted {
+        true => format!("SELECT coalesce(sum(n), 0) FROM task_counts{clause}"),
+        false => format!("SELECT count(*) FROM tasks{clause}"),
+    };
     let mut stmt = conn.prepare_cached(&sql).map_err(read_failed)?;
     let n: i64 = stmt
         .query_row(params_from_iter(args), |r| r.get(0))

@@ -115,6 +115,22 @@ ALTER TABLE events_v3 RENAME TO events;
 CREATE INDEX events_task ON events (task, seq);
 DELETE FROM sqlite_sequence WHERE name = 'events';
 "#,
+    // 4: the number of tasks per state, queue and kind, so the overview's counts and a
+    // list's total by state, queue or kind read a few rows instead of counting index
+    // entries (about 40 ms for 1,000,000 tasks). The writer keeps it: each group of
+    // writes adds its changes once, in its own transaction (triggers, one update per row,
+    // cost a third of the durable throughput).
+    r#"
+CREATE TABLE task_counts (
+    state  TEXT NOT NULL,
+    queue  TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (state, queue, kind)
+) WITHOUT ROWID;
+INSERT INTO task_counts (state, queue, kind, n)
+    SELECT state, queue, kind, count(*) FROM tasks GROUP BY state, queue, kind;
+"#,
 ];
 
 /// Applies the migrations not yet applied, each in its own transaction. The version is

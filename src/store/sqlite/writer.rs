@@ -43,6 +43,8 @@ pub(super) enum Job {
     Prune { before: i64, limit: u32 },
     /// Deletes up to `limit` crashes older than `before` (ns).
     Sweep { before: i64, limit: u32 },
+    /// Deletes these tasks if they have ended.
+    Delete(Vec<TaskId>),
     /// Touches the probe row, so a commit really happens.
     Probe,
     /// After a failed write: checks that a write needing fresh space on disk goes
@@ -73,6 +75,8 @@ pub(super) enum Outcome {
     Writes(Vec<WriteResult>),
     /// Rows deleted.
     Count(u64),
+    /// The tasks deleted.
+    Ids(Vec<TaskId>),
     /// Done.
     Unit,
 }
@@ -304,12 +308,14 @@ fn apply_all(conn: &Connection, jobs: Vec<Job>) -> rusqlite::Result<Vec<Outcome>
         conn,
         known: HashMap::new(),
         hot: Hot::prepare(conn)?,
+        counts: HashMap::new(),
     };
     let outcomes = jobs
         .into_iter()
         .map(|job| batch.apply(job))
         .collect::<rusqlite::Result<Vec<_>>>()?;
     batch.flush()?;
+    batch.save_counts()?;
     drop(batch);
     tx.commit()?;
     Ok(outcomes)
@@ -330,6 +336,8 @@ struct Known {
 /// than once per row.
 struct Hot<'c> {
     insert_task: CachedStatement<'c>,
+    /// A row's state, queue and kind as stored (for the counts).
+    stored: CachedStatement<'c>,
     insert_spec: CachedStatement<'c>,
     insert_event: CachedStatement<'c>,
     find: CachedStatement<'c>,
@@ -346,6 +354,7 @@ impl<'c> Hot<'c> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?,
             insert_spec: conn.prepare_cached("INSERT INTO task_specs (n, task) VALUES (?1, ?2)")?,
+            stored: conn.prepare_cached("SELECT state, queue, kind FROM tasks WHERE n = ?1")?,
             insert_event: conn.prepare_cached(
                 "INSERT INTO events (task, at, type, actor_id, correlation_id, data) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -369,6 +378,19 @@ struct Batch<'c> {
     conn: &'c Connection,
     known: HashMap<TaskId, Known>,
     hot: Hot<'c>,
+    /// How the group changes `task_counts`, by (state, queue, kind); written once, at the
+    /// end of the group, in its transaction.
+    counts: Counts,
+}
+
+/// Changes of the task counts, by (state, queue, kind).
+type Counts = HashMap<(String, String, String), i64>;
+
+/// Adds `by` to the count of (`state`, `queue`, `kind`).
+fn bump(counts: &mut Counts, state: &str, queue: &str, kind: &str, by: i64) {
+    *counts
+        .entry((state.to_owned(), queue.to_owned(), kind.to_owned()))
+        .or_default() += by;
 }
 
 impl Batch<'_> {
@@ -381,6 +403,7 @@ impl Batch<'_> {
             ),
             Job::Prune { before, limit } => Outcome::Count(self.prune(before, limit)?),
             Job::Sweep { before, limit } => Outcome::Count(self.sweep(before, limit)?),
+            Job::Delete(ids) => Outcome::Ids(self.delete_ended(&ids)?),
             Job::Probe => self.probe().map(|()| Outcome::Unit)?,
             // `commit_groups` runs the canary on its own; inside a group it can only probe.
             Job::Canary => self.probe().map(|()| Outcome::Unit)?,
@@ -447,6 +470,7 @@ impl Batch<'_> {
         }
         let n = self.conn.last_insert_rowid();
         self.hot.insert_spec.execute(params![n, t.task])?;
+        bump(&mut self.counts, l.state, &t.queue, &t.kind, 1);
         let current = Some(t.life.current.clone());
         self.known.insert(
             t.id,
@@ -566,9 +590,29 @@ impl Batch<'_> {
             return Ok(());
         }
         due.sort_unstable_by_key(|(n, _)| *n);
-        let stmt = &mut self.hot.update;
         for (n, l) in due {
+            let (was, queue, kind): (String, String, String) = self
+                .hot
+                .stored
+                .query_row([n], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            if was != l.state {
+                bump(&mut self.counts, &was, &queue, &kind, -1);
+                bump(&mut self.counts, l.state, &queue, &kind, 1);
+            }
+            let stmt = &mut self.hot.update;
             stmt.execute(params![n, l.state, l.phase, l.updated_at, l.due_at, l.life])?;
+        }
+        Ok(())
+    }
+
+    /// Writes the group's changes of the counts.
+    fn save_counts(&mut self) -> rusqlite::Result<()> {
+        let mut upsert = self.conn.prepare_cached(
+            "INSERT INTO task_counts (state, queue, kind, n) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (state, queue, kind) DO UPDATE SET n = n + excluded.n",
+        )?;
+        for ((state, queue, kind), by) in self.counts.drain().filter(|(_, by)| *by != 0) {
+            upsert.execute(params![state, queue, kind, by])?;
         }
         Ok(())
     }
@@ -576,14 +620,17 @@ impl Batch<'_> {
     fn prune(&mut self, before: i64, limit: u32) -> rusqlite::Result<u64> {
         self.flush()?;
         self.known.clear();
-        let doomed: Vec<(i64, String)> = self
+        type Doomed = (i64, String, (String, String, String));
+        let doomed: Vec<Doomed> = self
             .conn
             .prepare_cached(
-                "SELECT n, id FROM tasks INDEXED BY tasks_terminal \
+                "SELECT n, id, state, queue, kind FROM tasks INDEXED BY tasks_terminal \
                  WHERE (state = 'succeeded' OR state = 'failed' OR state = 'cancelled') \
                  AND updated_at < ?1 LIMIT ?2",
             )?
-            .query_map(params![before, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map(params![before, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, (r.get(2)?, r.get(3)?, r.get(4)?)))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         let mut events = self
             .conn
@@ -595,13 +642,52 @@ impl Batch<'_> {
             .conn
             .prepare_cached("DELETE FROM task_specs WHERE n = ?1")?;
         let mut tasks = self.conn.prepare_cached("DELETE FROM tasks WHERE n = ?1")?;
-        for (n, id) in &doomed {
+        for (n, id, (state, queue, kind)) in &doomed {
             events.execute([n])?;
             crashes.execute([id])?;
             specs.execute([n])?;
             tasks.execute([n])?;
+            bump(&mut self.counts, state, queue, kind, -1);
         }
         Ok(doomed.len() as u64)
+    }
+
+    /// Deletes the tasks of `ids` that have ended (after the deferred row updates, so a
+    /// task's newest state decides).
+    fn delete_ended(&mut self, ids: &[TaskId]) -> rusqlite::Result<Vec<TaskId>> {
+        self.flush()?;
+        self.known.clear();
+        let mut ended = self.conn.prepare_cached(
+            "SELECT n, state, queue, kind FROM tasks WHERE id = ?1 \
+             AND (state = 'succeeded' OR state = 'failed' OR state = 'cancelled')",
+        )?;
+        let mut gone = Vec::new();
+        for id in ids {
+            let text = id.to_string();
+            let row: Option<(i64, String, String, String)> = ended
+                .query_row([&text], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            let Some((n, state, queue, kind)) = row else {
+                continue;
+            };
+            bump(&mut self.counts, &state, &queue, &kind, -1);
+            self.conn
+                .prepare_cached("DELETE FROM events WHERE task = ?1")?
+                .execute([n])?;
+            self.conn
+                .prepare_cached("DELETE FROM crashes WHERE task_id = ?1")?
+                .execute([&text])?;
+            self.conn
+                .prepare_cached("DELETE FROM task_specs WHERE n = ?1")?
+                .execute([n])?;
+            self.conn
+                .prepare_cached("DELETE FROM tasks WHERE n = ?1")?
+                .execute([n])?;
+            gone.push(*id);
+        }
+        Ok(gone)
     }
 
     fn sweep(&self, before: i64, limit: u32) -> rusqlite::Result<u64> {

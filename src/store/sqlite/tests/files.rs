@@ -173,7 +173,7 @@ async fn events_of_a_schema_2_file_keep_their_seq_through_migration_3() {
     );
     drop(store);
 
-    // Put the events back the way schema 2 kept them.
+    // Put the events back the way schema 2 kept them (and drop what schema 4 added).
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(
         "CREATE TABLE old_events (
@@ -185,6 +185,7 @@ async fn events_of_a_schema_2_file_keep_their_seq_through_migration_3() {
          DROP TABLE events;
          ALTER TABLE old_events RENAME TO events;
          CREATE INDEX events_task ON events (task, seq);
+         DROP TABLE task_counts;
          PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -259,4 +260,84 @@ fn a_refused_file_gets_no_lock_file_beside_it() {
     let mut lock = path.as_os_str().to_owned();
     lock.push("-lock");
     assert!(!Path::new(&lock).exists(), "a lock file was left beside it");
+}
+
+/// A file at schema 3 gets its counts per state, queue and kind from migration 4, and the
+/// writer keeps them through inserts, state changes (also several in one group),
+/// deletes and prunes.
+#[tokio::test]
+async fn migration_4_counts_the_tasks_of_a_schema_3_file_and_the_writer_keeps_the_counts() {
+    use super::{at, create, record, update};
+    use crate::store::{EventKind, TaskFilter, Write};
+    use crate::TaskState;
+    let dir = TempDir::new();
+    let path = dir.file("v3.db");
+    let (a, b, c) = (record("k", at(1)), record("k", at(2)), record("j", at(3)));
+    let store = open(&path);
+    store
+        .write(vec![create(&a), create(&b), create(&c)])
+        .await
+        .unwrap();
+    drop(store);
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE task_counts; PRAGMA user_version = 3;")
+        .unwrap();
+    drop(conn);
+
+    let store = open(&path);
+    let by = |state: TaskState, kind: Option<&str>| {
+        store.count(TaskFilter {
+            state: Some(state),
+            kind: kind.map(String::from),
+            ..TaskFilter::default()
+        })
+    };
+    assert_eq!(
+        by(TaskState::Pending, None).await.unwrap(),
+        3,
+        "counted by the migration"
+    );
+    assert_eq!(by(TaskState::Pending, Some("k")).await.unwrap(), 2);
+    let mut running = a.life.clone();
+    running.state = TaskState::Running;
+    let mut done = a.life.clone();
+    done.state = TaskState::Succeeded;
+    let mut paused = b.life.clone();
+    paused.state = TaskState::Paused;
+    let d = record("k", at(4));
+    let mut d_running = d.life.clone();
+    d_running.state = TaskState::Running;
+    let writes: Vec<Write> = vec![
+        update(a.task.id, &running, EventKind::Paused),
+        update(
+            a.task.id,
+            &done,
+            EventKind::Succeeded {
+                result: serde_json::Value::Null,
+            },
+        ),
+        update(b.task.id, &paused, EventKind::Paused),
+        create(&d),
+        update(d.task.id, &d_running, EventKind::Paused),
+    ];
+    store.write(writes).await.unwrap();
+    assert_eq!(by(TaskState::Pending, None).await.unwrap(), 1);
+    assert_eq!(by(TaskState::Running, None).await.unwrap(), 1);
+    assert_eq!(by(TaskState::Succeeded, Some("k")).await.unwrap(), 1);
+    assert_eq!(by(TaskState::Paused, None).await.unwrap(), 1);
+    assert_eq!(
+        store.delete_ended(vec![a.task.id]).await.unwrap(),
+        vec![a.task.id]
+    );
+    assert_eq!(by(TaskState::Succeeded, None).await.unwrap(), 0);
+    assert_eq!(store.count(TaskFilter::default()).await.unwrap(), 3);
+    let mut cancelled = c.life.clone();
+    cancelled.state = TaskState::Cancelled;
+    store
+        .write(vec![update(c.task.id, &cancelled, EventKind::Paused)])
+        .await
+        .unwrap();
+    assert_eq!(store.prune_terminal(at(10_000_000_000)).await.unwrap(), 1);
+    assert_eq!(by(TaskState::Cancelled, None).await.unwrap(), 0);
+    assert_eq!(store.count(TaskFilter::default()).await.unwrap(), 2);
 }

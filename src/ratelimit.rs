@@ -254,7 +254,7 @@ mod tests {
             RateLimit {
                 per_second: nz(2),
                 burst: nz(2),
-                scope: LimitScope::Node,
+                scope: Scope::Node,
             }
             .cluster_wide(),
         );

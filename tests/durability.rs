@@ -417,6 +417,21 @@ async fn on_a_shared_store_an_attempt_whose_end_was_lost_is_retried_by_its_own_p
     tokio::task::yield_now().await;
     store.lose_ends.store(1, Ordering::SeqCst);
     h.open("g", 1);
+    // A waiter that comes once the end was lost waits for the end in the store (the
+    // attempt runs again; had this process been declared dead, it would run elsewhere).
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while store.lose_ends.load(Ordering::SeqCst) != 0
+            || !sys.status(id).is_ok_and(|s| s.state.is_terminal())
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the first attempt ended and its end was lost");
+    let late = tokio::spawn({
+        let sys = sys.clone();
+        async move { sys.wait(id).await }
+    });
     let again = tokio::time::timeout(Duration::from_secs(10), next_start(&mut rx))
         .await
         .expect("the attempt whose end was lost is retried");
@@ -429,6 +444,11 @@ async fn on_a_shared_store_an_attempt_whose_end_was_lost_is_retried_by_its_own_p
     h.open("g", 1);
     let done = waiting.await.unwrap().unwrap();
     assert_eq!((done.state, done.attempt), (TaskState::Succeeded, 2));
+    let late = late
+        .await
+        .unwrap()
+        .expect("not EndNotStored: the end came from the store");
+    assert_eq!((late.state, late.attempt), (TaskState::Succeeded, 2));
     let crashed = store
         .inner
         .events(id)

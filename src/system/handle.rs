@@ -101,17 +101,29 @@ impl TaskSystem {
             Err(_) if self.shared.journal.shared() => return self.wait_in_store(id).await,
             Err(e) => return self.ended_in_store(id).await?.ok_or(e),
         };
+        let shared_store = self.shared.journal.shared();
         let (rx, hurry) = {
             let mut s = cell.status.lock();
             if s.state.is_terminal() && !s.end_pending {
-                return match s.end_lost {
-                    true => Err(TaskError::EndNotStored(id)),
-                    false => Ok(s.result_of(id)),
-                };
+                match (s.end_lost, shared_store) {
+                    (false, _) => return Ok(s.result_of(id)),
+                    (true, false) => return Err(TaskError::EndNotStored(id)),
+                    // The attempt runs again, here (its lost end is recovered) or, if
+                    // this process was declared dead meanwhile, where it was rescued:
+                    // either way its end is written to the store.
+                    (true, true) => {}
+                }
             }
-            let (tx, rx) = oneshot::channel();
-            s.waiters.push(tx);
-            (rx, s.end_pending)
+            if s.end_lost && shared_store {
+                (None, false)
+            } else {
+                let (tx, rx) = oneshot::channel();
+                s.waiters.push(tx);
+                (Some(rx), s.end_pending)
+            }
+        };
+        let Some(rx) = rx else {
+            return self.wait_in_store(id).await;
         };
         if hurry {
             // The end may be a deferred write: someone waits on it now.

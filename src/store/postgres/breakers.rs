@@ -9,7 +9,7 @@ use futures::future::{BoxFuture, FutureExt};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::errors::{failed, pool_error, read_failed, Doing};
+use super::errors::{conn, failed, read_conn, read_failed};
 use super::rows::{micros, signed};
 
 use super::PgStore;
@@ -116,10 +116,7 @@ async fn write(
     write: BreakerWrite,
 ) -> Result<SharedBreaker, StoreError> {
     let what = "writing a shared breaker";
-    let c = pool
-        .get()
-        .await
-        .map_err(|e| pool_error(Doing::Other(what), e))?;
+    let c = conn(pool, what).await?;
     let sql = statement(&write);
     let (micros, holder, state) = parameters(&write);
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name, &micros];
@@ -138,10 +135,7 @@ async fn write(
 
 async fn free(pool: &Pool, holder: Owner) -> Result<u64, StoreError> {
     let what = "freeing a dead node's probes";
-    let c = pool
-        .get()
-        .await
-        .map_err(|e| pool_error(Doing::Other(what), e))?;
+    let c = conn(pool, what).await?;
     let sql = "UPDATE breakers SET version = version + 1, state = 'open', \
                until = clock_timestamp(), probe_node = NULL, probe_incarnation = NULL \
                WHERE state = 'half_open' AND probe_node = $1 AND probe_incarnation = $2";
@@ -152,10 +146,7 @@ async fn free(pool: &Pool, holder: Owner) -> Result<u64, StoreError> {
 
 async fn read_all(pool: &Pool) -> Result<Vec<SharedBreaker>, StoreError> {
     let what = "reading the shared breakers";
-    let c = pool
-        .get()
-        .await
-        .map_err(|e| pool_error(Doing::Read(what), e))?;
+    let c = read_conn(pool, what).await?;
     let sql = format!("SELECT {COLUMNS} FROM breakers ORDER BY name");
     let rows = c.query(&sql, &[]).await.map_err(read_failed(what))?;
     Ok(rows.iter().map(breaker_of).collect())

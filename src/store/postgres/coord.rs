@@ -10,7 +10,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use futures::future::{BoxFuture, FutureExt};
 
-use super::errors::{failed, pg_error, pool_error, Doing};
+use super::errors::{conn, failed, pg_error, Doing};
 use super::rows::{self, incarnation, micros, RECORD_COLUMNS, RECORD_FROM};
 use super::PgStore;
 use crate::store::{
@@ -23,12 +23,6 @@ const ALIVE: &str = "n.heartbeat_at >= now() - $3::int8 * interval '1 microsecon
     AND NOT EXISTS (SELECT 1 FROM nodes m WHERE m.name = n.name AND m.incarnation > n.incarnation)";
 
 const OPEN: &str = "state NOT IN ('succeeded', 'failed', 'cancelled')";
-
-async fn conn(pool: &Pool, what: &'static str) -> Result<deadpool_postgres::Object, StoreError> {
-    pool.get()
-        .await
-        .map_err(|e| pool_error(Doing::Other(what), e))
-}
 
 async fn register(pool: &Pool, info: NodeInfo, session: &str) -> Result<Owner, StoreError> {
     let what = "registering a node";

@@ -201,3 +201,23 @@ pub(super) fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> St
 pub(super) fn read_failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
     move |e| pg_error(Doing::Read(what), e)
 }
+
+/// A pooled connection for a statement that changes something while doing `what`.
+pub(super) async fn conn(
+    pool: &deadpool_postgres::Pool,
+    what: &'static str,
+) -> Result<deadpool_postgres::Object, StoreError> {
+    pool.get()
+        .await
+        .map_err(|e| pool_error(Doing::Other(what), e))
+}
+
+/// A pooled connection for a read while doing `what`.
+pub(super) async fn read_conn(
+    pool: &deadpool_postgres::Pool,
+    what: &'static str,
+) -> Result<deadpool_postgres::Object, StoreError> {
+    pool.get()
+        .await
+        .map_err(|e| pool_error(Doing::Read(what), e))
+}

@@ -8,7 +8,7 @@ use deadpool_postgres::Pool;
 use futures::future::{BoxFuture, FutureExt};
 use tokio_postgres::Row;
 
-use super::errors::{failed, pg_error, pool_error, Doing};
+use super::errors::{conn, failed, pg_error, read_conn, Doing};
 use super::rows::{micros, signed};
 
 use super::PgStore;
@@ -40,10 +40,7 @@ async fn acquire(
     ttl: Duration,
 ) -> Result<Option<Lease>, StoreError> {
     let what = "acquiring a lease";
-    let c = pool
-        .get()
-        .await
-        .map_err(|e| pool_error(Doing::Other(what), e))?;
+    let c = conn(pool, what).await?;
     let sql = format!(
         "INSERT INTO leases AS l (name, holder_node, holder_incarnation, epoch, expires_at) \
          VALUES ($1, $2, $3, 1, clock_timestamp() + $4::int8 * interval '1 microsecond') \
@@ -63,10 +60,7 @@ async fn acquire(
 
 async fn renew(pool: &Pool, fence: LeaseFence, ttl: Duration) -> Result<Option<Lease>, StoreError> {
     let what = "renewing a lease";
-    let c = pool
-        .get()
-        .await
-        .map_err(|e| pool_error(Doing::Other(what), e))?;
+    let c = conn(pool, what).await?;
     let sql = format!(
         "UPDATE leases SET expires_at = clock_timestamp() + $5::int8 * interval '1 microsecond' \
          WHERE {HELD} RETURNING {COLUMNS}"
@@ -90,10 +84,7 @@ async fn renew(pool: &Pool, fence: LeaseFence, ttl: Duration) -> Result<Option<L
 
 async fn release(pool: &Pool, fence: LeaseFence) -> Result<bool, StoreError> {
     let what = "releasing a lease";
-    let c = pool
-        .get()
-        .await
-        .map_err(|e| pool_error(Doing::Other(what), e))?;
+    let c = conn(pool, what).await?;
     let sql = format!("UPDATE leases SET expires_at = clock_timestamp() WHERE {HELD}");
     let (incarnation, epoch) = (signed(fence.holder.incarnation), signed(fence.epoch));
     let n = c
@@ -108,10 +99,7 @@ async fn release(pool: &Pool, fence: LeaseFence) -> Result<bool, StoreError> {
 
 async fn read(pool: &Pool, name: String) -> Result<Option<Lease>, StoreError> {
     let what = "reading a lease";
-    let c = pool
-        .get()
-        .await
-        .map_err(|e| pool_error(Doing::Read(what), e))?;
+    let c = read_conn(pool, what).await?;
     let sql = format!("SELECT {COLUMNS} FROM leases WHERE name = $1");
     let row = c
         .query_opt(&sql, &[&name])

@@ -3,19 +3,12 @@
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::types::ToSql;
 
-use super::errors::{pool_error, read_failed, Doing};
+use super::errors::{read_conn as conn, read_failed};
 use super::rows::{self, nanos, CRASH_COLUMNS, EVENT_COLUMNS, RECORD_COLUMNS, RECORD_FROM};
 use crate::store::{
     Crash, History, Page, StoreError, StoredEvent, TaskFilter, TaskQuery, TaskRecord,
 };
 use crate::task::TaskId;
-
-/// A pooled connection for `what`.
-pub(super) async fn conn(pool: &Pool, what: &'static str) -> Result<Object, StoreError> {
-    pool.get()
-        .await
-        .map_err(|e| pool_error(Doing::Read(what), e))
-}
 
 /// A task's row.
 pub(super) async fn get(pool: &Pool, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {

@@ -74,6 +74,11 @@ if pg_isready -q -d "$pg_server/postgres" 2>/dev/null; then
         start_node "$name" --store "$pg_server/$pg_db" --node-name "$name" --cluster-listen "127.0.0.1:$(free_port)"
     done
     cluster_url="$(sed -n 's/^taskmesh node listening on //p' "$data/c1.out" | head -1)"
+    for i in 1 2 3 4 5 6; do # tasks that run on either node, for the node filter
+        curl -fsS -X POST -H "Authorization: Bearer $UI_TOKEN" -H "content-type: application/json" \
+            --data "{\"kind\":\"echo\",\"args\":{\"n\":$i},\"title\":\"cluster echo $i\"}" \
+            "$cluster_url/v1/tasks" >/dev/null
+    done
     echo "cluster of two at $cluster_url (database $pg_db)"
 elif [ "${TASKMESH_BROWSER_NO_PG:-}" != 1 ]; then
     echo "no PostgreSQL at $pg_server: the cluster page is checked on a node alone, and that check fails (TASKMESH_BROWSER_NO_PG=1 accepts it)"

@@ -30,6 +30,7 @@ fn life(state: TaskState, attempt: u32, owner: &Owner) -> Life {
         updated_at: SystemTime::now(),
         intent: None,
         owner: Some(owner.clone()),
+        ran_on: Some(owner.node.clone()),
     }
 }
 

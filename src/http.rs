@@ -8,7 +8,7 @@
 //! | route | what it does |
 //! |---|---|
 //! | `POST /v1/tasks` | submits a task: 201, or 200 with `"duplicate": true` for a held unique key |
-//! | `GET /v1/tasks` | lists tasks (`state`, `queue`, `kind`, `phase`, `created_by`, `created_after`, `created_before`, `limit`, `offset`) |
+//! | `GET /v1/tasks` | lists tasks (`state`, `queue`, `kind`, `phase`, `created_by`, `node`, `created_after`, `created_before`, `limit`, `offset`) |
 //! | `GET /v1/tasks/{id}` | one task |
 //! | `GET /v1/tasks/{id}/events` | its event stream |
 //! | `POST /v1/tasks/{id}/cancel`, `/pause`, `/resume`, `/restart` | commands on its execution |

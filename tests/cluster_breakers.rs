@@ -145,5 +145,8 @@ async fn when_the_probing_node_is_killed_another_node_probes_once_it_is_found_de
     );
     let after = starts_between(&c.db, &ids, claimed, closed.until).await;
     only_the_probers(&after);
-    assert_eq!(after[0].as_str(), next.probe.as_deref().unwrap());
+    // A survivor probes. It need not be the first claimant: a claim whose task was taken
+    // by another node meanwhile (the killed node's tasks are rescued and routed) ends the
+    // probe as neutral, and the next claim may go to another survivor.
+    assert_ne!(after[0], prober, "a survivor probed: {after:?}");
 }

@@ -95,6 +95,31 @@ async fn round_robin_spreads_one_nodes_submits_and_consistent_hash_keeps_a_key_o
         3,
         "round robin from n1 reaches every node: {ran:?}"
     );
+    for node in &nodes {
+        // The list's node filter, through another node, finds what ran there.
+        let url = format!(
+            "{}/v1/tasks?queue=rr&limit=1000&node={node}",
+            c.nodes[2].url
+        );
+        let (status, _, v) = http("GET", &url, None, None).await;
+        assert_eq!(status, 200, "{v}");
+        let listed: BTreeSet<TaskId> = v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                assert_eq!(t["node"], node.as_str(), "{t}");
+                t["id"].as_str().unwrap().parse().unwrap()
+            })
+            .collect();
+        let want: BTreeSet<TaskId> = ran
+            .iter()
+            .filter(|(_, n)| n == node)
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(listed, want, "tasks listed for node {node}");
+        assert_eq!(v["total"], want.len(), "the total for node {node}");
+    }
     let ran = ran_on(&c, &all).await;
     for (key, ids) in &keyed {
         let nodes: BTreeSet<&String> = ids.iter().map(|id| &ran[id]).collect();

@@ -73,6 +73,7 @@ fn record(i: u64) -> (TaskRecord, TaskEvent) {
         updated_at: now,
         intent: None,
         owner: None,
+        ran_on: None,
     };
     let event = TaskEvent {
         task_id: task.id,

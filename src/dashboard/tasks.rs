@@ -42,6 +42,8 @@ pub(crate) struct ListQuery {
     pub queue: Option<String>,
     /// Only this kind.
     pub kind: Option<String>,
+    /// Only tasks whose latest attempt ran (or runs) on this node (in a cluster).
+    pub node: Option<String>,
     /// Only tasks whose last error contains this text (any case).
     pub error: Option<String>,
     /// Created at or after (UTC).
@@ -88,6 +90,7 @@ impl ListQuery {
             state,
             queue: text("queue"),
             kind: text("kind"),
+            node: text("node"),
             error: text("error"),
             from: time("from")?,
             to: time("to")?,
@@ -107,6 +110,7 @@ impl ListQuery {
             state: self.state,
             queue: self.queue.clone(),
             kind: self.kind.clone(),
+            node: self.node.clone(),
             created_after: self.from,
             created_before,
             ..TaskFilter::default()
@@ -166,6 +170,9 @@ impl ListQuery {
         }
         if let Some(k) = &self.kind {
             parts.push(("kind", k.clone()))
+        }
+        if let Some(n) = &self.node {
+            parts.push(("node", n.clone()))
         }
         if let Some(e) = &self.error {
             parts.push(("error", e.clone()))
@@ -227,9 +234,10 @@ pub(crate) async fn page(
     let more = page.total > query.skip + found.read.len() as u64;
     let next = more.then(|| query.next(&found.read)).flatten();
     let queues: Vec<String> = ui.system.queues().into_iter().map(|q| q.name).collect();
+    let nodes = nodes(&ui).await;
     let body = html! {
         h1 { "Tasks" }
-        (filters(&query, &queues))
+        (filters(&query, &queues, nodes.as_deref()))
         div #task-list {
             p.summary aria-live="polite" {
                 @if let Some(e) = &query.error {
@@ -282,7 +290,21 @@ impl Found {
     }
 }
 
-fn filters(q: &ListQuery, queues: &[String]) -> Markup {
+/// In a cluster, the nodes to filter by: every node the live snapshot (at most a tick
+/// old) knows. `None` on a node that is not in a cluster.
+async fn nodes(ui: &Ui) -> Option<Vec<String>> {
+    ui.cluster.as_ref()?;
+    let snapshot = ui.live.current().await;
+    let status = snapshot.cluster.as_ref()?;
+    Some(status.nodes.iter().map(|n| n.name.clone()).collect())
+}
+
+fn filters(q: &ListQuery, queues: &[String], nodes: Option<&[String]>) -> Markup {
+    // A node no longer registered (it left, or was buried) stays selectable while chosen.
+    let gone = q
+        .node
+        .as_ref()
+        .filter(|n| !nodes.is_some_and(|all| all.contains(n)));
     let local = |t: Option<SystemTime>| {
         t.map(|t| {
             DateTime::<Utc>::from(t)
@@ -307,6 +329,15 @@ fn filters(q: &ListQuery, queues: &[String]) -> Markup {
                 }
             }
             label { "Kind " input #filter-kind type="search" name="kind" value=[q.kind.as_deref()] size="12"; }
+            @if nodes.is_some() || gone.is_some() {
+                label { "Node "
+                    select #filter-node name="node" {
+                        option value="" { "any" }
+                        @for name in nodes.unwrap_or_default() { option value=(name) selected[q.node.as_deref() == Some(name)] { (name) } }
+                        @if let Some(name) = gone { option value=(name) selected { (name) } }
+                    }
+                }
+            }
             label { "Last error contains " input #filter-error type="search" name="error" value=[q.error.as_deref()] size="16" maxlength="200"; }
             label { "Created from (UTC) " input type="datetime-local" name="from" value=[local(q.from)]; }
             label { "to " input type="datetime-local" name="to" value=[local(q.to)]; }
@@ -352,6 +383,8 @@ fn bulk_form(q: &ListQuery, session: &Session, total: u64) -> Markup {
 /// The rows of a page (also used by the unit tests with hostile values); with
 /// `selectable`, a checkbox per row for the bulk form.
 pub(crate) fn table(tasks: &[TaskStatus], selectable: bool) -> Markup {
+    // In a cluster (tasks that ran on a node), which node ran each.
+    let clustered = tasks.iter().any(|t| t.node.is_some());
     html! {
         @if tasks.is_empty() {
             p.empty { "No task matches." }
@@ -360,7 +393,9 @@ pub(crate) fn table(tasks: &[TaskStatus], selectable: bool) -> Markup {
                 thead { tr {
                     @if selectable { th scope="col" { span.sr-only { "select" } } }
                     th scope="col" { "task" } th scope="col" { "kind" } th scope="col" { "queue" }
-                    th scope="col" { "state" } th scope="col" { "attempt" } th scope="col" { "created" }
+                    th scope="col" { "state" } th scope="col" { "attempt" }
+                    @if clustered { th scope="col" { "node" } }
+                    th scope="col" { "created" }
                     th scope="col" { "last error" }
                 } }
                 tbody {
@@ -373,6 +408,7 @@ pub(crate) fn table(tasks: &[TaskStatus], selectable: bool) -> Markup {
                             td { (t.queue) }
                             td { (format::state(t.state)) }
                             td.num { (t.attempt) "/" (t.max_attempts) }
+                            @if clustered { td { (t.node.as_deref().unwrap_or("")) } }
                             td { (format::when(t.created_at)) }
                             td.err { @if let Some(e) = &t.error { (clip(&e.message, 80)) } }
                         }

@@ -203,6 +203,8 @@ pub(super) struct TaskJson {
     progress: Option<Value>,
     phase: Option<String>,
     worker: Option<String>,
+    /// The node of the latest attempt, in a cluster.
+    node: Option<String>,
     restarts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicate: Option<bool>,
@@ -242,6 +244,7 @@ impl From<TaskStatus> for TaskJson {
             progress,
             phase: s.phase,
             worker: s.worker,
+            node: s.node,
             restarts: s.restarts,
             duplicate: None,
         }

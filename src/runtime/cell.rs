@@ -67,6 +67,8 @@ pub struct TaskStatus {
     pub phase: Option<String>,
     /// The worker running it now (informational).
     pub worker: Option<String>,
+    /// The node of its latest attempt, on a store several nodes share.
+    pub node: Option<String>,
     /// Automatic restarts used after crashes.
     pub restarts: u32,
     /// When it was accepted.
@@ -143,6 +145,7 @@ impl TaskCell {
             updated_at: task.created_at,
             intent: None,
             owner: None,
+            ran_on: None,
         };
         Self::from_record(task, life)
     }
@@ -202,6 +205,7 @@ impl TaskStatus {
             progress: life.progress.clone(),
             phase: life.phase.clone(),
             worker,
+            node: life.ran_on.clone(),
             restarts: life.restarts,
             created_at: task.created_at,
             updated_at: life.updated_at,

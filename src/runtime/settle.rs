@@ -50,6 +50,7 @@ pub(crate) fn begin_attempt(
     s.attempt += 1;
     s.run += 1;
     s.owner = shared.journal.owner();
+    s.ran_on = s.owner.as_ref().map(|o| o.node.clone());
     s.due_at = None;
     s.updated_at = SystemTime::now();
     s.worker = Some(worker.to_string());

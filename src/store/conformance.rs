@@ -217,6 +217,7 @@ pub(crate) fn life_at(state: TaskState, attempt: u32, when: SystemTime) -> Life 
         updated_at: when,
         intent: None,
         owner: None,
+        ran_on: None,
     }
 }
 
@@ -401,6 +402,7 @@ fn full_life() -> Life {
             reason: "operator".into(),
         }),
         owner: Some(super::Owner::new("node-a", 7)),
+        ran_on: Some("node-a".into()),
     }
 }
 
@@ -580,6 +582,8 @@ fn filter_cases() -> (Vec<TaskRecord>, FilterCases) {
     r[5].task.queue = "mail".into();
     r[5].task.metadata.actor_id = Some("alice".into());
     r[5].life.state = Running;
+    r[5].life.ran_on = Some("n2".into());
+    r[2].life.ran_on = Some("n1".into());
     type Set = fn(&mut TaskFilter);
     let cases: Vec<(Set, Vec<usize>)> = vec![
         (|_| {}, vec![5, 4, 3, 2, 1, 0]),
@@ -588,6 +592,12 @@ fn filter_cases() -> (Vec<TaskRecord>, FilterCases) {
         (|f| f.kind = Some("email".into()), vec![2]),
         (|f| f.phase = Some("upload".into()), vec![3]),
         (|f| f.created_by = Some("alice".into()), vec![5, 4]),
+        (|f| f.node = Some("n2".into()), vec![5]),
+        (|f| f.node = Some("n3".into()), vec![]),
+        (
+            |f| (f.node, f.kind) = (Some("n1".into()), Some("email".into())),
+            vec![2],
+        ),
         (|f| f.created_after = Some(at(20)), vec![5, 4, 3, 2]),
         (|f| f.created_before = Some(at(20)), vec![1, 0]),
         (

@@ -213,6 +213,10 @@ pub struct Life {
     /// several processes share; `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
+    /// The node of the latest attempt (it ran there, or runs there now), on a store
+    /// several processes share; kept after the task ends. `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ran_on: Option<String>,
 }
 
 /// A task's metadata row: the immutable task and its life.
@@ -306,6 +310,8 @@ pub struct TaskFilter {
     pub created_after: Option<SystemTime>,
     /// Created before.
     pub created_before: Option<SystemTime>,
+    /// Whose latest attempt ran (or runs) on this node ([`Life::ran_on`]).
+    pub node: Option<String>,
 }
 
 /// A filtered page, newest first.
@@ -415,6 +421,7 @@ impl TaskFilter {
             && eq(&self.kind, Some(&task.kind))
             && eq(&self.phase, life.phase.as_deref())
             && eq(&self.created_by, task.metadata.actor_id.as_deref())
+            && eq(&self.node, life.ran_on.as_deref())
             && self.created_after.is_none_or(|t| task.created_at >= t)
             && self.created_before.is_none_or(|t| task.created_at < t)
     }

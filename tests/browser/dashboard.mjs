@@ -29,8 +29,8 @@ function assert(cond, what) {
   if (!cond) throw new Error(what);
 }
 
-async function api(method, path, body) {
-  const res = await fetch(URL_ + path, {
+async function api(method, path, body, base = URL_) {
+  const res = await fetch(base + path, {
     method,
     headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
     body: body && JSON.stringify(body),
@@ -322,6 +322,36 @@ await check("an operator adds a schedule and edits it from the UI", async () => 
   await page.locator(".notice", { hasText: "Schedule saved" }).waitFor();
   const text = await page.locator("section.schedule", { hasText: "weekday-digest" }).innerText();
   assert(text.includes("Asia/Tokyo"), "the edit shows");
+});
+
+await check("in a cluster the task list filters by the node a task ran on", async () => {
+  if (!CLUSTER) {
+    assert(process.env.TASKMESH_BROWSER_NO_PG === "1", "no cluster to check: PostgreSQL was not running");
+    return;
+  }
+  // The seeded echo tasks end within a second; poll the API against a deadline.
+  const deadline = Date.now() + 20000;
+  let ended;
+  for (;;) {
+    ended = (await api("GET", "/v1/tasks?kind=echo&state=succeeded&limit=100", undefined, CLUSTER)).tasks;
+    if (ended.length >= 6) break;
+    assert(Date.now() < deadline, `seeded cluster tasks ended: ${ended.length} of 6`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const node = ended[0].node;
+  assert(node === "c1" || node === "c2", `a task's node: ${node}`);
+  const want = ended.filter((t) => t.node === node).length;
+  const c = await session(browser);
+  await login(c.page, TOKEN, "ci", CLUSTER);
+  await c.page.goto(`${CLUSTER}/ui/tasks?kind=echo`);
+  assert(await c.page.locator("table.tasks th", { hasText: /^node$/ }).count() === 1, "a node column");
+  await c.page.selectOption("#filter-node", node);
+  await c.page.waitForURL(new RegExp(`node=${node}`));
+  await c.page.locator("#task-list .summary", { hasText: `${want} matching` }).waitFor();
+  const cells = await c.page.locator("table.tasks tbody tr td:nth-child(7)").allInnerTexts();
+  assert(cells.length === want && cells.every((n) => n === node), `rows of ${node}: ${cells.join(",")}`);
+  await axe(c.page, "tasks by node");
+  await c.context.close();
 });
 
 await check("the cluster page shows both nodes up and the cron leader live, and drains this node", async () => {

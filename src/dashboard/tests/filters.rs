@@ -131,3 +131,57 @@ async fn a_bulk_retry_on_the_filter_changes_only_the_tasks_whose_error_matches()
         page.body
     );
 }
+
+#[test]
+fn the_node_filter_lives_in_the_url_and_reaches_the_store_filter() {
+    let raw: std::collections::HashMap<String, String> = [("node", "n2"), ("state", "failed")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let q = super::super::tasks::ListQuery::parse(&raw).unwrap();
+    assert_eq!(q.node.as_deref(), Some("n2"));
+    assert_eq!(q.filter().node.as_deref(), Some("n2"));
+    assert!(q.href().contains("node=n2"), "{}", q.href());
+    let back: std::collections::HashMap<String, String> = q
+        .pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(super::super::tasks::ListQuery::parse(&back).unwrap(), q);
+}
+
+#[tokio::test]
+async fn a_node_filter_on_a_node_outside_a_cluster_keeps_its_choice_and_matches_nothing() {
+    let system = start().await;
+    failed(&system, "boom").await;
+    let app = open(&system);
+    let all = get(&app, "/ui/tasks", None).await;
+    assert!(!all.body.contains("filter-node"), "no node filter alone");
+    assert!(!all.body.contains(">node</th>"), "no node column alone");
+    let a = get(&app, "/ui/tasks?node=%3Cn%3E", None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(
+        a.body.contains("filter-node"),
+        "the chosen node stays shown"
+    );
+    assert!(
+        a.body.contains("value=\"&lt;n&gt;\" selected"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("No task matches."), "{}", a.body);
+}
+
+#[test]
+fn the_table_shows_each_tasks_node_once_any_task_ran_on_one() {
+    let mut r = crate::store::conformance::record_of("k", std::time::SystemTime::now());
+    let (task, life) = (r.task, &mut r.life);
+    let alone = crate::TaskStatus::of(&task, &life, None);
+    life.ran_on = Some("<n1>".into());
+    let there = crate::TaskStatus::of(&task, &life, None);
+    let html = super::super::tasks::table(std::slice::from_ref(&alone), false).into_string();
+    assert!(!html.contains(">node</th>"), "{html}");
+    let html = super::super::tasks::table(&[there, alone], false).into_string();
+    assert!(html.contains(">node</th>"), "{html}");
+    assert!(html.contains("<td>&lt;n1&gt;</td>"), "{html}");
+}

@@ -101,12 +101,13 @@ pub(crate) async fn events(
     Ok(Json(EventList { events }))
 }
 
-const LIST_PARAMS: [&str; 9] = [
+const LIST_PARAMS: [&str; 10] = [
     "state",
     "queue",
     "kind",
     "phase",
     "created_by",
+    "node",
     "created_after",
     "created_before",
     "limit",
@@ -121,6 +122,7 @@ const LIST_PARAMS: [&str; 9] = [
         ("kind" = Option<String>, Query, description = "only this kind"),
         ("phase" = Option<String>, Query, description = "only this workflow phase"),
         ("created_by" = Option<String>, Query, description = "only tasks of this actor"),
+        ("node" = Option<String>, Query, description = "only tasks whose latest attempt ran (or runs) on this node (in a cluster)"),
         ("created_after" = Option<String>, Query, format = DateTime, description = "RFC 3339, 1970 to 2262"),
         ("created_before" = Option<String>, Query, format = DateTime, description = "RFC 3339, 1970 to 2262"),
         ("limit" = Option<u32>, Query, maximum = 1000, description = "page size (default 100)"),
@@ -142,6 +144,7 @@ pub(crate) async fn list(
         kind: params.text("kind"),
         phase: params.text("phase"),
         created_by: params.text("created_by"),
+        node: params.text("node"),
         created_after: params.parse("created_after", |s| parse_time("created_after", s))?,
         created_before: params.parse("created_before", |s| parse_time("created_before", s))?,
     };

@@ -225,12 +225,13 @@ fn a_submit_with_one_bad_field_is_a_400_naming_that_field() {
     rt.block_on(system.shutdown(std::time::Duration::from_secs(5)));
 }
 
-const LIST_PARAMS: [&str; 10] = [
+const LIST_PARAMS: [&str; 11] = [
     "state",
     "queue",
     "kind",
     "phase",
     "created_by",
+    "node",
     "created_after",
     "created_before",
     "limit",

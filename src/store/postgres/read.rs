@@ -156,6 +156,7 @@ async fn count_on(
 fn counted(f: &TaskFilter) -> bool {
     f.phase.is_none()
         && f.created_by.is_none()
+        && f.node.is_none()
         && f.created_after.is_none()
         && f.created_before.is_none()
 }
@@ -218,6 +219,9 @@ impl Where {
         }
         if let Some(a) = &f.created_by {
             terms.push(("t.created_by", text(a)));
+        }
+        if let Some(n) = &f.node {
+            terms.push(("t.ran_on", text(n)));
         }
         let mut sql: Vec<String> = Vec::new();
         let mut values = Vec::new();

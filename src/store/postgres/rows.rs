@@ -31,6 +31,8 @@ pub(super) struct LifeRow {
     pub attempt: i32,
     pub owner_node: Option<String>,
     pub owner_incarnation: Option<i64>,
+    /// The node of the latest attempt (`Life::ran_on`), a column for the node filter.
+    pub ran_on: Option<String>,
     /// An operator's request waits for the running attempt.
     pub intent: bool,
     pub phase: Option<String>,
@@ -106,11 +108,13 @@ pub(super) fn task_row(record: &TaskRecord) -> Result<TaskRow, StoreError> {
 pub(super) fn life_row(id: TaskId, life: &Life) -> Result<LifeRow, StoreError> {
     plain(id, "phase", life.phase.as_deref())?;
     plain(id, "owner", life.owner.as_ref().map(|o| o.node.as_str()))?;
+    plain(id, "node", life.ran_on.as_deref())?;
     Ok(LifeRow {
         state: life.state.as_str(),
         attempt: i32::try_from(life.attempt).unwrap_or(i32::MAX),
         owner_node: life.owner.as_ref().map(|o| o.node.clone()),
         owner_incarnation: life.owner.as_ref().map(|o| incarnation(o.incarnation)),
+        ran_on: life.ran_on.clone(),
         intent: life.intent.is_some(),
         phase: life.phase.clone(),
         updated_at: nanos(life.updated_at),

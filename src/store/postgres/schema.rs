@@ -165,6 +165,12 @@ CREATE TABLE breakers (
     probe_incarnation  bigint
 );
 "#,
+    // (6) The node of each task's latest attempt, for the node filter of lists (the
+    // dashboard's Tasks page in a cluster). Rows written before it have none.
+    r#"
+ALTER TABLE tasks ADD COLUMN ran_on text;
+CREATE INDEX tasks_ran_on ON tasks (ran_on, created_at) WHERE ran_on IS NOT NULL;
+"#,
 ];
 
 /// The newest schema version this build knows.

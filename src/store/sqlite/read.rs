@@ -131,6 +131,7 @@ pub(super) fn count(conn: &Connection, filter: &TaskFilter) -> Result<u64, Store
     let (clause, args) = where_clause(filter);
     let counted = filter.phase.is_none()
         && filter.created_by.is_none()
+        && filter.node.is_none()
         && filter.created_after.is_none()
         && filter.created_before.is_none();
     let sql = match counted {
@@ -172,6 +173,10 @@ fn where_clause(f: &TaskFilter) -> (String, Vec<Value>) {
         f.kind.as_deref().map(|k| ("kind = ?", text(k))),
         f.phase.as_deref().map(|p| ("phase = ?", text(p))),
         f.created_by.as_deref().map(|a| ("created_by = ?", text(a))),
+        // Set only on a store several processes share, which SQLite never is.
+        f.node
+            .as_deref()
+            .map(|n| ("json_extract(life, '$.ran_on') = ?", text(n))),
         f.created_after
             .map(|t| ("created_at >= ?", Value::Integer(nanos(t)))),
         f.created_before

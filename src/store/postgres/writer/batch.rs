@@ -57,18 +57,18 @@ impl WriteRow {
 const INSERT_TASKS: &str = "WITH input AS ( \
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::text[], \
         $6::int4[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], \
-        $12::timestamptz[], $13::text[], $14::text[], $15::text[], $16::int8[], $17::bool[]) \
-        WITH ORDINALITY \
+        $12::timestamptz[], $13::text[], $14::text[], $15::text[], $16::int8[], $17::bool[], \
+        $18::text[]) WITH ORDINALITY \
     AS u(id, kind, queue, priority, state, attempt, phase, created_by, unique_key, \
         created_at, updated_at, due_at, life, task, owner_node, owner_incarnation, intent, \
-        n)), \
+        ran_on, n)), \
 ins AS ( \
     INSERT INTO tasks (id, kind, queue, priority, state, attempt, phase, created_by, \
         unique_key, created_at, updated_at, due_at, last_seq, life, owner_node, \
-        owner_incarnation, intent) \
+        owner_incarnation, intent, ran_on) \
     SELECT id, kind, queue, priority, state, attempt, phase, created_by, unique_key, \
         created_at, updated_at, due_at, 1, life::json, owner_node, owner_incarnation, \
-        intent FROM input ORDER BY unique_key, n \
+        intent, ran_on FROM input ORDER BY unique_key, n \
     ON CONFLICT DO NOTHING RETURNING id), \
 specs AS ( \
     INSERT INTO task_specs (id, task) \
@@ -313,6 +313,7 @@ async fn insert(tx: &ClientWrapper, creates: &[&TaskRow]) -> Result<HashSet<Task
         .collect();
     let incarnations: Vec<Option<i64>> = creates.iter().map(|t| t.life.owner_incarnation).collect();
     let intents: Vec<bool> = creates.iter().map(|t| t.life.intent).collect();
+    let ran_on: Vec<Option<&str>> = creates.iter().map(|t| t.life.ran_on.as_deref()).collect();
     let stmt = tx.prepare_cached(INSERT_TASKS).await?;
     let rows = tx
         .query(
@@ -335,6 +336,7 @@ async fn insert(tx: &ClientWrapper, creates: &[&TaskRow]) -> Result<HashSet<Task
                 &nodes,
                 &incarnations,
                 &intents,
+                &ran_on,
             ],
         )
         .await?;

@@ -25,11 +25,13 @@ const UPDATE: &str = "UPDATE tasks t SET \
     owner_incarnation = CASE WHEN u.changed THEN u.owner_incarnation \
         ELSE t.owner_incarnation END, \
     intent = CASE WHEN u.changed THEN u.intent ELSE t.intent END, \
+    ran_on = CASE WHEN u.changed THEN u.ran_on ELSE t.ran_on END, \
     last_seq = u.last_seq \
 FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::int4[], $5::text[], $6::int8[], \
-    $7::timestamptz[], $8::text[], $9::int4[], $10::text[], $11::int8[], $12::bool[]) \
+    $7::timestamptz[], $8::text[], $9::int4[], $10::text[], $11::int8[], $12::bool[], \
+    $13::text[]) \
     AS u(id, changed, state, attempt, phase, updated_at, due_at, life, last_seq, \
-        owner_node, owner_incarnation, intent) \
+        owner_node, owner_incarnation, intent, ran_on) \
 WHERE t.id = u.id";
 
 const INSERT_EVENTS: &str = "INSERT INTO events \
@@ -155,6 +157,10 @@ pub(super) fn update(changed: &[(TaskId, Row<'_>)]) -> Option<(&'static str, Arg
         .map(|l| l.and_then(|l| l.owner_incarnation))
         .collect();
     let intents: Vec<bool> = lifes.iter().map(|l| l.is_some_and(|l| l.intent)).collect();
+    let ran_on: Vec<Option<String>> = lifes
+        .iter()
+        .map(|l| owned(l.and_then(|l| l.ran_on.as_deref())))
+        .collect();
     let args = vec![
         boxed(ids),
         boxed(flags),
@@ -168,6 +174,7 @@ pub(super) fn update(changed: &[(TaskId, Row<'_>)]) -> Option<(&'static str, Arg
         boxed(nodes),
         boxed(incarnations),
         boxed(intents),
+        boxed(ran_on),
     ];
     Some((UPDATE, args))
 }

@@ -50,6 +50,7 @@ pub(crate) fn table(queues: &[QueueStats], session: &Session) -> Markup {
                 th scope="col" { "queue" } th.num scope="col" { "waiting" } th.num scope="col" { "bound" }
                 th.num scope="col" { "running" } th.num scope="col" { "workers" } th.num scope="col" { "idle" }
                 th.num scope="col" { "min" } th.num scope="col" { "max" } th scope="col" { "dispatch" }
+                th scope="col" { "rate limit" } th.num scope="col" { "tokens left" }
                 th scope="col" { span.sr-only { "actions" } }
             } }
             tbody {
@@ -60,6 +61,8 @@ pub(crate) fn table(queues: &[QueueStats], session: &Session) -> Markup {
                         td.num { (q.workers) } td.num { (q.idle) }
                         td.num { (q.min_workers) } td.num { (q.max_workers) }
                         td { @if q.paused { span.badge.paused { "paused" } } @else { "running" } }
+                        td { @if let Some(r) = q.rate_limit { (r.per_second) "/s, burst " (r.burst) } @else { span.muted { "none" } } }
+                        td.num { @if let Some(t) = q.tokens { (t) } @else { span.muted { "–" } } }
                         td {
                             @let base = format!("/ui/queues/{}", super::schedules::encode_segment(&q.name));
                             @if q.paused {

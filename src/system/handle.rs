@@ -41,6 +41,11 @@ pub struct QueueStats {
     pub bound: usize,
     /// True while dispatch is paused.
     pub paused: bool,
+    /// The queue's rate limit, when it has one.
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
+    /// The starts its rate limit would grant back to back now (an estimate, read without
+    /// taking one; see [`Limiter::available`](crate::ratelimit::Limiter::available)).
+    pub tokens: Option<u32>,
 }
 
 /// A running task system. Cheap to clone; every clone drives the same system.
@@ -297,6 +302,8 @@ fn stats(q: &QueueShared) -> QueueStats {
         max_workers: q.config.max_workers,
         bound: q.config.bound,
         paused: q.is_paused(),
+        rate_limit: q.limiter.as_ref().map(|l| l.limit()),
+        tokens: q.limiter.as_ref().map(|l| l.available()),
     }
 }
 

@@ -176,9 +176,9 @@ async fn a_node_filter_on_a_node_outside_a_cluster_keeps_its_choice_and_matches_
 fn the_table_shows_each_tasks_node_once_any_task_ran_on_one() {
     let mut r = crate::store::conformance::record_of("k", std::time::SystemTime::now());
     let (task, life) = (r.task, &mut r.life);
-    let alone = crate::TaskStatus::of(&task, &life, None);
+    let alone = crate::TaskStatus::of(&task, life, None);
     life.ran_on = Some("<n1>".into());
-    let there = crate::TaskStatus::of(&task, &life, None);
+    let there = crate::TaskStatus::of(&task, life, None);
     let html = super::super::tasks::table(std::slice::from_ref(&alone), false).into_string();
     assert!(!html.contains(">node</th>"), "{html}");
     let html = super::super::tasks::table(&[there, alone], false).into_string();

@@ -236,3 +236,39 @@ fn the_gates_table_shows_each_breaker_state_the_next_probe_the_rate_limit_and_it
         "the tokens left: {html}"
     );
 }
+
+#[tokio::test]
+async fn the_queue_table_shows_a_queues_rate_limit_and_the_tokens_it_has_left() {
+    use crate::ratelimit::RateLimit;
+    let limit = RateLimit::per_second(std::num::NonZeroU32::new(7).unwrap());
+    let builder = TaskSystem::builder()
+        .namespace(format!("ui-{}", TaskId::new()))
+        .queue(QueueConfig::new("limited").rate_limit(limit));
+    let system = builtin::register(builder, ExecConfig::default())
+        .start()
+        .await
+        .expect("system starts");
+    let stats = system.queues();
+    let limited = stats.iter().find(|q| q.name == "limited").unwrap();
+    assert_eq!(limited.rate_limit, Some(limit));
+    assert_eq!(limited.tokens, Some(7), "a new limiter has its whole burst");
+    let a = get(&open(&system), "/ui/queues", None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let row = a
+        .body
+        .split("<tr>")
+        .find(|r| r.contains(">limited<"))
+        .unwrap();
+    assert!(row.contains("7/s, burst 7"), "{row}");
+    assert!(row.contains(r#"<td class="num">7</td>"#), "{row}");
+    let default = a
+        .body
+        .split("<tr>")
+        .find(|r| r.contains(">default<"))
+        .unwrap();
+    assert!(
+        default.contains("none"),
+        "a queue without a limit says so: {default}"
+    );
+    system.shutdown(std::time::Duration::from_secs(5)).await;
+}

@@ -347,14 +347,29 @@ fn stop_attempts(shared: &Shared) {
     }
 }
 
-/// Applies requests stored through other processes to the attempts running here.
-pub(crate) fn apply_requests(shared: &Shared, requested: Vec<Requested>) {
+/// Applies requests stored through other processes to the tasks held here: a waiting
+/// task's command runs here (`ops::apply_held`); a running attempt's token fires, also
+/// when the request was made while the task waited and its attempt started since.
+pub(crate) fn apply_requests(shared: &Arc<Shared>, requested: Vec<Requested>) {
     for r in requested {
         let Some(cell) = shared.table.get(&r.task_id) else {
             continue;
         };
         let mut s = cell.status.lock();
-        if s.state != TaskState::Running || s.attempt != r.attempt || s.intent.is_some() {
+        let waiting = matches!(
+            s.state,
+            TaskState::Pending | TaskState::Scheduled | TaskState::Retrying
+        );
+        if r.waiting && waiting && s.attempt == r.attempt {
+            drop(s);
+            tokio::spawn(crate::runtime::apply_held(shared.clone(), cell, r.intent));
+            continue;
+        }
+        let attempt = match r.waiting {
+            true => r.attempt + 1,
+            false => r.attempt,
+        };
+        if s.state != TaskState::Running || s.attempt != attempt || s.intent.is_some() {
             continue;
         }
         tracing::info!(task_id = %r.task_id, command = r.intent.name(), "stop requested through another process");

@@ -26,9 +26,11 @@ use crate::breaker::{Admission, Ended};
 use crate::runtime::context::TaskContext;
 use crate::runtime::gates;
 use crate::runtime::{
-    begin_attempt, claim, run_attempt, settle, AttemptOutcome, Current, HandlerEntry, QueueShared,
-    Shared, TaskCell, WorkerMsg, WorkerSlot,
+    apply_held, begin_attempt, claim, claim_behind, run_attempt, settle, AttemptOutcome, Current,
+    HandlerEntry, QueueShared, Shared, StartClaim, TaskCell, WorkerMsg, WorkerSlot,
 };
+use crate::store::Intent;
+use crate::TaskState;
 
 /// A probe's claim on a cluster-wide breaker outlasts its attempt's timeout and grace by
 /// this much, so that it runs out only for a node that died.
@@ -122,6 +124,11 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
     let Some(entry) = state.shared.handlers.get(&*cell.task.kind) else {
         return; // kinds are checked at submit; a cell without a handler cannot exist
     };
+    if let Some(intent) = stored_request(&cell) {
+        // Taken from a holder that died before it applied an operator's request.
+        tokio::spawn(apply_held(state.shared.clone(), cell, intent));
+        return;
+    }
     let now = Instant::now();
     let Some(is_probe) = pass_gates(state, entry, &cell, now) else {
         return;
@@ -136,14 +143,18 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
         }
         return;
     };
-    if let Some(write) = started.claim.take() {
-        let (shared, queue) = (&state.shared, &state.queue);
-        if !claim(shared, queue, &cell, started.run, write).await {
-            if is_probe {
-                gates::report(shared, entry, Ended::Neutral, true).await;
+    match started.claim.take() {
+        Some(StartClaim::First(write)) => {
+            let (shared, queue) = (&state.shared, &state.queue);
+            if !claim(shared, queue, &cell, started.run, write).await {
+                if is_probe {
+                    gates::report(shared, entry, Ended::Neutral, true).await;
+                }
+                return;
             }
-            return;
         }
+        Some(StartClaim::Behind(write)) => claim_behind(&state.shared, &cell, started.run, write),
+        None => {}
     }
     state
         .queue
@@ -192,6 +203,19 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
     gates::report(&state.shared, entry, ended(&outcome), is_probe).await;
     state.slot.end(end);
     settle(&state.shared, &state.queue, &cell, started.run, outcome);
+}
+
+/// An operator's request stored with a waiting task (through another process, while
+/// some process held it), to apply before the task may start.
+fn stored_request(cell: &TaskCell) -> Option<Intent> {
+    let s = cell.status.lock();
+    let waiting = matches!(
+        s.state,
+        TaskState::Pending | TaskState::Scheduled | TaskState::Retrying
+    );
+    s.intent
+        .clone()
+        .filter(|i| waiting && !matches!(i, Intent::Shutdown))
 }
 
 /// Circuit breaker, then rate limits. `None` when the task was parked to wait;

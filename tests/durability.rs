@@ -40,6 +40,9 @@ struct Flaky {
     /// How many of the next writes that end a task fail (a lost end).
     lose_ends: Arc<AtomicUsize>,
     ended: Arc<Mutex<Option<mpsc::UnboundedSender<TaskId>>>>,
+    /// Commit a deferred batch after `MAX_DEFER` too, as a real store does (else it waits
+    /// for a write someone waits on).
+    commit_deferred: bool,
 }
 
 impl Flaky {
@@ -94,6 +97,13 @@ impl TaskStore for Flaky {
         });
         let (reply, result) = oneshot::channel();
         self.held.lock().unwrap().push((batch, reply));
+        if self.commit_deferred {
+            let store = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(taskmesh::store::MAX_DEFER).await;
+                store.flush();
+            });
+        }
         if let (Some(id), Some(tx)) = (ends, &*self.ended.lock().unwrap()) {
             let _ = tx.send(id);
         }
@@ -391,6 +401,7 @@ async fn a_waiter_is_not_told_of_an_end_whose_write_failed() {
 async fn on_a_shared_store_an_attempt_whose_end_was_lost_is_retried_by_its_own_process() {
     let store = Flaky {
         inner: MemoryStore::shared(),
+        commit_deferred: true,
         ..Flaky::default()
     };
     let (h, mut rx) = ScriptHandler::new();

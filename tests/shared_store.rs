@@ -127,8 +127,12 @@ async fn quick_node(store: &MemoryStore, name: &str) -> (TaskSystem, ScriptHandl
 
 type Events = tokio::sync::mpsc::UnboundedReceiver<taskmesh::testing::ScriptEvent>;
 
+/// A node holding a waiting task may start it without waiting for the store, so a
+/// cancel through another node is a request stored with the task, which the holder
+/// applies (here at its next heartbeat: a memory store has no mesh) before it starts it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_waiting_task_held_by_one_node_is_cancelled_through_another_and_never_runs() {
+async fn a_waiting_task_held_by_one_node_is_cancelled_through_another_by_its_holder_and_never_runs()
+{
     let store = MemoryStore::shared();
     let (a, _, mut a_events) = quick_node(&store, "a").await;
     let (b, _, _) = quick_node(&store, "b").await;
@@ -144,23 +148,72 @@ async fn a_waiting_task_held_by_one_node_is_cancelled_through_another_and_never_
     };
     assert_eq!(
         b.cancel(id, "through b").await.unwrap(),
-        taskmesh::Control::Done
+        taskmesh::Control::Requested
     );
-    assert_eq!(b.get(id).await.unwrap().status.state, TaskState::Cancelled);
+    let ended = tokio::time::timeout(Duration::from_secs(10), b.wait(id))
+        .await
+        .expect("a applies the stored request at its next heartbeat")
+        .unwrap();
+    assert_eq!(ended.state, TaskState::Cancelled);
+    assert_eq!(ended.cancel_reason.as_deref(), Some("through b"));
     assert_eq!(a.get(id).await.unwrap().status.state, TaskState::Cancelled);
     a.resume_queue("default").unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(10), waiting)
         .await
-        .expect("a's waiter learns the end from the store")
+        .expect("a's waiter learns the end")
         .unwrap()
         .unwrap();
     assert_eq!(ended.state, TaskState::Cancelled);
     assert!(a_events.try_recv().is_err(), "the handler never ran");
     let events = store.events(id).await.unwrap();
     let names: Vec<_> = events.iter().map(|e| e.event.kind.name()).collect();
-    assert_eq!(names, ["created", "cancelled"]);
+    assert_eq!(names, ["created", "stop_requested", "cancelled"]);
     a.shutdown(Duration::from_secs(5)).await;
     b.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A request stored on a waiting task whose holder then dies is applied by whoever
+/// takes the task over, instead of running it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_stored_for_a_dead_holder_is_applied_by_the_node_that_takes_the_task_over() {
+    let store = MemoryStore::shared();
+    let hour = Duration::from_secs(3600);
+    let (a_handler, mut a_events) = ScriptHandler::new();
+    // `a` renews (and so looks for requests) once an hour: it never applies this one.
+    let a = TaskSystem::builder()
+        .namespace(unique_ns("a"))
+        .node_name("a")
+        .queue(QueueConfig::new("default").workers(1, 2))
+        .liveness(hour * 3, hour, Duration::from_millis(50))
+        .handler(a_handler.clone())
+        .store(store.clone())
+        .start()
+        .await
+        .unwrap();
+    a.pause_queue("default").unwrap();
+    let id = a
+        .submit(task(Script::Ok { value: 1.into() }))
+        .await
+        .unwrap()
+        .id;
+    let (b, _, mut b_events) = quick_node(&store, "b").await;
+    assert_eq!(
+        b.cancel(id, "through b").await.unwrap(),
+        taskmesh::Control::Requested
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(20), b.wait(id))
+        .await
+        .expect("b finds a dead, takes the task and applies the request")
+        .unwrap();
+    assert_eq!(ended.state, TaskState::Cancelled);
+    assert_eq!(ended.cancel_reason.as_deref(), Some("through b"));
+    assert!(b_events.try_recv().is_err(), "b never ran it");
+    assert!(a_events.try_recv().is_err(), "a never ran it");
+    let events = store.events(id).await.unwrap();
+    let names: Vec<_> = events.iter().map(|e| e.event.kind.name()).collect();
+    assert_eq!(names, ["created", "stop_requested", "cancelled"]);
+    b.shutdown(Duration::from_secs(5)).await;
+    a.shutdown(Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,11 +65,14 @@ pub(super) async fn adopt_strays(shared: &Shared, config: &CoordConfig, lost_end
     }
 }
 
-/// This process runs `record`'s attempt, or is writing its end.
+/// This process has `record`'s task in hand: it runs that attempt or a later one, or
+/// holds the task waiting after it (the attempt's end, or the claim of the next one
+/// written behind it, is on its way to the store), or is writing its end.
 fn runs_here(shared: &Shared, record: &TaskRecord) -> bool {
     shared.table.get(&record.task.id).is_some_and(|c| {
         let s = c.status.lock();
-        (s.state == TaskState::Running && s.attempt == record.life.attempt) || s.end_pending
+        let in_hand = !s.state.is_terminal() && !s.stale && s.attempt >= record.life.attempt;
+        in_hand || s.end_pending
     })
 }
 
@@ -109,7 +112,12 @@ fn adopt_unknown(shared: &Shared, records: Vec<TaskRecord>, young: Duration, why
         let state = record.life.state;
         let waiting = !state.is_terminal() && state != TaskState::Running;
         let age = record.task.created_at.elapsed().unwrap_or_default();
-        if waiting && age >= young && shared.table.get(&record.task.id).is_none() {
+        // A stale copy (its claim was refused after its attempt began) is not the task.
+        let known = shared
+            .table
+            .get(&record.task.id)
+            .filter(|c| !c.status.lock().stale);
+        if waiting && age >= young && known.is_none() {
             tracing::warn!(task_id = %record.task.id, reason = why, "a task held here was not queued; it runs here");
             adopt(shared, record, "");
         }

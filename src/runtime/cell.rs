@@ -108,6 +108,11 @@ pub(crate) struct Status {
     /// The queue let go of the task while a command's write was in flight (a worker
     /// found it not runnable); a failed command puts it back.
     pub released: bool,
+    /// The store refused the claim of an attempt that had begun here (see
+    /// `settle::begin_attempt`): the task is no longer this copy's to run. Its attempt
+    /// stops, its outcome is dropped, and the copy is forgotten; the store's row is
+    /// adopted again from the store if it is still held here.
+    pub stale: bool,
 }
 
 impl std::ops::Deref for Status {
@@ -166,6 +171,7 @@ impl TaskCell {
                 committed: None,
                 requesting: false,
                 released: false,
+                stale: false,
             }),
         }
     }

@@ -101,6 +101,71 @@ impl Command {
     }
 }
 
+impl Command {
+    /// The command on a waiting task that another process holds: that process may be
+    /// starting it without waiting for the store (see `settle::begin_attempt`), so a
+    /// change is asked of it as a request it applies, like a stop request on a running
+    /// task. Commands that change nothing of a waiting task, or may not apply to one,
+    /// are decided as [`step`](Self::step) decides them.
+    pub(super) fn held_step(self, s: &mut Status) -> Result<Step, TransitionError> {
+        match self {
+            Command::Cancel(reason) => Ok(Step::Intent(Intent::Cancel { reason })),
+            Command::Pause => Ok(Step::Intent(Intent::Pause)),
+            Command::Complete(result) => Ok(Step::Intent(Intent::Complete { result })),
+            other => other.step(s),
+        }
+    }
+
+    /// The command an intent asks for.
+    pub(super) fn of(intent: Intent) -> Option<Self> {
+        match intent {
+            Intent::Cancel { reason } => Some(Command::Cancel(reason)),
+            Intent::Pause => Some(Command::Pause),
+            Intent::Restart => Some(Command::Restart),
+            Intent::Complete { result } => Some(Command::Complete(result)),
+            Intent::Shutdown => None,
+        }
+    }
+}
+
+/// Applies a request stored (through another process) on a waiting task this process
+/// holds: the command runs here as an operator's would. A task that started meanwhile
+/// gets it as a stop request instead; one that ended or changed is left as it is.
+pub(crate) async fn apply_held(shared: Arc<Shared>, cell: Arc<TaskCell>, intent: Intent) {
+    let Some(cmd) = Command::of(intent) else {
+        return;
+    };
+    let id = cell.task.id;
+    let name = cmd.name();
+    let apply = move |s: &mut Status| {
+        let step = cmd.step(s)?;
+        if matches!(step, Step::Changed(..)) {
+            s.intent = None; // applied: the row carries it no more
+        }
+        Ok(step)
+    };
+    match command(&shared, &cell, None, apply).await {
+        Ok(control) => {
+            tracing::info!(task_id = %id, command = name, ?control, "applied a request stored through another process")
+        }
+        Err(e) => {
+            tracing::info!(task_id = %id, command = name, error = %e, "a request stored through another process did not apply")
+        }
+    }
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Cancel(_) => "cancel",
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Restart => "restart",
+            Command::Complete(_) => "complete",
+        }
+    }
+}
+
 /// Runs `cmd` on task `id`. Written first, applied after (see the module docs). On a
 /// store several processes share, a task this process does not hold (or holds a stale
 /// copy of) is changed in the store by a conditional write ([`remote`]).

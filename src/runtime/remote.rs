@@ -3,10 +3,12 @@
 //! The task's row is read, the command is decided on it by the same rules as for a
 //! local task ([`Command`]), and the change is written fenced by the row as read: if
 //! another process changed the task meanwhile, the write is refused and the command is
-//! decided again on the new row. A waiting task changes at once and goes back to the
-//! shared pool (whoever held it finds its claim refused and lets it go); a running task
-//! gets a stop request stored with it, which the process running it applies when its
-//! next heartbeat brings the request (or its rescuer, if it died). A task that goes back
+//! decided again on the new row. A task another process holds (running it, or holding
+//! it to run: it starts a held task without waiting for the store) gets a request
+//! stored with it, which that process applies as soon as the mesh delivers it or its
+//! next heartbeat brings it: before the attempt starts, or to the attempt as a stop
+//! request. Whoever takes a held task after its holder died applies the request
+//! before it would start it. A task nobody holds changes at once. A task that goes back
 //! to the shared pool waiting (resumed, restarted) is hinted to the other processes
 //! ([`Notifier`](crate::store::Notifier)), so one with a free worker takes it at once.
 
@@ -41,11 +43,18 @@ pub(crate) async fn command(
                 state: was.state,
             });
         }
+        let held = States::WAITING.contains(was.state)
+            && was.owner.is_some()
+            && was.owner != shared.journal.owner();
         let cell = TaskCell::from_record(record.task, record.life);
         let mut request = None;
         let (write, control) = {
             let mut s = cell.status.lock();
-            let (kind, control) = match cmd.clone().step(&mut s)? {
+            let step = match held {
+                true => cmd.clone().held_step(&mut s)?,
+                false => cmd.clone().step(&mut s)?,
+            };
+            let (kind, control) = match step {
                 Step::Nothing => return Ok(Control::Done),
                 Step::Intent(intent) => {
                     s.intent = Some(intent.clone());
@@ -53,6 +62,7 @@ pub(crate) async fn command(
                         task_id: id,
                         attempt: was.attempt,
                         intent: intent.clone(),
+                        waiting: held,
                     });
                     (EventKind::StopRequested { intent }, Control::Requested)
                 }

@@ -22,9 +22,22 @@ pub(crate) struct Started {
     pub token: CancellationToken,
     /// How long the task waited since it became ready.
     pub waited: Duration,
-    /// On a store several processes share: the claim, to be won in the store before the
-    /// attempt runs ([`claim`]). Otherwise the `started` write was queued already.
-    pub claim: Option<Write>,
+    /// On a store several processes share: the claim. Otherwise the `started` write was
+    /// queued already.
+    pub claim: Option<StartClaim>,
+}
+
+/// How the claim of a begun attempt reaches a store several processes share.
+pub(crate) enum StartClaim {
+    /// A task this process does not hold, or while its heartbeat is not trusted: the
+    /// claim is won in the store before the attempt runs ([`claim`]).
+    First(Write),
+    /// A task held here, with a trusted heartbeat: no other process claims it (it is
+    /// not in the pool, and this process stops before it can be found dead), and a
+    /// command through another process is stored as a request, which fences this claim
+    /// out. The attempt runs at once and its claim follows it to the store, often in one
+    /// commit with its end ([`claim_behind`]).
+    Behind(Write),
 }
 
 /// Moves a queued task to running and journals `started`. `None` when it is no longer
@@ -32,12 +45,23 @@ pub(crate) struct Started {
 /// then.
 pub(crate) fn begin_attempt(
     shared: &Shared,
-    cell: &TaskCell,
+    cell: &Arc<TaskCell>,
     queue: &QueueShared,
     worker: &str,
     now: Instant,
 ) -> Option<Started> {
     let mut s = cell.status.lock();
+    if s.stale {
+        // Its last claim was refused after its attempt had begun and settled here.
+        let waiters = std::mem::take(&mut s.waiters);
+        drop(s);
+        for w in waiters {
+            let _ = w.send(None);
+        }
+        queue.dequeued();
+        shared.table.forget(cell);
+        return None;
+    }
     if matches!(s.state, TaskState::Scheduled | TaskState::Retrying) {
         s.state = TaskState::Pending;
     }
@@ -46,7 +70,10 @@ pub(crate) fn begin_attempt(
         s.released |= s.committed.is_some();
         return None;
     }
-    let fence = Fence::new(States::WAITING, s.attempt, s.owner.clone());
+    // A claim never erases a request another process stored on the row meanwhile: it
+    // is refused, and the row (request included) is adopted again from the store.
+    let fence = Fence::new(States::WAITING, s.attempt, s.owner.clone()).unrequested();
+    let held = s.owner.is_some() && s.owner == shared.journal.owner();
     s.attempt += 1;
     s.run += 1;
     s.owner = shared.journal.owner();
@@ -77,13 +104,42 @@ pub(crate) fn begin_attempt(
         let write = update(cell, &s, kind, shared.journal.hot(fence));
         drop(s);
         if shared.journal.shared() {
-            started.claim = Some(write);
+            started.claim = Some(match held && shared.journal.trusted() {
+                true => StartClaim::Behind(write),
+                false => StartClaim::First(write),
+            });
         } else {
             // One process per store: memory is exact, the claim cannot lose.
             shared.journal.write_later(vec![write], None);
         }
     }
     Some(started)
+}
+
+/// Queues the claim of run `run`, which has begun ([`StartClaim::Behind`]). Refused (or
+/// failed for good), the copy here is stale: an attempt still running stops and its
+/// outcome is dropped ([`settle`]), one already settled is forgotten (or, requeued,
+/// forgotten when next taken), and the coordinator adopts the row again from the store
+/// if it is still held here.
+pub(crate) fn claim_behind(shared: &Arc<Shared>, cell: &Arc<TaskCell>, run: u64, write: Write) {
+    let (shared_, cell_) = (shared.clone(), cell.clone());
+    let then: Then = Box::new(move |written| {
+        if written == Written::Durable {
+            return;
+        }
+        let mut s = cell_.status.lock();
+        s.stale = true;
+        tracing::warn!(task_id = %cell_.task.id, ?written, "the claim of a started attempt was refused in the store; this copy of the task stops");
+        if s.run == run && s.state == TaskState::Running {
+            if let Some(token) = &s.token {
+                token.cancel();
+            }
+        } else if s.state.is_terminal() {
+            drop(s);
+            shared_.table.forget(&cell_);
+        }
+    });
+    shared.journal.write_later(vec![write], Some(then));
 }
 
 /// Wins the claim of a begun attempt in the store. False if it was not won: the task
@@ -182,6 +238,21 @@ pub(crate) fn settle(
     let now = Instant::now();
     let mut s = cell.status.lock();
     if s.state != TaskState::Running || s.run != run {
+        return;
+    }
+    if s.stale {
+        // Its claim was refused: the outcome is dropped, and the store's row decides.
+        s.token = None;
+        s.worker = None;
+        s.attempt = s.attempt.saturating_sub(1);
+        s.state = TaskState::Pending;
+        let waiters = std::mem::take(&mut s.waiters);
+        drop(s);
+        for w in waiters {
+            let _ = w.send(None);
+        }
+        queue.finished(&cell.task.kind, TaskState::Pending);
+        shared.table.forget(cell);
         return;
     }
     let attempt = s.attempt;

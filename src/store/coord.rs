@@ -84,15 +84,20 @@ pub fn newest_incarnations(
     newest
 }
 
-/// An operator's request stored on a running task, for the process running it.
+/// An operator's request stored on a task another process holds (runs, or holds to
+/// run), for that process.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Requested {
     /// The task.
     pub task_id: TaskId,
-    /// The attempt the request was made against.
+    /// The attempt the request was made against (attempts so far, for a waiting task).
     pub attempt: u32,
     /// What was asked.
     pub intent: Intent,
+    /// The task was waiting when asked: the request applies to it, or to the next
+    /// attempt if that started meanwhile.
+    #[serde(default)]
+    pub waiting: bool,
 }
 
 /// The node registry, heartbeats and the sharing of waiting tasks.

@@ -143,20 +143,25 @@ impl Inner {
     }
 
     fn requested(&self, owner: &Owner) -> Vec<Requested> {
-        let running =
-            self.tasks.values().map(|e| &e.record).filter(|r| {
-                r.life.state == TaskState::Running && r.life.owner.as_ref() == Some(owner)
-            });
-        running
-            .filter_map(|r| {
-                let intent = r.life.intent.clone()?;
-                Some(Requested {
-                    task_id: r.task.id,
-                    attempt: r.life.attempt,
-                    intent,
-                })
+        let held = self.tasks.values().map(|e| &e.record).filter(|r| {
+            matches!(
+                r.life.state,
+                TaskState::Running
+                    | TaskState::Pending
+                    | TaskState::Scheduled
+                    | TaskState::Retrying
+            ) && r.life.owner.as_ref() == Some(owner)
+        });
+        held.filter_map(|r| {
+            let intent = r.life.intent.clone()?;
+            Some(Requested {
+                task_id: r.task.id,
+                attempt: r.life.attempt,
+                intent,
+                waiting: r.life.state != TaskState::Running,
             })
-            .collect()
+        })
+        .collect()
     }
 }
 

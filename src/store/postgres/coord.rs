@@ -56,8 +56,9 @@ async fn heartbeat(pool: &Pool, owner: Owner) -> Result<Vec<Requested>, StoreErr
     }
     let found = c
         .query(
-            "SELECT id, attempt, life::text FROM tasks \
-             WHERE owner_incarnation = $1 AND owner_node = $2 AND state = 'running' AND intent",
+            "SELECT id, attempt, life::text, state <> 'running' FROM tasks \
+             WHERE owner_incarnation = $1 AND owner_node = $2 AND intent \
+               AND state IN ('running', 'pending', 'scheduled', 'retrying')",
             &[&incarnation(owner.incarnation), &owner.node],
         )
         .await
@@ -70,17 +71,18 @@ async fn heartbeat(pool: &Pool, owner: Owner) -> Result<Vec<Requested>, StoreErr
         })?;
         let attempt: i32 = r.get(1);
         if let Some(intent) = life.intent {
-            requested.push(request(id, attempt, intent));
+            requested.push(request(id, attempt, intent, r.get(3)));
         }
     }
     Ok(requested)
 }
 
-fn request(task_id: TaskId, attempt: i32, intent: Intent) -> Requested {
+fn request(task_id: TaskId, attempt: i32, intent: Intent, waiting: bool) -> Requested {
     Requested {
         task_id,
         attempt: u32::try_from(attempt).unwrap_or_default(),
         intent,
+        waiting,
     }
 }
 

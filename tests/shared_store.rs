@@ -172,6 +172,25 @@ async fn a_waiting_task_held_by_one_node_is_cancelled_through_another_by_its_hol
     b.shutdown(Duration::from_secs(5)).await;
 }
 
+/// Returns once `node`'s first heartbeat (the one at its start) is over, so that a
+/// node whose next one is an hour away has looked for requests for the last time.
+async fn first_heartbeat(store: &MemoryStore, node: &str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let nodes = store.nodes().await.unwrap();
+            if nodes
+                .iter()
+                .any(|n| n.owner.node == node && n.heartbeat_at > n.started_at)
+            {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("a node renews its heartbeat once at start");
+}
+
 /// A request stored on a waiting task whose holder then dies is applied by whoever
 /// takes the task over, instead of running it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,6 +215,7 @@ async fn a_request_stored_for_a_dead_holder_is_applied_by_the_node_that_takes_th
         .await
         .unwrap()
         .id;
+    first_heartbeat(&store, "a").await;
     let (b, _, mut b_events) = quick_node(&store, "b").await;
     assert_eq!(
         b.cancel(id, "through b").await.unwrap(),
@@ -214,6 +234,69 @@ async fn a_request_stored_for_a_dead_holder_is_applied_by_the_node_that_takes_th
     assert_eq!(names, ["created", "stop_requested", "cancelled"]);
     b.shutdown(Duration::from_secs(5)).await;
     a.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A holder that starts a task without having seen a request stored on it meanwhile
+/// (its heartbeat is an hour away, and a memory store has no mesh) finds its claim,
+/// written behind the attempt, refused: the attempt stops, its outcome is dropped, and
+/// the row keeps the request, which whoever takes the task applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_behind_an_attempt_that_a_stored_request_fences_out_stops_the_attempt() {
+    let store = MemoryStore::shared();
+    let hour = Duration::from_secs(3600);
+    let (a_handler, mut a_events) = ScriptHandler::new();
+    let a = TaskSystem::builder()
+        .namespace(unique_ns("a"))
+        .node_name("a")
+        .queue(QueueConfig::new("default").workers(1, 2))
+        // Long enough that the gate, which returns as soon as its token fires, is never
+        // cut off (its end is what the test waits for), however busy the machine.
+        .cancel_grace(Duration::from_secs(30))
+        .liveness(hour * 3, hour, hour)
+        .handler(a_handler.clone())
+        .store(store.clone())
+        .start()
+        .await
+        .unwrap();
+    a.pause_queue("default").unwrap();
+    let id = a.submit(common::gate("g")).await.unwrap().id;
+    first_heartbeat(&store, "a").await;
+    let (b, _, mut b_events) = quick_node(&store, "b").await;
+    assert_eq!(
+        b.cancel(id, "through b").await.unwrap(),
+        taskmesh::Control::Requested
+    );
+    a.resume_queue("default").unwrap();
+    let started = tokio::time::timeout(Duration::from_secs(10), common::next_start(&mut a_events))
+        .await
+        .expect("a starts the task, not knowing of the request");
+    assert_eq!(started.id, id);
+    let stopped = tokio::time::timeout(Duration::from_secs(10), common::next_end(&mut a_events))
+        .await
+        .expect("the attempt stops");
+    assert_eq!(
+        stopped.id, id,
+        "the attempt stops once its claim is refused"
+    );
+    let row = store.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        row.life.state,
+        TaskState::Pending,
+        "the store never saw it run"
+    );
+    assert!(row.life.intent.is_some(), "the request is still there");
+    // `a` gives the task back as it stops; `b` takes it and applies the request.
+    a.shutdown(Duration::from_secs(5)).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), b.wait(id))
+        .await
+        .expect("b takes the task and applies the request")
+        .unwrap();
+    assert_eq!(ended.state, TaskState::Cancelled);
+    assert!(b_events.try_recv().is_err(), "b never ran it");
+    let events = store.events(id).await.unwrap();
+    let names: Vec<_> = events.iter().map(|e| e.event.kind.name()).collect();
+    assert_eq!(names, ["created", "stop_requested", "cancelled"]);
+    b.shutdown(Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

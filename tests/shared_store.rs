@@ -146,16 +146,14 @@ async fn a_waiting_task_held_by_one_node_is_cancelled_through_another_by_its_hol
         let a = a.clone();
         tokio::spawn(async move { a.wait(id).await })
     };
-    assert_eq!(
-        b.cancel(id, "through b").await.unwrap(),
-        taskmesh::Control::Requested
-    );
-    let ended = tokio::time::timeout(Duration::from_secs(10), b.wait(id))
-        .await
-        .expect("a applies the stored request at its next heartbeat")
-        .unwrap();
-    assert_eq!(ended.state, TaskState::Cancelled);
-    assert_eq!(ended.cancel_reason.as_deref(), Some("through b"));
+    cancel_through_b(&b, id).await;
+    cancelled_through_b(
+        &b,
+        id,
+        Duration::from_secs(10),
+        "a applies the stored request at its next heartbeat",
+    )
+    .await;
     assert_eq!(a.get(id).await.unwrap().status.state, TaskState::Cancelled);
     a.resume_queue("default").unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(10), waiting)
@@ -165,11 +163,56 @@ async fn a_waiting_task_held_by_one_node_is_cancelled_through_another_by_its_hol
         .unwrap();
     assert_eq!(ended.state, TaskState::Cancelled);
     assert!(a_events.try_recv().is_err(), "the handler never ran");
-    let events = store.events(id).await.unwrap();
-    let names: Vec<_> = events.iter().map(|e| e.event.kind.name()).collect();
+    let names = event_names(&store, id).await;
     assert_eq!(names, ["created", "stop_requested", "cancelled"]);
     a.shutdown(Duration::from_secs(5)).await;
     b.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The names of the task's stored events, oldest first.
+async fn event_names(store: &MemoryStore, id: taskmesh::TaskId) -> Vec<&'static str> {
+    let events = store.events(id).await.unwrap();
+    events.iter().map(|e| e.event.kind.name()).collect()
+}
+
+/// Cancels through `b` a task another node holds: a request, stored for that node.
+async fn cancel_through_b(b: &TaskSystem, id: taskmesh::TaskId) {
+    let control = b.cancel(id, "through b").await.unwrap();
+    assert_eq!(control, taskmesh::Control::Requested);
+}
+
+/// Waits through `b`, within `limit`, for the task to end cancelled by the cancel
+/// through `b`.
+async fn cancelled_through_b(b: &TaskSystem, id: taskmesh::TaskId, limit: Duration, what: &str) {
+    let ended = tokio::time::timeout(limit, b.wait(id))
+        .await
+        .expect(what)
+        .unwrap();
+    assert_eq!(ended.state, TaskState::Cancelled);
+    assert_eq!(ended.cancel_reason.as_deref(), Some("through b"));
+}
+
+/// Node `a`, renewing its heartbeat once an hour (so it looks for stored requests and
+/// strays only at its start) and dead to itself only after three: a process that is
+/// paused, or cut off from the others, as they see it. It polls the pool every `poll`.
+async fn hourly_node(
+    store: &MemoryStore,
+    poll: Duration,
+    grace: Option<Duration>,
+) -> (TaskSystem, ScriptHandler, Events) {
+    let hour = Duration::from_secs(3600);
+    let (handler, events) = ScriptHandler::new();
+    let mut builder = TaskSystem::builder()
+        .namespace(unique_ns("a"))
+        .node_name("a")
+        .queue(QueueConfig::new("default").workers(1, 2))
+        .liveness(hour * 3, hour, poll)
+        .handler(handler.clone())
+        .store(store.clone());
+    if let Some(grace) = grace {
+        builder = builder.cancel_grace(grace);
+    }
+    (builder.start().await.unwrap(), handler, events)
 }
 
 /// Returns once `node`'s first heartbeat (the one at its start) is over, so that a
@@ -196,19 +239,8 @@ async fn first_heartbeat(store: &MemoryStore, node: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_stored_for_a_dead_holder_is_applied_by_the_node_that_takes_the_task_over() {
     let store = MemoryStore::shared();
-    let hour = Duration::from_secs(3600);
-    let (a_handler, mut a_events) = ScriptHandler::new();
     // `a` renews (and so looks for requests) once an hour: it never applies this one.
-    let a = TaskSystem::builder()
-        .namespace(unique_ns("a"))
-        .node_name("a")
-        .queue(QueueConfig::new("default").workers(1, 2))
-        .liveness(hour * 3, hour, Duration::from_millis(50))
-        .handler(a_handler.clone())
-        .store(store.clone())
-        .start()
-        .await
-        .unwrap();
+    let (a, _, mut a_events) = hourly_node(&store, Duration::from_millis(50), None).await;
     a.pause_queue("default").unwrap();
     let id = a
         .submit(task(Script::Ok { value: 1.into() }))
@@ -217,20 +249,17 @@ async fn a_request_stored_for_a_dead_holder_is_applied_by_the_node_that_takes_th
         .id;
     first_heartbeat(&store, "a").await;
     let (b, _, mut b_events) = quick_node(&store, "b").await;
-    assert_eq!(
-        b.cancel(id, "through b").await.unwrap(),
-        taskmesh::Control::Requested
-    );
-    let ended = tokio::time::timeout(Duration::from_secs(20), b.wait(id))
-        .await
-        .expect("b finds a dead, takes the task and applies the request")
-        .unwrap();
-    assert_eq!(ended.state, TaskState::Cancelled);
-    assert_eq!(ended.cancel_reason.as_deref(), Some("through b"));
+    cancel_through_b(&b, id).await;
+    cancelled_through_b(
+        &b,
+        id,
+        Duration::from_secs(20),
+        "b finds a dead, takes the task and applies the request",
+    )
+    .await;
     assert!(b_events.try_recv().is_err(), "b never ran it");
     assert!(a_events.try_recv().is_err(), "a never ran it");
-    let events = store.events(id).await.unwrap();
-    let names: Vec<_> = events.iter().map(|e| e.event.kind.name()).collect();
+    let names = event_names(&store, id).await;
     assert_eq!(names, ["created", "stop_requested", "cancelled"]);
     b.shutdown(Duration::from_secs(5)).await;
     a.shutdown(Duration::from_secs(5)).await;
@@ -243,29 +272,15 @@ async fn a_request_stored_for_a_dead_holder_is_applied_by_the_node_that_takes_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_behind_an_attempt_that_a_stored_request_fences_out_stops_the_attempt() {
     let store = MemoryStore::shared();
-    let hour = Duration::from_secs(3600);
-    let (a_handler, mut a_events) = ScriptHandler::new();
-    let a = TaskSystem::builder()
-        .namespace(unique_ns("a"))
-        .node_name("a")
-        .queue(QueueConfig::new("default").workers(1, 2))
-        // Long enough that the gate, which returns as soon as its token fires, is never
-        // cut off (its end is what the test waits for), however busy the machine.
-        .cancel_grace(Duration::from_secs(30))
-        .liveness(hour * 3, hour, hour)
-        .handler(a_handler.clone())
-        .store(store.clone())
-        .start()
-        .await
-        .unwrap();
+    // A grace long enough that the gate, which returns as soon as its token fires, is
+    // never cut off (its end is what the test waits for), however busy the machine.
+    let grace = Some(Duration::from_secs(30));
+    let (a, _, mut a_events) = hourly_node(&store, Duration::from_secs(3600), grace).await;
     a.pause_queue("default").unwrap();
     let id = a.submit(common::gate("g")).await.unwrap().id;
     first_heartbeat(&store, "a").await;
     let (b, _, mut b_events) = quick_node(&store, "b").await;
-    assert_eq!(
-        b.cancel(id, "through b").await.unwrap(),
-        taskmesh::Control::Requested
-    );
+    cancel_through_b(&b, id).await;
     a.resume_queue("default").unwrap();
     let started = tokio::time::timeout(Duration::from_secs(10), common::next_start(&mut a_events))
         .await
@@ -293,8 +308,7 @@ async fn a_claim_behind_an_attempt_that_a_stored_request_fences_out_stops_the_at
         .unwrap();
     assert_eq!(ended.state, TaskState::Cancelled);
     assert!(b_events.try_recv().is_err(), "b never ran it");
-    let events = store.events(id).await.unwrap();
-    let names: Vec<_> = events.iter().map(|e| e.event.kind.name()).collect();
+    let names = event_names(&store, id).await;
     assert_eq!(names, ["created", "stop_requested", "cancelled"]);
     b.shutdown(Duration::from_secs(5)).await;
 }
@@ -307,18 +321,15 @@ async fn a_cancel_through_another_node_stops_the_attempt_where_it_runs() {
     let id = a.submit(common::gate("never")).await.unwrap().id;
     let started = common::next_start(&mut a_events).await;
     assert_eq!(started.id, id);
-    assert_eq!(
-        b.cancel(id, "through b").await.unwrap(),
-        taskmesh::Control::Requested
-    );
-    let ended = tokio::time::timeout(Duration::from_secs(10), b.wait(id))
-        .await
-        .expect("a applies the stored request at its next heartbeat")
-        .unwrap();
-    assert_eq!(ended.state, TaskState::Cancelled);
-    assert_eq!(ended.cancel_reason.as_deref(), Some("through b"));
-    let events = store.events(id).await.unwrap();
-    let names: Vec<_> = events.iter().map(|e| e.event.kind.name()).collect();
+    cancel_through_b(&b, id).await;
+    cancelled_through_b(
+        &b,
+        id,
+        Duration::from_secs(10),
+        "a applies the stored request at its next heartbeat",
+    )
+    .await;
+    let names = event_names(&store, id).await;
     assert_eq!(names, ["created", "started", "stop_requested", "cancelled"]);
     a.shutdown(Duration::from_secs(5)).await;
     b.shutdown(Duration::from_secs(5)).await;
@@ -331,18 +342,7 @@ async fn a_cancel_through_another_node_stops_the_attempt_where_it_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_nodes_running_task_is_rescued_and_its_late_result_fenced_out() {
     let store = MemoryStore::shared();
-    let hour = Duration::from_secs(3600);
-    let (a_handler, mut a_events) = ScriptHandler::new();
-    let a = TaskSystem::builder()
-        .namespace(unique_ns("a"))
-        .node_name("a")
-        .queue(QueueConfig::new("default").workers(1, 2))
-        .liveness(hour * 3, hour, Duration::from_millis(50))
-        .handler(a_handler.clone())
-        .store(store.clone())
-        .start()
-        .await
-        .unwrap();
+    let (a, a_handler, mut a_events) = hourly_node(&store, Duration::from_millis(50), None).await;
     let id = a.submit(common::gate("g")).await.unwrap().id;
     assert_eq!(common::next_start(&mut a_events).await.id, id);
 
@@ -377,8 +377,7 @@ async fn a_dead_nodes_running_task_is_rescued_and_its_late_result_fenced_out() {
     let late = common::next_end(&mut a_events).await;
     assert_eq!(late.id, id);
     a.shutdown(Duration::from_secs(5)).await;
-    let events = store.events(id).await.unwrap();
-    let names: Vec<_> = events.iter().map(|e| e.event.kind.name()).collect();
+    let names = event_names(&store, id).await;
     let terminal = names.iter().filter(|n| **n == "succeeded").count();
     assert_eq!(terminal, 1, "{names:?}");
     assert!(names.contains(&"crashed"), "{names:?}");

@@ -443,6 +443,7 @@ pub(crate) async fn release_while_draining(shared: &Shared) {
     let (Some(store), Some(me)) = (shared.journal.store(), shared.journal.owner()) else {
         return;
     };
+    shared.claims_settled();
     shared.journal.flush().await;
     match store.release(me).await {
         Ok(0) => {}

@@ -136,25 +136,34 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
     if is_probe && !claim_probe(state, entry, &cell).await {
         return;
     }
+    // No await from here until a claim behind the attempt is queued
+    // (`Shared::claims_settled`).
+    let claiming = state.shared.claiming.read();
     let Some(mut started) = begin_attempt(&state.shared, &cell, &state.queue, &state.name, now)
     else {
+        drop(claiming);
         if is_probe {
             gates::report(&state.shared, entry, Ended::Neutral, true).await;
         }
         return;
     };
-    match started.claim.take() {
-        Some(StartClaim::First(write)) => {
-            let (shared, queue) = (&state.shared, &state.queue);
-            if !claim(shared, queue, &cell, started.run, write).await {
-                if is_probe {
-                    gates::report(shared, entry, Ended::Neutral, true).await;
-                }
-                return;
-            }
+    let first = match started.claim.take() {
+        Some(StartClaim::Behind(write)) => {
+            claim_behind(&state.shared, &cell, started.run, write);
+            None
         }
-        Some(StartClaim::Behind(write)) => claim_behind(&state.shared, &cell, started.run, write),
-        None => {}
+        Some(StartClaim::First(write)) => Some(write),
+        None => None,
+    };
+    drop(claiming);
+    if let Some(write) = first {
+        let (shared, queue) = (&state.shared, &state.queue);
+        if !claim(shared, queue, &cell, started.run, write).await {
+            if is_probe {
+                gates::report(shared, entry, Ended::Neutral, true).await;
+            }
+            return;
+        }
     }
     state
         .queue

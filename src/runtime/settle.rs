@@ -104,7 +104,9 @@ pub(crate) fn begin_attempt(
         let write = update(cell, &s, kind, shared.journal.hot(fence));
         drop(s);
         if shared.journal.shared() {
-            started.claim = Some(match held && shared.journal.trusted() {
+            // A draining process gives its waiting tasks back: it claims first.
+            let behind = held && shared.journal.trusted() && !shared.draining();
+            started.claim = Some(match behind {
                 true => StartClaim::Behind(write),
                 false => StartClaim::First(write),
             });

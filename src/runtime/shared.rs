@@ -49,6 +49,10 @@ pub(crate) struct Shared {
     pub peers: std::sync::OnceLock<Arc<dyn super::Peers>>,
     /// Draining: this process takes no new work (it finishes what runs).
     pub draining: AtomicBool,
+    /// Held (shared) by a worker while it begins an attempt and queues its claim behind
+    /// it; taken (exclusively) before this process gives its waiting tasks back, so that
+    /// every claim queued before is in the store's queue first (see `claims_settled`).
+    pub claiming: parking_lot::RwLock<()>,
 }
 
 /// How a process takes part in a store that several processes share.
@@ -101,6 +105,14 @@ impl Shared {
 
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// Returns once every worker that began an attempt with its claim behind it, not
+    /// knowing yet that this process drains, has queued that claim. A flush after it
+    /// makes those claims durable, so a release that follows never gives back a task an
+    /// attempt runs.
+    pub fn claims_settled(&self) {
+        drop(self.claiming.write());
     }
 
     /// The other nodes, if this process is in a cluster.

@@ -313,6 +313,7 @@ impl TaskSystemBuilder {
             coord,
             peers: std::sync::OnceLock::new(),
             draining: AtomicBool::new(false),
+            claiming: parking_lot::RwLock::new(()),
         };
         Ok((shared, keeper))
     }

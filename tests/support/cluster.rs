@@ -245,7 +245,7 @@ impl Builder {
         for _ in 0..self.nodes {
             let mesh = match self.mesh {
                 true => {
-                    let held = TcpListener::bind("127.0.0.1:0").expect("a free port");
+                    let held = held_port();
                     let listen = held.local_addr().unwrap();
                     let classify = dialer::classifier();
                     let proxy = Proxy::start_classified(listen, classify).await;
@@ -434,6 +434,26 @@ impl Cluster {
 fn others(all: &[SocketAddr], i: usize) -> Vec<SocketAddr> {
     let all = all.iter().enumerate();
     all.filter(|(j, _)| *j != i).map(|(_, a)| *a).collect()
+}
+
+/// A listener on a port of 127.0.0.1 below the kernel's ephemeral range, for a node's
+/// mesh port: the harness holds it until the node starts, then the node binds it a
+/// moment later. An ephemeral port could be taken in that moment by any outgoing
+/// connection (the node's own to PostgreSQL, a proxy's, another test's); a port below
+/// the range is only ever taken by an explicit bind.
+fn held_port() -> TcpListener {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = ephemeral.saturating_sub(12_000).max(1024);
+    for _ in 0..1000 {
+        let port = rand::random_range(low..ephemeral);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener;
+        }
+    }
+    TcpListener::bind("127.0.0.1:0").expect("a free port")
 }
 
 /// A port free a moment ago on 127.0.0.1 (someone may take it before it is used).

@@ -330,9 +330,10 @@ fn refuse_token_in_file(fig: &Figment) -> Result<(), ConfigError> {
 fn check_store(cfg: &NodeConfig) -> Result<(), ConfigError> {
     let s = &cfg.store;
     s.target(&cfg.data_dir).map_err(ConfigError::Invalid)?;
-    if s.heartbeat_ms == 0 || s.poll_ms == 0 || s.pool_size == 0 {
+    if s.heartbeat_ms == 0 || s.poll_ms == 0 || s.pool_size == 0 || s.writers == Some(0) {
         return Err(ConfigError::Invalid(
-            "store.heartbeat_ms, store.poll_ms and store.pool_size must be at least 1".into(),
+            "store.heartbeat_ms, store.poll_ms, store.pool_size and store.writers must be at least 1"
+                .into(),
         ));
     }
     if s.dead_after_ms <= 2 * s.heartbeat_ms {
@@ -465,6 +466,20 @@ mod tests {
                     "{err}"
                 );
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn store_writers_default_by_cluster_membership_and_zero_is_refused() {
+        Jail::expect_with(|jail| {
+            let unset = load_in(jail, "")?;
+            assert_eq!(unset.store.writers(false), store::WRITERS_ALONE);
+            assert_eq!(unset.store.writers(true), store::WRITERS_IN_CLUSTER);
+            let set = load_in(jail, "[store]\nwriters = 3\n")?;
+            assert_eq!((set.store.writers(false), set.store.writers(true)), (3, 3));
+            let zero = load_in(jail, "[store]\nwriters = 0\n").unwrap_err();
+            assert!(zero.contains("store.writers must be at least 1"), "{zero}");
             Ok(())
         });
     }

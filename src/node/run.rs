@@ -178,6 +178,7 @@ async fn with_store(
         StoreUrl::Postgres(url) => {
             let mut options = PgOptions::new(url)
                 .pool_size(s.pool_size)
+                .writers(s.writers(cfg.cluster.listen.is_some()))
                 .schema(s.schema.clone());
             options.password = s.password.clone();
             options.password_file = s.password_file.clone();

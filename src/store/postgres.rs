@@ -88,6 +88,31 @@ use super::{
 use crate::cron::schedule::ScheduleRecord;
 use crate::task::TaskId;
 
+/// A pool of at most `size` connections made with `config`.
+fn pool_of(
+    config: tokio_postgres::Config,
+    size: usize,
+    options: &PgOptions,
+) -> Result<Pool, StoreError> {
+    let recycling = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    #[cfg(feature = "postgres-tls")]
+    let manager = Manager::from_config(config, tls::connector()?, recycling);
+    #[cfg(not(feature = "postgres-tls"))]
+    let manager = Manager::from_config(config, NoTls, recycling);
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(options.connect_timeout))
+        .create_timeout(Some(options.connect_timeout))
+        .build()
+        .map_err(|e| StoreError::Unusable {
+            path: "<postgres pool>".into(),
+            reason: format!("cannot build the connection pool: {e}"),
+        })
+}
+
 /// The PostgreSQL store. Cloning is cheap and shares the pool and the writer.
 #[derive(Clone)]
 pub struct PgStore {
@@ -96,6 +121,8 @@ pub struct PgStore {
 
 struct Inner {
     pool: Pool,
+    /// The writers' connections, which plan their statements once (see `Planning`).
+    writer_pool: Pool,
     writer: Writer,
     hints: notify::Hints,
     options: PgOptions,
@@ -117,23 +144,10 @@ impl PgStore {
         let session = format!("taskmesh/{}", uuid::Uuid::now_v7().simple());
         let mut config = options.driver_config()?;
         config.application_name(&session);
-        let recycling = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        };
-        #[cfg(feature = "postgres-tls")]
-        let manager = Manager::from_config(config, tls::connector()?, recycling);
-        #[cfg(not(feature = "postgres-tls"))]
-        let manager = Manager::from_config(config, NoTls, recycling);
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1) + options.writers.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(options.connect_timeout))
-            .create_timeout(Some(options.connect_timeout))
-            .build()
-            .map_err(|e| StoreError::Unusable {
-                path: "<postgres pool>".into(),
-                reason: format!("cannot build the connection pool: {e}"),
-            })?;
+        let pool = pool_of(config, options.pool_size.max(1), &options)?;
+        let mut writer_config = options.writer_config()?;
+        writer_config.application_name(&session);
+        let writer_pool = pool_of(writer_config, options.writers.max(1), &options)?;
         let mut client = pool
             .get()
             .await
@@ -145,7 +159,7 @@ impl PgStore {
             max_batch: options.max_batch.max(1),
             max_defer: options.max_defer,
         };
-        let writer = Writer::spawn(pool.clone(), limits);
+        let writer = Writer::spawn(writer_pool.clone(), limits);
         let mut hints_config = options.driver_config()?;
         hints_config.application_name(&session);
         let hints = notify::Hints::new(hints_config, options.schema.clone());
@@ -153,6 +167,7 @@ impl PgStore {
         Ok(PgStore {
             inner: Arc::new(Inner {
                 pool,
+                writer_pool,
                 writer,
                 hints,
                 options,
@@ -166,10 +181,11 @@ impl PgStore {
         self.inner.writer.commits()
     }
 
-    /// Closes the pool: later operations fail with [`StoreError::Closed`] or
+    /// Closes the pools: later operations fail with [`StoreError::Closed`] or
     /// unavailability, as after losing the server.
     pub fn close(&self) {
         self.inner.pool.close();
+        self.inner.writer_pool.close();
     }
 
     /// The schema the store's tables are in.

@@ -102,27 +102,37 @@ impl PgOptions {
             config.dbname(db);
         }
         check_schema(&self.schema)?;
-        // A process stopped (SIGSTOP, a long pause) inside a transaction would hold its
-        // row locks until it continues, and block the survivors' rescue of its tasks: the
-        // server ends such a transaction after IDLE_IN_TRANSACTION. Ours last
-        // milliseconds; one that is cut is retried.
-        // Every statement is prepared once per connection and runs for its life, while
-        // the tables grow from empty: a generic plan chosen while they were small (a
-        // sequential scan) stays until the next ANALYZE, and the writers' backends then
-        // burn the server's CPU on every batch. Measured on the cluster bench: runs fell
-        // in a slow regime (3.3k tasks/s on one node, two backends at 90% CPU) about half
-        // the time; with custom plans, none did (7.7–10.1k/s).
-        config.options(format!(
-            "-c search_path={} -c idle_in_transaction_session_timeout={} \
-             -c plan_cache_mode=force_custom_plan",
-            self.schema,
-            IDLE_IN_TRANSACTION.as_millis()
-        ));
+        config.options(self.session_options(Planning::PerExecution));
         config.connect_timeout(self.connect_timeout);
         if config.get_application_name().is_none() {
             config.application_name("taskmesh");
         }
         Ok(config)
+    }
+
+    /// The writers' configuration: as [`Self::driver_config`], planning each statement
+    /// once per connection (see [`Planning::Once`]).
+    pub(super) fn writer_config(&self) -> Result<tokio_postgres::Config, StoreError> {
+        let mut config = self.driver_config()?;
+        config.options(self.session_options(Planning::Once));
+        Ok(config)
+    }
+
+    /// The settings every connection of the store starts with.
+    fn session_options(&self, planning: Planning) -> String {
+        // A process stopped (SIGSTOP, a long pause) inside a transaction would hold its
+        // row locks until it continues, and block the survivors' rescue of its tasks: the
+        // server ends such a transaction after IDLE_IN_TRANSACTION. Ours last
+        // milliseconds; one that is cut is retried.
+        let plans = match planning {
+            Planning::PerExecution => "-c plan_cache_mode=force_custom_plan",
+            Planning::Once => "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off",
+        };
+        format!(
+            "-c search_path={} -c idle_in_transaction_session_timeout={} {plans}",
+            self.schema,
+            IDLE_IN_TRANSACTION.as_millis()
+        )
     }
 
     /// The explicit password, else the file's, else the environment's.
@@ -213,6 +223,27 @@ impl std::fmt::Debug for PgOptions {
     }
 }
 
+/// How a connection plans the statements it has prepared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Planning {
+    /// Each execution is planned for its parameters (reads, coordination, maintenance).
+    ///
+    /// Every statement is prepared once per connection and runs for its life, while the
+    /// tables grow from empty: a generic plan chosen while they were small (a sequential
+    /// scan) stays until the next ANALYZE. Measured on the cluster bench: runs fell in a
+    /// slow regime (3.3k tasks/s on one node, two backends at 90% CPU) about half the
+    /// time; with custom plans, none did (7.7–10.1k/s). A filtered listing also wants
+    /// the plan for its actual filter.
+    PerExecution,
+    /// Each statement is planned once, on its first execution (the writers). Planning was
+    /// a third of the server's time on the writers' statements, every batch. It is safe
+    /// for them alone: each reads `tasks` only through its primary or unique key, for the
+    /// keys its batch names (the row update names them twice, so that its join is
+    /// bounded however it is planned), and sequential scans are off, so no plan made on a
+    /// small table scans a large one later.
+    Once,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +280,30 @@ mod tests {
             Some(&b"url"[..])
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_writers_plan_once_and_never_scan_while_the_others_plan_each_execution() {
+        let o = PgOptions::new("postgres://u@db/x").schema("tm");
+        let reads = o.driver_config().unwrap();
+        let reads = reads.get_options().unwrap();
+        assert!(
+            reads.contains("plan_cache_mode=force_custom_plan"),
+            "{reads}"
+        );
+        assert!(reads.contains("search_path=tm"), "{reads}");
+        let writes = o.writer_config().unwrap();
+        let writes = writes.get_options().unwrap();
+        assert!(
+            writes.contains("plan_cache_mode=force_generic_plan"),
+            "{writes}"
+        );
+        assert!(writes.contains("enable_seqscan=off"), "{writes}");
+        assert!(writes.contains("search_path=tm"), "{writes}");
+        assert!(
+            writes.contains("idle_in_transaction_session_timeout"),
+            "{writes}"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::int4[], $5::text[], $6::int8
     $13::text[]) \
     AS u(id, changed, state, attempt, phase, updated_at, due_at, life, last_seq, \
         owner_node, owner_incarnation, intent, ran_on) \
-WHERE t.id = u.id";
+WHERE t.id = u.id AND t.id = ANY($1)";
 
 const INSERT_EVENTS: &str = "INSERT INTO events \
     (task, seq, at, type, actor_id, correlation_id, data) \

@@ -158,6 +158,7 @@ impl PgStore {
             writers: options.writers.max(1),
             max_batch: options.max_batch.max(1),
             max_defer: options.max_defer,
+            answer_within: options.answer_within,
         };
         let writer = Writer::spawn(writer_pool.clone(), limits);
         let mut hints_config = options.driver_config()?;

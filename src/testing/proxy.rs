@@ -97,6 +97,8 @@ struct Shared {
     modes: watch::Sender<Modes>,
     open: AtomicUsize,
     classify: Option<Classifier>,
+    /// Bytes read and dropped in a black hole, by every connection so far.
+    dropped: Arc<watch::Sender<u64>>,
 }
 
 impl fmt::Debug for Shared {
@@ -132,6 +134,7 @@ impl Proxy {
                 modes: watch::Sender::new(Modes::default()),
                 open: AtomicUsize::new(0),
                 classify,
+                dropped: Arc::new(watch::Sender::new(0)),
             }),
             up: Mutex::new(CancellationToken::new()),
             listener_gone: Mutex::new(None),
@@ -173,6 +176,18 @@ impl Proxy {
                 m.by_source.remove(source);
             }
         });
+    }
+
+    /// Bytes read and dropped in black holes so far, by every connection.
+    pub fn dropped(&self) -> u64 {
+        *self.shared.dropped.borrow()
+    }
+
+    /// Waits until the proxy has dropped more than `than` bytes in black holes in all
+    /// (see [`dropped`](Self::dropped)): a request sent into one has been swallowed.
+    pub async fn dropped_more_than(&self, than: u64) {
+        let mut rx = self.shared.dropped.subscribe();
+        let _ = rx.wait_for(|n| *n > than).await;
     }
 
     /// How many connections are open (accepted and not yet closed), in any mode.

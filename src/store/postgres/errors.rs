@@ -84,6 +84,19 @@ impl Failure {
         }
     }
 
+    /// No answer from the server within `waited` while `doing`: the connection is taken
+    /// for lost (a request it carried may never have reached the server).
+    pub(super) fn silent(doing: Doing, waited: std::time::Duration) -> Self {
+        Self {
+            kind: Kind::Unavailable,
+            doing,
+            message: format!(
+                "no answer from the server within {waited:?}; the connection is dropped"
+            ),
+            source: None,
+        }
+    }
+
     /// A pool error while `doing`: no connection could be had.
     pub(super) fn pool(doing: Doing, e: deadpool_postgres::PoolError) -> Self {
         use deadpool_postgres::PoolError;

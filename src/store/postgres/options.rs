@@ -45,6 +45,11 @@ pub struct PgOptions {
     /// How long to wait for a connection (default 5 s); past it an operation fails with
     /// [`StoreError::Unavailable`].
     pub connect_timeout: Duration,
+    /// How long a writer waits for the server's answer to a batch's statements or its
+    /// commit (default 15 s: longer than any row lock a stopped process can hold, which
+    /// the server ends after 5 s idle in a transaction). Past it the writer drops the
+    /// connection: a request lost on the way would otherwise hold every later batch.
+    pub answer_within: Duration,
 }
 
 impl PgOptions {
@@ -61,6 +66,7 @@ impl PgOptions {
             max_batch: 4096,
             max_defer: crate::store::MAX_DEFER,
             connect_timeout: Duration::from_secs(5),
+            answer_within: Duration::from_secs(15),
         }
     }
 
@@ -219,6 +225,7 @@ impl std::fmt::Debug for PgOptions {
             .field("max_batch", &self.max_batch)
             .field("max_defer", &self.max_defer)
             .field("connect_timeout", &self.connect_timeout)
+            .field("answer_within", &self.answer_within)
             .finish()
     }
 }

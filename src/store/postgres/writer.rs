@@ -56,6 +56,7 @@ pub(super) struct Limits {
     pub writers: usize,
     pub max_batch: usize,
     pub max_defer: Duration,
+    pub answer_within: Duration,
 }
 
 /// The handle to the writer tasks. Dropping every handle lets them finish queued work.

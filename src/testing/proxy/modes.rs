@@ -31,11 +31,25 @@ impl Modes {
 pub(super) struct ModeOf {
     rx: watch::Receiver<Modes>,
     source: Option<String>,
+    dropped: Arc<watch::Sender<u64>>,
 }
 
 impl ModeOf {
-    pub(super) fn new(rx: watch::Receiver<Modes>, source: Option<String>) -> Self {
-        Self { rx, source }
+    pub(super) fn new(
+        rx: watch::Receiver<Modes>,
+        source: Option<String>,
+        dropped: Arc<watch::Sender<u64>>,
+    ) -> Self {
+        Self {
+            rx,
+            source,
+            dropped,
+        }
+    }
+
+    /// Counts `n` bytes read and dropped.
+    pub(super) fn dropped(&self, n: usize) {
+        self.dropped.send_modify(|d| *d += n as u64);
     }
 
     /// The connection's mode now.

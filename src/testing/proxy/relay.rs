@@ -51,7 +51,11 @@ impl Drop for Open {
 }
 
 async fn serve(client: TcpStream, shared: &Shared) {
-    let mode = ModeOf::new(shared.modes.subscribe(), source(&client, shared));
+    let mode = ModeOf::new(
+        shared.modes.subscribe(),
+        source(&client, shared),
+        Arc::clone(&shared.dropped),
+    );
     match mode.now() {
         Mode::Reset => reset(&client),
         Mode::BlackHole => sink(client, mode).await,
@@ -95,7 +99,12 @@ async fn relay(mut client: TcpStream, mut server: TcpStream, mut mode: ModeOf) {
 /// or the mode changes, then closed (reset if the mode became [`Mode::Reset`]).
 async fn sink(mut client: TcpStream, mut mode: ModeOf) {
     let mut buf = vec![0; CHUNK];
-    let drain = async { while client.read(&mut buf).await.is_ok_and(|n| n > 0) {} };
+    let counter = mode.clone();
+    let drain = async {
+        while let Ok(n @ 1..) = client.read(&mut buf).await {
+            counter.dropped(n);
+        }
+    };
     tokio::select! {
         _ = drain => return,
         _ = mode.until(|m| m != Mode::BlackHole) => {}
@@ -120,7 +129,10 @@ async fn pump(from: &mut ReadHalf<'_>, to: &mut WriteHalf<'_>, mode: ModeOf) -> 
             let due = match mode.now() {
                 Mode::Pass => Instant::now(),
                 Mode::Delay(d) => Instant::now() + d,
-                Mode::BlackHole | Mode::Reset => continue,
+                Mode::BlackHole | Mode::Reset => {
+                    mode.dropped(n);
+                    continue;
+                }
             };
             if tx.send((due, buf)).await.is_err() {
                 return Ok(());

@@ -8,6 +8,7 @@ use crate::store::postgres::PgStore;
 use crate::store::prelude::*;
 use crate::store::{StoreError, WriteResult};
 use crate::testing::pg::{Proxy, TestDb};
+use crate::testing::proxy::Mode;
 
 #[tokio::test]
 async fn an_unreachable_server_fails_writes_reads_and_readiness_until_it_returns() {
@@ -43,6 +44,54 @@ async fn an_unreachable_server_fails_writes_reads_and_readiness_until_it_returns
     store.check_writable().await.unwrap();
     assert_eq!(store.get(a.task.id).await.unwrap(), Some(a));
     assert_eq!(store.get(b.task.id).await.unwrap(), Some(b));
+}
+
+/// A request lost on the way while the connection stays open (a black hole that heals
+/// without closing it: the proxy reads and drops what the writer sends) gets no answer;
+/// the lone writer gives up on that connection after `answer_within` and writes on a new
+/// one, instead of holding that batch and every later one for good.
+#[tokio::test]
+async fn a_writer_whose_batch_got_no_answer_drops_the_connection_and_writes_on() {
+    let Some(db) = TestDb::create("silent").await else {
+        return;
+    };
+    let proxy = Proxy::start(db.server()).await.unwrap();
+    let mut options = db.options_via(proxy.addr());
+    options.writers = 1;
+    options.answer_within = std::time::Duration::from_millis(500);
+    let store = PgStore::connect_with(options).await.unwrap();
+    let a = record_of("k", SystemTime::now());
+    assert_eq!(
+        store.write(vec![created(&a)]).await.unwrap(),
+        [WriteResult::Done]
+    );
+    let before = proxy.dropped();
+    proxy.set_mode(Mode::BlackHole);
+    let b = record_of("k", SystemTime::now());
+    let writing = tokio::spawn({
+        let store = store.clone();
+        let b = created(&b);
+        async move { store.write(vec![b]).await }
+    });
+    // The batch is swallowed once the proxy has read it and dropped it; then traffic
+    // goes through again, on the same connection, which will never answer that batch.
+    proxy.dropped_more_than(before).await;
+    proxy.set_mode(Mode::Pass);
+    let written = tokio::time::timeout(std::time::Duration::from_secs(30), writing)
+        .await
+        .expect("the writer gave up on the silent connection")
+        .unwrap();
+    assert_eq!(
+        written.unwrap(),
+        [WriteResult::Done],
+        "retried on a new connection"
+    );
+    assert_eq!(store.get(b.task.id).await.unwrap(), Some(b));
+    let c = record_of("k", SystemTime::now());
+    assert_eq!(
+        store.write(vec![created(&c)]).await.unwrap(),
+        [WriteResult::Done]
+    );
 }
 
 #[tokio::test]

@@ -6,12 +6,19 @@
 //! connection: its statements queue behind the commit on the server, so it waits for
 //! that commit's fsync (it would anyway, to see the batch's rows) but not for a round
 //! trip to the client.
+//!
+//! The writer's connection is its own, taken out of the pool, and it waits at most
+//! `answer_within` for the server: a request lost on the way (a network black hole that kept
+//! the connection open) would otherwise leave every later batch queued behind it for
+//! good. Past that, the connection is dropped; a batch whose commit was not yet sent is
+//! retried on a new one, and one whose commit got no answer fails its requests (it may
+//! have committed or not: nothing of it is acknowledged).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Object, Pool};
+use deadpool_postgres::{ClientWrapper, Object, Pool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -33,9 +40,10 @@ pub(super) struct Shared {
     pub commits: Arc<AtomicU64>,
 }
 
-/// A writer's connection and its last commit in flight.
+/// A writer's connection (out of the pool: see the module's docs) and its last commit
+/// in flight.
 struct Line {
-    conn: Option<Arc<Object>>,
+    conn: Option<Arc<ClientWrapper>>,
     committing: Option<JoinHandle<()>>,
 }
 
@@ -57,13 +65,13 @@ pub(super) async fn run(
                 Ok(next) => next,
                 Err(_) => {
                     deadline = None;
-                    start(&shared, &mut line, std::mem::take(&mut held)).await;
+                    start(&shared, &mut line, std::mem::take(&mut held), limits).await;
                     continue;
                 }
             },
         };
         let Some(first) = next else {
-            start(&shared, &mut line, held).await;
+            start(&shared, &mut line, held, limits).await;
             // The last commit finishes before the writer is gone.
             if let Some(committing) = line.committing.take() {
                 let _ = committing.await;
@@ -81,7 +89,7 @@ pub(super) async fn run(
         held.extend(incoming);
         if waited_on || size >= limits.max_batch {
             deadline = None;
-            start(&shared, &mut line, std::mem::take(&mut held)).await;
+            start(&shared, &mut line, std::mem::take(&mut held), limits).await;
         } else if deadline.is_none() {
             deadline = Some(Instant::now() + limits.max_defer);
         }
@@ -95,7 +103,8 @@ fn size_of(requests: &[Request]) -> usize {
 /// Runs the group's first statements (retrying conflicts and lost connections), then
 /// hands the open transaction to a committer task and returns once its commit is on
 /// the way; on failure answers every request.
-async fn start(shared: &Shared, line: &mut Line, group: Vec<Request>) {
+async fn start(shared: &Shared, line: &mut Line, group: Vec<Request>, limits: Limits) {
+    let within = limits.answer_within;
     if group.is_empty() {
         return;
     }
@@ -106,9 +115,13 @@ async fn start(shared: &Shared, line: &mut Line, group: Vec<Request>) {
     loop {
         tries += 1;
         let done = match connection(shared, line).await {
-            Ok(client) => statements(&client, &batches)
-                .await
-                .map(|(results, tail)| (client, results, tail)),
+            Ok(client) => match tokio::time::timeout(within, statements(&client, &batches)).await {
+                Ok(done) => done.map(|(results, tail)| (client, results, tail)),
+                Err(_) => {
+                    line.conn = None;
+                    Err(Failure::silent(Doing::Write, within))
+                }
+            },
             Err(f) => Err(f),
         };
         match done {
@@ -116,11 +129,16 @@ async fn start(shared: &Shared, line: &mut Line, group: Vec<Request>) {
                 let (sent, on_the_way) = oneshot::channel();
                 let commits = Arc::clone(&shared.commits);
                 line.committing = Some(tokio::spawn(async move {
-                    let committed = tail.commit(&client, sent).await;
+                    let committed =
+                        match tokio::time::timeout(within, tail.commit(&client, sent)).await {
+                            Ok(committed) => committed.map_err(|e| Failure::new(Doing::Write, e)),
+                            Err(_) => Err(Failure::silent(Doing::Write, within)),
+                        };
                     answer(committed, &commits, results, replies);
                     drop(batches);
                 }));
-                // Dropped unsent only if the committer panicked; nothing to wait for then.
+                // Dropped unsent if the committer panicked or gave up waiting; nothing to
+                // wait for then.
                 let _ = on_the_way.await;
                 return;
             }
@@ -137,19 +155,22 @@ async fn start(shared: &Shared, line: &mut Line, group: Vec<Request>) {
     }
 }
 
-/// The writer's connection, a fresh one from the pool if it has none or it closed.
-async fn connection(shared: &Shared, line: &mut Line) -> Result<Arc<Object>, Failure> {
+/// The writer's connection, a fresh one if it has none or it closed. A fresh one is
+/// taken out of the pool: dropped, it closes instead of going back, so a connection
+/// given up for silent never serves anyone again.
+async fn connection(shared: &Shared, line: &mut Line) -> Result<Arc<ClientWrapper>, Failure> {
     if let Some(conn) = &line.conn {
         if !conn.is_closed() {
             return Ok(Arc::clone(conn));
         }
     }
+    line.conn = None;
     let conn = shared
         .pool
         .get()
         .await
         .map_err(|e| Failure::pool(Doing::Write, e))?;
-    let conn = Arc::new(conn);
+    let conn = Arc::new(Object::take(conn));
     line.conn = Some(Arc::clone(&conn));
     Ok(conn)
 }
@@ -157,7 +178,7 @@ async fn connection(shared: &Shared, line: &mut Line) -> Result<Arc<Object>, Fai
 /// Begins a transaction and runs the batch's locking statements, pipelined; rolls back
 /// on error.
 async fn statements(
-    client: &Object,
+    client: &ClientWrapper,
     batches: &[Vec<WriteRow>],
 ) -> Result<(Vec<Vec<WriteResult>>, batch::Tail), Failure> {
     let done = futures::try_join!(client.batch_execute("BEGIN"), batch::apply(client, batches));
@@ -172,7 +193,7 @@ async fn statements(
 
 /// Answers every request of a batch once its commit is known.
 fn answer(
-    committed: Result<(), tokio_postgres::Error>,
+    committed: Result<(), Failure>,
     commits: &AtomicU64,
     results: Vec<Vec<WriteResult>>,
     replies: Vec<Reply>,
@@ -184,7 +205,7 @@ fn answer(
                 let _ = reply.send(Ok(result));
             }
         }
-        Err(e) => fail(&Failure::new(Doing::Write, e), replies),
+        Err(f) => fail(&f, replies),
     }
 }
 

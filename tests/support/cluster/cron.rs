@@ -97,12 +97,30 @@ pub async fn fired_through(db: &TestDb, n: usize, at: DateTime<Utc>, within: Dur
         if got as usize == n {
             return began.elapsed();
         }
-        assert!(
-            began.elapsed() < within,
-            "{got} of {n} schedules fired {at} within {within:?}"
-        );
+        if began.elapsed() >= within {
+            let last = last_slots(&client).await;
+            panic!("{got} of {n} schedules fired {at} within {within:?}; the last slots: {last}");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Each schedule's latest slot task, its state and owner, and the cron lease: what a
+/// stalled leader left behind.
+async fn last_slots(client: &tokio_postgres::Client) -> String {
+    let sql = "SELECT DISTINCT ON (split_part(unique_key, ':', 2)) \
+        unique_key || ' ' || state || ' owner ' || coalesce(owner_node, '-') \
+        || ' ran on ' || coalesce(ran_on, '-') \
+        FROM tasks WHERE unique_key LIKE 'cron:%' \
+        ORDER BY split_part(unique_key, ':', 2), created_at DESC";
+    let rows = client.query(sql, &[]).await.unwrap();
+    let mut out: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let lease = "SELECT holder_node || ' epoch ' || epoch || ' expires ' || expires_at::text \
+        FROM leases";
+    for r in client.query(lease, &[]).await.unwrap() {
+        out.push(format!("lease {}", r.get::<_, String>(0)));
+    }
+    out.join("; ")
 }
 
 /// The chronos check: each of `n` schedules fired, and every slot from its first to `to`

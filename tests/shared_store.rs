@@ -146,14 +146,7 @@ async fn a_waiting_task_held_by_one_node_is_cancelled_through_another_by_its_hol
         let a = a.clone();
         tokio::spawn(async move { a.wait(id).await })
     };
-    cancel_through_b(&b, id).await;
-    cancelled_through_b(
-        &b,
-        id,
-        Duration::from_secs(10),
-        "a applies the stored request at its next heartbeat",
-    )
-    .await;
+    cancel_through_b_applied_by_a(&b, id).await;
     assert_eq!(a.get(id).await.unwrap().status.state, TaskState::Cancelled);
     a.resume_queue("default").unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(10), waiting)
@@ -183,6 +176,19 @@ async fn cancel_through_b(b: &TaskSystem, id: taskmesh::TaskId) {
 
 /// Waits through `b`, within `limit`, for the task to end cancelled by the cancel
 /// through `b`.
+/// A cancel through `b` of a task `a` holds, stored as a request that `a` applies at its
+/// next heartbeat; waits (10 s at most) until `b` sees it cancelled.
+async fn cancel_through_b_applied_by_a(b: &TaskSystem, id: taskmesh::TaskId) {
+    cancel_through_b(b, id).await;
+    cancelled_through_b(
+        b,
+        id,
+        Duration::from_secs(10),
+        "a applies the stored request at its next heartbeat",
+    )
+    .await;
+}
+
 async fn cancelled_through_b(b: &TaskSystem, id: taskmesh::TaskId, limit: Duration, what: &str) {
     let ended = tokio::time::timeout(limit, b.wait(id))
         .await
@@ -321,14 +327,7 @@ async fn a_cancel_through_another_node_stops_the_attempt_where_it_runs() {
     let id = a.submit(common::gate("never")).await.unwrap().id;
     let started = common::next_start(&mut a_events).await;
     assert_eq!(started.id, id);
-    cancel_through_b(&b, id).await;
-    cancelled_through_b(
-        &b,
-        id,
-        Duration::from_secs(10),
-        "a applies the stored request at its next heartbeat",
-    )
-    .await;
+    cancel_through_b_applied_by_a(&b, id).await;
     let names = event_names(&store, id).await;
     assert_eq!(names, ["created", "started", "stop_requested", "cancelled"]);
     a.shutdown(Duration::from_secs(5)).await;

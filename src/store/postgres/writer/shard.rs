@@ -65,13 +65,19 @@ pub(super) async fn run(
                 Ok(next) => next,
                 Err(_) => {
                     deadline = None;
-                    start(&shared, &mut line, std::mem::take(&mut held), limits).await;
+                    start(
+                        &shared,
+                        &mut line,
+                        std::mem::take(&mut held),
+                        limits.answer_within,
+                    )
+                    .await;
                     continue;
                 }
             },
         };
         let Some(first) = next else {
-            start(&shared, &mut line, held, limits).await;
+            start(&shared, &mut line, held, limits.answer_within).await;
             // The last commit finishes before the writer is gone.
             if let Some(committing) = line.committing.take() {
                 let _ = committing.await;
@@ -89,7 +95,13 @@ pub(super) async fn run(
         held.extend(incoming);
         if waited_on || size >= limits.max_batch {
             deadline = None;
-            start(&shared, &mut line, std::mem::take(&mut held), limits).await;
+            start(
+                &shared,
+                &mut line,
+                std::mem::take(&mut held),
+                limits.answer_within,
+            )
+            .await;
         } else if deadline.is_none() {
             deadline = Some(Instant::now() + limits.max_defer);
         }
@@ -103,8 +115,7 @@ fn size_of(requests: &[Request]) -> usize {
 /// Runs the group's first statements (retrying conflicts and lost connections), then
 /// hands the open transaction to a committer task and returns once its commit is on
 /// the way; on failure answers every request.
-async fn start(shared: &Shared, line: &mut Line, group: Vec<Request>, limits: Limits) {
-    let within = limits.answer_within;
+async fn start(shared: &Shared, line: &mut Line, group: Vec<Request>, within: Duration) {
     if group.is_empty() {
         return;
     }
@@ -143,10 +154,8 @@ async fn start(shared: &Shared, line: &mut Line, group: Vec<Request>, limits: Li
                 return;
             }
             Err(f) if f.retryable() && tries < TRIES => {
+                // A closed connection is replaced by `connection` on the next try.
                 tracing::debug!(error = %f, tries, "postgres store retries a batch");
-                if line.conn.as_ref().is_some_and(|c| c.is_closed()) {
-                    line.conn = None;
-                }
                 tokio::time::sleep(pause).await;
                 pause *= 2;
             }

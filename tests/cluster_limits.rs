@@ -12,6 +12,7 @@ mod cluster;
 
 use std::time::Duration;
 
+use cluster::limits::{bound, busiest_window};
 use cluster::load::{Load, Pace};
 use cluster::Cluster;
 use serde_json::json;
@@ -25,20 +26,6 @@ min_workers = 4
 max_workers = 16
 rate_limit = { per_second = 50, burst = 50, scope = "cluster" }
 "#;
-
-/// The most `started` events in any 10-second window (sliding by 100 ms) between the
-/// first and last start, skipping the first `settle` seconds (shares are set at the
-/// first heartbeats).
-async fn busiest_window(db: &taskmesh::testing::pg::TestDb, settle: i64) -> (i64, i64) {
-    let client = db.client().await;
-    let sql = "WITH s AS (SELECT at FROM events WHERE type = 'started'), \
-               b AS (SELECT min(at) + $1 * 1000000000::int8 AS lo, max(at) AS hi FROM s), \
-               w AS (SELECT generate_series(b.lo, b.hi - 10000000000, 100000000) AS t FROM b) \
-               SELECT coalesce(max((SELECT count(*) FROM s WHERE s.at >= w.t AND s.at < w.t + 10000000000)), 0), \
-                      (SELECT count(*) FROM w) FROM w";
-    let row = client.query_one(sql, &[&settle]).await.unwrap();
-    (row.get(0), row.get(1))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_wide_limit_holds_while_a_node_is_killed_and_restarted() {
@@ -57,8 +44,8 @@ async fn a_cluster_wide_limit_holds_while_a_node_is_killed_and_restarted() {
     load.wait_acknowledged(load.acknowledged() + 960, LIMIT)
         .await;
     let tally = load.stop().await;
-    let (busiest, windows) = busiest_window(&c.db, 2).await;
-    let bound = PER_SECOND * 10 * 11 / 10;
+    let (busiest, windows) = busiest_window(&c.db, None, 2).await;
+    let bound = bound(PER_SECOND);
     eprintln!("figure: cluster-wide limit {PER_SECOND}/s on 3 nodes, one killed and restarted: at most {busiest} starts in any 10 s window ({windows} windows; bound {bound}); {} acknowledged", tally.acknowledged.len());
     assert!(windows > 50, "a long enough run: {windows} windows");
     assert!(

@@ -18,7 +18,8 @@
 //! (mesh faults between chosen nodes, whoever dialed: [`dialer`] tells the proxies who
 //! did), [`load`] (a load driver), [`check`] (the checker over the database, waiting
 //! for tasks to end), [`cron`] (schedules, the cron lease, and the slot checker),
-//! [`breakers`] (the shared `exec` breaker in the database and in each node's view).
+//! [`breakers`] (the shared `exec` breaker in the database and in each node's view),
+//! [`limits`] (the rate checker of cluster-wide limits).
 //!
 //! Include it with `#[path = "support/cluster.rs"] mod cluster;`. It needs a
 //! multi-thread tokio runtime: the proxies run on its workers while the harness blocks on
@@ -35,6 +36,8 @@ pub mod config;
 pub mod cron;
 #[path = "cluster/dialer.rs"]
 pub mod dialer;
+#[path = "cluster/limits.rs"]
+pub mod limits;
 #[path = "cluster/load.rs"]
 pub mod load;
 #[path = "node.rs"]

@@ -144,7 +144,7 @@ impl PoolState {
     async fn spawn_worker(&mut self, myself: &ActorRef<PoolMsg>) -> Result<(), ActorProcessingErr> {
         let slot = Arc::new(WorkerSlot::new());
         let args = WorkerState {
-            name: String::new(),
+            name: "".into(),
             shared: self.shared.clone(),
             queue: self.queue.clone(),
             slot: slot.clone(),

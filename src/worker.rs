@@ -45,7 +45,7 @@ pub(crate) struct Worker;
 /// A worker's state (and its start arguments).
 pub(crate) struct WorkerState {
     /// The worker's actor id as text, recorded in `started` events.
-    pub name: String,
+    pub name: Arc<str>,
     pub shared: Arc<Shared>,
     pub queue: Arc<QueueShared>,
     pub slot: Arc<WorkerSlot>,
@@ -64,7 +64,7 @@ impl Actor for Worker {
         args: WorkerState,
     ) -> Result<WorkerState, ActorProcessingErr> {
         let mut args = args;
-        args.name = myself.get_id().to_string();
+        args.name = myself.get_id().to_string().into();
         args.isolate = matches!(
             tokio::runtime::Handle::current().runtime_flavor(),
             tokio::runtime::RuntimeFlavor::MultiThread

@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -42,6 +43,10 @@ pub(crate) async fn run_attempt(
     token: &CancellationToken,
 ) -> AttemptOutcome {
     let mut fut = AssertUnwindSafe(handler.call(ctx, args)).catch_unwind();
+    // Most attempts end at their first poll: no timer is made for them.
+    if let Poll::Ready(done) = futures::poll!(&mut fut) {
+        return outcome_of(done);
+    }
     let cut_off = tokio::select! {
         biased;
         done = &mut fut => return outcome_of(done),

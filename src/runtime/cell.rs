@@ -1,5 +1,6 @@
 //! A task and its mutable status, shared between the table, the queue and the worker.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
@@ -84,8 +85,8 @@ pub(crate) struct Status {
     pub ready_at: Instant,
     /// Fires to stop the running attempt.
     pub token: Option<CancellationToken>,
-    /// The worker running it.
-    pub worker: Option<String>,
+    /// The worker running it (its name is shared, not copied per attempt).
+    pub worker: Option<Arc<str>>,
     /// Runs of the handler begun in this process. An attempt is a run that ended by its
     /// own outcome (a value, an error, a panic, a timeout, a crash); a run stopped by a
     /// pause, a restart or a graceful shutdown is not one and gives its attempt number
@@ -178,7 +179,11 @@ impl TaskCell {
 
     pub fn snapshot(&self) -> TaskStatus {
         let s = self.status.lock();
-        TaskStatus::of(&self.task, s.durable_life(), s.worker.clone())
+        TaskStatus::of(
+            &self.task,
+            s.durable_life(),
+            s.worker.as_deref().map(str::to_owned),
+        )
     }
 
     pub fn record(&self) -> TaskRecord {

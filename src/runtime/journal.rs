@@ -125,6 +125,10 @@ impl Journal {
 
     /// This process as the holder of the tasks it runs, on a shared store.
     pub fn owner(&self) -> Option<Owner> {
+        // Only a shared store registers this process: skip the lock on the hot path.
+        if !self.shared {
+            return None;
+        }
         self.owner.read().clone()
     }
 

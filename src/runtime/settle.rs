@@ -47,7 +47,7 @@ pub(crate) fn begin_attempt(
     shared: &Shared,
     cell: &Arc<TaskCell>,
     queue: &QueueShared,
-    worker: &str,
+    worker: &Arc<str>,
     now: Instant,
 ) -> Option<Started> {
     let mut s = cell.status.lock();
@@ -80,7 +80,7 @@ pub(crate) fn begin_attempt(
     s.ran_on = s.owner.as_ref().map(|o| o.node.clone());
     s.due_at = None;
     s.updated_at = SystemTime::now();
-    s.worker = Some(worker.to_string());
+    s.worker = Some(worker.clone());
     let token = CancellationToken::new();
     s.token = Some(token.clone());
     queue.started();
@@ -95,7 +95,7 @@ pub(crate) fn begin_attempt(
         // On a shared store the event names the node too: which node ran which attempt.
         let worker = match shared.journal.shared() {
             true => Some(format!("{}/{worker}", shared.coord.node)),
-            false => s.worker.clone(),
+            false => Some(worker.to_string()),
         };
         let kind = EventKind::Started {
             attempt: s.attempt,
@@ -285,7 +285,11 @@ pub(crate) fn settle(
         true => None,
         false => shared.journal.owner(),
     };
-    let writes = writes_for(cell, &s, d.events, d.crash, shared.journal.hot(fence));
+    // Without a store nothing is written: the events are not even built.
+    let writes = match shared.journal.store() {
+        Some(_) => writes_for(cell, &s, d.events, d.crash, shared.journal.hot(fence)),
+        None => Vec::new(),
+    };
     // Nobody waits yet: the end may be held to share a later commit (a late waiter
     // hurries it).
     let urgent = !s.waiters.is_empty();

@@ -15,7 +15,9 @@ use crate::task::TaskId;
 /// All tasks the system knows, by id. Ended tasks stay queryable until they are older than
 /// the retention age or pushed out by the retention count, oldest first.
 pub(crate) struct TaskTable {
-    cells: DashMap<TaskId, Arc<TaskCell>>,
+    /// Hashed with foldhash: a lookup per task on the hot path, keys that no client
+    /// chooses (ids are made here), so SipHash's resistance to flooding buys nothing.
+    cells: DashMap<TaskId, Arc<TaskCell>, foldhash::fast::RandomState>,
     unique: DashMap<String, Holder>,
     ended: Mutex<VecDeque<(Instant, TaskId)>>,
     keep_for: Duration,
@@ -25,7 +27,7 @@ pub(crate) struct TaskTable {
 impl TaskTable {
     pub fn new(keep_for: Duration, keep_max: usize) -> Self {
         Self {
-            cells: DashMap::new(),
+            cells: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             unique: DashMap::new(),
             ended: Mutex::new(VecDeque::new()),
             keep_for,
@@ -120,7 +122,7 @@ impl TaskTable {
     }
 
     /// Lets an ended task go; one an operator retried since it ended (it is not ended
-    /// any more) stays.
+    /// any more) stays. (The cell's lock is never taken under the map's.)
     fn remove(&self, id: &TaskId) {
         let Some(cell) = self.get(id) else { return };
         if cell.status.lock().state.is_terminal() {

@@ -193,9 +193,9 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
         // thread steal the task in a thread's LIFO slot, so a runtime task woken just
         // before (the pool's ticker, a store write) would wait as long as the handler
         // blocks, and the stuck worker might never be written off. After a yield this
-        // worker runs again only from its thread's LIFO slot or run queue, or stolen by
-        // an idle thread: in each case that thread's LIFO slot is empty.
-        tokio::task::yield_now().await;
+        // worker runs again from its thread's run queue, or stolen by an idle thread:
+        // in each case that thread's LIFO slot is empty.
+        YieldOnce(false).await;
     }
     let outcome = run_attempt(
         handler,
@@ -212,6 +212,30 @@ async fn run_one(state: &WorkerState, cell: Arc<TaskCell>) {
     gates::report(&state.shared, entry, ended(&outcome), is_probe).await;
     state.slot.end(end);
     settle(&state.shared, &state.queue, &cell, started.run, outcome);
+}
+
+/// Yields to the runtime once by waking itself: tokio puts a task that woke itself while
+/// it ran at the back of its thread's run queue (never in the LIFO slot), and runs the
+/// LIFO slot's task first. Not `tokio::task::yield_now`, which defers the task until
+/// its thread has nothing else to run or steal and polls the I/O driver first: under a
+/// steady submit load the workers then wait behind every submitter (measured: a fifth
+/// less throughput in the open loop).
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
 }
 
 /// An operator's request stored with a waiting task (through another process, while

@@ -73,6 +73,32 @@ pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
+/// Samples in nanoseconds, kept raw while the clock runs and put in a histogram after it
+/// stops. Room for all of them is made before the clock starts: a histogram per
+/// submitter (about 240 KB each at this precision) would be zeroed inside the measured
+/// window and every record would miss the cache, the bench's cost counted as the
+/// system's.
+pub(crate) struct Recorder(Vec<u64>);
+
+impl Recorder {
+    /// Room for `n` samples.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
+
+    /// Notes one sample (at least 1 ns: the histogram's lowest value).
+    pub(crate) fn record(&mut self, ns: u64) {
+        self.0.push(ns.max(1));
+    }
+
+    /// Adds the samples to `h`.
+    pub(crate) fn into(self, h: &mut Histogram<u64>) {
+        for ns in self.0 {
+            h.record(ns).ok();
+        }
+    }
+}
+
 /// Runs the baseline and then taskmesh, in this process, and reports both. A PostgreSQL
 /// store gets a fresh database, dropped afterwards.
 pub async fn run(cfg: BenchConfig) -> Result<BenchReport, BenchError> {
@@ -105,16 +131,20 @@ async fn measure(
             starts: starts.clone(),
         });
     let system = opened.attach(0, builder).start().await?;
+    let per = cfg.tasks.div_ceil(cfg.concurrency);
+    let mut rooms: Vec<_> = (0..cfg.concurrency)
+        .map(|_| Samples::with_capacity(per))
+        .collect();
     let commits_before = opened.commits();
     let began = Instant::now();
-    let per = cfg.tasks.div_ceil(cfg.concurrency);
     let mut joins = Vec::with_capacity(cfg.concurrency);
     for s in 0..cfg.concurrency {
         let (system, starts) = (system.clone(), starts.clone());
         let range = (s * per).min(cfg.tasks)..((s + 1) * per).min(cfg.tasks);
         let submit_only = cfg.submit_only;
+        let out = rooms.pop().expect("one room per submitter");
         joins.push(tokio::spawn(async move {
-            submitter(system, range, epoch, starts, submit_only).await
+            submitter(system, range, epoch, starts, submit_only, out).await
         }));
     }
     let mut samples = Vec::with_capacity(joins.len());
@@ -124,10 +154,7 @@ async fn measure(
     let throughput = cfg.tasks as f64 / began.elapsed().as_secs_f64();
     let commits = opened.commits().zip(commits_before).map(|(a, b)| a - b);
     // Merged after the clock stops: merging is the bench's work, not the system's.
-    let mut all = Samples::new();
-    for s in samples {
-        all.add(s);
-    }
+    let all = Merged::of(samples);
     let get_latency_us = time_gets(&system).await;
     system.shutdown(Duration::from_secs(5)).await;
     Ok(BenchReport {
@@ -150,27 +177,46 @@ async fn measure(
 
 /// What one submitter measured.
 struct Samples {
+    done: Recorder,
+    start: Recorder,
+    ack: Recorder,
+    failed: usize,
+}
+
+impl Samples {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            done: Recorder::with_capacity(n),
+            start: Recorder::with_capacity(n),
+            ack: Recorder::with_capacity(n),
+            failed: 0,
+        }
+    }
+}
+
+/// Every submitter's samples, merged.
+struct Merged {
     done: Histogram<u64>,
     start: Histogram<u64>,
     ack: Histogram<u64>,
     failed: usize,
 }
 
-impl Samples {
-    fn new() -> Self {
-        Self {
+impl Merged {
+    fn of(samples: Vec<Samples>) -> Self {
+        let mut all = Self {
             done: histogram(),
             start: histogram(),
             ack: histogram(),
             failed: 0,
+        };
+        for s in samples {
+            s.done.into(&mut all.done);
+            s.start.into(&mut all.start);
+            s.ack.into(&mut all.ack);
+            all.failed += s.failed;
         }
-    }
-
-    fn add(&mut self, other: Samples) {
-        self.done.add(other.done).expect("same bounds");
-        self.start.add(other.start).expect("same bounds");
-        self.ack.add(other.ack).expect("same bounds");
-        self.failed += other.failed;
+        all
     }
 }
 
@@ -180,28 +226,28 @@ async fn submitter(
     epoch: Instant,
     starts: Arc<Vec<AtomicU64>>,
     submit_only: bool,
+    mut out: Samples,
 ) -> Samples {
-    let mut out = Samples::new();
     let ns = |epoch: Instant| epoch.elapsed().as_nanos() as u64;
     for i in range {
         let t0 = ns(epoch);
         let ok = match system.submit(NewTask::new("noop", i.into())).await {
             Ok(_) if submit_only => {
-                out.ack.record((ns(epoch) - t0).max(1)).ok();
+                out.ack.record(ns(epoch) - t0);
                 true
             }
             Ok(receipt) => {
-                out.ack.record((ns(epoch) - t0).max(1)).ok();
+                out.ack.record(ns(epoch) - t0);
                 matches!(system.wait(receipt.id).await, Ok(r) if r.state == TaskState::Succeeded)
             }
             Err(_) => false,
         };
         let t1 = ns(epoch);
         out.failed += usize::from(!ok);
-        out.done.record((t1 - t0).max(1)).ok();
+        out.done.record(t1 - t0);
         let s = starts[i].load(Ordering::Relaxed);
         if s > 0 {
-            out.start.record(s.saturating_sub(t0).max(1)).ok();
+            out.start.record(s.saturating_sub(t0));
         }
     }
     out
@@ -225,13 +271,17 @@ async fn time_gets(system: &TaskSystem) -> Latency {
 
 /// The raw-tokio floor: spawn + oneshot per unit, same submitters.
 pub(crate) async fn baseline(tasks: usize, concurrency: usize) -> (f64, Histogram<u64>) {
-    let began = Instant::now();
     let per = tasks.div_ceil(concurrency);
-    let joins: Vec<_> = (0..concurrency)
-        .map(|s| {
+    let rooms: Vec<_> = (0..concurrency)
+        .map(|_| Recorder::with_capacity(per))
+        .collect();
+    let began = Instant::now();
+    let joins: Vec<_> = rooms
+        .into_iter()
+        .enumerate()
+        .map(|(s, mut h)| {
             let n = per.min(tasks.saturating_sub(s * per));
             tokio::spawn(async move {
-                let mut h = histogram();
                 for _ in 0..n {
                     let t0 = Instant::now();
                     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -239,18 +289,22 @@ pub(crate) async fn baseline(tasks: usize, concurrency: usize) -> (f64, Histogra
                         let _ = tx.send(());
                     });
                     let _ = rx.await;
-                    h.record((t0.elapsed().as_nanos() as u64).max(1)).ok();
+                    h.record(t0.elapsed().as_nanos() as u64);
                 }
                 h
             })
         })
         .collect();
-    let mut all = histogram();
+    let mut samples = Vec::with_capacity(joins.len());
     for j in joins {
-        all.add(j.await.expect("baseline submitter panicked"))
-            .expect("same bounds");
+        samples.push(j.await.expect("baseline submitter panicked"));
     }
-    (tasks as f64 / began.elapsed().as_secs_f64(), all)
+    let per_s = tasks as f64 / began.elapsed().as_secs_f64();
+    let mut all = histogram();
+    for s in samples {
+        s.into(&mut all);
+    }
+    (per_s, all)
 }
 
 /// Enqueues `tasks` small tasks in a paused queue and reports the memory per task.

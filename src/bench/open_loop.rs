@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::Notify;
 
 use super::error::BenchError;
-use super::harness::{baseline, histogram, namespace};
+use super::harness::{baseline, histogram, namespace, Recorder};
 use super::open_report::OpenLoopReport;
 use super::report::{proc_status_bytes, Latency};
 use super::stores::{BenchStore, Opened};
@@ -161,11 +161,14 @@ async fn measure(
         reached: Notify::new(),
     });
     let systems = start(cfg, opened, &counter).await?;
+    let rooms = rooms(cfg);
     let commits_before = opened.commits();
     let began = epoch.elapsed().as_nanos() as u64;
-    let produced = produce(cfg, &systems, epoch).await;
-    let acked = cfg.tasks - produced.failed;
+    let producers = produce(cfg, &systems, epoch, rooms).await;
+    let failed: usize = producers.iter().map(|p| p.failed).sum();
+    let acked = cfg.tasks - failed;
     let waited = counter.wait(acked).await;
+    let produced = merge(producers);
     let end_ns = counter
         .last_ns
         .load(Ordering::Relaxed)
@@ -205,25 +208,61 @@ struct Produced {
     last_ack_ns: u64,
 }
 
-/// Runs the producers, producer `p` on node `p % nodes`, until all have submitted.
-async fn produce(cfg: &OpenLoopConfig, systems: &[TaskSystem], epoch: Instant) -> Produced {
+/// What one producer measured.
+struct Producer {
+    ack: Recorder,
+    failed: usize,
+    first_error: Option<String>,
+    last_ack_ns: u64,
+}
+
+/// Room for each producer's samples, made before the clock starts (see [`Recorder`]).
+fn rooms(cfg: &OpenLoopConfig) -> Vec<Producer> {
     let per = cfg.tasks.div_ceil(cfg.producers);
-    let joins: Vec<_> = (0..cfg.producers)
-        .map(|p| {
+    (0..cfg.producers)
+        .map(|_| Producer {
+            ack: Recorder::with_capacity(per),
+            failed: 0,
+            first_error: None,
+            last_ack_ns: 0,
+        })
+        .collect()
+}
+
+/// Runs the producers, producer `p` on node `p % nodes`, until all have submitted.
+async fn produce(
+    cfg: &OpenLoopConfig,
+    systems: &[TaskSystem],
+    epoch: Instant,
+    rooms: Vec<Producer>,
+) -> Vec<Producer> {
+    let per = cfg.tasks.div_ceil(cfg.producers);
+    let joins: Vec<_> = rooms
+        .into_iter()
+        .enumerate()
+        .map(|(p, out)| {
             let system = systems[p % systems.len()].clone();
             let range = (p * per).min(cfg.tasks)..((p + 1) * per).min(cfg.tasks);
-            tokio::spawn(producer(system, range, epoch))
+            tokio::spawn(producer(system, range, epoch, out))
         })
         .collect();
+    let mut done = Vec::with_capacity(joins.len());
+    for j in joins {
+        done.push(j.await.expect("a producer panicked"));
+    }
+    done
+}
+
+/// The producers' samples merged; after the clock stopped (merging is the bench's work).
+fn merge(done: Vec<Producer>) -> Produced {
     let mut all = Produced {
         ack: histogram(),
         failed: 0,
         first_error: None,
         last_ack_ns: 0,
     };
-    for j in joins {
-        let one = j.await.expect("a producer panicked");
-        all.ack.add(one.ack).expect("same bounds");
+    for one in done {
+        one.ack.into(&mut all.ack);
         all.failed += one.failed;
         all.first_error = all.first_error.or(one.first_error);
         all.last_ack_ns = all.last_ack_ns.max(one.last_ack_ns);
@@ -231,20 +270,19 @@ async fn produce(cfg: &OpenLoopConfig, systems: &[TaskSystem], epoch: Instant) -
     all
 }
 
-async fn producer(system: TaskSystem, range: std::ops::Range<usize>, epoch: Instant) -> Produced {
+async fn producer(
+    system: TaskSystem,
+    range: std::ops::Range<usize>,
+    epoch: Instant,
+    mut out: Producer,
+) -> Producer {
     let ns = || epoch.elapsed().as_nanos() as u64;
-    let mut out = Produced {
-        ack: histogram(),
-        failed: 0,
-        first_error: None,
-        last_ack_ns: 0,
-    };
     for i in range {
         let t0 = ns();
         match system.submit(NewTask::new("noop", i.into())).await {
             Ok(_) => {
                 let t1 = ns();
-                out.ack.record((t1 - t0).max(1)).ok();
+                out.ack.record(t1 - t0);
                 out.last_ack_ns = t1;
             }
             Err(e) => {

@@ -303,7 +303,7 @@ pub(crate) fn settle(
         shared.journal.write_later(writes, notify);
     }
     match d.requeue {
-        Requeue::No if state.is_terminal() => shared.table.ended(cell.task.id, now),
+        Requeue::No if state.is_terminal() => shared.table.ended(cell, now),
         Requeue::No => {}
         Requeue::Now => queue.requeue(cell.clone(), None),
         Requeue::At(at) => queue.requeue(cell.clone(), Some(at)),

@@ -19,7 +19,9 @@ pub(crate) struct TaskTable {
     /// chooses (ids are made here), so SipHash's resistance to flooding buys nothing.
     cells: DashMap<TaskId, Arc<TaskCell>, foldhash::fast::RandomState>,
     unique: DashMap<String, Holder>,
-    ended: Mutex<VecDeque<(Instant, TaskId)>>,
+    /// Ended tasks, oldest first; their cells are kept here so that letting one go is a
+    /// single lookup in `cells` (its cell is cold by then: a lookup costs a cache miss).
+    ended: Mutex<VecDeque<(Instant, Arc<TaskCell>)>>,
     keep_for: Duration,
     keep_max: usize,
 }
@@ -81,9 +83,9 @@ impl TaskTable {
     }
 
     /// Records that a task ended, and prunes what retention lets go.
-    pub fn ended(&self, id: TaskId, now: Instant) {
+    pub fn ended(&self, cell: &Arc<TaskCell>, now: Instant) {
         let mut ended = self.ended.lock();
-        ended.push_back((now, id));
+        ended.push_back((now, Arc::clone(cell)));
         while ended.len() > self.keep_max {
             if let Some((_, old)) = ended.pop_front() {
                 self.remove(&old);
@@ -95,12 +97,13 @@ impl TaskTable {
     pub fn sweep(&self, now: Instant) -> usize {
         let mut removed = 0;
         let mut ended = self.ended.lock();
-        while let Some((at, id)) = ended.front().copied() {
-            if now.duration_since(at) < self.keep_for {
+        while let Some((at, _)) = ended.front() {
+            if now.duration_since(*at) < self.keep_for {
                 break;
             }
-            ended.pop_front();
-            self.remove(&id);
+            if let Some((_, cell)) = ended.pop_front() {
+                self.remove(&cell);
+            }
             removed += 1;
         }
         removed
@@ -122,11 +125,11 @@ impl TaskTable {
     }
 
     /// Lets an ended task go; one an operator retried since it ended (it is not ended
-    /// any more) stays. (The cell's lock is never taken under the map's.)
-    fn remove(&self, id: &TaskId) {
-        let Some(cell) = self.get(id) else { return };
+    /// any more) stays, and so does a newer cell of the same task. (The cell's lock is
+    /// never taken under the map's.)
+    fn remove(&self, cell: &Arc<TaskCell>) {
         if cell.status.lock().state.is_terminal() {
-            self.forget(&cell);
+            self.forget(cell);
         }
     }
 }

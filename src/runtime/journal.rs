@@ -15,26 +15,39 @@ use crate::store::prelude::*;
 use crate::store::{EventKind, Fence, Owner, StoreError, TaskEvent, Write, WriteResult};
 use crate::task::{Task, TaskId};
 
-/// The store, if any, and whether its last write succeeded (readiness).
+/// The store, if any, and whether its last write succeeded (readiness). Cloned for every
+/// attempt's context: one reference count, not one per field.
 #[derive(Clone, Default)]
-pub(crate) struct Journal {
+pub(crate) struct Journal(Arc<JournalState>);
+
+impl std::ops::Deref for Journal {
+    type Target = JournalState;
+
+    fn deref(&self) -> &JournalState {
+        &self.0
+    }
+}
+
+/// What a [`Journal`] and its clones share.
+#[derive(Default)]
+pub(crate) struct JournalState {
     store: Option<Arc<dyn Store>>,
-    failing: Arc<AtomicBool>,
+    failing: AtomicBool,
     /// This process, on a store several processes share (set once it registered, and
     /// again if it had to register anew after it was declared dead).
-    owner: Arc<RwLock<Option<Owner>>>,
+    owner: RwLock<Option<Owner>>,
     /// On a shared store: false once this process has not renewed its heartbeat within
     /// its trust window; it then claims nothing until a heartbeat succeeds again.
-    trusted: Arc<AtomicBool>,
+    trusted: AtomicBool,
     /// Changes the store refused by their fence, since start.
-    fenced: Arc<AtomicU64>,
+    fenced: AtomicU64,
     /// Whether several processes share the store (asked once: every submit and write
     /// asks it).
     shared: bool,
     /// Tasks whose create failed on a shared store: the commit may have happened with its
     /// answer lost, leaving the task stored and held by this process; the coordinator
     /// looks them up.
-    doubtful: Arc<parking_lot::Mutex<Vec<TaskId>>>,
+    doubtful: parking_lot::Mutex<Vec<TaskId>>,
 }
 
 /// Run once a queued write is settled, with what became of it.
@@ -82,15 +95,15 @@ pub(crate) use crate::task::RUNTIME_ACTOR;
 
 impl Journal {
     pub fn new(store: Option<Arc<dyn Store>>) -> Self {
-        Self {
+        Self(Arc::new(JournalState {
             shared: store.as_ref().is_some_and(|s| s.shared()),
             store,
-            failing: Arc::default(),
-            owner: Arc::default(),
-            trusted: Arc::new(AtomicBool::new(true)),
-            fenced: Arc::default(),
-            doubtful: Arc::default(),
-        }
+            failing: AtomicBool::default(),
+            owner: RwLock::default(),
+            trusted: AtomicBool::new(true),
+            fenced: AtomicU64::default(),
+            doubtful: parking_lot::Mutex::default(),
+        }))
     }
 
     /// Notes tasks whose create failed: on a shared store they may be stored anyway.

@@ -1,6 +1,6 @@
 //! The dispatch state of one queue, shared by submitters, workers, the timer and the pool.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 

@@ -428,6 +428,6 @@ fn account(
         }
     }
     if now.is_terminal() {
-        shared.table.ended(&cell, Instant::now());
+        shared.table.ended(cell, Instant::now());
     }
 }

@@ -1,6 +1,6 @@
 //! What every actor of one system shares: the task table, handlers and queues.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,8 @@ pub(crate) struct HandlerEntry {
 pub(crate) struct Shared {
     pub namespace: Namespace,
     pub table: TaskTable,
+    /// Looked up on every submit and attempt: hashed with foldhash (a fixed map, built
+    /// from the configuration: nothing a client sends is inserted).
     pub handlers: HashMap<String, HandlerEntry>,
     pub queues: HashMap<String, Arc<QueueShared>>,
     pub limits: Limits,

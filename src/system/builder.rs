@@ -1,6 +1,6 @@
 //! Configuring and starting a task system.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -345,7 +345,7 @@ fn build_queues(
     configs: &[QueueConfig],
     kinds: &[&str],
 ) -> Result<HashMap<String, Arc<QueueShared>>, ValidationError> {
-    let mut queues = HashMap::new();
+    let mut queues = HashMap::default();
     for q in configs {
         q.validate()?;
         let shared = Arc::new(QueueShared::new(q.clone(), kinds));
@@ -390,7 +390,7 @@ fn build_handlers(
     handlers: Vec<(&'static str, Arc<dyn ErasedHandler>, HandlerOptions)>,
     queues: &HashMap<String, Arc<QueueShared>>,
 ) -> Result<HashMap<String, HandlerEntry>, ValidationError> {
-    let mut out = HashMap::new();
+    let mut out = HashMap::default();
     for (kind, handler, options) in handlers {
         let defaults = handler.defaults();
         check_handler(kind, &defaults, queues)?;
